@@ -1,0 +1,311 @@
+"""Settings: economics, constraints, season defaults and run options.
+
+Settings are built once at the edge (the CLI or the app factory) with :func:`load_settings`
+and passed into the core. Values come from, in increasing priority: the defaults below, a TOML
+file (``--config FILE.toml``), and ``STOCKTAILOR_*`` environment variables where a double
+underscore separates the section from the field, e.g.
+``STOCKTAILOR_ECONOMICS__SALVAGE_FRACTION=0.3`` or
+``STOCKTAILOR_CONSTRAINTS__PRESENTATION_MINIMUM=2``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "STOCKTAILOR_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EconomicsConfig(_Section):
+    """Money and lane costs.
+
+    All money is in currency units.
+    """
+
+    salvage_fraction: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Salvage value of an unsold unit at season end, as a share of full price "
+        "(used when products.salvage_value is missing).",
+    )
+    lane_cost_per_unit_base: float = Field(
+        0.4, ge=0.0, description="Per-unit transfer cost of a derived lane, currency per unit."
+    )
+    lane_cost_per_unit_per_km: float = Field(
+        0.0015, ge=0.0, description="Extra per-unit cost per km of great-circle distance."
+    )
+    lane_cost_per_shipment_base: float = Field(
+        25.0, ge=0.0, description="Fixed cost of one shipment on a derived lane, currency."
+    )
+    lane_cost_per_shipment_per_km: float = Field(
+        0.05, ge=0.0, description="Extra fixed shipment cost per km, currency per km."
+    )
+    lane_lead_time_base_days: int = Field(
+        2, ge=0, description="Lead time of a derived lane at zero distance, days."
+    )
+    lane_km_per_day: float = Field(
+        800.0, gt=0.0, description="Distance a derived lane covers per extra day of lead time."
+    )
+    holding_cost_per_unit_week: float = Field(
+        0.0, ge=0.0, description="Cost of holding one unit for a week, currency (0 = ignored)."
+    )
+
+
+class ConstraintsConfig(_Section):
+    """Operational rules every plan obeys."""
+
+    presentation_minimum: int = Field(
+        1, ge=0, description="Units of a SKU a store keeps on hand (never shipped out), units."
+    )
+    keep_core_size_run: bool = Field(
+        False, description="Never break a store's run of core sizes of a style when shipping out."
+    )
+    min_transfer_units: int = Field(2, ge=1, description="Smallest transfer line, units.")
+    pack_size: int = Field(1, ge=1, description="Transfer lines are multiples of this, units.")
+    max_outbound_lanes_per_store: int = Field(
+        3, ge=0, description="Distinct destinations a store ships to in one run."
+    )
+    max_inbound_lanes_per_store: int = Field(
+        3, ge=0, description="Distinct sources a store receives from in one run."
+    )
+    min_days_before_retransfer: int = Field(
+        14, ge=0, description="Units received in the last N days do not move again, days."
+    )
+    transfer_budget: float | None = Field(
+        None, ge=0.0, description="Optional cap on total transfer cost per run, currency."
+    )
+    respect_capacity: bool = Field(True, description="Never fill a store past capacity_units.")
+
+
+class SeasonConfig(_Section):
+    """Season defaults for products without their own dates."""
+
+    start: dt.date | None = Field(None, description="First selling day; default: first sales date.")
+    end: dt.date | None = Field(
+        None, description="Last full-price day when products.season_end is missing."
+    )
+    markdown_calendar: tuple[tuple[int, float], ...] = Field(
+        ((4, 0.7), (2, 0.5)),
+        description="(weeks before season end, price factor) steps applied by the simulator.",
+    )
+    horizon_days: int = Field(
+        7,
+        ge=0,
+        description="Sales may be dated at most this many days after the latest snapshot.",
+    )
+
+
+class DemandConfig(_Section):
+    """Demand model settings."""
+
+    model: Literal["lightgbm", "baseline"] = "lightgbm"
+    censor_threshold_units: int = Field(
+        0, ge=0, description="A day whose opening stock is at most this is censored, units."
+    )
+    quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
+    history_days: int = Field(364, ge=14, description="Days of history the model trains on, days.")
+    num_boost_round: int = Field(200, ge=1)
+    learning_rate: float = Field(0.05, gt=0.0)
+    random_state: int = 0
+
+
+class ClusteringConfig(_Section):
+    """Store clustering settings."""
+
+    n_clusters: int | None = Field(None, ge=2, description="Force k; default chooses k.")
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(12, ge=2)
+    window_days: int = Field(84, ge=7, description="Rolling window of sales used, days.")
+    feature_weights: dict[str, float] = Field(
+        default_factory=dict, description="Weight per feature group (default 1.0 each)."
+    )
+    random_state: int = 0
+
+
+class SolverConfig(_Section):
+    """Optimiser settings."""
+
+    fixed_cost_method: Literal["auto", "heuristic", "mip"] = "auto"
+    mip_time_limit_s: float = Field(30.0, gt=0.0)
+    candidate_partners: int | None = Field(
+        None, ge=1, description="Keep the N nearest partners per store (default: all that can pay)."
+    )
+    holdback_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of warehouse stock held back at season start."
+    )
+    broken_size_run_penalty: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Demand lost on other sizes when a core size is missing (0 = not modelled).",
+    )
+
+
+class SimulationConfig(_Section):
+    """Season simulator settings."""
+
+    decision_every_days: int = Field(7, ge=1)
+    broken_size_run_effect: float = Field(0.0, ge=0.0, le=1.0)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    refit_every_weeks: int = Field(
+        4, ge=1, description="The stocktailor policy refits clusters and demand this often, weeks."
+    )
+    weather_forecast_days: int = Field(
+        14, ge=0, description="Days of weather forecast a policy sees after its as-of date, days."
+    )
+    weather_forecast_error_c: float = Field(
+        0.6,
+        ge=0.0,
+        description="Forecast temperature error, standard deviation per sqrt(day of lead), deg C.",
+    )
+    events_known_days: int = Field(
+        28, ge=0, description="Events starting this many days after as-of are already known, days."
+    )
+    rule_window_days: int = Field(
+        21, ge=1, description="The rule policy's sales window for velocity, days."
+    )
+    rule_target_weeks: float = Field(
+        3.0, gt=0.0, description="The rule policy's target weeks of cover, weeks."
+    )
+    rule_donor_multiple: float = Field(
+        1.5,
+        ge=1.0,
+        description="The rule policy gives from stores above this multiple of the target cover.",
+    )
+
+
+class EngineConfig(_Section):
+    """Where partitioned work runs."""
+
+    engine: Literal["local", "dask"] = "local"
+    scheduler_address: str | None = Field(
+        None,
+        description="Dask scheduler, e.g. tcp://host:8786 (None with engine=dask: LocalCluster).",
+    )
+    n_workers: int = Field(2, ge=1, description="Workers of a LocalCluster.")
+    threads_per_worker: int = Field(1, ge=1)
+    partitions: int = Field(16, ge=1, description="Partitions of partitioned work.")
+
+
+class ServeConfig(_Section):
+    """Web app settings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite in the workspace."
+    )
+
+
+class Settings(_Section):
+    """All settings of one run."""
+
+    economics: EconomicsConfig = EconomicsConfig()
+    constraints: ConstraintsConfig = ConstraintsConfig()
+    season: SeasonConfig = SeasonConfig()
+    demand: DemandConfig = DemandConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    solver: SolverConfig = SolverConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    engine: EngineConfig = EngineConfig()
+    serve: ServeConfig = ServeConfig()
+
+
+class ConfigError(ValueError):
+    """A settings file or environment variable is invalid."""
+
+
+def _set_path(target: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = target
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            msg = f"config: {'.'.join(keys)} conflicts with a scalar value at {key}"
+            raise ConfigError(msg)
+        node = child
+    node[keys[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        value: Any = raw
+        # TOML syntax lets an env var carry lists and numbers; a bare word stays a string.
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        _set_path(out, keys, value)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from defaults, a TOML file and ``STOCKTAILOR_*`` variables.
+
+    Parameters
+    ----------
+    path
+        TOML file with sections named like the fields of :class:`Settings`.
+    environ
+        Environment to read overrides from (default ``os.environ``).
+    overrides
+        Nested mapping applied last (used by the CLI for command options).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file or variable and the field that is invalid.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            msg = f"{p}: config file not found"
+            raise ConfigError(msg) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            msg = f"{p}: not valid TOML: {exc}"
+            raise ConfigError(msg) from None
+    env = _env_overrides(os.environ if environ is None else environ)
+    if env:
+        source += " + STOCKTAILOR_* environment"
+    data = _merge(_merge(data, env), overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        msg = f"{source}: setting {where}: {first['msg']}"
+        raise ConfigError(msg) from None

@@ -1,0 +1,161 @@
+"""Partitioned execution: the same ``map`` in-process or on Dask distributed.
+
+The core asks an :class:`Engine` to apply a pure function to a list of partitions (a style
+group to forecast, a SKU-size group to optimise, a simulation partition) and gets the results
+back in input order. Which engine runs it is chosen once, at the edge, by :func:`make_engine`.
+Partition functions must be picklable top-level functions and deterministic, so a retried task
+(for example after a worker restart) gives the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from stocktailor.config import EngineConfig
+
+__all__ = ["DaskEngine", "Engine", "LocalEngine", "make_engine"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Progress = Callable[[int], None]
+"""Called with the number of partitions just finished (usually 1)."""
+
+
+class Engine(Protocol):
+    """Runs a function over partitions and returns results in input order."""
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> list[R]:
+        """Return ``[fn(item, **shared) for item in items]``."""
+        ...
+
+    def close(self) -> None:
+        """Release workers (no-op in-process)."""
+        ...
+
+
+class LocalEngine:
+    """In-process execution, one partition after another (the default)."""
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> list[R]:
+        out: list[R] = []
+        for item in items:
+            out.append(fn(item, **shared))
+            if progress is not None:
+                progress(1)
+        return out
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskEngine:
+    """Dask distributed execution, on an existing scheduler or a ``LocalCluster``.
+
+    Parameters
+    ----------
+    address
+        Scheduler address (``tcp://host:8786``); None starts a ``LocalCluster``.
+    n_workers, threads_per_worker
+        Size of the ``LocalCluster`` (ignored with an address).
+    retries
+        Times a failed task (for example a lost worker) is retried.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        n_workers: int = 2,
+        threads_per_worker: int = 1,
+        retries: int = 3,
+        client: Any | None = None,
+    ) -> None:
+        from distributed import Client, LocalCluster
+
+        self.retries = retries
+        self._cluster: Any | None = None
+        if client is not None:
+            self.client = client
+            self._owns_client = False
+            return
+        if address is None:
+            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                dashboard_address=None,
+            )
+            self.client = Client(self._cluster)  # type: ignore[no-untyped-call]
+        else:
+            self.client = Client(address)  # type: ignore[no-untyped-call]
+        self._owns_client = True
+
+    def map(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> list[R]:
+        from distributed import as_completed
+
+        if not items:
+            return []
+        scattered = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = self.client.map(fn, list(items), retries=self.retries, pure=False, **scattered)
+        if progress is not None:
+            for _ in as_completed(futures):  # type: ignore[no-untyped-call]
+                progress(1)
+        results: list[R] = self.client.gather(futures)
+        return results
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> DaskEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_engine(config: EngineConfig | None = None) -> LocalEngine | DaskEngine:
+    """The engine the settings ask for (in-process unless ``engine = "dask"``)."""
+    cfg = config or EngineConfig()
+    if cfg.engine == "dask":
+        logger.info("starting Dask engine at %s", cfg.scheduler_address or "a LocalCluster")
+        return DaskEngine(
+            cfg.scheduler_address,
+            n_workers=cfg.n_workers,
+            threads_per_worker=cfg.threads_per_worker,
+        )
+    return LocalEngine()

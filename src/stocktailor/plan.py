@@ -1,0 +1,184 @@
+"""A plan run: what should move where, now, for a network as of a date.
+
+:func:`run_plan` chains the core steps (clustering, demand, size curves, allocation,
+rebalancing) over validated :class:`~stocktailor.contract.Tables`; :class:`PlanResult` carries
+every output frame so the edges (CLI files, the workflow database, the dashboard) can use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from stocktailor.config import Settings
+from stocktailor.contract import Tables
+from stocktailor.engine import Engine, LocalEngine
+
+__all__ = ["PlanResult", "cluster_step", "forecast_step", "run_plan", "size_curve_step"]
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Outputs of one plan run.
+
+    Attributes
+    ----------
+    as_of
+        The date the plan is made for (positions at or before it, forecasts after it).
+    clusters
+        ``store_id, cluster_id, cluster_name`` plus distinguishing features (clusters.csv).
+    forecast
+        ``store_id, sku, week_start, mean, p10, p50, p90`` (+ ``var``), units per week.
+    allocation
+        ``sku, from_id, to_id, units, expected_gain, reason`` (allocation.csv).
+    transfers
+        The transfers.csv columns of the contract (+ ``gain_p10, gain_p90`` band).
+    kpis
+        Headline figures (name -> number), e.g. units moved, lanes, expected net benefit.
+    settings
+        The settings used, as a JSON-able dict.
+    data_fingerprint
+        Hash of the workspace tables the plan read.
+    """
+
+    as_of: dt.date
+    clusters: pl.DataFrame
+    forecast: pl.DataFrame
+    allocation: pl.DataFrame
+    transfers: pl.DataFrame
+    kpis: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""
+
+
+ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+"""Makes a progress callback for a step: ``with factory("forecast", total) as advance: ...``."""
+
+
+@contextlib.contextmanager
+def _no_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    del description, total
+    yield lambda n: None
+
+
+def cluster_step(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame:
+    """Store clusters (``store_id, cluster_id, cluster_name`` + features) as of a date."""
+    from stocktailor.clustering import StoreClusterer
+
+    c = settings.clustering
+    model = StoreClusterer(
+        n_clusters=c.n_clusters,
+        k_min=c.k_min,
+        k_max=c.k_max,
+        window_days=c.window_days,
+        feature_weights=dict(c.feature_weights) or None,
+        random_state=c.random_state,
+    ).fit(tables, as_of)
+    labels: pl.DataFrame = model.labels_
+    return labels
+
+
+def forecast_step(
+    tables: Tables,
+    as_of: dt.date,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame | None = None,
+    engine: Engine | None = None,
+    progress_factory: ProgressFactory | None = None,
+) -> pl.DataFrame:
+    """Weekly demand forecast per store x SKU (units per week) to season end."""
+    from stocktailor.demand import forecast
+
+    factory = progress_factory or _no_progress
+    with factory("forecasting demand", None) as advance:
+        frame: pl.DataFrame = forecast(
+            tables, as_of, settings, clusters=clusters, engine=engine, progress=advance
+        )
+    return frame
+
+
+def size_curve_step(
+    tables: Tables, as_of: dt.date, settings: Settings, *, clusters: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Size curves per store, cluster and network (shares per size group)."""
+    from stocktailor.sizecurves import SizeCurveEstimator
+
+    est = SizeCurveEstimator(random_state=settings.demand.random_state).fit(
+        tables, as_of, clusters=clusters
+    )
+    curves: pl.DataFrame = est.curves_
+    return curves
+
+
+def run_plan(
+    tables: Tables,
+    as_of: dt.date,
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    progress_factory: ProgressFactory | None = None,
+    data_fingerprint: str = "",
+) -> PlanResult:
+    """One plan run: clusters, forecast, size curves, allocation and transfers.
+
+    Parameters
+    ----------
+    tables
+        Validated tables of the network.
+    as_of
+        Plan date: positions at or before it, demand after it.
+    settings
+        All settings (built once at the edge).
+    engine
+        Where partitioned work runs (default in-process).
+    progress_factory
+        Makes progress callbacks for the slow steps (the CLI passes Rich bars).
+    data_fingerprint
+        Hash of the input tables, recorded with the run.
+    """
+    from stocktailor.allocation import allocate
+    from stocktailor.transfers import plan_transfers, summarise_transfers
+
+    engine = engine or LocalEngine()
+    clusters = cluster_step(tables, as_of, settings)
+    fc = forecast_step(
+        tables,
+        as_of,
+        settings,
+        clusters=clusters,
+        engine=engine,
+        progress_factory=progress_factory,
+    )
+    curves = size_curve_step(tables, as_of, settings, clusters=clusters)
+    allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
+    transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
+    summary = summarise_transfers(transfers, tables.stores, tables.products, clusters=clusters)
+    del summary
+    kpis = {
+        "transfer_lines": float(transfers.height),
+        "transfer_units": float(transfers["units"].sum() or 0),
+        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
+        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
+        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
+        "allocation_units": float(allocation["units"].sum() or 0),
+        "forecast_units_to_season_end": float(fc["mean"].sum() or 0.0),
+        "stores": float(tables.store_ids.len()),
+        "clusters": float(clusters["cluster_id"].n_unique()),
+    }
+    return PlanResult(
+        as_of=as_of,
+        clusters=clusters,
+        forecast=fc,
+        allocation=allocation,
+        transfers=transfers,
+        kpis=kpis,
+        settings=settings.model_dump(mode="json"),
+        data_fingerprint=data_fingerprint,
+    )

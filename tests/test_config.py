@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stocktailor.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_are_documented_values() -> None:
+    s = load_settings(environ={})
+    assert s == Settings()
+    assert s.economics.salvage_fraction == pytest.approx(0.3)
+    assert s.constraints.presentation_minimum == 1
+    assert s.engine.engine == "local"
+
+
+def test_toml_file_then_environment_override(tmp_path: Path) -> None:
+    cfg = tmp_path / "st.toml"
+    cfg.write_text(
+        "[economics]\nsalvage_fraction = 0.25\n[constraints]\npack_size = 3\n", encoding="utf-8"
+    )
+    s = load_settings(cfg, environ={})
+    assert s.economics.salvage_fraction == pytest.approx(0.25)
+    assert s.constraints.pack_size == 3
+    env = {
+        "STOCKTAILOR_CONSTRAINTS__PACK_SIZE": "6",
+        "STOCKTAILOR_ENGINE__ENGINE": "dask",
+        "OTHER": "x",
+    }
+    s2 = load_settings(cfg, environ=env)
+    assert s2.constraints.pack_size == 6
+    assert s2.engine.engine == "dask"
+    # the file's other values survive the override
+    assert s2.economics.salvage_fraction == pytest.approx(0.25)
+
+
+def test_overrides_win_over_environment() -> None:
+    s = load_settings(
+        environ={"STOCKTAILOR_CLUSTERING__N_CLUSTERS": "4"},
+        overrides={"clustering": {"n_clusters": 5}},
+    )
+    assert s.clustering.n_clusters == 5
+
+
+def test_invalid_value_names_source_and_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[economics]\nsalvage_fraction = 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.toml: setting economics\.salvage_fraction"):
+        load_settings(cfg, environ={})
+
+
+def test_unknown_field_is_refused() -> None:
+    with pytest.raises(ConfigError, match="constraints.pack_sise"):
+        load_settings(environ={"STOCKTAILOR_CONSTRAINTS__PACK_SISE": "2"})
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[economics\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, environ={})
