@@ -51,7 +51,7 @@ def test_invalid_value_names_source_and_field(tmp_path: Path) -> None:
 
 
 def test_unknown_field_is_refused() -> None:
-    with pytest.raises(ConfigError, match="constraints.pack_sise"):
+    with pytest.raises(ConfigError, match=r"constraints\.pack_sise"):
         load_settings(environ={"STOCKTAILOR_CONSTRAINTS__PACK_SISE": "2"})
 
 
@@ -62,3 +62,13 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("[economics\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, environ={})
+
+
+def test_configuration_doc_is_current() -> None:
+    from stocktailor.config import settings_markdown
+
+    doc = Path(__file__).parents[1] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == settings_markdown(), (
+        "docs/configuration.md is stale: regenerate with "
+        "python -c 'from stocktailor.config import settings_markdown as m; print(m(), end=\"\")'"
+    )
