@@ -31,3 +31,34 @@ def test_dask_local_cluster_gives_the_same_results() -> None:
         assert engine.map(_square_plus, []) == []
     assert remote == local
     assert sum(done) == len(items)
+
+
+def _slow_square(x: int) -> int:
+    import time
+
+    time.sleep(0.2)
+    return x * x
+
+
+@pytest.mark.slow
+def test_restarting_a_worker_mid_run_does_not_change_the_result() -> None:
+    import threading
+
+    items = list(range(24))
+    expected = [x * x for x in items]
+    with DaskEngine(n_workers=2, threads_per_worker=1) as engine:
+        client = engine.client
+        workers = sorted(client.scheduler_info()["workers"])
+        finished: list[int] = []
+        restarted = threading.Event()
+
+        def on_progress(n: int) -> None:
+            finished.append(n)
+            if len(finished) == 4 and not restarted.is_set():
+                restarted.set()
+                # Kill one worker while tasks are queued and running on it.
+                client.restart_workers([workers[0]], timeout=60)
+
+        out = engine.map(_slow_square, items, progress=on_progress)
+        assert restarted.is_set()
+    assert out == expected
