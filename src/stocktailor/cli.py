@@ -395,12 +395,12 @@ def rebalance(
 ) -> None:
     """Recommend store-to-store transfers, each with its own P&L."""
     with _errors():
-        ws, tables, _, result = _plan(workspace, as_of, config)
+        ws, tables, settings, result = _plan(workspace, as_of, config)
         write_frame(result.transfers, out)
         _print_transfer_summary(result, tables)
         console.print(f"wrote {out}")
         if publish:
-            run_id = _publish(result, tables, database_url or ws.database_url)
+            run_id = _publish(result, tables, settings, database_url or ws.database_url)
             console.print(f"published run {run_id} to {database_url or ws.database_url}")
 
 
@@ -413,13 +413,22 @@ def _print_transfer_summary(result: Any, tables: Tables) -> None:
     _print_frame(summary, f"Transfers as of {result.as_of}")
 
 
-def _publish(result: Any, tables: Tables, database_url: str) -> int:
+def _publish(result: Any, tables: Tables, settings: Settings, database_url: str) -> int:
     from stocktailor import workflow
 
     workflow.upgrade(database_url)
     engine = workflow.connect(database_url)
     try:
-        run_id: int = workflow.publish_run(engine, result, tables.stores, tables.products)
+        positions = workflow.stock_context(tables, result.as_of, settings)
+        run_id: int = workflow.publish_run(
+            engine,
+            result,
+            tables.stores,
+            tables.products,
+            positions=positions,
+            config=settings.serve,
+            user="cli",
+        )
     finally:
         engine.dispose()
     return run_id

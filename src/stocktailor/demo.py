@@ -101,7 +101,16 @@ def run_demo(
     workflow.upgrade(url)
     db = workflow.connect(url)
     try:
-        run_id = workflow.publish_run(db, plan, tables.stores, tables.products)
+        positions = workflow.stock_context(tables, as_of, settings)
+        run_id = workflow.publish_run(
+            db,
+            plan,
+            tables.stores,
+            tables.products,
+            positions=positions,
+            config=settings.serve,
+            user="demo",
+        )
         token = workflow.ensure_demo_user(db)
     finally:
         db.dispose()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the workflow database (run with :func:`stocktailor.workflow.upgrade`)."""

@@ -1,0 +1,100 @@
+"""Planner workflow: the store of record for plan runs, reviews, decisions and the audit log.
+
+Typical use::
+
+    from stocktailor import workflow
+
+    workflow.upgrade(url)                     # Alembic migrations to head
+    engine = workflow.connect(url)
+    run_id = workflow.publish_run(engine, plan, tables.stores, tables.products)
+    token = workflow.create_user(engine, "ana", "planner")
+    workflow.decide(engine, rec_id, action="approve", version=0, user="ana")
+    csv_bytes = workflow.export_approved(engine, run_id, "csv")
+"""
+
+from __future__ import annotations
+
+from stocktailor.workflow.context import stock_context
+from stocktailor.workflow.db import connect, is_sqlite, upgrade, write_engine
+from stocktailor.workflow.models import (
+    DECISION_ACTIONS,
+    EXCEPTION_KINDS,
+    RECOMMENDATION_KINDS,
+    RECOMMENDATION_STATUSES,
+    ROLES,
+)
+from stocktailor.workflow.service import (
+    EXPORT_COLUMNS,
+    MAX_REASON_LENGTH,
+    SORT_KEYS,
+    BulkResult,
+    Conflict,
+    DecisionResult,
+    NotFound,
+    Page,
+    RecFilter,
+    UserInfo,
+    audit_entries,
+    authenticate,
+    bulk_decide,
+    cluster_summary,
+    create_user,
+    decide,
+    ensure_demo_user,
+    export_approved,
+    filter_options,
+    get_recommendation,
+    get_run,
+    hash_token,
+    issue_token,
+    latest_run_id,
+    list_exceptions,
+    list_recommendations,
+    list_runs,
+    publish_run,
+    record_attempt,
+    run_stores,
+)
+
+__all__ = [
+    "DECISION_ACTIONS",
+    "EXCEPTION_KINDS",
+    "EXPORT_COLUMNS",
+    "MAX_REASON_LENGTH",
+    "RECOMMENDATION_KINDS",
+    "RECOMMENDATION_STATUSES",
+    "ROLES",
+    "SORT_KEYS",
+    "BulkResult",
+    "Conflict",
+    "DecisionResult",
+    "NotFound",
+    "Page",
+    "RecFilter",
+    "UserInfo",
+    "audit_entries",
+    "authenticate",
+    "bulk_decide",
+    "cluster_summary",
+    "connect",
+    "create_user",
+    "decide",
+    "ensure_demo_user",
+    "export_approved",
+    "filter_options",
+    "get_recommendation",
+    "get_run",
+    "hash_token",
+    "is_sqlite",
+    "issue_token",
+    "latest_run_id",
+    "list_exceptions",
+    "list_recommendations",
+    "list_runs",
+    "publish_run",
+    "record_attempt",
+    "run_stores",
+    "stock_context",
+    "upgrade",
+    "write_engine",
+]

@@ -1,0 +1,249 @@
+"""SQLAlchemy 2 models of the planner workflow's store of record.
+
+The schema is created and evolved only by the Alembic migrations in
+:mod:`stocktailor.migrations`; these models describe it for queries. Times are naive UTC
+``datetime`` values, money is double precision (currency units), quantities are integers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "DECISION_ACTIONS",
+    "EXCEPTION_KINDS",
+    "RECOMMENDATION_KINDS",
+    "RECOMMENDATION_STATUSES",
+    "ROLES",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Decision",
+    "PlanRun",
+    "Recommendation",
+    "RecommendationException",
+    "RunForecast",
+    "RunStore",
+    "User",
+]
+
+ROLES = ("viewer", "planner", "admin")
+RECOMMENDATION_KINDS = ("transfer", "allocation")
+RECOMMENDATION_STATUSES = ("pending", "approved", "rejected", "edited")
+DECISION_ACTIONS = ("approve", "reject", "edit")
+EXCEPTION_KINDS = ("low_confidence", "large_move", "soft_rule", "first_transfer_of_style")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a stable constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PlanRun(Base):
+    """One published plan run."""
+
+    __tablename__ = "plan_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="published")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_fingerprint: Mapped[str] = mapped_column(String(128))
+    kpis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_recommendations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RunStore(Base):
+    """A location as it was when the run was published (for maps and filters)."""
+
+    __tablename__ = "run_stores"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("plan_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float | None] = mapped_column(Double)
+    longitude: Mapped[float | None] = mapped_column(Double)
+    cluster_id: Mapped[str | None] = mapped_column(String(64))
+    cluster_name: Mapped[str | None] = mapped_column(String(200))
+    on_hand: Mapped[int | None] = mapped_column(Integer)
+    sold_units: Mapped[int | None] = mapped_column(Integer)
+    weekly_demand: Mapped[float | None] = mapped_column(Double)
+
+
+class RunForecast(Base):
+    """Weekly forecast band of a (store, SKU) pair that appears in a recommendation."""
+
+    __tablename__ = "run_forecasts"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("plan_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    week_start: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    mean: Mapped[float] = mapped_column(Double)
+    p10: Mapped[float] = mapped_column(Double)
+    p50: Mapped[float] = mapped_column(Double)
+    p90: Mapped[float] = mapped_column(Double)
+
+
+class Recommendation(Base):
+    """A transfer or allocation line with its P&L, its reason and its review state.
+
+    ``units`` is the quantity that will ship (the plan's ``original_units`` unless a planner
+    edited it); ``version`` increases by one with every applied decision (optimistic
+    concurrency: a decision names the version it saw).
+    """
+
+    __tablename__ = "recommendations"
+    __table_args__ = (
+        Index("ix_rec_run_status_benefit", "run_id", "status", "net_benefit"),
+        Index("ix_rec_run_benefit", "run_id", "net_benefit"),
+        Index("ix_rec_run_from", "run_id", "from_id", "status"),
+        Index("ix_rec_run_to", "run_id", "to_id", "status"),
+        Index("ix_rec_run_from_cluster", "run_id", "from_cluster", "status"),
+        Index("ix_rec_run_to_cluster", "run_id", "to_cluster", "status"),
+        Index("ix_rec_run_category", "run_id", "category", "status"),
+        Index("ix_rec_run_style", "run_id", "style", "status"),
+        Index("ix_rec_to_style", "to_id", "style"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("plan_runs.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    style: Mapped[str | None] = mapped_column(String(64))
+    color: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(64))
+    from_id: Mapped[str] = mapped_column(String(64))
+    to_id: Mapped[str] = mapped_column(String(64))
+    from_cluster: Mapped[str | None] = mapped_column(String(64))
+    to_cluster: Mapped[str | None] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(Integer)
+    original_units: Mapped[int] = mapped_column(Integer)
+    ship_date: Mapped[dt.date | None] = mapped_column(Date)
+    arrival_date: Mapped[dt.date | None] = mapped_column(Date)
+    transfer_cost: Mapped[float] = mapped_column(Double)
+    expected_gain: Mapped[float] = mapped_column(Double)
+    expected_source_loss: Mapped[float] = mapped_column(Double)
+    net_benefit: Mapped[float] = mapped_column(Double)
+    gain_p10: Mapped[float | None] = mapped_column(Double)
+    gain_p90: Mapped[float | None] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
+    from_on_hand: Mapped[int | None] = mapped_column(Integer)
+    to_on_hand: Mapped[int | None] = mapped_column(Integer)
+    from_weekly_demand: Mapped[float | None] = mapped_column(Double)
+    to_weekly_demand: Mapped[float | None] = mapped_column(Double)
+    n_exceptions: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Decision(Base):
+    """One applied decision on a recommendation (approve, reject with reason, edit units)."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recommendation_id: Mapped[int] = mapped_column(
+        ForeignKey("recommendations.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    units: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    user: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    from_version: Mapped[int] = mapped_column(Integer)
+    bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RecommendationException(Base):
+    """A recommendation line flagged for a planner's attention."""
+
+    __tablename__ = "exceptions"
+    __table_args__ = (Index("ix_exc_run_kind", "run_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("plan_runs.id", ondelete="CASCADE"))
+    recommendation_id: Mapped[int] = mapped_column(
+        ForeignKey("recommendations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class User(Base):
+    """A person or system using the workflow."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 hex digest is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEntry(Base):
+    """Append-only record of every attempted action (database triggers refuse changes)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    user: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,310 @@
+"""Dashboard in headless Chromium (Playwright driving Debian's /usr/bin/chromium).
+
+The app runs under uvicorn in a thread on 127.0.0.1 with a free port; every request the page
+makes to anything but that server is blocked and recorded (the dashboard must work offline).
+Each action is checked in the database afterwards. Screenshots of the overview and the queue
+are written to tests/artifacts/ (override with STOCKTAILOR_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine, select
+
+from _workflow_fixtures import fresh_database, make_run
+from stocktailor import workflow
+from stocktailor.config import Settings
+from stocktailor.workflow.models import Decision
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is absent: run scripts/ci-browser.sh (apt-get install chromium)",
+    ),
+]
+
+
+def _artifacts() -> Path:
+    path = Path(os.environ.get("STOCKTAILOR_ARTIFACTS", Path(__file__).parent / "artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Site:
+    base: str
+    engine: Engine
+    run_id: int
+    planner: str
+    viewer: str
+    blocked: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    import uvicorn
+
+    from stocktailor.api import create_app
+
+    url = fresh_database("sqlite", tmp_path_factory.mktemp("web"))
+    app = create_app(Settings(), url)
+    engine: Engine = app.state.engine
+    fr = make_run(80)
+    run_id = workflow.publish_run(engine, fr.plan, fr.stores, fr.products, positions=fr.positions)
+    planner = workflow.create_user(engine, "paula", "planner")
+    viewer = workflow.create_user(engine, "victor", "viewer")
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield Site(f"http://127.0.0.1:{port}", engine, run_id, planner, viewer)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _page(browser: Any, site: Site) -> Any:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(site.base):
+            route.continue_()
+        else:
+            site.blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    page.set_default_timeout(15_000)
+    return page
+
+
+def _sign_in(page: Any, site: Site, token: str) -> None:
+    page.goto(site.base + "/")
+    page.get_by_test_id("token").fill(token)
+    page.get_by_test_id("sign-in").click()
+    page.wait_for_url("**/overview")
+
+
+def test_sign_in_overview_and_screenshot(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    page.goto(site.base + "/overview")
+    page.wait_for_url("**/login")
+    page.get_by_test_id("token").fill("st_not-a-token")
+    page.get_by_test_id("sign-in").click()
+    assert "Unknown" in page.get_by_test_id("login-error").inner_text()
+    _sign_in(page, site, site.planner)
+    assert page.get_by_test_id("who").inner_text() == "paula (planner)"
+    kpis = page.get_by_test_id("kpis").inner_text().lower()
+    assert "pending" in kpis and "85" in kpis
+    # both charts drawn by the vendored Plotly (scatter of lon/lat, bars by cluster)
+    page.locator("#map .main-svg").first.wait_for()
+    page.locator("#clusters .main-svg").first.wait_for()
+    assert page.locator("#map .scatterlayer .trace").count() == 4  # 3 clusters + warehouses
+    rows = page.get_by_test_id("cluster-table").locator("tbody tr")
+    assert rows.count() == 3
+    shot = _artifacts() / "overview.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"overview screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+    assert site.blocked == []
+    page.context.close()
+
+
+def test_filter_queue_sort_and_screenshot(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.get_by_test_id("nav-queue").click()
+    page.wait_for_url("**/queue*")
+    total = workflow.list_recommendations(site.engine, site.run_id).total
+    assert page.get_by_test_id("queue-total").inner_text().startswith(f"{total} lines")
+    with page.expect_response(lambda r: "/queue/rows" in r.url and "category=tops" in r.url):
+        page.get_by_test_id("f-category").select_option("tops")
+    tops = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(category="tops")
+    )
+    page.wait_for_function(
+        "n => document.querySelector('[data-testid=queue-total]')"
+        ".innerText.startsWith(n + ' lines')",
+        arg=str(tops.total),
+    )
+    rows = page.get_by_test_id("queue-row")
+    cats = {rows.nth(i).get_attribute("data-category") for i in range(rows.count())}
+    assert cats == {"tops"}
+    shown = [int(rows.nth(i).get_attribute("data-rec-id")) for i in range(rows.count())]
+    assert shown == [r["id"] for r in tops.items[: len(shown)]]  # net benefit, high to low
+    benefits = [
+        float(t.replace(",", "")) for t in page.get_by_test_id("net-benefit").all_inner_texts()
+    ]
+    assert benefits == sorted(benefits, reverse=True)
+    with page.expect_response(lambda r: "/queue/rows" in r.url and "order=asc" in r.url):
+        page.get_by_test_id("f-order").select_option("asc")
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('[data-testid=net-benefit]')]"
+        ".map(e => parseFloat(e.innerText.replace(/,/g, ''))); "
+        "return c.length > 1 && c[0] <= c[c.length - 1]; }"
+    )
+    shot = _artifacts() / "queue.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"queue screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+    assert site.blocked == []
+    page.context.close()
+
+
+def _open_pending(page: Any, site: Site, index: int) -> int:
+    page.goto(site.base + f"/queue?run_id={site.run_id}&status=pending&kind=transfer")
+    row = page.get_by_test_id("queue-row").nth(index)
+    rec_id = int(row.get_attribute("data-rec-id"))
+    row.get_by_test_id("open-rec").click()
+    page.wait_for_url(f"**/recommendations/{rec_id}")
+    page.locator("#band .main-svg").first.wait_for()
+    return rec_id
+
+
+def _decisions(engine: Engine, rec_id: int) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(select(Decision.__table__).where(Decision.recommendation_id == rec_id))
+        )
+
+
+def test_open_approve_reject_edit_export(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+
+    # open + approve
+    a = _open_pending(page, site, 0)
+    assert "Move" in page.get_by_test_id("explanation").inner_text()
+    assert "Net benefit" in page.get_by_test_id("pnl").inner_text()
+    assert "Source" in page.get_by_test_id("cover").inner_text()
+    page.get_by_test_id("approve").click()
+    page.get_by_test_id("decision-message").wait_for()
+    assert page.get_by_test_id("rec-status").inner_text() == "approved"
+    rec = workflow.get_recommendation(site.engine, a)
+    assert (rec["status"], rec["version"], rec["decided_by"]) == ("approved", 1, "paula")
+    assert [d.action for d in _decisions(site.engine, a)] == ["approve"]
+    page.screenshot(path=str(_artifacts() / "detail.png"), full_page=True)
+
+    # reject with a reason
+    b = _open_pending(page, site, 0)
+    assert b != a
+    page.get_by_test_id("reject-reason").fill("store is being refitted")
+    page.get_by_test_id("reject").click()
+    page.get_by_test_id("decision-message").wait_for()
+    rec = workflow.get_recommendation(site.engine, b)
+    assert (rec["status"], rec["decision_reason"]) == ("rejected", "store is being refitted")
+    assert [(d.action, d.reason) for d in _decisions(site.engine, b)] == [
+        ("reject", "store is being refitted")
+    ]
+
+    # edit the quantity
+    c = _open_pending(page, site, 0)
+    planned = workflow.get_recommendation(site.engine, c)["original_units"]
+    page.get_by_test_id("edit-units").fill("1")
+    page.get_by_test_id("edit").click()
+    page.get_by_test_id("decision-message").wait_for()
+    assert page.get_by_test_id("rec-status").inner_text() == "edited"
+    rec = workflow.get_recommendation(site.engine, c)
+    assert (rec["status"], rec["units"], rec["original_units"]) == ("edited", 1, planned)
+
+    # a stale second tab gets a conflict, not a second decision
+    page.goto(site.base + f"/recommendations/{a}")
+    page.evaluate(
+        "() => document.querySelectorAll('input[name=version]').forEach(e => e.value = '0')"
+    )
+    page.get_by_test_id("reject-reason").fill("late change")
+    page.get_by_test_id("reject").click()
+    page.get_by_test_id("decision-error").wait_for()
+    assert "Conflict" in page.get_by_test_id("decision-error").inner_text()
+    assert len(_decisions(site.engine, a)) == 1
+
+    # export the approved lines as CSV and XLSX
+    with page.expect_download() as info:
+        page.get_by_test_id("export-csv").click()
+    path = info.value.path()
+    got = pl.read_csv(path)
+    assert Path(path).read_bytes() == workflow.export_approved(site.engine, site.run_id, "csv")
+    refs = set(got["reference"].to_list())
+    assert refs == {f"transfer-{a}", f"transfer-{c}"}
+    assert got.filter(pl.col("reference") == f"transfer-{c}")["units"][0] == 1
+    with page.expect_download() as info:
+        page.get_by_test_id("export-xlsx").click()
+    import openpyxl
+
+    ws = openpyxl.load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()))["transfers"]
+    assert ws.max_row == 3
+    assert site.blocked == []
+    page.context.close()
+
+
+def test_viewer_sees_no_decision_buttons(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.viewer)
+    page.goto(site.base + f"/queue?run_id={site.run_id}")
+    assert page.get_by_test_id("bulk-approve").count() == 0
+    page.get_by_test_id("open-rec").first.click()
+    page.get_by_test_id("decision-panel").wait_for()
+    assert page.get_by_test_id("approve").count() == 0
+    assert page.get_by_test_id("reject").count() == 0
+    assert "can view" in page.get_by_test_id("read-only").inner_text()
+    page.get_by_test_id("nav-exceptions").click()
+    page.wait_for_url("**/exceptions*")
+    n = workflow.list_exceptions(site.engine, site.run_id).total
+    assert page.get_by_test_id("exceptions-total").inner_text() == f"{n} flagged lines"
+    # the OpenAPI docs render from vendored Swagger UI files too
+    page.goto(site.base + "/docs")
+    page.locator(".swagger-ui .opblock").first.wait_for()
+    assert page.locator(".swagger-ui .opblock").count() >= 10
+    assert site.blocked == []
+    page.context.close()
