@@ -62,3 +62,17 @@ def test_restarting_a_worker_mid_run_does_not_change_the_result() -> None:
         out = engine.map(_slow_square, items, progress=on_progress)
         assert restarted.is_set()
     assert out == expected
+
+
+def _lookup(key: str, table: dict[str, int] | None = None, scale: int = 1) -> int:
+    return (table or {}).get(key, -1) * scale
+
+
+@pytest.mark.slow
+def test_dask_shared_arguments_arrive_whole_even_dicts_and_none() -> None:
+    items = ["a", "b", "z"]
+    shared = {"table": {"a": 1, "b": 2}, "scale": 10}
+    local = LocalEngine().map(_lookup, items, **shared)
+    with DaskEngine(n_workers=2, threads_per_worker=1) as engine:
+        assert engine.map(_lookup, items, **shared) == local == [10, 20, -10]
+        assert engine.map(_lookup, items, table=None) == [-1, -1, -1]

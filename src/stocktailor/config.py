@@ -118,6 +118,58 @@ class DemandConfig(_Section):
     num_boost_round: int = Field(200, ge=1)
     learning_rate: float = Field(0.05, gt=0.0)
     random_state: int = 0
+    num_leaves: int = Field(31, ge=2, description="LightGBM leaves per tree.")
+    min_data_in_leaf: int = Field(50, ge=1, description="LightGBM minimum rows per leaf.")
+    num_threads: int = Field(
+        1, ge=1, description="LightGBM threads (more than 1 only pays on an idle machine)."
+    )
+    censor_prior_days: float = Field(
+        7.0,
+        ge=0.0,
+        description="Weight of the cluster prior in a store x SKU censored rate, days.",
+    )
+    base_prior_weeks: float = Field(
+        1.0,
+        ge=0.0,
+        description="Weight of the cluster level in a series' base level, weeks.",
+    )
+    color_prior_units: float = Field(
+        5.0, ge=0.0, description="Weight of the network colour mix in a store's, units."
+    )
+    size_prior_strength: float = Field(
+        20.0,
+        ge=0.0,
+        description="Weight of the cluster curve in a store's size curve, units.",
+    )
+    trend_lead_days: int = Field(
+        10, ge=0, description="Days by which trend indices lead sales, days."
+    )
+    train_origins: int = Field(6, ge=1, description="Weekly forecast origins in the training set.")
+    max_horizon_weeks: int = Field(
+        8, ge=1, description="Longest horizon in the training set, weeks."
+    )
+    max_train_rows: int = Field(
+        400_000, ge=1000, description="Training rows kept (random subsample above), rows."
+    )
+    dispersion_scale: float = Field(
+        1.0, gt=0.0, description="Multiplier on the fitted negative-binomial dispersion."
+    )
+    level_cv: float = Field(
+        0.4,
+        ge=0.0,
+        description="Extra coefficient of variation of a series' level shared by its weeks.",
+    )
+    lifecycle_offset: bool = Field(
+        False, description="Extrapolate each style's recent log-linear trend in the base."
+    )
+    lifecycle_damping: float = Field(
+        0.7, ge=0.0, le=1.0, description="Share of the style's recent slope extrapolated."
+    )
+    refit_every_weeks: int = Field(
+        4,
+        ge=1,
+        description="In a backtest, retrain the booster every N weekly plans (update between).",
+    )
 
 
 class ClusteringConfig(_Section):
@@ -128,7 +180,30 @@ class ClusteringConfig(_Section):
     k_max: int = Field(12, ge=2)
     window_days: int = Field(84, ge=7, description="Rolling window of sales used, days.")
     feature_weights: dict[str, float] = Field(
-        default_factory=dict, description="Weight per feature group (default 1.0 each)."
+        default_factory=dict,
+        description="Weight per feature group (category_mix, attribute_mix, velocity, price, "
+        "size, weather, demographics, format, climate); missing groups take the defaults of "
+        "stocktailor.clustering.DEFAULT_GROUP_WEIGHTS; 0 switches a group off.",
+    )
+    selection: Literal["silhouette", "stability"] = Field(
+        "stability", description="How k is chosen: mean silhouette or bootstrap stability."
+    )
+    n_bootstrap: int = Field(10, ge=2, description="Bootstrap resamples per k (stability).")
+    reliability_weighting: bool = Field(
+        True,
+        description="Weight each behaviour feature by its split-half reliability in the window.",
+    )
+    move_margin: float = Field(
+        0.1,
+        ge=0.0,
+        description="Re-clustering keeps a store in its old cluster unless the new one is closer "
+        "by this relative margin (hysteresis against flip-flopping).",
+    )
+    pooling_prior_days: float | None = Field(
+        None,
+        ge=0.0,
+        description="Strength of the cluster prior when pooling thin store x SKU rates, in "
+        "in-stock days; None tunes it on split-half likelihood.",
     )
     random_state: int = 0
 
@@ -149,6 +224,47 @@ class SolverConfig(_Section):
         ge=0.0,
         le=1.0,
         description="Demand lost on other sizes when a core size is missing (0 = not modelled).",
+    )
+    mip_warm_start: bool = Field(
+        True, description="Start the HiGHS MIP from the lane-greedy heuristic's solution."
+    )
+    mip_max_stores: int = Field(
+        60, ge=0, description="fixed_cost_method=auto runs the HiGHS MIP up to this many stores."
+    )
+    mip_max_variables: int = Field(
+        20_000, ge=0,
+        description="fixed_cost_method=auto skips the MIP when it would have more variables.",
+    )
+    max_lane_rounds: int = Field(
+        8, ge=0, description="Lane-closing rounds (close unpaid lanes, re-solve) of the heuristic."
+    )
+    lp_bound: bool = Field(
+        True,
+        description="Compute the LP-relaxation bound of the fixed-charge model (one more "
+        "min-cost flow per SKU).",
+    )
+    large_network_stores: int = Field(
+        300,
+        ge=1,
+        description="Above this many stores and with candidate_partners unset, each store keeps "
+        "only its large_network_partners cheapest partners (lanes either way).",
+    )
+    large_network_partners: int = Field(
+        20, ge=1, description="Partners per store on large networks (see large_network_stores)."
+    )
+    lane_sample_styles: int | None = Field(
+        1500, ge=1,
+        description="With fixed lane costs and more styles than this, lanes are valued on an "
+        "evenly spaced sample of this many styles before every SKU is solved on the chosen "
+        "lanes (None = value lanes on all styles; then the LP bound is available).",
+    )
+    holdback_cv_reference: float = Field(
+        0.5,
+        gt=0.0,
+        description="Forecast CV at which the allocation holds back exactly holdback_share.",
+    )
+    max_holdback_share: float = Field(
+        0.6, ge=0.0, le=1.0, description="Largest share of warehouse stock held back."
     )
 
 
@@ -183,6 +299,33 @@ class SimulationConfig(_Section):
         ge=1.0,
         description="The rule policy gives from stores above this multiple of the target cover.",
     )
+    min_history_days: int = Field(
+        21,
+        ge=0,
+        description="The stocktailor and oracle policies decide from this many days of season "
+        "sales on (the demand model needs a few weeks), days.",
+    )
+    oracle_waits_for_history: bool = Field(
+        True,
+        description="The oracle keeps the stocktailor decision calendar (True) or decides from "
+        "day 0 (False).",
+    )
+    oracle_value_weighting: bool = Field(
+        True,
+        description="The oracle counts a markdown-day unit of true demand as the share of a "
+        "full-price unit's margin over salvage it earns (the optimiser values sales at full "
+        "price).",
+    )
+    update_between_refits: bool = Field(
+        False,
+        description="The stocktailor policy re-predicts with the last model on every decision "
+        "day (True) or reuses the forecast of its last refit (False, faster).",
+    )
+    fixed_cost_method: Literal["auto", "heuristic", "mip"] = Field(
+        "heuristic",
+        description="solver.fixed_cost_method used by the simulated optimiser policies (the MIP "
+        "polish costs up to solver.mip_time_limit_s per decision).",
+    )
 
 
 class EngineConfig(_Section):
@@ -205,6 +348,31 @@ class ServeConfig(_Section):
     port: int = Field(8000, ge=1, le=65535)
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite in the workspace."
+    )
+    exception_band_ratio: float = Field(
+        1.0,
+        gt=0.0,
+        description="A line is low-confidence when its gain band (p90 - p10) exceeds this "
+        "multiple of its expected gain (or p10 < 0).",
+    )
+    exception_large_move_units: int = Field(
+        50, ge=1, description="A line moving at least this many units is a large move, units."
+    )
+    exception_large_move_share: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="A transfer taking more than this share of the source's on hand is a "
+        "large move.",
+    )
+    exception_late_arrival_days: int = Field(
+        14,
+        ge=0,
+        description="Soft rule: a line arriving less than this many days before the "
+        "product's season end is flagged, days.",
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the dashboard session cookie Secure (serve behind HTTPS)."
     )
 
 
@@ -309,3 +477,33 @@ def load_settings(
         where = ".".join(str(x) for x in first["loc"])
         msg = f"{source}: setting {where}: {first['msg']}"
         raise ConfigError(msg) from None
+
+
+def settings_markdown() -> str:
+    """Every setting with its default and description, as Markdown (docs/configuration.md)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Settings come from, in increasing priority: these defaults, a TOML file passed with",
+        "`--config FILE.toml`, and environment variables `STOCKTAILOR_<SECTION>__<FIELD>` (values",
+        "in TOML syntax, e.g. `STOCKTAILOR_CONSTRAINTS__PACK_SIZE=6`).",
+        "This page is generated from `stocktailor.config` (`settings_markdown()`); a test keeps",
+        "it in step.",
+        "",
+        "```toml",
+        "[economics]",
+        "salvage_fraction = 0.3",
+        "[constraints]",
+        "presentation_minimum = 2",
+        "```",
+    ]
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        lines += ["", f"## [{section}]", "", (model.__doc__ or "").strip().splitlines()[0], ""]
+        lines += ["| setting | default | meaning |", "|---|---|---|"]
+        for name, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            text = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | `{default!r}` | {text} |")
+    return "\n".join(lines) + "\n"

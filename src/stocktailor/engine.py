@@ -45,6 +45,10 @@ class Engine(Protocol):
         ...
 
 
+def _apply(item: Any, fn: Callable[..., Any], shared: dict[str, Any]) -> Any:
+    return fn(item, **shared)
+
+
 class LocalEngine:
     """In-process execution, one partition after another (the default)."""
 
@@ -127,8 +131,12 @@ class DaskEngine:
 
         if not items:
             return []
-        scattered = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
-        futures = self.client.map(fn, list(items), retries=self.retries, pure=False, **scattered)
+        # Scatter the shared arguments once, as one object: scattering a dict directly would
+        # split it into one future per key, and None cannot be scattered at all.
+        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        futures = self.client.map(
+            _apply, list(items), fn=fn, shared=payload, retries=self.retries, pure=False
+        )
         if progress is not None:
             for _ in as_completed(futures):  # type: ignore[no-untyped-call]
                 progress(1)

@@ -88,6 +88,14 @@ def _fmt_num(value: Any, digits: int = 1) -> str:
     return "–" if value is None else f"{float(value):,.{digits}f}"
 
 
+def _fmt_kpi(value: Any) -> str:
+    """A KPI: whole numbers without decimals (units, lanes), others with two (money)."""
+    if value is None:
+        return "–"
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+
+
 def _map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
     traces: dict[str, dict[str, Any]] = {}
     for s in stores:
@@ -213,6 +221,7 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: Settings) -> None:
     templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
     templates.env.filters["money"] = _fmt_money
     templates.env.filters["num"] = _fmt_num
+    templates.env.filters["kpi"] = _fmt_kpi
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     router = APIRouter(include_in_schema=False)
     from stocktailor.api import COOKIE, csrf_token

@@ -1,0 +1,287 @@
+"""Transfers benchmark: speed at scale and heuristic vs HiGHS MIP with fixed lane costs.
+
+Random misallocated networks (stock allocated by store size, demand by store x SKU affinity),
+lanes derived from great-circle distance with the default economics.
+
+Usage::
+
+    python benchmarks/transfers.py scale [--stores 1000] [--skus 20000] [--workers 2]
+    python benchmarks/transfers.py mip [--stores 50 200] [--skus 300] [--time-limit 60]
+    python benchmarks/transfers.py lp   (no fixed costs: flow objective vs HiGHS LP)
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+import numpy as np
+
+from stocktailor.config import ConstraintsConfig, EngineConfig, Settings, SolverConfig
+from stocktailor.engine import DaskEngine, LocalEngine
+from stocktailor.positions import haversine_km
+from stocktailor.transfers import TransferInstance, destination_lead_days, solve_instance
+
+
+def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstance:
+    """A misallocated network of ``n`` stores and ``m`` SKU-sizes (3-6 sizes per style)."""
+    rng = np.random.default_rng(seed)
+    lat = rng.uniform(26, 48, n)
+    lon = rng.uniform(-123, -70, n)
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    unit = 0.4 + 0.0015 * km
+    fc = 25.0 + 0.05 * km if fixed else np.zeros((n, n))
+    lead = (2 + np.floor(km / 800)).astype(np.int64)
+    for a in (unit, fc, lead):
+        np.fill_diagonal(a, 0)
+    size = rng.lognormal(0.0, 0.4, n)  # store traffic
+    # each style sells in ~40% of stores (its segment market) and was shipped to ~35% of
+    # stores chosen by store size only (the "old way"), so stock and demand overlap partly
+    seg = rng.integers(0, 4, n)
+    n_styles = max(m // 4, 1)
+    style_of = np.sort(rng.integers(0, n_styles, m))
+    style_seg = rng.dirichlet(np.full(4, 0.4), n_styles)  # (styles, 4)
+    affinity = style_seg[style_of][:, seg].T  # (n, m)
+    market = affinity > 0.2
+    base = rng.gamma(2.0, 0.6, m)  # season units per store where the style sells
+    season = np.where(market, base[None, :] * size[:, None] * affinity * 2.5, 0.0)
+    carried = rng.random((n, n_styles)) < 0.35 * size[:, None] / size.mean()
+    share = np.where(carried[:, style_of], size[:, None], 0.0)
+    share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-9)
+    total = np.round(season.sum(axis=0) * 1.1)
+    stock = rng.poisson(share * total[None, :]).astype(np.int64)
+    movable = np.maximum(stock - 1, 0)
+    dest_lead = destination_lead_days(lead, unit)
+    frac = np.clip(dest_lead / 70.0, 0, 1)[:, None]
+    ml = season * frac
+    mr = season - ml
+    price = rng.choice([29.0, 49.0, 79.0, 129.0, 199.0], m)
+    return TransferInstance(
+        store_ids=[f"S{i:04d}" for i in range(n)],
+        skus=[f"K{j:05d}" for j in range(m)],
+        styles=[f"ST{s:05d}" for s in style_of],
+        stock=stock,
+        movable=movable,
+        mean_lead=ml,
+        var_lead=ml * 1.5,
+        mean_rest=mr,
+        var_rest=mr * 1.5,
+        price=price,
+        salvage=0.3 * price,
+        unit_cost=unit,
+        fixed_cost=fc,
+        lead_days=lead,
+        season_days=np.full(m, 70.0),
+    )
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(own, kids)
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    inst = network(0, args.stores, args.skus)
+    t_gen = time.perf_counter() - t0
+    settings = Settings(
+        solver=SolverConfig(lp_bound=not args.no_bound, candidate_partners=args.partners),
+        engine=EngineConfig(partitions=max(args.workers * 8, 1)),
+    )
+    engine = DaskEngine(n_workers=args.workers) if args.workers > 1 else LocalEngine()
+    try:
+        t1 = time.perf_counter()
+        sol = solve_instance(inst, settings, engine=engine, method="heuristic")
+        wall = time.perf_counter() - t1
+    finally:
+        engine.close()
+    print(
+        f"scale: {args.stores} stores x {args.skus} SKU-sizes, workers={args.workers}, "
+        f"partners={args.partners}"
+    )
+    print(
+        f"  instance build {t_gen:.1f} s; plan {wall:.1f} s; peak RSS {_peak_mb():.0f} MB "
+        f"(parent; largest worker)"
+    )
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in sol.timings.items()))
+    lanes = len(set(zip(sol.lines.src.tolist(), sol.lines.dst.tolist(), strict=True)))
+    print(f"  lines {len(sol.lines)}, units {int(sol.lines.units.sum())}, lanes {lanes}")
+    print(
+        f"  objective {sol.objective:,.0f}; heuristic (before min-qty/pack) "
+        f"{sol.heuristic_objective:,.0f}; no-fixed-cost optimum {sol.no_fixed_objective:,.0f}; "
+        f"LP bound {sol.lp_bound:,.0f}; gap to LP bound {sol.gap:.1%}"
+    )
+
+
+def run_mip(args: argparse.Namespace) -> None:
+    for n in args.stores:
+        inst = network(1, n, args.skus)
+        s = Settings(solver=SolverConfig(mip_time_limit_s=args.time_limit))
+        t0 = time.perf_counter()
+        heur = solve_instance(inst, s, method="heuristic")
+        th = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mip = solve_instance(inst, s, method="mip")
+        tm = time.perf_counter() - t0
+        cold_s = Settings(
+            solver=SolverConfig(mip_time_limit_s=args.time_limit, mip_warm_start=False)
+        )
+        t0 = time.perf_counter()
+        cold = solve_instance(inst, cold_s, method="mip")
+        tc = time.perf_counter() - t0
+        h = heur.heuristic_objective or 0.0
+        best = max(mip.mip_objective or 0.0, cold.mip_objective or 0.0, h)
+        print(
+            f"  cold-started HiGHS MIP {cold.mip_objective or 0.0:,.0f} in {tc:.1f} s "
+            f"(bound {cold.mip_bound or float('nan'):,.0f})"
+        )
+        bound = mip.mip_bound if mip.mip_bound is not None else float("nan")
+        print(f"mip: {n} stores x {args.skus} SKU-sizes (fixed lane costs, 3 lanes/store)")
+        print(
+            f"  heuristic {h:,.0f} in {th:.1f} s; "
+            f"HiGHS MIP (warm-started, {args.time_limit:.0f} s) "
+            f"{mip.mip_objective or 0.0:,.0f} in {tm:.1f} s; MIP dual bound {bound:,.0f}"
+        )
+        print(
+            f"  heuristic short of best MIP solution by {(best - h) / best:.2%}; "
+            f"of the MIP bound by {(bound - h) / bound:.2%}; "
+            f"aggregated LP bound {heur.lp_bound:,.0f} "
+            f"({(heur.lp_bound - h) / heur.lp_bound:.1%} above)"
+        )
+        print(
+            f"  final plans after min-qty/pack/positivity: heuristic {heur.objective:,.0f}, "
+            f"mip-path {mip.objective:,.0f} ({mip.method})"
+        )
+
+
+def run_lp(args: argparse.Namespace) -> None:
+    sys.path.insert(0, "tests")
+    from test_transfers import loose, lp_optimum
+
+    for seed in range(args.seeds):
+        inst = network(seed, 12, 20, fixed=False)
+        t0 = time.perf_counter()
+        sol = solve_instance(inst, loose())
+        tf = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lp = lp_optimum(inst)
+        tl = time.perf_counter() - t0
+        print(
+            f"lp: seed {seed}: flow {sol.no_fixed_objective:,.6f} ({tf:.2f} s) vs HiGHS LP "
+            f"{lp:,.6f} ({tl:.2f} s); rel diff {abs(sol.no_fixed_objective - lp) / lp:.1e}"
+        )
+
+
+def run_truth(args: argparse.Namespace) -> None:
+    """The generator's true demand in place of forecasts."""
+    import dataclasses
+    import datetime as dt
+
+    import polars as pl
+
+    from stocktailor.synth import generate
+    from stocktailor.transfers import build_instance, with_daily_demand
+
+    sys.path.insert(0, "tests")
+    from test_transfers import loose, lp_optimum
+
+    for scenario in args.scenarios:
+        net = generate(scenario, args.seed)
+        tb, tr = net.tables, net.truth
+        empty = pl.DataFrame(
+            schema={
+                "store_id": pl.String,
+                "sku": pl.String,
+                "week_start": pl.Date,
+                "mean": pl.Float64,
+                "var": pl.Float64,
+            }
+        )
+        base = build_instance(tb, net.as_of, empty, Settings())
+        rates = tr.expected_demand(
+            net.as_of + dt.timedelta(days=1), tb.products["season_end"].max()
+        )
+        inst = with_daily_demand(base, rates, tr.store_ids, tr.skus, tr.dispersion)
+        print(
+            f"truth: {scenario} seed {args.seed}: {inst.n_stores} stores x {inst.n_skus} "
+            f"SKU-sizes with movable stock"
+        )
+        # no fixed costs: flow optimum vs an independent HiGHS LP (all pairs, all units)
+        cols = np.arange(min(args.lp_skus, inst.n_skus))
+        sub = dataclasses.replace(
+            inst,
+            skus=[inst.skus[c] for c in cols],
+            styles=[inst.styles[c] for c in cols],
+            stock=inst.stock[:, cols],
+            movable=inst.movable[:, cols],
+            mean_lead=inst.mean_lead[:, cols],
+            var_lead=inst.var_lead[:, cols],
+            mean_rest=inst.mean_rest[:, cols],
+            var_rest=inst.var_rest[:, cols],
+            price=inst.price[cols],
+            salvage=inst.salvage[cols],
+            fixed_cost=np.zeros_like(inst.fixed_cost),
+            eligible=None,
+            headroom=None,
+            season_days=None if inst.season_days is None else inst.season_days[cols],
+            style_color=None,
+            core_size=None,
+        )
+        t0 = time.perf_counter()
+        flow = solve_instance(sub, loose()).no_fixed_objective
+        tf = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lp = lp_optimum(sub)
+        tl = time.perf_counter() - t0
+        print(
+            f"  no fixed costs, {len(cols)} SKUs: flow {flow:,.4f} ({tf:.1f} s) vs HiGHS LP "
+            f"{lp:,.4f} ({tl:.1f} s); rel diff {abs(flow - lp) / max(lp, 1e-9):.1e}"
+        )
+        s = Settings(solver=SolverConfig(mip_time_limit_s=args.time_limit))
+        t0 = time.perf_counter()
+        heur = solve_instance(inst, s, method="heuristic")
+        th = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mip = solve_instance(inst, s, method="mip")
+        tm = time.perf_counter() - t0
+        h = heur.heuristic_objective or 0.0
+        best = max(h, mip.mip_objective or 0.0)
+        print(
+            f"  fixed lane costs: heuristic {h:,.0f} ({th:.1f} s); HiGHS MIP warm-started "
+            f"{args.time_limit:.0f} s {mip.mip_objective or 0.0:,.0f} ({tm:.1f} s), dual bound "
+            f"{mip.mip_bound or float('nan'):,.0f}; heuristic short of best MIP by "
+            f"{(best - h) / best:.2%}; final plan {heur.objective:,.0f}, LP bound "
+            f"{heur.lp_bound:,.0f} (gap {heur.gap:.1%})"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("scale")
+    a.add_argument("--stores", type=int, default=1000)
+    a.add_argument("--skus", type=int, default=20000)
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--partners", type=int, default=None)
+    a.add_argument("--no-bound", action="store_true")
+    b = sub.add_parser("mip")
+    b.add_argument("--stores", type=int, nargs="+", default=[50, 200])
+    b.add_argument("--skus", type=int, default=300)
+    b.add_argument("--time-limit", type=float, default=60.0)
+    c = sub.add_parser("lp")
+    c.add_argument("--seeds", type=int, default=3)
+    d = sub.add_parser("truth")
+    d.add_argument("--scenarios", nargs="+", default=["seed-stories", "default"])
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--lp-skus", type=int, default=30)
+    d.add_argument("--time-limit", type=float, default=60.0)
+    args = p.parse_args()
+    {"scale": run_scale, "mip": run_mip, "lp": run_lp, "truth": run_truth}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    _ = ConstraintsConfig
+    main()

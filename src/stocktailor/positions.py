@@ -1,0 +1,285 @@
+"""Stock positions at a date and the lanes between locations.
+
+The position of a store is its latest inventory snapshot at or before the as-of date, less the
+sales (plus returns) dated after that snapshot up to the as-of date. What may move is what is on
+hand less the presentation minimum and less units received in the last
+``min_days_before_retransfer`` days (inferred from consecutive snapshots and the sales between).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
+from stocktailor.contract import Tables
+
+__all__ = ["haversine_km", "lane_matrices", "lanes_for", "position_at"]
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def _constraints(c: ConstraintsConfig | Settings | None) -> ConstraintsConfig:
+    if c is None:
+        return ConstraintsConfig()
+    if isinstance(c, Settings):
+        return c.constraints
+    return c
+
+
+def _economics(e: EconomicsConfig | Settings | None) -> EconomicsConfig:
+    if e is None:
+        return EconomicsConfig()
+    if isinstance(e, Settings):
+        return e.economics
+    return e
+
+
+def _core_size_skus(products: pl.DataFrame) -> set[str]:
+    """SKUs whose size is neither the smallest nor the largest of their style-colour."""
+    order = "size_order" if "size_order" in products.columns else None
+    p = products
+    if order is None or p[order].null_count() == p.height:
+        p = p.with_columns(pl.col("size").rank("dense").over("style", "color").alias("_o"))
+    else:
+        p = p.with_columns(pl.col(order).fill_null(0).alias("_o"))
+    p = p.with_columns(
+        pl.col("_o").min().over("style", "color").alias("_lo"),
+        pl.col("_o").max().over("style", "color").alias("_hi"),
+        pl.len().over("style", "color").alias("_n"),
+    )
+    core = p.filter(
+        (pl.col("_n") >= 3) & (pl.col("_o") > pl.col("_lo")) & (pl.col("_o") < pl.col("_hi"))
+    )
+    return set(core["sku"].to_list())
+
+
+def position_at(
+    tables: Tables,
+    as_of: dt.date,
+    constraints: ConstraintsConfig | Settings | None = None,
+) -> pl.DataFrame:
+    """Stock position of every location x SKU at the end of ``as_of``.
+
+    Parameters
+    ----------
+    tables
+        Validated tables (inventory, sales, products are read).
+    as_of
+        Date of the position; the latest snapshot per location at or before it is used.
+    constraints
+        Presentation minimum, retransfer window and ``keep_core_size_run``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``store_id, sku, on_hand, in_transit, movable`` (Int64 units), sorted by store and SKU.
+        ``on_hand`` is floored at 0; ``movable = on_hand - presentation_minimum - units received in
+        the last min_days_before_retransfer days`` floored at 0 (and, with keep_core_size_run, at
+        most ``on_hand - 1`` for a core size).
+    """
+    c = _constraints(constraints)
+    inv = tables.inventory.filter(pl.col("date") <= as_of)
+    if "in_transit" not in inv.columns:
+        inv = inv.with_columns(pl.lit(0, dtype=pl.Int64).alias("in_transit"))
+    if inv.height == 0:
+        return pl.DataFrame(
+            schema={
+                "store_id": pl.String,
+                "sku": pl.String,
+                "on_hand": pl.Int64,
+                "in_transit": pl.Int64,
+                "movable": pl.Int64,
+            }
+        )
+    latest = inv.group_by("store_id").agg(pl.col("date").max().alias("snap_date"))
+    snap = inv.join(latest, on="store_id").filter(pl.col("date") == pl.col("snap_date"))
+    sales = tables.sales.filter(pl.col("date") <= as_of).join(latest, on="store_id", how="inner")
+    sold_after = (
+        sales.filter(pl.col("date") > pl.col("snap_date"))
+        .group_by("store_id", "sku")
+        .agg(pl.col("units").sum().alias("_sold"))
+    )
+    pos = (
+        snap.select("store_id", "sku", "on_hand", pl.col("in_transit").fill_null(0))
+        .join(sold_after, on=["store_id", "sku"], how="left")
+        .with_columns(
+            (pl.col("on_hand") - pl.col("_sold").fill_null(0)).clip(lower_bound=0).alias("on_hand")
+        )
+        .drop("_sold")
+    )
+    # receipts inferred from consecutive snapshots within the retransfer window
+    window_start = as_of - dt.timedelta(days=c.min_days_before_retransfer)
+    received = _recent_receipts(tables, inv, window_start, as_of)
+    pos = pos.join(received, on=["store_id", "sku"], how="left").with_columns(
+        pl.col("_recv").fill_null(0)
+    )
+    movable = (pl.col("on_hand") - c.presentation_minimum - pl.col("_recv")).clip(lower_bound=0)
+    pos = pos.with_columns(movable.alias("movable"))
+    if c.keep_core_size_run:
+        core = _core_size_skus(tables.products)
+        pos = pos.with_columns(
+            pl.when(pl.col("sku").is_in(list(core)) & (pl.col("on_hand") > 0))
+            .then(pl.min_horizontal(pl.col("movable"), pl.col("on_hand") - 1))
+            .otherwise(pl.col("movable"))
+            .alias("movable")
+        )
+    return pos.select(
+        "store_id",
+        "sku",
+        pl.col("on_hand").cast(pl.Int64),
+        pl.col("in_transit").cast(pl.Int64),
+        pl.col("movable").cast(pl.Int64),
+    ).sort("store_id", "sku")
+
+
+def _recent_receipts(
+    tables: Tables, inv: pl.DataFrame, window_start: dt.date, as_of: dt.date
+) -> pl.DataFrame:
+    """Units received after ``window_start`` inferred from snapshot increases net of sales."""
+    empty = pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "_recv": pl.Int64})
+    if window_start >= as_of:
+        return empty
+    dates = inv.select("store_id", "date").unique()
+    # snapshots in the window plus the one just before it
+    before = (
+        dates.filter(pl.col("date") <= window_start).group_by("store_id").agg(pl.col("date").max())
+    )
+    inside = dates.filter(pl.col("date") > window_start)
+    keep = pl.concat([before, inside.select(before.columns)]).unique()
+    if inside.height == 0:
+        return empty
+    snaps = inv.join(keep, on=["store_id", "date"], how="inner").select(
+        "store_id", "sku", "date", "on_hand"
+    )
+    # full (store, date) x sku grid so that a SKU missing from a snapshot counts as 0
+    grid = (
+        keep.join(snaps.select("store_id", "sku").unique(), on="store_id", how="inner")
+        .join(snaps, on=["store_id", "sku", "date"], how="left")
+        .with_columns(pl.col("on_hand").fill_null(0))
+        .sort("store_id", "sku", "date")
+        .with_columns(
+            pl.col("date").shift(1).over("store_id", "sku").alias("prev_date"),
+            pl.col("on_hand").shift(1).over("store_id", "sku").alias("prev_on_hand"),
+        )
+        .filter(pl.col("prev_date").is_not_null())
+    )
+    if grid.height == 0:
+        return empty
+    sales = tables.sales.filter((pl.col("date") > window_start) & (pl.col("date") <= as_of))
+    sold = (
+        grid.select("store_id", "sku", "date", "prev_date")
+        .join(
+            sales.select("store_id", "sku", pl.col("date").alias("sdate"), "units"),
+            on=["store_id", "sku"],
+            how="inner",
+        )
+        .filter((pl.col("sdate") > pl.col("prev_date")) & (pl.col("sdate") <= pl.col("date")))
+        .group_by("store_id", "sku", "date")
+        .agg(pl.col("units").sum().alias("_sold"))
+    )
+    rec = (
+        grid.join(sold, on=["store_id", "sku", "date"], how="left")
+        .with_columns(
+            (pl.col("on_hand") - pl.col("prev_on_hand") + pl.col("_sold").fill_null(0))
+            .clip(lower_bound=0)
+            .alias("_r")
+        )
+        .group_by("store_id", "sku")
+        .agg(pl.col("_r").sum().cast(pl.Int64).alias("_recv"))
+    )
+    return rec
+
+
+def haversine_km(
+    lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, lon2: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Great-circle distance, km (broadcasting)."""
+    p1, p2 = np.radians(np.asarray(lat1, float)), np.radians(np.asarray(lat2, float))
+    dphi = p2 - p1
+    dl = np.radians(np.asarray(lon2, float)) - np.radians(np.asarray(lon1, float))
+    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    out: npt.NDArray[np.float64] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return out
+
+
+def lane_matrices(
+    tables: Tables,
+    economics: EconomicsConfig | Settings | None,
+    ids: list[str],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Dense lane matrices over ``ids`` (row = from, column = to).
+
+    Returns
+    -------
+    tuple
+        ``(cost_per_unit, cost_per_shipment, lead_time_days)``, each ``(n, n)``; given lanes
+        override distance-derived ones; the diagonal is 0.
+    """
+    e = _economics(economics)
+    st = tables.stores.select("store_id", "latitude", "longitude")
+    index = {s: i for i, s in enumerate(ids)}
+    coords = dict(
+        zip(
+            st["store_id"].to_list(),
+            zip(st["latitude"].to_list(), st["longitude"].to_list(), strict=True),
+            strict=True,
+        )
+    )
+    missing = [s for s in ids if s not in coords]
+    if missing:
+        msg = f"stores: no row for store_id {missing[0]!r} (needed for lanes)"
+        raise ValueError(msg)
+    lat = np.array([coords[s][0] for s in ids], dtype=np.float64)
+    lon = np.array([coords[s][1] for s in ids], dtype=np.float64)
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    unit = e.lane_cost_per_unit_base + e.lane_cost_per_unit_per_km * km
+    fixed = e.lane_cost_per_shipment_base + e.lane_cost_per_shipment_per_km * km
+    lead = (e.lane_lead_time_base_days + np.floor(km / e.lane_km_per_day)).astype(np.int64)
+    lanes = tables.lanes
+    if lanes is not None and lanes.height:
+        fr = lanes["from_id"].to_list()
+        to = lanes["to_id"].to_list()
+        ok = [i for i, (a, b) in enumerate(zip(fr, to, strict=True)) if a in index and b in index]
+        if ok:
+            r = np.array([index[fr[i]] for i in ok], dtype=np.int64)
+            cidx = np.array([index[to[i]] for i in ok], dtype=np.int64)
+            unit[r, cidx] = lanes["cost_per_unit"].to_numpy()[ok]
+            fixed[r, cidx] = lanes["cost_per_shipment"].to_numpy()[ok]
+            lead[r, cidx] = lanes["lead_time_days"].to_numpy()[ok]
+    np.fill_diagonal(unit, 0.0)
+    np.fill_diagonal(fixed, 0.0)
+    np.fill_diagonal(lead, 0)
+    return unit, fixed, lead
+
+
+def lanes_for(tables: Tables, economics: EconomicsConfig | Settings | None = None) -> pl.DataFrame:
+    """Every ordered pair of distinct locations with its costs and lead time.
+
+    Given lanes (the ``lanes`` table) are used as they are; missing pairs are derived from the
+    great-circle distance with the ``economics`` rates: cost per unit ``base + per_km * km``
+    (currency per unit), cost per shipment ``base + per_km * km`` (currency), lead time
+    ``base_days + floor(km / km_per_day)`` (days).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``from_id, to_id, cost_per_unit, cost_per_shipment, lead_time_days``.
+    """
+    ids = sorted(tables.stores["store_id"].to_list())
+    unit, fixed, lead = lane_matrices(tables, economics, ids)
+    n = len(ids)
+    r, c = np.nonzero(~np.eye(n, dtype=bool))
+    arr = np.array(ids, dtype=object)
+    return pl.DataFrame(
+        {
+            "from_id": pl.Series(arr[r].tolist(), dtype=pl.String),
+            "to_id": pl.Series(arr[c].tolist(), dtype=pl.String),
+            "cost_per_unit": unit[r, c],
+            "cost_per_shipment": fixed[r, c],
+            "lead_time_days": pl.Series(lead[r, c], dtype=pl.Int64),
+        }
+    )

@@ -1,0 +1,481 @@
+"""Per-SKU value curves and the exact min-cost flow over candidate lanes.
+
+For one SKU the problem without fixed lane costs is separable and concave: the k-th unit a
+source ships costs it ``loss_i(k) = (price - salvage) * P(D_i >= X_i - k + 1)`` (increasing in
+k), the k-th unit a destination receives is worth ``gain_j(k) = (price - salvage) *
+P(D_rest_j >= Y_j + k)`` with ``Y_j = (X_j - D_lead_j)+`` (decreasing in k), and a unit on lane
+(i, j) costs ``c_ij``. Salvage cancels between the two sides. That is a min-cost flow with
+unit-capacity arcs for the curves, solved exactly by OR-Tools ``SimpleMinCostFlow`` on integer
+micro-currency costs.
+
+Pruning is exact: a source unit whose loss plus the cheapest lane out is at least the best
+first-unit gain anywhere never moves; a destination unit whose gain is at most the cheapest
+first-unit loss plus lane in never arrives; a lane whose first-unit margin
+``gain_j(1) - loss_i(1) - c_ij`` is not positive never carries flow (every later unit is worse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from ortools.graph.python import min_cost_flow
+
+from stocktailor.transfers._instance import TransferInstance
+from stocktailor.valuation import arrival_tail, prob_at_least
+
+__all__ = [
+    "SCALE",
+    "SkuCurves",
+    "SkuModel",
+    "SkuResult",
+    "build_sku_curves",
+    "build_sku_model",
+    "cheapest_lanes",
+    "lines_from_flows",
+    "model_from_curves",
+    "model_from_lane_list",
+    "size_run_bonus",
+    "solve_sku",
+    "solve_sku_objective",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+SCALE = 1_000_000
+"""Costs inside the flow solver are integer micro-currency units."""
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class SkuModel:
+    """Candidate sources, destinations, their value curves and lanes for one SKU.
+
+    ``loss`` and ``gain`` are padded ``(ns, U)`` / ``(nd, K)`` arrays in currency per unit
+    (excess over salvage); only the first ``src_units[i]`` / ``dst_units[j]`` entries of a row
+    are used.
+    """
+
+    sku: int
+    src: IntArray
+    src_units: IntArray
+    loss: FloatArray
+    dst: IntArray
+    dst_units: IntArray
+    gain: FloatArray
+    lane_i: IntArray
+    lane_j: IntArray
+    lane_cost: FloatArray
+    lane_cap: IntArray
+
+
+@dataclass(frozen=True)
+class SkuResult:
+    """Optimal flows of one SKU: one entry per line (lane with positive flow)."""
+
+    sku: int
+    src: IntArray  # global store index
+    dst: IntArray
+    units: IntArray
+    gain: FloatArray  # currency, attributed pro rata within the destination
+    loss: FloatArray  # currency, attributed pro rata within the source
+    unit_cost: FloatArray  # currency per unit of the lane
+    objective: float  # gain - loss - units * unit_cost, currency
+
+
+def size_run_bonus(inst: TransferInstance, cols: IntArray, penalty: float) -> FloatArray:
+    """Extra value of a first unit of a missing core size, currency, ``(n, len(cols))``."""
+    n = inst.n_stores
+    out = np.zeros((n, cols.shape[0]), dtype=np.float64)
+    if penalty <= 0 or inst.style_color is None or inst.core_size is None:
+        return out
+    keys = [inst.style_color[c] for c in cols]
+    for a, c in enumerate(cols):
+        if not inst.core_size[c]:
+            continue
+        missing = inst.stock[:, c] <= 0
+        if not missing.any():
+            continue
+        others = [int(cols[b]) for b in range(cols.shape[0]) if b != a and keys[b] == keys[a]]
+        if not others:
+            continue
+        rows = np.nonzero(missing)[0]
+        val = np.zeros(rows.shape[0], dtype=np.float64)
+        for t in others:
+            x = inst.stock[rows, t]
+            if not (x > 0).any():
+                continue
+            kmax = int(x.max())
+            tail = prob_at_least(inst.mean_rest[rows, t], inst.var_rest[rows, t], kmax)
+            csum = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(tail, axis=1)], axis=1)
+            sold = csum[np.arange(rows.shape[0]), x]
+            val += (inst.price[t] - inst.salvage[t]) * sold
+        out[rows, a] = penalty * val
+    return out
+
+
+@dataclass(frozen=True)
+class SkuCurves:
+    """Candidate sources and destinations of one SKU with their value curves (no lanes).
+
+    Curves do not depend on which lanes are open, so lane-closing rounds reuse them.
+    """
+
+    sku: int
+    src: IntArray
+    src_units: IntArray
+    loss: FloatArray
+    dst: IntArray
+    dst_units: IntArray
+    gain: FloatArray
+
+
+def _p_zero(mean: FloatArray, var: FloatArray) -> FloatArray:
+    """P(D = 0) for the negative binomial / Poisson of :mod:`stocktailor.valuation`."""
+    m = np.maximum(mean, 0.0)
+    nb = var > m * (1.0 + 1e-9)
+    out = np.exp(-m)
+    if nb.any():
+        mn, vn = m[nb], var[nb]
+        out[nb] = np.exp(mn * mn / (vn - mn) * np.log(mn / vn))
+    return out
+
+
+def build_sku_curves(
+    inst: TransferInstance,
+    s: int,
+    *,
+    bonus: FloatArray | None = None,
+    min_out: FloatArray | None = None,
+    min_in: FloatArray | None = None,
+) -> SkuCurves | None:
+    """Candidate sources / destinations of SKU column ``s`` and their curves (exact pruning).
+
+    Parameters
+    ----------
+    bonus
+        ``(n,)`` currency added to the first received unit (broken size runs).
+    min_out, min_in
+        Cheapest lane cost out of / into each store, ``(n,)`` (precomputed for speed).
+    """
+    margin = float(inst.price[s] - inst.salvage[s])
+    if margin <= 0:
+        return None
+    mv = inst.movable[:, s]
+    src = np.nonzero(mv > 0)[0]
+    if src.shape[0] == 0:
+        return None
+    n = inst.n_stores
+    if min_out is None or min_in is None:
+        min_out, min_in = cheapest_lanes(inst.unit_cost)
+    x_all = np.maximum(inst.stock[:, s], 0)
+    elig = np.ones(n, dtype=bool) if inst.eligible is None else inst.eligible[:, s]
+    # cheap upper bound of the first-unit gain, P(D_rest >= 1), screens out most stores
+    ub = margin * (1.0 - _p_zero(inst.mean_rest[:, s], inst.var_rest[:, s]))
+    if bonus is not None:
+        ub = ub + bonus
+    cand = np.nonzero(elig & (ub > min_in + _EPS))[0]
+    if cand.shape[0] == 0:
+        return None
+    # first-unit gain at every candidate store
+    w1 = (
+        margin
+        * arrival_tail(
+            x_all[cand],
+            inst.mean_lead[cand, s],
+            inst.var_lead[cand, s],
+            inst.mean_rest[cand, s],
+            inst.var_rest[cand, s],
+            1,
+        )[:, 0]
+    )
+    if bonus is not None:
+        w1 = w1 + bonus[cand]
+    best_w1 = float(w1.max())
+    # source losses of the top units
+    xs = x_all[src]
+    mean_season = inst.mean_lead[src, s] + inst.mean_rest[src, s]
+    var_season = inst.var_lead[src, s] + inst.var_rest[src, s]
+    tail_s = prob_at_least(mean_season, var_season, int(xs.max()))
+    umax = int(mv[src].max())
+    k = np.arange(umax)
+    col = xs[:, None] - 1 - k[None, :]  # P(D >= X - k) sits in column X - k - 1
+    valid = k[None, :] < mv[src][:, None]
+    loss = margin * np.where(
+        valid, tail_s[np.arange(src.shape[0])[:, None], np.maximum(col, 0)], np.inf
+    )
+    can = loss + min_out[src][:, None] < best_w1 - _EPS
+    units_s = can.sum(axis=1)
+    keep = units_s > 0
+    if not keep.any():
+        return None
+    src, units_s, loss = src[keep], units_s[keep].astype(np.int64), loss[keep]
+    loss = loss[:, : int(units_s.max())]
+    best_l1 = float((loss[:, 0]).min())
+    # destinations whose first unit can beat the cheapest source + lane
+    d_ok = w1 - best_l1 - min_in[cand] > _EPS
+    dst = cand[d_ok]
+    if dst.shape[0] == 0:
+        return None
+    total = int(units_s.sum())
+    thr = best_l1 + min_in[dst]
+    # how many arriving units can pay: try a width from the demand spread, widen if needed
+    mr, vr = inst.mean_rest[dst, s], inst.var_rest[dst, s]
+    width = int(min(total, np.ceil((mr + 8.0 * np.sqrt(np.maximum(vr, mr)) + 4.0).max())))
+    while True:
+        tail_d = arrival_tail(
+            x_all[dst],
+            inst.mean_lead[dst, s],
+            inst.var_lead[dst, s],
+            mr,
+            vr,
+            width,
+        )
+        gain = margin * tail_d
+        if bonus is not None:
+            gain[:, 0] += bonus[dst]
+            gain = np.minimum.accumulate(gain, axis=1)
+        if width >= total or not (gain[:, -1] > thr + _EPS).any():
+            break
+        width = min(total, 2 * width)
+    units_d = (gain > thr[:, None] + _EPS).sum(axis=1).astype(np.int64)
+    dkeep = units_d > 0
+    dst, units_d, gain = dst[dkeep], units_d[dkeep], gain[dkeep]
+    if dst.shape[0] == 0:
+        return None
+    gain = gain[:, : int(units_d.max())]
+    return SkuCurves(s, src, units_s, loss, dst, units_d, gain)
+
+
+def model_from_curves(
+    cv: SkuCurves,
+    unit_cost: FloatArray,
+    *,
+    lane_open: BoolArray | None = None,
+    lane_mask: BoolArray | None = None,
+    forbid: IntArray | None = None,
+) -> SkuModel | None:
+    """Add the lanes that can pay on their first unit (and are open) to ``cv``."""
+    n = unit_cost.shape[0]
+    src, dst = cv.src, cv.dst
+    if lane_open is not None or lane_mask is not None:
+        allowed = np.ones((src.shape[0], dst.shape[0]), dtype=bool)
+        if lane_open is not None:
+            allowed &= lane_open[np.ix_(src, dst)]
+        if lane_mask is not None:
+            allowed &= lane_mask[np.ix_(src, dst)]
+        li, lj = np.nonzero(allowed)
+    else:
+        li, lj = np.nonzero(np.ones((src.shape[0], dst.shape[0]), dtype=bool))
+    lane_c = unit_cost[src[li], dst[lj]]
+    return _finish_model(cv, li, lj, lane_c, n, forbid)
+
+
+def model_from_lane_list(
+    cv: SkuCurves,
+    lane_from: IntArray,
+    lane_to: IntArray,
+    lane_cost: FloatArray,
+    n: int,
+    *,
+    forbid: IntArray | None = None,
+) -> SkuModel | None:
+    """Like :func:`model_from_curves` with the open lanes given as a list (sparse networks)."""
+    pos_s = np.full(n, -1, dtype=np.int64)
+    pos_d = np.full(n, -1, dtype=np.int64)
+    pos_s[cv.src] = np.arange(cv.src.shape[0])
+    pos_d[cv.dst] = np.arange(cv.dst.shape[0])
+    li = pos_s[lane_from]
+    lj = pos_d[lane_to]
+    sel = (li >= 0) & (lj >= 0)
+    return _finish_model(cv, li[sel], lj[sel], lane_cost[sel], n, forbid)
+
+
+def _finish_model(
+    cv: SkuCurves,
+    li: IntArray,
+    lj: IntArray,
+    lane_c: FloatArray,
+    n: int,
+    forbid: IntArray | None,
+) -> SkuModel | None:
+    src, dst = cv.src, cv.dst
+    ok = (cv.gain[lj, 0] - cv.loss[li, 0] - lane_c > _EPS) & (src[li] != dst[lj])
+    li, lj, lane_c = li[ok], lj[ok], lane_c[ok]
+    if forbid is not None and forbid.shape[0] and li.shape[0]:
+        keep = ~np.isin(src[li] * n + dst[lj], forbid)
+        li, lj, lane_c = li[keep], lj[keep], lane_c[keep]
+    if li.shape[0] == 0:
+        return None
+    # drop sources / destinations left without lanes, remap indices
+    us, inv_s = np.unique(li, return_inverse=True)
+    ud, inv_d = np.unique(lj, return_inverse=True)
+    src_units = cv.src_units[us]
+    dst_units = cv.dst_units[ud]
+    # a destination never takes more than its lanes can bring, nor a source give more than
+    # its lanes can take: fewer unit arcs, same optimum
+    reach_d = np.bincount(inv_d, weights=src_units[inv_s], minlength=ud.shape[0])
+    dst_units = np.minimum(dst_units, reach_d.astype(np.int64))
+    reach_s = np.bincount(inv_s, weights=dst_units[inv_d], minlength=us.shape[0])
+    src_units = np.minimum(src_units, reach_s.astype(np.int64))
+    cap = np.minimum(src_units[inv_s], dst_units[inv_d]).astype(np.int64)
+    return SkuModel(
+        sku=cv.sku,
+        src=src[us],
+        src_units=src_units,
+        loss=cv.loss[us][:, : int(src_units.max())],
+        dst=dst[ud],
+        dst_units=dst_units,
+        gain=cv.gain[ud][:, : int(dst_units.max())],
+        lane_i=inv_s.astype(np.int64),
+        lane_j=inv_d.astype(np.int64),
+        lane_cost=lane_c,
+        lane_cap=cap,
+    )
+
+
+def build_sku_model(
+    inst: TransferInstance,
+    s: int,
+    *,
+    lane_open: BoolArray | None = None,
+    bonus: FloatArray | None = None,
+    min_out: FloatArray | None = None,
+    min_in: FloatArray | None = None,
+    forbid: IntArray | None = None,
+) -> SkuModel | None:
+    """The pruned candidate network of SKU column ``s`` (None when nothing can pay).
+
+    Parameters
+    ----------
+    lane_open
+        ``(n, n)`` bool, lanes that may be used (None = all off-diagonal).
+    forbid
+        Lane keys ``from * n + to`` this SKU may not use (e.g. lines below the minimum).
+    """
+    cv = build_sku_curves(inst, s, bonus=bonus, min_out=min_out, min_in=min_in)
+    if cv is None:
+        return None
+    return model_from_curves(
+        cv, inst.unit_cost, lane_open=lane_open, lane_mask=inst.lane_mask, forbid=forbid
+    )
+
+
+def cheapest_lanes(cost: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Cheapest lane cost out of and into each store (diagonal excluded), currency per unit."""
+    c2 = cost + np.where(np.eye(cost.shape[0], dtype=bool), np.inf, 0.0)
+    return c2.min(axis=1), c2.min(axis=0)
+
+
+def _ragged(values: FloatArray, counts: IntArray) -> tuple[IntArray, FloatArray]:
+    """Row index and value of the first ``counts[r]`` entries of each row."""
+    k = np.arange(values.shape[1])
+    mask = k[None, :] < counts[:, None]
+    rows = np.nonzero(mask)[0]
+    return rows.astype(np.int64), values[mask]
+
+
+def solve_sku_objective(model: SkuModel, surcharge: FloatArray) -> float:
+    """Optimal net benefit with ``surcharge`` (currency per unit) added to each lane, currency."""
+    _, value = _solve(model, model.lane_cost + surcharge)
+    return value
+
+
+def solve_sku(model: SkuModel) -> IntArray:
+    """Optimal integer flow on each candidate lane of ``model`` (exact min-cost flow)."""
+    flows, _ = _solve(model, model.lane_cost)
+    return flows
+
+
+def _solve(model: SkuModel, lane_cost: FloatArray) -> tuple[IntArray, float]:
+    ns, nd = model.src.shape[0], model.dst.shape[0]
+    t = 2 * ns + nd
+    ur, uv = _ragged(model.loss, model.src_units)
+    dr, dv = _ragged(model.gain, model.dst_units)
+    nl = model.lane_i.shape[0]
+    tails = np.concatenate(
+        [
+            np.arange(ns),  # keep
+            ur,  # ship unit arcs u_i -> o_i
+            ns + model.lane_i,  # lanes o_i -> d_j
+            2 * ns + dr,  # receive arcs d_j -> T
+        ]
+    ).astype(np.int64)
+    heads = np.concatenate(
+        [
+            np.full(ns, t),
+            ns + ur,
+            2 * ns + model.lane_j,
+            np.full(dr.shape[0], t),
+        ]
+    ).astype(np.int64)
+    caps = np.concatenate(
+        [
+            model.src_units,
+            np.ones(ur.shape[0], dtype=np.int64),
+            model.lane_cap,
+            np.ones(dr.shape[0], dtype=np.int64),
+        ]
+    ).astype(np.int64)
+    costs = np.concatenate(
+        [
+            np.zeros(ns),
+            np.round(uv * SCALE),
+            np.round(lane_cost * SCALE),
+            -np.round(dv * SCALE),
+        ]
+    ).astype(np.int64)
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+    supplies = np.zeros(t + 1, dtype=np.int64)
+    supplies[:ns] = model.src_units
+    supplies[t] = -int(model.src_units.sum())
+    mcf.set_nodes_supplies(np.arange(t + 1, dtype=np.int64), supplies)
+    status = mcf.solve()
+    if status != mcf.OPTIMAL:
+        msg = f"min-cost flow failed for SKU column {model.sku} (status {status})"
+        raise RuntimeError(msg)
+    first = ns + ur.shape[0]
+    flows: IntArray = np.asarray(
+        mcf.flows(np.arange(first, first + nl, dtype=np.int64)), dtype=np.int64
+    )
+    return flows, -float(mcf.optimal_cost()) / SCALE
+
+
+def curve_sum(values: FloatArray, rows: IntArray, q: IntArray) -> FloatArray:
+    """Sum of the first ``q[r]`` entries of ``values[rows[r]]``."""
+    if values.shape[1] == 0:
+        return np.zeros(rows.shape[0])
+    c = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(values, axis=1)], axis=1)
+    out: FloatArray = c[rows, np.minimum(q, values.shape[1])]
+    return out
+
+
+def lines_from_flows(model: SkuModel, flows: IntArray) -> SkuResult:
+    """Lines of one SKU with their pro-rata gain and loss (currency)."""
+    pos = flows > 0
+    li, lj, f = model.lane_i[pos], model.lane_j[pos], flows[pos]
+    ns, nd = model.src.shape[0], model.dst.shape[0]
+    out_tot = np.bincount(li, weights=f, minlength=ns).astype(np.int64)
+    in_tot = np.bincount(lj, weights=f, minlength=nd).astype(np.int64)
+    loss_tot = curve_sum(np.where(np.isfinite(model.loss), model.loss, 0.0), np.arange(ns), out_tot)
+    gain_tot = curve_sum(model.gain, np.arange(nd), in_tot)
+    share_s = f / np.maximum(out_tot[li], 1)
+    share_d = f / np.maximum(in_tot[lj], 1)
+    gain = gain_tot[lj] * share_d
+    loss = loss_tot[li] * share_s
+    uc = model.lane_cost[pos]
+    return SkuResult(
+        sku=model.sku,
+        src=model.src[li],
+        dst=model.dst[lj],
+        units=f.astype(np.int64),
+        gain=gain,
+        loss=loss,
+        unit_cost=uc,
+        objective=float(gain.sum() - loss.sum() - (f * uc).sum()),
+    )

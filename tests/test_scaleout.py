@@ -1,0 +1,84 @@
+"""The same plan on one process or a Dask cluster: results must be identical."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from stocktailor.config import Settings
+from stocktailor.engine import DaskEngine, LocalEngine
+from stocktailor.synth import SyntheticNetwork, generate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dask_engine() -> Iterator[DaskEngine]:
+    with DaskEngine(n_workers=2, threads_per_worker=1) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def network() -> SyntheticNetwork:
+    return generate("seed-stories", 1)
+
+
+@pytest.fixture(scope="module")
+def local_forecast(network: SyntheticNetwork) -> pl.DataFrame:
+    from stocktailor.demand import forecast
+
+    return forecast(network.tables, network.as_of, Settings(), engine=LocalEngine())
+
+
+def test_forecast_on_dask_equals_in_process(
+    network: SyntheticNetwork, local_forecast: pl.DataFrame, dask_engine: DaskEngine
+) -> None:
+    from stocktailor.demand import forecast
+
+    remote = forecast(network.tables, network.as_of, Settings(), engine=dask_engine)
+    assert local_forecast.height > 0
+    assert_frame_equal(remote, local_forecast)
+
+
+def test_optimiser_on_dask_equals_in_process(
+    network: SyntheticNetwork, local_forecast: pl.DataFrame, dask_engine: DaskEngine
+) -> None:
+    from stocktailor.transfers import plan_transfers
+
+    local = plan_transfers(
+        network.tables, network.as_of, local_forecast, Settings(), engine=LocalEngine()
+    )
+    remote = plan_transfers(
+        network.tables, network.as_of, local_forecast, Settings(), engine=dask_engine
+    )
+    assert local.height > 0
+    assert_frame_equal(remote, local)
+
+
+def test_short_backtest_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_path: Path) -> None:
+    from stocktailor.simulate import backtest
+
+    kwargs = {"n_stores": 12, "n_sku_sizes": 150}
+    local = backtest(
+        "scale",
+        [0, 1],
+        ["none", "rule"],
+        Settings(),
+        tmp_path / "local",
+        engine=LocalEngine(),
+        **kwargs,
+    )
+    remote = backtest(
+        "scale",
+        [0, 1],
+        ["none", "rule"],
+        Settings(),
+        tmp_path / "dask",
+        engine=dask_engine,
+        **kwargs,
+    )
+    assert_frame_equal(remote.summary, local.summary)

@@ -1,0 +1,511 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from scipy import sparse
+from scipy.optimize import linprog
+
+from stocktailor.config import ConstraintsConfig, Settings, SolverConfig
+from stocktailor.contract import Tables
+from stocktailor.engine import LocalEngine
+from stocktailor.positions import haversine_km
+from stocktailor.transfers import (
+    TRANSFER_COLUMNS,
+    TransferInstance,
+    destination_lead_days,
+    partition_skus,
+    plan_transfers,
+    plan_transfers_from_arrays,
+    solve_instance,
+    solve_transfers,
+    summarise_transfers,
+    windows_from_daily_rates,
+)
+from stocktailor.valuation import arrival_tail, prob_at_least
+
+AS_OF = dt.date(2026, 3, 1)
+
+
+def random_instance(
+    seed: int,
+    n: int,
+    m: int,
+    *,
+    fixed: bool = True,
+    eligible_share: float = 1.0,
+    capacity: bool = False,
+    mean_stock: float = 4.0,
+) -> TransferInstance:
+    """A misallocated network: stock drawn independently of demand."""
+    rng = np.random.default_rng(seed)
+    lat = rng.uniform(30, 47, n)
+    lon = rng.uniform(-122, -72, n)
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    unit = 0.4 + 0.0015 * km
+    fc = (25.0 + 0.05 * km) if fixed else np.zeros((n, n))
+    lead = (2 + np.floor(km / 800)).astype(np.int64)
+    for a in (unit, fc, lead):
+        np.fill_diagonal(a, 0)
+    stock = rng.poisson(mean_stock, (n, m)).astype(np.int64)
+    movable = np.maximum(stock - 1, 0)
+    movable = np.minimum(movable, rng.integers(0, 12, (n, m)))
+    rate = rng.gamma(0.8, 1.0, (n, m)) * rng.uniform(0.3, 1.5, (1, m))
+    ml = rate * 0.4
+    mr = rate * 5.0
+    price = rng.uniform(20, 120, m)
+    elig = rng.random((n, m)) < eligible_share if eligible_share < 1 else None
+    head = None
+    if capacity:
+        head = rng.integers(-3, 15, n).astype(np.int64)
+    return TransferInstance(
+        store_ids=[f"S{i:03d}" for i in range(n)],
+        skus=[f"K{j:03d}" for j in range(m)],
+        styles=[f"ST{j // 3}" for j in range(m)],
+        stock=stock,
+        movable=movable,
+        mean_lead=ml,
+        var_lead=ml * 1.6,
+        mean_rest=mr,
+        var_rest=mr * 1.6,
+        price=price,
+        salvage=price * 0.3,
+        unit_cost=unit,
+        fixed_cost=fc,
+        lead_days=lead,
+        eligible=elig,
+        headroom=head,
+        season_days=np.full(m, 60.0),
+    )
+
+
+def lp_optimum(inst: TransferInstance) -> float:
+    """Independent LP (HiGHS) of the no-fixed-cost model: all pairs, all units, no pruning."""
+    n = inst.n_stores
+    total = 0.0
+    for s in range(inst.n_skus):
+        margin = inst.price[s] - inst.salvage[s]
+        mv = inst.movable[:, s]
+        src = np.nonzero(mv > 0)[0]
+        if src.shape[0] == 0:
+            continue
+        supply = int(mv.sum())
+        x = np.maximum(inst.stock[:, s], 0)
+        season = prob_at_least(
+            inst.mean_lead[:, s] + inst.mean_rest[:, s],
+            inst.var_lead[:, s] + inst.var_rest[:, s],
+            int(x.max()) + 1,
+        )
+        arr = arrival_tail(
+            x,
+            inst.mean_lead[:, s],
+            inst.var_lead[:, s],
+            inst.mean_rest[:, s],
+            inst.var_rest[:, s],
+            supply,
+        )
+        elig = np.ones(n, bool) if inst.eligible is None else inst.eligible[:, s]
+        dst = np.nonzero(elig)[0]
+        pairs = [(i, j) for i in src for j in dst if i != j]
+        cost: list[float] = []
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        nv = 0
+        row_src = {i: r for r, i in enumerate(src)}
+        row_dst = {j: len(src) + r for r, j in enumerate(dst)}
+        for i, j in pairs:
+            cost.append(inst.unit_cost[i, j])
+            rows += [row_src[i], row_dst[j]]
+            cols += [nv, nv]
+            vals += [1.0, 1.0]
+            nv += 1
+        for i in src:
+            for k in range(1, mv[i] + 1):
+                cost.append(margin * season[i, x[i] - k])
+                rows.append(row_src[i])
+                cols.append(nv)
+                vals.append(-1.0)
+                nv += 1
+        for j in dst:
+            for k in range(1, supply + 1):
+                cost.append(-margin * arr[j, k - 1])
+                rows.append(row_dst[j])
+                cols.append(nv)
+                vals.append(-1.0)
+                nv += 1
+        a = sparse.csr_array((vals, (rows, cols)), shape=(len(src) + len(dst), nv))
+        ub = [None] * len(pairs) + [1.0] * (nv - len(pairs))
+        res = linprog(
+            np.array(cost),
+            A_eq=a,
+            b_eq=np.zeros(a.shape[0]),
+            bounds=list(zip([0.0] * nv, ub, strict=True)),
+            method="highs",
+        )
+        assert res.status == 0
+        total += -res.fun
+    return float(total)
+
+
+def loose(**solver: object) -> Settings:
+    big = 10**6
+    return Settings(
+        constraints=ConstraintsConfig(
+            min_transfer_units=1,
+            pack_size=1,
+            max_outbound_lanes_per_store=big,
+            max_inbound_lanes_per_store=big,
+            respect_capacity=False,
+        ),
+        solver=SolverConfig(**solver),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_fixed_cost_objective_equals_lp_optimum(seed: int) -> None:
+    inst = random_instance(seed, 8, 6, fixed=False, eligible_share=0.8)
+    sol = solve_instance(inst, loose())
+    lp = lp_optimum(inst)
+    assert lp > 0
+    assert sol.no_fixed_objective == pytest.approx(lp, rel=1e-6)
+    assert sol.method == "flow"
+    # the final plan drops only lines whose own pro-rata net is not positive
+    assert sol.objective <= lp * (1 + 1e-6)
+    assert sol.objective >= 0.9 * lp
+
+
+def _check_plan(inst: TransferInstance, s: Settings) -> None:
+    sol = solve_instance(inst, s, method="heuristic")
+    ln = sol.lines
+    c = s.constraints
+    n, m = inst.n_stores, inst.n_skus
+    out = np.zeros((n, m), dtype=np.int64)
+    inn = np.zeros((n, m), dtype=np.int64)
+    np.add.at(out, (ln.src, ln.sku), ln.units)
+    np.add.at(inn, (ln.dst, ln.sku), ln.units)
+    # never more than movable out (presentation minimum, recent receipts), never negative
+    assert (out <= inst.movable).all()
+    final = inst.stock - out + inn
+    assert (final >= 0).all()
+    assert (final.sum(axis=0) == inst.stock.sum(axis=0)).all()  # units conserved
+    assert (sol.net_benefit > 0).all()
+    np.testing.assert_allclose(
+        sol.net_benefit, sol.gain - sol.source_loss - sol.transfer_cost, rtol=1e-12, atol=1e-9
+    )
+    assert (ln.units >= c.min_transfer_units).all()
+    assert (ln.units % c.pack_size == 0).all()
+    assert (ln.src != ln.dst).all()
+    if inst.eligible is not None:
+        assert inst.eligible[ln.dst, ln.sku].all()
+    if inst.headroom is not None and c.respect_capacity:
+        net_in = inn.sum(axis=1) - out.sum(axis=1)
+        assert (net_in <= np.maximum(inst.headroom, 0)).all()
+    lanes = {(int(a), int(b)) for a, b in zip(ln.src, ln.dst, strict=True)}
+    outdeg = np.bincount([a for a, _ in lanes], minlength=n)
+    indeg = np.bincount([b for _, b in lanes], minlength=n)
+    assert outdeg.max(initial=0) <= c.max_outbound_lanes_per_store
+    assert indeg.max(initial=0) <= c.max_inbound_lanes_per_store
+    if c.transfer_budget is not None:
+        assert sol.transfer_cost.sum() <= c.transfer_budget + 1e-6
+    assert (sol.gain_p10 <= sol.gain_p90 + 1e-9).all()
+    # same input, same output
+    again = solve_instance(inst, s, method="heuristic")
+    assert np.array_equal(again.lines.units, ln.units)
+    assert np.array_equal(again.lines.src, ln.src)
+    assert np.array_equal(again.lines.dst, ln.dst)
+    assert np.array_equal(again.lines.sku, ln.sku)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 9),
+    m=st.integers(1, 6),
+    pack=st.integers(1, 3),
+    min_units=st.integers(1, 4),
+    lanes=st.integers(1, 3),
+    capacity=st.booleans(),
+    elig=st.sampled_from([1.0, 0.6]),
+    budget=st.sampled_from([None, 50.0, 400.0]),
+    fixed=st.booleans(),
+)
+def test_random_networks_respect_every_constraint(
+    seed: int,
+    n: int,
+    m: int,
+    pack: int,
+    min_units: int,
+    lanes: int,
+    capacity: bool,
+    elig: float,
+    budget: float | None,
+    fixed: bool,
+) -> None:
+    inst = random_instance(seed, n, m, fixed=fixed, eligible_share=elig, capacity=capacity)
+    s = Settings(
+        constraints=ConstraintsConfig(
+            min_transfer_units=min_units,
+            pack_size=pack,
+            max_outbound_lanes_per_store=lanes,
+            max_inbound_lanes_per_store=lanes,
+            respect_capacity=True,
+            transfer_budget=budget,
+        )
+    )
+    _check_plan(inst, s)
+
+
+def test_mip_path_respects_constraints_and_beats_or_matches_heuristic() -> None:
+    inst = random_instance(5, 12, 10, capacity=True)
+    s = Settings(solver=SolverConfig(mip_time_limit_s=5.0))
+    heur = solve_instance(inst, s, method="heuristic")
+    mip = solve_instance(inst, s, method="mip")
+    assert mip.mip_objective is not None and mip.mip_bound is not None
+    assert mip.heuristic_objective is not None
+    assert mip.mip_objective >= mip.heuristic_objective - 1e-6  # warm start
+    assert mip.mip_bound >= mip.mip_objective - 1e-6
+    assert (mip.net_benefit > 0).all()
+    assert mip.lp_bound >= mip.objective
+    assert heur.lp_bound >= heur.objective
+    assert heur.no_fixed_objective >= heur.objective
+
+
+def test_fixed_costs_consolidate_lanes() -> None:
+    inst = random_instance(7, 15, 12, fixed=False)
+    free = solve_instance(inst, loose(), method="heuristic")
+    costly = TransferInstance(
+        **{**inst.__dict__, "fixed_cost": np.where(np.eye(15, dtype=bool), 0.0, 60.0)}
+    )
+    paid = solve_instance(costly, loose(), method="heuristic")
+    lanes = lambda s: len(set(zip(s.lines.src.tolist(), s.lines.dst.tolist(), strict=True)))  # noqa: E731
+    assert lanes(paid) < lanes(free)
+    assert paid.objective <= free.objective
+    huge = TransferInstance(
+        **{**inst.__dict__, "fixed_cost": np.where(np.eye(15, dtype=bool), 0.0, 1e7)}
+    )
+    assert len(solve_instance(huge, loose()).lines) == 0
+
+
+def test_lp_bound_is_valid_against_mip() -> None:
+    inst = random_instance(11, 10, 8)
+    sol = solve_instance(inst, loose(mip_time_limit_s=10.0), method="mip")
+    assert sol.mip_objective is not None
+    # the aggregated LP relaxation never cuts off a feasible solution
+    assert sol.lp_bound >= sol.mip_objective - 1e-6
+    assert sol.lp_bound <= sol.no_fixed_objective + 1e-6
+
+
+def test_partitions_keep_styles_together_and_engine_gives_same_answer() -> None:
+    styles = ["a", "a", "b", "c", "c", "c", "d"]
+    parts = partition_skus(styles, 3)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(7))
+    for p in parts:
+        for other in parts:
+            if other is not p:
+                assert not {styles[i] for i in p} & {styles[i] for i in other}
+    inst = random_instance(3, 10, 9)
+    a = solve_instance(inst, Settings(), method="heuristic")
+    b = solve_instance(inst, Settings(), method="heuristic", engine=LocalEngine())
+    assert np.array_equal(a.lines.units, b.lines.units)
+
+
+def test_candidate_partners_restrict_lanes() -> None:
+    inst = random_instance(4, 20, 8, fixed=False)
+    sol = solve_instance(inst, loose(candidate_partners=2))
+    cost = inst.unit_cost + np.eye(20) * 1e9
+    near = np.argsort(cost, axis=1)[:, :2]
+    for a, b in zip(sol.lines.src, sol.lines.dst, strict=True):
+        assert b in near[a] or a in near[b]
+
+
+def test_broken_size_run_option_values_completing_the_run() -> None:
+    inst = random_instance(9, 6, 3, fixed=False)
+    stock = inst.stock.copy()
+    stock[0, 1] = 0  # store 0 misses the core size
+    stock[0, [0, 2]] = 8
+    mv = np.minimum(inst.movable, stock)
+    inst = TransferInstance(
+        **{
+            **inst.__dict__,
+            "stock": stock,
+            "movable": mv,
+            "styles": ["X"] * 3,
+            "style_color": ["X|red"] * 3,
+            "core_size": np.array([False, True, False]),
+        }
+    )
+    base = solve_instance(inst, loose())
+    pen = solve_instance(inst, loose(broken_size_run_penalty=0.5))
+    into0 = lambda s: int(s.lines.units[(s.lines.dst == 0) & (s.lines.sku == 1)].sum())  # noqa: E731
+    assert into0(pen) >= into0(base)
+    assert pen.no_fixed_objective > base.no_fixed_objective
+
+
+def test_arrays_entry_with_daily_rates() -> None:
+    rng = np.random.default_rng(0)
+    n, m, days = 5, 4, 40
+    rates = rng.gamma(1.0, 0.2, (days, n, m))
+    rates[:, 0, :] *= 10  # store 0 sells much more
+    inst0 = random_instance(1, n, m, fixed=False)
+    lead = destination_lead_days(inst0.lead_days, inst0.unit_cost)
+    ml, vl, mr, vr = windows_from_daily_rates(rates, lead, dispersion=2.0)
+    np.testing.assert_allclose(ml + mr, rates.sum(axis=0))
+    assert (vl >= ml).all() and (vr >= mr).all()
+    stock = np.full((n, m), 6, dtype=np.int64)
+    stock[0] = 0
+    inst = TransferInstance(
+        **{
+            **inst0.__dict__,
+            "stock": stock,
+            "movable": stock - 1 * (stock > 0),
+            "mean_lead": ml,
+            "var_lead": vl,
+            "mean_rest": mr,
+            "var_rest": vr,
+        }
+    )
+    frame, sol = plan_transfers_from_arrays(inst, AS_OF, loose())
+    assert len(sol.lines) > 0
+    assert set(frame["to_id"]) == {"S000"}
+    assert tuple(frame.columns) == TRANSFER_COLUMNS
+
+
+# -- tables in, transfers.csv out ------------------------------------------------------------
+
+
+def tiny_tables(*, assortment: pl.DataFrame | None = None) -> tuple[Tables, pl.DataFrame]:
+    stores = pl.DataFrame(
+        {
+            "store_id": ["SEA", "SMO", "DEN", "WH"],
+            "name": ["Seattle Downtown", "Santa Monica", "Denver", "Central DC"],
+            "kind": ["store", "store", "store", "warehouse"],
+            "latitude": [47.61, 34.02, 39.74, 39.0],
+            "longitude": [-122.33, -118.49, -104.99, -95.0],
+            "capacity_units": [500, 500, 500, None],
+            "region": ["NW", "CA", "MT", "C"],
+        },
+        schema_overrides={"capacity_units": pl.Int64},
+    )
+    products = pl.DataFrame(
+        {
+            "sku": ["TR-M", "TR-L"],
+            "style": ["TR", "TR"],
+            "color": ["Beige", "Beige"],
+            "size": ["M", "L"],
+            "category": ["coats", "coats"],
+            "full_price": [150.0, 150.0],
+            "unit_cost": [50.0, 50.0],
+            "salvage_value": [40.0, 40.0],
+            "season_end": [dt.date(2026, 4, 30)] * 2,
+            "name": ["Trench Coat"] * 2,
+            "gender": ["W", "W"],
+        }
+    )
+    sales = pl.DataFrame(
+        {"date": [AS_OF], "store_id": ["SEA"], "sku": ["TR-M"], "units": [1], "revenue": [150.0]}
+    )
+    inv = pl.DataFrame(
+        {
+            "date": [AS_OF - dt.timedelta(days=30)] * 6,
+            "store_id": ["SEA", "SMO", "DEN", "SEA", "SMO", "WH"],
+            "sku": ["TR-M", "TR-M", "TR-M", "TR-L", "TR-L", "TR-M"],
+            "on_hand": [21, 0, 2, 9, 1, 80],
+            "in_transit": [0] * 6,
+        }
+    )
+    weeks = [AS_OF + dt.timedelta(days=1 + 7 * i) for i in range(9)]
+    rate = {"SEA": 0.3, "SMO": 4.0, "DEN": 1.0}
+    fc = pl.DataFrame(
+        [(s, k, w, r, 1.5 * r) for s, r in rate.items() for k in ("TR-M", "TR-L") for w in weeks],
+        schema=["store_id", "sku", "week_start", "mean", "var"],
+        orient="row",
+    )
+    t = Tables(stores=stores, products=products, sales=sales, inventory=inv, assortment=assortment)
+    return t, fc
+
+
+def test_plan_transfers_on_tiny_network_moves_to_the_store_that_sells() -> None:
+    t, fc = tiny_tables()
+    out = plan_transfers(t, AS_OF, fc, Settings())
+    assert tuple(out.columns) == TRANSFER_COLUMNS
+    assert out.height >= 1
+    top = out.row(0, named=True)
+    assert (top["from_id"], top["to_id"], top["sku"]) == ("SEA", "SMO", "TR-M")
+    # SEA had 21, sold 1 after the snapshot -> 20 on hand, keeps its presentation minimum
+    assert top["units"] <= 19
+    assert (out["net_benefit"] > 0).all()
+    np.testing.assert_allclose(
+        out["net_benefit"],
+        out["expected_gain"] - out["expected_source_loss"] - out["transfer_cost"],
+    )
+    assert top["reason"].startswith("Seattle Downtown holds ")
+    assert (
+        "Trench Coat Beige M" in top["reason"] and "Santa Monica is out of stock" in top["reason"]
+    )
+    assert top["arrival_date"] > top["ship_date"] == AS_OF + dt.timedelta(days=1)
+    assert (out["gain_p10"] <= out["gain_p90"]).all()
+    assert "WH" not in set(out["from_id"]) | set(out["to_id"])
+    _, sol = solve_transfers(t, AS_OF, fc, Settings())
+    assert sol.objective == pytest.approx(out["net_benefit"].sum())
+    summ = summarise_transfers(out, t.stores, t.products)
+    total = summ.filter(pl.col("cluster") == "all").row(0, named=True)
+    assert total["units"] == out["units"].sum()
+    assert total["lanes"] == out.select("from_id", "to_id").unique().height
+    assert total["expected_net_benefit"] == pytest.approx(out["net_benefit"].sum())
+
+
+def test_assortment_blocks_ineligible_destination() -> None:
+    ban = pl.DataFrame(
+        {"store_id": ["SMO"], "attribute": ["gender"], "value": ["W"], "allowed": [False]}
+    )
+    t, fc = tiny_tables(assortment=ban)
+    out = plan_transfers(t, AS_OF, fc, Settings())
+    assert "SMO" not in set(out["to_id"])
+    bad = ban.with_columns(pl.lit("nope").alias("attribute"))
+    with pytest.raises(ValueError, match="assortment: row 1"):
+        plan_transfers(tiny_tables(assortment=bad)[0], AS_OF, fc, Settings())
+
+
+def test_empty_plan_has_the_contract_columns() -> None:
+    t, fc = tiny_tables()
+    out = plan_transfers(
+        t, AS_OF, fc.with_columns(pl.lit(0.0).alias("mean"), pl.lit(0.0).alias("var"))
+    )
+    assert out.height == 0 and tuple(out.columns) == TRANSFER_COLUMNS
+
+
+@pytest.mark.slow
+def test_true_demand_from_the_generator() -> None:
+    synth = pytest.importorskip("stocktailor.synth")
+    from stocktailor.transfers import build_instance, solution_frame, with_daily_demand
+
+    net = synth.generate("seed-stories", 0)
+    tb, tr = net.tables, net.truth
+    empty = pl.DataFrame(
+        schema={
+            "store_id": pl.String,
+            "sku": pl.String,
+            "week_start": pl.Date,
+            "mean": pl.Float64,
+            "var": pl.Float64,
+        }
+    )
+    inst = build_instance(tb, net.as_of, empty, Settings())
+    assert inst.mean_rest.sum() == 0
+    end = tb.products["season_end"].max()
+    rates = tr.expected_demand(net.as_of + dt.timedelta(days=1), end)
+    inst = with_daily_demand(inst, rates, tr.store_ids, tr.skus, tr.dispersion)
+    assert inst.mean_rest.sum() > 0
+    s = Settings(constraints=ConstraintsConfig(pack_size=2))
+    _check_plan(inst, s)
+    sol = solve_instance(inst, s, method="heuristic")
+    frame = solution_frame(inst, sol, net.as_of, tb.products, tb.stores)
+    assert tuple(frame.columns) == TRANSFER_COLUMNS
+    assert (frame["net_benefit"] > 0).all()
+    assert sol.lp_bound >= sol.objective > 0
