@@ -81,4 +81,4 @@ def test_short_backtest_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_p
         engine=dask_engine,
         **kwargs,
     )
-    assert_frame_equal(remote.summary, local.summary)
+    assert_frame_equal(remote.kpis.summary, local.kpis.summary)

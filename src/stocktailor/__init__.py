@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "PlanResult": "stocktailor.plan",
     "run_plan": "stocktailor.plan",
     "simulate": "stocktailor.simulate",
-    "backtest": "stocktailor.simulate",
+    "backtest": "stocktailor.simulate.backtest",
     "make_engine": "stocktailor.engine",
     "LocalEngine": "stocktailor.engine",
     "DaskEngine": "stocktailor.engine",
@@ -70,7 +70,8 @@ if TYPE_CHECKING:
     from stocktailor.demand import DemandModel, forecast
     from stocktailor.engine import DaskEngine, LocalEngine, make_engine
     from stocktailor.plan import PlanResult, run_plan
-    from stocktailor.simulate import backtest, simulate
+    from stocktailor.simulate import simulate
+    from stocktailor.simulate.backtest import backtest
     from stocktailor.sizecurves import SizeCurveEstimator
     from stocktailor.synth import SyntheticNetwork, generate
     from stocktailor.transfers import plan_transfers

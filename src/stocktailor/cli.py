@@ -452,7 +452,7 @@ def backtest(
     """Replay a season under each policy and report KPIs (HTML + CSV)."""
     with _errors():
         from stocktailor.engine import make_engine
-        from stocktailor.simulate import backtest as run_backtest
+        from stocktailor.simulate.backtest import backtest as run_backtest
 
         settings = _settings(config)
         seeds = seed or [0]
@@ -472,7 +472,7 @@ def backtest(
                 engine=engine,
                 progress=advance,
             )
-        _print_frame(result.summary, f"Backtest {scenario}, seeds {seeds}", max_rows=40)
+        _print_frame(result.kpi_table(), f"Backtest {scenario}, seeds {seeds}", max_rows=40)
         console.print(f"report: {result.report_path}")
 
 

@@ -38,7 +38,7 @@ def run_demo(
     """
     from stocktailor import workflow
     from stocktailor.clustering import clusters_report_html
-    from stocktailor.simulate import backtest
+    from stocktailor.simulate.backtest import backtest
     from stocktailor.synth import generate
     from stocktailor.workspace import Workspace
 
@@ -125,7 +125,7 @@ def run_demo(
             out / "backtest",
             progress=advance,
         )
-    print_frame(bt.summary, f"Backtest on default, seeds {seeds}", max_rows=40)
+    print_frame(bt.kpi_table(), f"Backtest on default, seeds {seeds}", max_rows=40)
 
     elapsed = time.perf_counter() - started
     console.print(f"\n[bold]Done in {elapsed:,.0f} s.[/bold] Results are in {out.resolve()}:")
