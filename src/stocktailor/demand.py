@@ -1,0 +1,1276 @@
+"""Demand model: censoring-aware store x SKU weekly demand distributions.
+
+A global LightGBM model learns weekly demand at style x store level across the network. Its
+target is *demand*, not sales: days on which the store sold out or was out of stock are
+imputed with the censored-Poisson rate of :mod:`stocktailor.censoring`. Each series carries
+a multiplicative base (its recent censoring-corrected level, shrunk toward the style's level
+in the store's cluster), given to LightGBM as an offset (``init_score``), so the trees learn
+how weather, events, trends, price, the calendar and the product lifecycle move demand away
+from that base. Style forecasts are split to colour and size with the store's colour mix and
+size curve (:mod:`stocktailor.sizecurves`), and every week gets a negative-binomial
+distribution (``mean``, ``var``, ``p10/p50/p90``).
+
+statsforecast baselines (:func:`baseline_forecast`) are kept as benchmark references.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from scipy import stats
+
+from stocktailor.censoring import (
+    expected_demand_given_at_least,
+    pair_demand_rates,
+    ranged_pairs,
+    stock_events,
+)
+from stocktailor.config import DemandConfig, Settings
+from stocktailor.contract import Tables
+from stocktailor.signals import build_features, week_of
+from stocktailor.sizecurves import SizeCurveEstimator
+
+__all__ = [
+    "FORECAST_COLUMNS",
+    "SIGNAL_GROUPS",
+    "DemandModel",
+    "baseline_forecast",
+    "censored_weekly_demand",
+    "forecast",
+    "markdown_price_plan",
+    "nb_quantiles",
+    "prob_at_least",
+    "season_demand",
+]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+Progress = Callable[[int], None]
+
+FORECAST_COLUMNS = ("store_id", "sku", "week_start", "mean", "var", "p10", "p50", "p90")
+SIGNAL_GROUPS = frozenset(
+    {"weather", "events", "trends", "economy", "calendar", "store", "product", "price"}
+)
+_FORECAST_SCHEMA: dict[str, Any] = {
+    "store_id": pl.String,
+    "sku": pl.String,
+    "week_start": pl.Date,
+    "mean": pl.Float64,
+    "var": pl.Float64,
+    "p10": pl.Float64,
+    "p50": pl.Float64,
+    "p90": pl.Float64,
+}
+_SS = ["store_id", "style"]
+
+
+# ------------------------------------------------------------------------------------------
+# distributions
+
+
+def nb_quantiles(mean: npt.ArrayLike, var: npt.ArrayLike, qs: Sequence[float]) -> list[FloatArray]:
+    """Quantiles of the negative binomial with the given mean and variance (Poisson if var<=mean).
+
+    Parameters
+    ----------
+    mean, var
+        Mean and variance, units.
+    qs
+        Probabilities in (0, 1).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One array of quantiles (units, whole numbers) per probability.
+    """
+    m = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
+    v = np.maximum(np.asarray(var, dtype=np.float64), m * (1 + 1e-9))
+    over = v > m * (1 + 1e-6)
+    out = []
+    for q in qs:
+        res = np.zeros_like(m)
+        pos = m > 0
+        po = pos & ~over
+        if po.any():
+            res[po] = stats.poisson.ppf(q, m[po])
+        nb = pos & over
+        if nb.any():
+            p = m[nb] / v[nb]
+            n = m[nb] * p / (1 - p)
+            res[nb] = stats.nbinom.ppf(q, n, p)
+        out.append(res.astype(np.float64))
+    return out
+
+
+def prob_at_least(mean: npt.ArrayLike, var: npt.ArrayLike, kmax: int) -> FloatArray:
+    """P(D >= k) for k = 1..kmax, D negative binomial (or Poisson when var <= mean).
+
+    Uses the pmf recurrence ``p(k+1) = p(k) * (k + n) / (k + 1) * (1 - p)`` of the negative
+    binomial (``p(k+1) = p(k) * mean / (k + 1)`` for the Poisson).
+
+    Parameters
+    ----------
+    mean, var
+        Arrays of equal shape (n,), units.
+    kmax
+        Largest k.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n, kmax); column ``k-1`` is P(D >= k).
+    """
+    m = np.maximum(np.atleast_1d(np.asarray(mean, dtype=np.float64)), 0.0)
+    v = np.atleast_1d(np.asarray(var, dtype=np.float64))
+    if m.shape != v.shape:
+        msg = f"mean and var must have the same shape, got {m.shape} and {v.shape}"
+        raise ValueError(msg)
+    if kmax < 1:
+        return np.zeros((m.size, 0))
+    over = v > m * (1 + 1e-6)
+    q = np.where(over, 1 - m / np.where(over, v, 1.0), 0.0)  # 1 - p
+    n = np.where(over, m * (1 - q) / np.maximum(q, 1e-300), 0.0)
+    log0 = np.where(over, n * np.log1p(-np.clip(q, 0, 1 - 1e-15)), -m)
+    pk = np.where(m <= 0, 1.0, np.exp(log0))
+    cdf = pk.copy()
+    out = np.empty((m.size, kmax), dtype=np.float64)
+    for k in range(kmax):
+        out[:, k] = 1.0 - cdf
+        ratio = np.where(over, (k + n) / (k + 1) * q, m / (k + 1))
+        pk = pk * ratio
+        cdf = cdf + pk
+    return np.clip(out, 0.0, 1.0)
+
+
+def season_demand(forecast: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """Demand over ``[start, end]`` per store x SKU from a weekly forecast.
+
+    Weeks overlapping the window partly count pro rata by days; variances add (weeks are
+    treated as independent; the forecast's weekly variances already carry the shared level
+    uncertainty, see :class:`DemandModel`).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, sku, mean, var`` (units over the window).
+    """
+    if end < start:
+        msg = f"season_demand: end {end} is before start {start}"
+        raise ValueError(msg)
+    ws = pl.col("week_start")
+    lo = pl.max_horizontal(ws, pl.lit(start))
+    hi = pl.min_horizontal(ws + dt.timedelta(days=6), pl.lit(end))
+    frac = ((hi - lo).dt.total_days() + 1).clip(lower_bound=0) / 7.0
+    return (
+        forecast.with_columns(frac.alias("_f"))
+        .filter(pl.col("_f") > 0)
+        .group_by("store_id", "sku")
+        .agg((pl.col("mean") * pl.col("_f")).sum(), (pl.col("var") * pl.col("_f")).sum())
+        .sort("store_id", "sku")
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# history -> weekly demand
+
+
+def _weekly_demand(
+    tables: Tables,
+    as_of: dt.date,
+    start: dt.date,
+    *,
+    clusters: pl.DataFrame | None,
+    threshold: int,
+    censoring: bool,
+    prior_days: float,
+    events: tuple[pl.DataFrame, pl.DataFrame],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Weekly censoring-corrected demand per store x SKU, and per-pair rates.
+
+    Returns ``(weekly, rates)``; weekly has ``store_id, sku, week, units, demand, revenue,
+    in_stock_share``.
+    """
+    sales_days, out_days = events
+    rates = pair_demand_rates(
+        tables,
+        as_of,
+        start=start,
+        clusters=clusters,
+        threshold_units=threshold,
+        prior_days=prior_days,
+        events=events,
+    )
+    sku_style = tables.products.select("sku", "style")
+    # Pair-week tallies: in-stock units, censored (sell-out) days, out-of-stock days.
+    sdw = sales_days.with_columns(week_of("date", as_of).alias("week"))
+    pw = sdw.group_by("store_id", "sku", "week").agg(
+        pl.col("units").sum().cast(pl.Float64).alias("units"),
+        pl.col("units").filter(~pl.col("censored")).sum().cast(pl.Float64).alias("u_in"),
+        pl.col("censored").sum().cast(pl.Float64).alias("cens_days"),
+    )
+    od = (
+        out_days.with_columns(week_of("date", as_of).alias("week"))
+        .group_by("store_id", "sku", "week")
+        .agg(pl.len().cast(pl.Float64).alias("out_days"))
+    )
+    pw = (
+        pw.join(od, on=["store_id", "sku", "week"], how="full", coalesce=True)
+        .with_columns(
+            [pl.col(c).fill_null(0.0) for c in ("units", "u_in", "cens_days", "out_days")]
+        )
+        .join(sku_style, on="sku", how="inner")
+    )
+    # Tracked pairs per style and week (from the pair's first tracked week on).
+    w_lo = week_of(pl.lit(start), as_of)
+    first = (
+        tables.inventory.filter(pl.col("date") <= as_of)
+        .join(ranged_pairs(tables, as_of), on=["store_id", "sku"], how="semi")
+        .group_by("store_id", "sku")
+        .agg(pl.col("date").min().alias("first"))
+        .join(sku_style, on="sku", how="inner")
+        .with_columns(
+            pl.max_horizontal(week_of(pl.col("first") + dt.timedelta(days=1), as_of), w_lo).alias(
+                "fw"
+            )
+        )
+    )
+    tracked = (
+        first.group_by("style", "fw")
+        .agg(pl.len().alias("n"))
+        .sort("style", "fw")
+        .with_columns(pl.col("n").cum_sum().over("style").alias("n_pairs"))
+    )
+    # Style index R(style, week): in-stock units per in-stock pair-day across the network.
+    sw = pw.group_by("style", "week").agg(
+        pl.col("u_in").sum(), (pl.col("cens_days") + pl.col("out_days")).sum().alias("lost")
+    )
+    n_w = int(-(start - as_of).days // 7) + 1
+    grid = (
+        tracked.select("style")
+        .unique()
+        .join(pl.DataFrame({"week": pl.Series(range(-n_w, 0), dtype=pl.Int32)}), how="cross")
+    )
+    grid = grid.join_asof(
+        tracked.select("style", pl.col("fw").cast(pl.Int32).alias("week"), "n_pairs").sort("week"),
+        on="week",
+        by="style",
+        strategy="backward",
+        check_sortedness=False,
+    ).with_columns(pl.col("n_pairs").fill_null(0))
+    grid = (
+        grid.join(sw, on=["style", "week"], how="left")
+        .with_columns(pl.col("u_in").fill_null(0.0), pl.col("lost").fill_null(0.0))
+        .with_columns(
+            (pl.col("n_pairs") * 7.0 - pl.col("lost")).clip(lower_bound=0.0).alias("exp_days")
+        )
+        .sort("style", "week")
+    )
+    grid = grid.with_columns(
+        pl.when(pl.col("exp_days") >= 7.0)
+        .then(pl.col("u_in") / pl.col("exp_days"))
+        .otherwise(None)
+        .alias("R")
+    ).with_columns(pl.col("R").forward_fill().backward_fill().over("style").fill_null(0.0))
+    grid = grid.with_columns(
+        (pl.col("R") / pl.col("R").mean().over("style").clip(lower_bound=1e-12)).alias("R")
+    ).filter(pl.col("n_pairs") > 0)
+    r_idx = grid.select("style", "week", "R")
+    # Pair level relative to the style index: lam = (U + a prior) / (E + a).
+    pw = pw.join(r_idx, on=["style", "week"], how="left").with_columns(pl.col("R").fill_null(1.0))
+    fr = first.select("store_id", "sku", "style", "fw").join(r_idx, on="style", how="inner")
+    fr = (
+        fr.filter(pl.col("week") >= pl.col("fw"))
+        .group_by("store_id", "sku")
+        .agg((7.0 * pl.col("R")).sum().alias("E7"))
+    )
+    lost_e = pw.group_by("store_id", "sku").agg(
+        ((pl.col("cens_days") + pl.col("out_days")) * pl.col("R")).sum().alias("El"),
+        pl.col("u_in").sum().alias("U"),
+    )
+    lam = (
+        fr.join(lost_e, on=["store_id", "sku"], how="left")
+        .join(rates.select("store_id", "sku", "rate"), on=["store_id", "sku"], how="left")
+        .with_columns(
+            pl.col("El").fill_null(0.0), pl.col("U").fill_null(0.0), pl.col("rate").fill_null(0.0)
+        )
+        .with_columns(
+            (
+                (pl.col("U") + prior_days * pl.col("rate"))
+                / ((pl.col("E7") - pl.col("El")).clip(lower_bound=0.0) + prior_days + 1e-9)
+            ).alias("lam")
+        )
+        .select("store_id", "sku", "lam")
+    )
+    sd = (
+        sdw.join(sku_style, on="sku", how="inner")
+        .join(r_idx, on=["style", "week"], how="left")
+        .join(lam, on=["store_id", "sku"], how="left")
+    )
+    lam_d = (sd["lam"].fill_null(0.0) * sd["R"].fill_null(1.0)).to_numpy()
+    y = sd["units"].to_numpy().astype(np.float64)
+    cens = sd["censored"].to_numpy()
+    dem = y.copy()
+    if censoring and cens.any():
+        dem[cens] = expected_demand_given_at_least(lam_d[cens], y[cens])
+    sd = sd.with_columns(pl.Series("dem", dem))
+    wk = sd.group_by("store_id", "sku", "week").agg(pl.col("dem").sum().alias("demand"))
+    wk = (
+        pw.join(wk, on=["store_id", "sku", "week"], how="left")
+        .join(lam, on=["store_id", "sku"], how="left")
+        .with_columns(pl.col("demand").fill_null(0.0), pl.col("lam").fill_null(0.0))
+    )
+    if censoring:
+        wk = wk.with_columns(
+            (pl.col("demand") + pl.col("out_days") * pl.col("lam") * pl.col("R")).alias("demand")
+        )
+    else:
+        wk = wk.with_columns(pl.col("units").alias("demand"))
+    wk = wk.with_columns(
+        (1.0 - (pl.col("out_days") + 0.5 * pl.col("cens_days")) / 7.0)
+        .clip(0.0, 1.0)
+        .alias("in_stock_share")
+    ).select(
+        "store_id", "sku", "week", "units", "demand", "cens_days", "out_days", "in_stock_share"
+    )
+    return wk, rates
+
+
+def censored_weekly_demand(
+    tables: Tables,
+    as_of: dt.date,
+    start: dt.date,
+    *,
+    clusters: pl.DataFrame | None = None,
+    threshold_units: int = 0,
+    prior_days: float = 7.0,
+) -> pl.DataFrame:
+    """Censoring-corrected weekly demand per store x SKU over ``[start, as_of]``.
+
+    Sell-out days count ``E[D | D >= sales]`` and days out of stock the pair's level times the
+    style's network in-stock rate of that week (see :class:`DemandModel`).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share`` (units per
+        week; ``week`` relative to ``as_of``, -1 = the last week).
+    """
+    events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    wk, _ = _weekly_demand(
+        tables,
+        as_of,
+        start,
+        clusters=clusters,
+        threshold=threshold_units,
+        censoring=True,
+        prior_days=prior_days,
+        events=events,
+    )
+    return wk
+
+
+def _price_weekly(tables: Tables, as_of: dt.date, start: dt.date) -> pl.DataFrame:
+    """Units-weighted price paid / full price per style and week (network)."""
+    s = tables.sales.filter(
+        (pl.col("date") >= start) & (pl.col("date") <= as_of) & (pl.col("units") > 0)
+    )
+    s = s.join(tables.products.select("sku", "style", "full_price"), on="sku", how="inner")
+    return (
+        s.with_columns(week_of("date", as_of).alias("week"))
+        .group_by("style", "week")
+        .agg(
+            (
+                pl.col("revenue").sum()
+                / (pl.col("units") * pl.col("full_price")).sum().clip(lower_bound=1e-9)
+            ).alias("price_factor")
+        )
+        .with_columns(pl.col("price_factor").clip(0.05, 2.0))
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# model
+
+
+class DemandModel:
+    """Global censoring-aware LightGBM demand model with negative-binomial weekly output.
+
+    Parameters
+    ----------
+    config
+        Demand settings (defaults: :class:`~stocktailor.config.DemandConfig`).
+    random_state
+        Seed of LightGBM's bagging and of training-row subsampling.
+    signals
+        Signal groups used as features (subset of :data:`SIGNAL_GROUPS`); default all.
+        Removing one is how the ablation benchmarks measure what a signal is worth.
+    censoring
+        Impute demand on censored days (True) or take sales as demand (False).
+
+    Attributes
+    ----------
+    booster_
+        The trained LightGBM booster (style x store x week, Poisson with log-base offset).
+    features_
+        Feature names, in booster order.
+    dispersion_
+        Weekly negative-binomial shape term ``phi`` (var = mean + phi * mean^2).
+    level_dispersion_
+        Shared level uncertainty ``phi_L`` (the season total has var += phi_L * total^2).
+    as_of_
+        As-of date of the current state (``fit`` or the last ``update``).
+    size_curves_
+        The fitted :class:`~stocktailor.sizecurves.SizeCurveEstimator`.
+    """
+
+    def __init__(
+        self,
+        config: DemandConfig | None = None,
+        *,
+        random_state: int = 0,
+        signals: frozenset[str] | None = None,
+        censoring: bool = True,
+    ) -> None:
+        self.config = config if config is not None else DemandConfig()
+        self.random_state = random_state
+        self.signals = SIGNAL_GROUPS if signals is None else frozenset(signals)
+        unknown = self.signals - SIGNAL_GROUPS
+        if unknown:
+            msg = f"DemandModel: unknown signal groups {sorted(unknown)}"
+            raise ValueError(msg)
+        self.censoring = censoring
+
+    # -- state building ------------------------------------------------------------------
+
+    def _prepare(self, tables: Tables, as_of: dt.date, clusters: pl.DataFrame | None) -> None:
+        cfg = self.config
+        first_sale = tables.sales["date"].min()
+        start = as_of - dt.timedelta(days=cfg.history_days - 1)
+        if isinstance(first_sale, dt.date):
+            start = max(start, first_sale)
+        # Align the window to whole weeks ending at as_of.
+        n_weeks = max(1, ((as_of - start).days + 1) // 7)
+        start = as_of - dt.timedelta(days=7 * n_weeks - 1)
+        self._tables = tables
+        self.as_of_ = as_of
+        self._clusters = clusters
+        events = stock_events(
+            tables, as_of, start=start, threshold_units=cfg.censor_threshold_units
+        )
+        # Daily negative-binomial excess dispersion of SKU sales on in-stock days (moments;
+        # zero-sales days enter through the in-stock day count).
+        sq = (
+            events[0]
+            .filter(~pl.col("censored"))
+            .group_by("store_id", "sku")
+            .agg((pl.col("units").cast(pl.Float64) ** 2).sum().alias("s2"))
+        )
+        wk, _rates = _weekly_demand(
+            tables,
+            as_of,
+            start,
+            clusters=clusters,
+            threshold=cfg.censor_threshold_units,
+            censoring=self.censoring,
+            prior_days=cfg.censor_prior_days,
+            events=events,
+        )
+        mom = (
+            _rates.join(sq, on=["store_id", "sku"], how="left")
+            .filter(pl.col("in_stock_days") >= 7)
+            .with_columns(
+                (pl.col("in_stock_units") / pl.col("in_stock_days")).alias("m"),
+                pl.col("s2").fill_null(0.0),
+            )
+            .with_columns(
+                (
+                    (pl.col("s2") - pl.col("in_stock_days") * pl.col("m") ** 2)
+                    / (pl.col("in_stock_days") - 1)
+                ).alias("v")
+            )
+        )
+        num = float(((mom["v"] - mom["m"]) * mom["in_stock_days"]).sum())
+        den = float((mom["m"] ** 2 * mom["in_stock_days"]).sum())
+        self._phi_daily = max(num / den, 0.0) if den > 0 else 0.0
+        prods = tables.products.select("sku", "style", "color", "size")
+        wk = wk.join(prods, on="sku", how="inner")
+        self._sku_weekly = wk
+        # Carried store x style pairs and the first week each was stocked.
+        inv = (
+            tables.inventory.filter(pl.col("date") <= as_of)
+            .join(ranged_pairs(tables, as_of), on=["store_id", "sku"], how="semi")
+            .join(prods.select("sku", "style"), on="sku", how="inner")
+        )
+        carried = inv.group_by(_SS).agg(pl.col("date").min().alias("first"))
+        sold = wk.group_by(_SS).agg(pl.col("week").min().alias("w_sold"))
+        carried = carried.join(sold, on=_SS, how="full", coalesce=True)
+        carried = carried.with_columns(
+            pl.max_horizontal(
+                week_of(pl.col("first") + dt.timedelta(days=1), as_of).fill_null(-n_weeks),
+                pl.lit(-n_weeks, pl.Int32),
+            ).alias("w0")
+        ).with_columns(pl.min_horizontal("w0", pl.col("w_sold").fill_null(0)).alias("w0"))
+        stores = set(tables.store_ids.to_list())
+        carried = carried.filter(pl.col("store_id").is_in(stores)).select(*_SS, "w0").sort(_SS)
+        self._carried = carried
+        # Full weekly grid of history per carried pair.
+        grid = (
+            carried.with_columns(pl.int_ranges("w0", 0, dtype=pl.Int32).alias("week"))
+            .explode("week")
+            .drop_nulls("week")
+        )
+        st = wk.group_by([*_SS, "week"]).agg(
+            pl.col("demand").sum(),
+            pl.col("units").sum(),
+            (pl.col("in_stock_share") * pl.col("demand")).sum().alias("_isw"),
+        )
+        grid = (
+            grid.join(st, on=[*_SS, "week"], how="left")
+            .with_columns(
+                pl.col("demand").fill_null(0.0),
+                pl.col("units").fill_null(0.0),
+            )
+            .with_columns(
+                (pl.col("_isw") / pl.col("demand").clip(lower_bound=1e-9))
+                .fill_null(1.0)
+                .alias("in_stock_share")
+            )
+            .drop("_isw")
+        )
+        self._grid = grid.sort([*_SS, "week"])
+        self._n_weeks = n_weeks
+        self._price = _price_weekly(tables, as_of, start)
+        # Style info: launch week, season end.
+        pr = tables.products
+        season_end = (
+            pr.group_by("style").agg(pl.col("season_end").max())
+            if "season_end" in pr.columns
+            else pr.select("style").unique().with_columns(pl.lit(None, pl.Date).alias("season_end"))
+        )
+        launch = wk.group_by("style").agg(pl.col("week").min().alias("launch_week"))
+        self._style_info = season_end.join(launch, on="style", how="left").with_columns(
+            pl.col("launch_week").fill_null(0)
+        )
+        # Origin features: state of each series at the start of each week (from earlier weeks).
+        self._origin = self._origin_features(self._grid)
+        # Size curves and colour mix for disaggregation.
+        self.size_curves_ = SizeCurveEstimator(
+            prior_strength=cfg.size_prior_strength,
+            history_days=(as_of - start).days + 1,
+            random_state=self.random_state,
+        ).fit(tables, as_of, clusters=clusters, events=events)
+        self._shares = self._sku_shares(tables, clusters)
+
+    def _origin_features(self, grid: pl.DataFrame) -> pl.DataFrame:
+        """Per (store, style, week o): features from weeks < o (the origin state)."""
+        cfg = self.config
+        g = grid.sort([*_SS, "week"])
+        d = pl.col("demand")
+        g = g.with_columns(
+            d.shift(1).over(_SS).alias("d_l1"),
+            d.shift(2).over(_SS).alias("d_l2"),
+            d.shift(1).rolling_mean(4, min_samples=1).over(_SS).alias("d_m4"),
+            d.shift(1).rolling_sum(4, min_samples=1).over(_SS).alias("_s4"),
+            d.shift(1).rolling_mean(12, min_samples=1).over(_SS).alias("d_m12"),
+            d.shift(1).ewm_mean(half_life=2.0, ignore_nulls=True).over(_SS).alias("d_ewm"),
+            pl.col("week").cum_count().over(_SS).alias("_n"),
+            pl.col("in_stock_share").shift(1).over(_SS).alias("instock_l1"),
+        )
+        g = g.with_columns((pl.col("_n") - 1).clip(upper_bound=4).cast(pl.Float64).alias("_n4"))
+        # Cluster (or network) mean per store-week of the style, and store level.
+        if self._clusters is not None:
+            g = g.join(
+                self._clusters.select("store_id", pl.col("cluster_id").cast(pl.String)),
+                on="store_id",
+                how="left",
+            ).with_columns(pl.col("cluster_id").fill_null("_none"))
+        else:
+            g = g.with_columns(pl.lit("_all").alias("cluster_id"))
+        g = g.with_columns(
+            pl.col("d_m4").mean().over(["cluster_id", "style", "week"]).alias("grp_m4"),
+        )
+        lvl = (
+            g.filter(pl.col("d_m4").is_not_null())
+            .group_by("store_id")
+            .agg(((pl.col("d_m4").sum() + 1.0) / (pl.col("grp_m4").sum() + 1.0)).alias("store_lvl"))
+        )
+        g = g.join(lvl, on="store_id", how="left").with_columns(pl.col("store_lvl").fill_null(1.0))
+        a = cfg.base_prior_weeks
+        prior = pl.col("grp_m4").fill_null(0.0) * pl.col("store_lvl")
+        g = g.with_columns(
+            ((pl.col("_s4").fill_null(0.0) + a * prior) / (pl.col("_n4") + a)).alias("base")
+        )
+        # Style momentum across the network (lifecycle).
+        net = g.group_by("style", "week").agg(d.sum().alias("_net")).sort("style", "week")
+        net = net.with_columns(
+            (
+                (pl.col("_net").shift(1) + pl.col("_net").shift(2) + 1.0)
+                / (pl.col("_net").shift(3) + pl.col("_net").shift(4) + 1.0)
+            )
+            .log()
+            .over("style")
+            .alias("style_slope"),
+            (pl.col("_net").shift(1) / pl.col("_net").shift(1).mean().over("style"))
+            .over("style")
+            .alias("style_rel"),
+        )
+        # Lifecycle: OLS slope of log network style demand over the 6 weeks before the origin.
+        ly = (pl.col("_net") + 1.0).log().shift(1)
+        tt = pl.col("week").cast(pl.Float64).shift(1)
+        win = 6
+        net = (
+            net.with_columns(ly.over("style").alias("_y"), tt.over("style").alias("_t"))
+            .with_columns(
+                pl.col("_y").rolling_sum(win, min_samples=3).over("style").alias("_sy"),
+                pl.col("_t").rolling_sum(win, min_samples=3).over("style").alias("_st"),
+                (pl.col("_t") * pl.col("_y"))
+                .rolling_sum(win, min_samples=3)
+                .over("style")
+                .alias("_sty"),
+                (pl.col("_t") ** 2).rolling_sum(win, min_samples=3).over("style").alias("_stt"),
+                pl.col("_t")
+                .rolling_sum(win, min_samples=3)
+                .over("style")
+                .is_not_null()
+                .alias("_ok"),
+                pl.col("_t")
+                .is_not_null()
+                .cast(pl.Int32)
+                .rolling_sum(win, min_samples=3)
+                .over("style")
+                .alias("_k"),
+            )
+            .with_columns(
+                (
+                    (pl.col("_k") * pl.col("_sty") - pl.col("_st") * pl.col("_sy"))
+                    / (pl.col("_k") * pl.col("_stt") - pl.col("_st") ** 2).clip(lower_bound=1e-9)
+                )
+                .fill_null(0.0)
+                .clip(-0.35, 0.15)
+                .alias("life_slope")
+            )
+        )
+        g = g.join(
+            net.select("style", "week", "style_slope", "style_rel", "life_slope"),
+            on=["style", "week"],
+        )
+        g = g.with_columns(
+            (pl.col("d_l1") / (pl.col("base") + 1e-3)).alias("r_l1"),
+            (pl.col("d_m12") / (pl.col("base") + 1e-3)).alias("r_m12"),
+            (pl.col("d_ewm") / (pl.col("base") + 1e-3)).alias("r_ewm"),
+        )
+        keep = [
+            "store_id",
+            "style",
+            "week",
+            "base",
+            "d_l1",
+            "d_m4",
+            "d_m12",
+            "d_ewm",
+            "r_l1",
+            "r_m12",
+            "r_ewm",
+            "instock_l1",
+            "style_slope",
+            "style_rel",
+            "_n4",
+            "life_slope",
+        ]
+        # The origin one week past the last history week (for prediction): append week 0.
+        out = g.select(keep)
+        return out
+
+    def _origin_at(self, week: int) -> pl.DataFrame:
+        """Origin features for origin week ``week`` (0 = now), incl. the state after history."""
+        if week < 0:
+            return self._origin.filter(pl.col("week") == week)
+        # Build the state at week 0 by appending a placeholder row to each series.
+        ext = pl.concat(
+            [
+                self._grid,
+                self._carried.select(
+                    *_SS,
+                    pl.lit(0, pl.Int32).alias("week"),
+                    pl.lit(0.0).alias("demand"),
+                    pl.lit(0.0).alias("units"),
+                    pl.lit(1.0).alias("in_stock_share"),
+                ),
+            ],
+            how="diagonal",
+        ).select(*_SS, "week", "demand", "units", "in_stock_share")
+        return self._origin_features(ext).filter(pl.col("week") == 0)
+
+    def _sku_shares(self, tables: Tables, clusters: pl.DataFrame | None) -> pl.DataFrame:
+        """Share of each SKU in its store x style demand: colour mix x size curve."""
+        cfg = self.config
+        pr = tables.products.select("sku", "style", "color", "size")
+        if "size_group" in tables.products.columns:
+            pr = pr.with_columns(tables.products["size_group"].cast(pl.String))
+        else:
+            from stocktailor.sizecurves import size_group_of
+
+            pr = pr.with_columns(size_group_of(tables.products).alias("size_group"))
+        wk = self._sku_weekly
+        col_d = wk.group_by("store_id", "style", "color").agg(pl.col("demand").sum().alias("dc"))
+        net_c = wk.group_by("style", "color").agg(pl.col("demand").sum().alias("nc"))
+        colors = pr.select("style", "color").unique()
+        net_c = colors.join(net_c, on=["style", "color"], how="left").with_columns(
+            (
+                (pl.col("nc").fill_null(0.0) + 0.5)
+                / (pl.col("nc").fill_null(0.0) + 0.5).sum().over("style")
+            ).alias("net_share")
+        )
+        pairs = self._carried.select(_SS)
+        sc = pairs.join(net_c.select("style", "color", "net_share"), on="style", how="inner")
+        sc = sc.join(col_d, on=["store_id", "style", "color"], how="left").with_columns(
+            pl.col("dc").fill_null(0.0)
+        )
+        a = cfg.color_prior_units
+        sc = sc.with_columns(
+            ((pl.col("dc") + a * pl.col("net_share")) / (pl.col("dc").sum().over(_SS) + a)).alias(
+                "color_share"
+            )
+        )
+        curves = self.size_curves_.store_curves()
+        sk = sc.join(pr, on=["style", "color"], how="inner")
+        sk = sk.join(curves, on=["store_id", "size_group", "size"], how="left").with_columns(
+            pl.col("share").fill_null(pl.col("share").mean().over(["size_group", "size"]))
+        )
+        sk = sk.with_columns(pl.col("share").fill_null(1.0))
+        sk = sk.with_columns(
+            (pl.col("share") / pl.col("share").sum().over([*_SS, "color"])).alias("size_share")
+        )
+        sk = sk.with_columns((pl.col("color_share") * pl.col("size_share")).alias("sku_share"))
+        return sk.select("store_id", "style", "sku", "sku_share")
+
+    def _rows(
+        self, origin_week: int, target_weeks: Sequence[int], price: pl.DataFrame | None
+    ) -> pl.DataFrame:
+        """Feature rows for one origin and several target weeks."""
+        org = self._origin_at(origin_week)
+        tw = pl.DataFrame({"week": pl.Series(list(target_weeks), dtype=pl.Int32)})
+        rows = org.rename({"week": "origin"}).join(tw, how="cross")
+        rows = rows.with_columns((pl.col("week") - pl.col("origin")).alias("h"))
+        return self._decorate(rows, price)
+
+    def _decorate(self, rows: pl.DataFrame, price: pl.DataFrame | None) -> pl.DataFrame:
+        sig = self.signals
+        tables, as_of = self._tables, self.as_of_
+        groups = frozenset(s for s in sig if s != "price")
+        rows = build_features(
+            tables,
+            as_of,
+            rows,
+            clusters=self._clusters,
+            trend_lead_days=self.config.trend_lead_days,
+            use=groups,
+        )
+        # Trend at origin (what the base already contains) vs target week.
+        if "trends" in sig and "trend" in rows.columns:
+            tr_o = (
+                rows.select(*_SS, "origin")
+                .unique()
+                .join(
+                    build_features(
+                        tables,
+                        as_of,
+                        rows.select(*_SS, pl.col("origin").alias("week") - 1).unique(),
+                        trend_lead_days=self.config.trend_lead_days,
+                        use=frozenset({"trends"}),
+                    ).rename({"week": "_ow", "trend": "trend_origin"}),
+                    left_on=[*_SS, pl.col("origin") - 1],
+                    right_on=[*_SS, "_ow"],
+                    how="left",
+                )
+            )
+            rows = rows.join(
+                tr_o.select(*_SS, "origin", "trend_origin"), on=[*_SS, "origin"], how="left"
+            ).with_columns(
+                (pl.col("trend") / pl.col("trend_origin").fill_null(1.0)).alias("trend_ratio")
+            )
+        if "weather" in sig and "temp_anom" in rows.columns:
+            w = rows.select("store_id", "origin").unique()
+            ww = build_features(
+                tables,
+                as_of,
+                w.select(
+                    "store_id", pl.lit("").alias("style"), (pl.col("origin") - 1).alias("week")
+                ),
+                use=frozenset({"weather"}),
+            ).select(
+                "store_id",
+                (pl.col("week") + 1).alias("origin"),
+                pl.col("temp_anom").alias("temp_anom_origin"),
+                pl.col("temp_c").alias("temp_origin"),
+            )
+            rows = rows.join(ww, on=["store_id", "origin"], how="left")
+        if "price" in sig:
+            p = self._price
+            if price is not None:
+                p = pl.concat([p, price.select("style", "week", "price_factor")], how="vertical")
+                p = p.unique(["style", "week"], keep="last")
+            rows = rows.join(p, on=["style", "week"], how="left")
+            rows = rows.join(
+                self._price.select(
+                    "style",
+                    (pl.col("week") + 1).alias("origin"),
+                    pl.col("price_factor").alias("price_origin"),
+                ),
+                on=["style", "origin"],
+                how="left",
+            )
+            # Weeks without sales or a plan sell at full price.
+            rows = rows.with_columns(
+                pl.col("price_factor").fill_null(1.0),
+                pl.col("price_origin").fill_null(1.0),
+            ).with_columns(
+                (pl.col("price_factor") / pl.col("price_origin")).log().alias("log_price_ratio")
+            )
+        if "calendar" in sig:
+            info = self._style_info
+            rows = rows.join(info, on="style", how="left")
+            ws = pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))
+            rows = rows.with_columns(
+                ((pl.col("season_end") - ws).dt.total_days() / 7.0).alias("weeks_to_end"),
+                (pl.col("week") - pl.col("launch_week")).cast(pl.Float64).alias("weeks_live"),
+            ).drop("season_end", "launch_week")
+        return rows
+
+    def _offset(self, rows: pl.DataFrame) -> FloatArray:
+        """log of the series base, extrapolated along the style's lifecycle slope."""
+        base = np.log(np.maximum(rows["base"].to_numpy(), 1e-3))
+        if self.config.lifecycle_offset:
+            slope = rows["life_slope"].fill_null(0.0).to_numpy() * self.config.lifecycle_damping
+            base = base + slope * (rows["h"].to_numpy() + 2.5)
+        return np.asarray(base, dtype=np.float64)
+
+    def _feature_names(self, rows: pl.DataFrame) -> list[str]:
+        drop = {
+            "store_id",
+            "style",
+            "week",
+            "origin",
+            "demand",
+            "units",
+            "in_stock_share",
+            "trend_origin",
+            "cluster_id",
+        }
+        return [c for c in rows.columns if c not in drop and rows[c].dtype.is_numeric()]
+
+    # -- public API ----------------------------------------------------------------------
+
+    def fit(
+        self,
+        tables: Tables,
+        as_of: dt.date,
+        clusters: pl.DataFrame | None = None,
+        progress: Progress | None = None,
+    ) -> DemandModel:
+        """Train on history up to ``as_of`` (inclusive).
+
+        Parameters
+        ----------
+        tables
+            Validated tables.
+        as_of
+            Last day of history.
+        clusters
+            Optional ``store_id, cluster_id`` used to pool sparse series.
+        progress
+            Called with 1 per finished stage (5 stages).
+        """
+        import lightgbm as lgb
+
+        cfg = self.config
+        self._prepare(tables, as_of, clusters)
+        if progress is not None:
+            progress(1)
+        n_weeks = self._n_weeks
+        origins = [o for o in range(-1, -n_weeks, -1) if o > -n_weeks + 1][: cfg.train_origins]
+        parts = []
+        for o in origins:
+            targets = [t for t in range(o, 0) if t - o < cfg.max_horizon_weeks]
+            if targets:
+                parts.append(self._rows(o, targets, None))
+        if not parts:
+            msg = (
+                f"DemandModel.fit: sales history before {as_of} is too short "
+                f"({n_weeks} weeks); need at least 3 weeks"
+            )
+            raise ValueError(msg)
+        rows = pl.concat(parts, how="diagonal_relaxed")
+        rows = rows.join(
+            self._grid.select(*_SS, "week", "demand", "in_stock_share"),
+            on=[*_SS, "week"],
+            how="inner",
+        )
+        rows = rows.filter(pl.col("base") > 0)
+        if progress is not None:
+            progress(1)
+        rng = np.random.default_rng(self.random_state)
+        if rows.height > cfg.max_train_rows:
+            idx = np.sort(rng.choice(rows.height, cfg.max_train_rows, replace=False))
+            rows = rows[idx]
+        self.features_ = self._feature_names(rows)
+        x = rows.select(self.features_).to_numpy().astype(np.float32)
+        y = rows["demand"].to_numpy()
+        offset = self._offset(rows)
+        params = {
+            "objective": "poisson",
+            "learning_rate": cfg.learning_rate,
+            "num_leaves": cfg.num_leaves,
+            "min_data_in_leaf": cfg.min_data_in_leaf,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "seed": self.random_state,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": cfg.num_threads,
+            "verbose": -1,
+        }
+        ds = lgb.Dataset(x, y, init_score=offset, feature_name=self.features_, free_raw_data=True)
+        self.booster_ = lgb.train(params, ds, num_boost_round=cfg.num_boost_round)
+        if progress is not None:
+            progress(1)
+        mu = np.exp(self.booster_.predict(x, raw_score=True) + offset)
+        # Dispersion: weekly phi by moments; level phi from 4-week sums per series-origin.
+        r2 = (y - mu) ** 2 - mu
+        phi = float(max(r2.sum() / max(float((mu**2).sum()), 1e-9), 0.0))
+        agg = (
+            rows.select(*_SS, "origin", "h")
+            .with_columns(pl.Series("y", y), pl.Series("mu", mu))
+            .filter(pl.col("h") < 4)
+            .group_by([*_SS, "origin"])
+            .agg(pl.col("y").sum(), pl.col("mu").sum(), (pl.col("mu") ** 2).sum().alias("mu2"))
+        )
+        ys, ms, m2 = (agg[c].to_numpy() for c in ("y", "mu", "mu2"))
+        lvl = ((ys - ms) ** 2 - ms - phi * m2).sum() / max(float((ms**2).sum()), 1e-9)
+        # SKU-level weekly dispersion from daily in-stock sales (7 iid NB days a week).
+        phi = max(phi, self._phi_daily / 7.0)
+        self.dispersion_ = phi * cfg.dispersion_scale
+        self.level_dispersion_ = float(max(lvl, 0.0)) * cfg.dispersion_scale + cfg.level_cv**2
+        if progress is not None:
+            progress(1)
+        logger.info(
+            "demand model fitted: %d rows, %d features, phi=%.3f, phi_L=%.3f",
+            rows.height,
+            len(self.features_),
+            self.dispersion_,
+            self.level_dispersion_,
+        )
+        return self
+
+    def update(
+        self,
+        tables: Tables,
+        as_of: dt.date,
+        clusters: pl.DataFrame | None = None,
+    ) -> DemandModel:
+        """Move to a new as-of date without retraining the booster (features are rebuilt).
+
+        Cheap weekly refresh for backtests: censoring, base levels, shares and signals are
+        recomputed from ``tables`` up to ``as_of``; the trees and dispersion are kept.
+        """
+        if not hasattr(self, "booster_"):
+            msg = "DemandModel.update: call fit() first"
+            raise ValueError(msg)
+        self._prepare(tables, as_of, clusters if clusters is not None else self._clusters)
+        return self
+
+    def predict(
+        self,
+        until: dt.date | None = None,
+        progress: Progress | None = None,
+        *,
+        price_plan: pl.DataFrame | None = None,
+        styles: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Weekly demand distribution per store x SKU from ``as_of + 1`` on.
+
+        Parameters
+        ----------
+        until
+            Last day forecast (default: the latest ``season_end`` of the products). Each SKU
+            is forecast up to its own ``season_end``; a week cut by it counts only its days.
+        progress
+            Called with 1 when done (prediction is vectorised).
+        price_plan
+            Optional ``style, week_start, price_factor`` (price paid / full price) for future
+            weeks, e.g. planned markdowns; default: full price (1.0).
+        styles
+            Only these styles (used to partition prediction).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``store_id, sku, week_start, mean, var, p10, p50, p90`` (units per week).
+        """
+        if not hasattr(self, "booster_"):
+            msg = "DemandModel.predict: call fit() first"
+            raise ValueError(msg)
+        as_of = self.as_of_
+        pr = self._tables.products
+        ends = (
+            pr.select("sku", "style", "season_end")
+            if "season_end" in pr.columns
+            else (pr.select("sku", "style").with_columns(pl.lit(None, pl.Date).alias("season_end")))
+        )
+        last = until
+        if last is None:
+            mx = ends["season_end"].max()
+            last = mx if isinstance(mx, dt.date) else as_of + dt.timedelta(days=7 * 8)
+        n_w = max(0, math.ceil(((last - as_of).days) / 7))
+        if n_w == 0:
+            return pl.DataFrame(schema=_FORECAST_SCHEMA)
+        plan = None
+        if price_plan is not None:
+            plan = price_plan.select(
+                "style",
+                week_of(pl.col("week_start") - dt.timedelta(days=0), as_of).alias("week"),
+                pl.col("price_factor").cast(pl.Float64),
+            )
+        rows = self._rows(0, list(range(n_w)), plan)
+        if styles is not None:
+            rows = rows.filter(pl.col("style").is_in(list(styles)))
+        x = rows.select(self.features_).to_numpy().astype(np.float32)
+        base = rows["base"].to_numpy()
+        mu = np.exp(self.booster_.predict(x, raw_score=True) + self._offset(rows))
+        mu = np.where(base > 0, mu, 0.0)
+        st = rows.select(*_SS, "week").with_columns(pl.Series("mu", mu))
+        sk = st.join(self._shares, on=_SS, how="inner").join(
+            ends.select("sku", "season_end"), on="sku", how="left"
+        )
+        ws = pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))
+        end_day = pl.min_horizontal(pl.col("season_end").fill_null(pl.lit(last)), pl.lit(last))
+        sk = (
+            sk.with_columns(ws.alias("week_start"))
+            .with_columns(
+                (((end_day - pl.col("week_start")).dt.total_days() + 1).clip(0, 7) / 7.0).alias(
+                    "_f"
+                )
+            )
+            .filter(pl.col("_f") > 0)
+        )
+        sk = sk.with_columns((pl.col("mu") * pl.col("sku_share") * pl.col("_f")).alias("mean"))
+        tot = sk.group_by("store_id", "sku").agg(pl.col("mean").sum().alias("_tot"))
+        sk = sk.join(tot, on=["store_id", "sku"], how="left")
+        m = sk["mean"].to_numpy()
+        var = m + self.dispersion_ * m**2 + self.level_dispersion_ * m * sk["_tot"].to_numpy()
+        q = nb_quantiles(m, var, self.config.quantiles)
+        out = sk.select("store_id", "sku", "week_start").with_columns(
+            pl.Series("mean", m),
+            pl.Series("var", var),
+            pl.Series("p10", q[0]),
+            pl.Series("p50", q[1]),
+            pl.Series("p90", q[2]),
+        )
+        if progress is not None:
+            progress(1)
+        return out.sort("store_id", "sku", "week_start").select(list(_FORECAST_SCHEMA))
+
+
+# ------------------------------------------------------------------------------------------
+# partitioned forecast
+
+
+def _predict_part(
+    styles: list[str], *, model: DemandModel, until: dt.date | None, price_plan: pl.DataFrame | None
+) -> pl.DataFrame:
+    return model.predict(until, price_plan=price_plan, styles=styles)
+
+
+def markdown_price_plan(
+    tables: Tables, as_of: dt.date, markdown_calendar: Sequence[tuple[int, float]]
+) -> pl.DataFrame:
+    """Future price factors per style from a markdown calendar.
+
+    ``markdown_calendar`` is ``(weeks before season end, price factor)`` steps: a week that
+    starts within ``n`` weeks of the style's ``season_end`` sells at the factor of the smallest
+    such ``n``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``style, week_start, price_factor``.
+    """
+    pr = tables.products
+    if "season_end" not in pr.columns:
+        return pl.DataFrame(
+            schema={"style": pl.String, "week_start": pl.Date, "price_factor": pl.Float64}
+        )
+    se = pr.group_by("style").agg(pl.col("season_end").max()).drop_nulls()
+    rows = []
+    steps = sorted(markdown_calendar)
+    for style, end in se.iter_rows():
+        n = max(0, math.ceil(((end - as_of).days) / 7))
+        for i in range(n):
+            ws = as_of + dt.timedelta(days=1 + 7 * i)
+            weeks_before = (end - ws).days / 7.0
+            f = 1.0
+            for wb, fac in steps:
+                if weeks_before < wb:
+                    f = fac
+                    break
+            rows.append((style, ws, float(f)))
+    return pl.DataFrame(
+        rows,
+        schema={"style": pl.String, "week_start": pl.Date, "price_factor": pl.Float64},
+        orient="row",
+    )
+
+
+def forecast(
+    tables: Tables,
+    as_of: dt.date,
+    settings: Settings,
+    clusters: pl.DataFrame | None = None,
+    engine: Any | None = None,
+    progress: Progress | None = None,
+    *,
+    model: DemandModel | None = None,
+) -> pl.DataFrame:
+    """Fit (or reuse) the demand model and forecast every store x SKU to season end.
+
+    Prediction is partitioned by style group through ``engine.map`` (in-process by default).
+    The markdown calendar of ``settings.season`` gives the future price factors.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, sku, week_start, mean, var, p10, p50, p90`` (units per week).
+    """
+    from stocktailor.engine import LocalEngine
+
+    cfg = settings.demand
+    if cfg.model == "baseline":
+        return baseline_forecast(tables, as_of, method="auto_ets")
+    m = model if model is not None else DemandModel(cfg, random_state=cfg.random_state)
+    if model is None or not hasattr(model, "booster_"):
+        m.fit(tables, as_of, clusters=clusters, progress=progress)
+    elif model.as_of_ != as_of:
+        m.update(tables, as_of, clusters=clusters)
+    plan = markdown_price_plan(tables, as_of, settings.season.markdown_calendar)
+    styles = sorted(tables.products["style"].unique().to_list())
+    n_parts = max(1, min(settings.engine.partitions, len(styles)))
+    parts = [styles[i::n_parts] for i in range(n_parts)]
+    eng = engine if engine is not None else LocalEngine()
+    res = eng.map(_predict_part, parts, progress=progress, model=m, until=None, price_plan=plan)
+    res = [r for r in res if r.height]
+    if not res:
+        return pl.DataFrame(schema=_FORECAST_SCHEMA)
+    return pl.concat(res).sort("store_id", "sku", "week_start")
+
+
+# ------------------------------------------------------------------------------------------
+# statsforecast baselines
+
+
+BaselineMethod = Literal["seasonal_naive", "auto_ets", "croston", "adida", "naive"]
+
+
+def baseline_forecast(
+    tables: Tables,
+    as_of: dt.date,
+    method: BaselineMethod = "seasonal_naive",
+    *,
+    until: dt.date | None = None,
+    history_days: int = 84,
+    n_jobs: int = 1,
+) -> pl.DataFrame:
+    """statsforecast reference forecast on daily sales per store x SKU (sales = demand).
+
+    Parameters
+    ----------
+    method
+        ``seasonal_naive`` (weekly season), ``auto_ets`` (AutoETS, weekly season),
+        ``croston`` (CrostonOptimized), ``adida`` (ADIDA), ``naive``.
+    until
+        Last day (default: the latest ``season_end``).
+    history_days
+        Days of daily history fitted.
+
+    Returns
+    -------
+    pl.DataFrame
+        The forecast columns; ``var = mean`` (Poisson) and Poisson quantiles.
+    """
+    from statsforecast import StatsForecast
+    from statsforecast.models import ADIDA, AutoETS, CrostonOptimized, Naive, SeasonalNaive
+
+    pr = tables.products
+    last = until
+    if last is None:
+        mx = pr["season_end"].max() if "season_end" in pr.columns else None
+        last = mx if isinstance(mx, dt.date) else as_of + dt.timedelta(days=56)
+    h = (last - as_of).days
+    if h <= 0:
+        return pl.DataFrame(schema=_FORECAST_SCHEMA)
+    start = as_of - dt.timedelta(days=history_days - 1)
+    inv = tables.inventory.filter(pl.col("date") <= as_of).select("store_id", "sku").unique()
+    stores = set(tables.store_ids.to_list())
+    inv = inv.filter(pl.col("store_id").is_in(stores))
+    sales = (
+        tables.sales.filter((pl.col("date") >= start) & (pl.col("date") <= as_of))
+        .group_by("store_id", "sku", "date")
+        .agg(pl.col("units").sum().cast(pl.Float64))
+    )
+    pairs = pl.concat([inv, sales.select("store_id", "sku").unique()]).unique()
+    days = pl.DataFrame({"date": pl.date_range(start, as_of, "1d", eager=True)})
+    panel = (
+        pairs.join(days, how="cross")
+        .join(sales, on=["store_id", "sku", "date"], how="left")
+        .with_columns(pl.col("units").fill_null(0.0))
+        .with_columns((pl.col("store_id") + "\x1f" + pl.col("sku")).alias("unique_id"))
+        .sort("unique_id", "date")
+    )
+    models: dict[str, Any] = {
+        "seasonal_naive": SeasonalNaive(season_length=7),
+        "auto_ets": AutoETS(season_length=7),
+        "croston": CrostonOptimized(),
+        "adida": ADIDA(),
+        "naive": Naive(),
+    }
+    if method not in models:
+        msg = f"baseline_forecast: unknown method {method!r}; expected one of {sorted(models)}"
+        raise ValueError(msg)
+    mdl = models[method]
+    df = panel.select(
+        "unique_id", pl.col("date").cast(pl.Datetime("ns")).alias("ds"), pl.col("units").alias("y")
+    ).to_pandas()
+    sf = StatsForecast(models=[mdl], freq="D", n_jobs=n_jobs)
+    raw: Any = sf.forecast(df=df, h=h)
+    fc = (raw if isinstance(raw, pl.DataFrame) else pl.from_pandas(raw)).rename({str(mdl): "yhat"})
+    fc = fc.with_columns(
+        pl.col("ds").cast(pl.Date).alias("date"), pl.col("yhat").clip(lower_bound=0.0)
+    )
+    fc = fc.with_columns(
+        pl.col("unique_id").str.split_exact("\x1f", 1).struct.rename_fields(["store_id", "sku"])
+    ).unnest("unique_id")
+    if "season_end" in pr.columns:
+        fc = fc.join(pr.select("sku", "season_end"), on="sku", how="left").filter(
+            pl.col("season_end").is_null() | (pl.col("date") <= pl.col("season_end"))
+        )
+    fc = fc.with_columns(week_of("date", as_of).alias("week"))
+    wk = fc.group_by("store_id", "sku", "week").agg(pl.col("yhat").sum().alias("mean"))
+    wk = wk.with_columns(
+        (pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))).alias(
+            "week_start"
+        ),
+        pl.col("mean").alias("var"),
+    )
+    m = wk["mean"].to_numpy()
+    q = nb_quantiles(m, m, (0.1, 0.5, 0.9))
+    out = wk.with_columns(pl.Series("p10", q[0]), pl.Series("p50", q[1]), pl.Series("p90", q[2]))
+    return out.select(list(_FORECAST_SCHEMA)).sort("store_id", "sku", "week_start")

@@ -1,0 +1,178 @@
+"""Tests of stock reconstruction, censoring flags and the censored Poisson rate."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from stocktailor.censoring import (
+    censored_poisson_rate,
+    expected_demand_given_at_least,
+    pair_demand_rates,
+    reconstruct_stock,
+    stock_events,
+)
+from stocktailor.contract import Tables
+
+D = dt.date
+
+
+def _tables(
+    sales: list[tuple[dt.date, str, str, int]], inv: list[tuple[dt.date, str, str, int]]
+) -> Tables:
+    stores = pl.DataFrame(
+        {
+            "store_id": ["A", "B"],
+            "kind": ["store", "store"],
+            "latitude": [0.0, 0.0],
+            "longitude": [0.0, 0.0],
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "sku": ["x", "y"],
+            "style": ["s", "s"],
+            "color": ["c", "c"],
+            "size": ["M", "L"],
+            "category": ["tops", "tops"],
+            "full_price": [10.0, 10.0],
+            "unit_cost": [4.0, 4.0],
+        }
+    )
+    s = pl.DataFrame(
+        sales,
+        schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "units": pl.Int64},
+        orient="row",
+    ).with_columns((pl.col("units") * 10.0).alias("revenue"))
+    i = pl.DataFrame(
+        inv,
+        schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64},
+        orient="row",
+    )
+    return Tables(stores, products, s, i)
+
+
+def test_reconstruct_hand_worked() -> None:
+    # Store A starts day 1 with 5 units (snapshot = closing of Jan 1); sells 2, 3 -> sold out on
+    # Jan 3; nothing on Jan 4-5 (out of stock, censored with zero sales).
+    t = _tables(
+        [(D(2024, 1, 2), "A", "x", 2), (D(2024, 1, 3), "A", "x", 3)],
+        [(D(2024, 1, 1), "A", "x", 5)],
+    )
+    r = reconstruct_stock(t, D(2024, 1, 5))
+    assert r["date"].to_list() == [D(2024, 1, d) for d in (2, 3, 4, 5)]
+    assert r["opening_stock"].to_list() == [5, 3, 0, 0]
+    assert r["units"].to_list() == [2, 3, 0, 0]
+    assert r["censored"].to_list() == [False, True, True, True]
+
+
+def test_unrecorded_receipt_makes_stock_unknown() -> None:
+    t = _tables(
+        [(D(2024, 1, 2), "A", "x", 2), (D(2024, 1, 3), "A", "x", 4)],
+        [(D(2024, 1, 1), "A", "x", 3), (D(2024, 1, 4), "A", "x", 6)],
+    )
+    r = reconstruct_stock(t, D(2024, 1, 5))
+    # Jan 3 sells 4 with only 1 projected: a receipt happened -> unknown, not censored.
+    assert r["opening_stock"].to_list() == [3, None, None, 6]
+    assert r["censored"].to_list() == [False, False, False, False]
+
+
+def test_threshold_marks_nearly_out() -> None:
+    t = _tables([(D(2024, 1, 2), "A", "x", 3)], [(D(2024, 1, 1), "A", "x", 4)])
+    r0 = reconstruct_stock(t, D(2024, 1, 2), threshold_units=0)
+    r1 = reconstruct_stock(t, D(2024, 1, 2), threshold_units=1)
+    assert r0["censored"].to_list() == [False]
+    assert r1["censored"].to_list() == [True]
+
+
+def test_sparse_events_match_dense() -> None:
+    rng = np.random.default_rng(3)
+    sales, inv = [], []
+    for store in ("A", "B"):
+        for sku in ("x", "y"):
+            stock = int(rng.integers(0, 12))
+            inv.append((D(2024, 1, 1), store, sku, stock))
+            for d in range(2, 20):
+                u = int(min(stock, rng.poisson(0.8)))
+                stock -= u
+                if u:
+                    sales.append((D(2024, 1, d), store, sku, u))
+                if d == 9:
+                    inv.append((D(2024, 1, d), store, sku, stock))
+    t = _tables(sales, inv)
+    dense = reconstruct_stock(t, D(2024, 1, 19))
+    s, o = stock_events(t, D(2024, 1, 19))
+    cens_dense = dense.filter(pl.col("censored")).select("date", "store_id", "sku")
+    cens_sparse = pl.concat(
+        [s.filter(pl.col("censored")).select("date", "store_id", "sku"), o]
+    ).sort("store_id", "sku", "date")
+    assert cens_dense.sort("store_id", "sku", "date").equals(cens_sparse)
+
+
+def test_expected_given_at_least_matches_scipy() -> None:
+    lam = np.array([0.5, 2.0, 5.0, 3.0])
+    y = np.array([0.0, 1.0, 4.0, 9.0])
+    got = expected_demand_given_at_least(lam, y)
+    for i in range(4):
+        k = np.arange(int(y[i]), 200)
+        p = stats.poisson.pmf(k, lam[i])
+        assert got[i] == pytest.approx((k * p).sum() / p.sum(), rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lam=st.floats(0.01, 30.0),
+    y=st.integers(0, 40),
+)
+def test_expected_given_at_least_bounds(lam: float, y: int) -> None:
+    e = float(expected_demand_given_at_least(np.array([lam]), np.array([float(y)]))[0])
+    assert e >= y
+    assert e >= lam - 1e-9 or y == 0
+    assert np.isfinite(e)
+
+
+def test_censored_rate_recovers_truth_where_naive_is_biased() -> None:
+    rng = np.random.default_rng(0)
+    lam, days, cap = 4.0, 4000, 3
+    d = rng.poisson(lam, days)
+    sales = np.minimum(d, cap)
+    cens = d >= cap
+    est = censored_poisson_rate(
+        np.array([sales[~cens].sum()], dtype=float),
+        np.array([float((~cens).sum())]),
+        [sales[cens].astype(float)],
+    )
+    assert sales.mean() < 3.0  # sales = demand is badly biased
+    assert est[0] == pytest.approx(lam, rel=0.05)
+
+
+def test_prior_pools_store_without_in_stock_days() -> None:
+    est = censored_poisson_rate(
+        np.array([0.0, 30.0]),
+        np.array([0.0, 10.0]),
+        [np.array([]), np.array([])],
+        prior_rate=np.array([2.5, 2.5]),
+        prior_days=7.0,
+    )
+    assert est[0] == pytest.approx(2.5)
+    assert est[1] == pytest.approx((30 + 7 * 2.5) / 17)
+
+
+def test_pair_rates_sold_out_store_is_not_zero_demand() -> None:
+    # Store A sold its 2 units on day 1 and stayed empty; store B (same SKU) had plenty of
+    # stock and sold 3 a day. A's rate must not be 2/10 per day.
+    sales = [(D(2024, 1, 2), "A", "x", 2)] + [(D(2024, 1, d), "B", "x", 3) for d in range(2, 12)]
+    inv = [(D(2024, 1, 1), "A", "x", 2), (D(2024, 1, 1), "B", "x", 100)]
+    t = _tables(sales, inv)
+    r = pair_demand_rates(t, D(2024, 1, 11), start=D(2024, 1, 2), prior_days=7.0)
+    a = r.filter(pl.col("store_id") == "A").row(0, named=True)
+    assert a["out_days"] == 9
+    assert a["censored_days"] == 1
+    assert a["rate"] > 1.0
+    assert a["demand"] > a["units"]

@@ -1,0 +1,235 @@
+"""Tests of the demand model, its distributions and the weekly/season aggregation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from stocktailor.config import DemandConfig
+from stocktailor.contract import Tables
+from stocktailor.demand import (
+    FORECAST_COLUMNS,
+    DemandModel,
+    markdown_price_plan,
+    nb_quantiles,
+    prob_at_least,
+    season_demand,
+)
+
+D = dt.date
+
+
+def test_prob_at_least_matches_scipy_nb_and_poisson() -> None:
+    mean = np.array([0.0, 1.5, 4.0, 4.0])
+    var = np.array([0.0, 1.5, 4.0, 10.0])
+    p = prob_at_least(mean, var, 8)
+    assert p.shape == (4, 8)
+    assert np.allclose(p[0], 0.0)
+    k = np.arange(1, 9)
+    assert np.allclose(p[1], stats.poisson.sf(k - 1, 1.5))
+    assert np.allclose(p[2], stats.poisson.sf(k - 1, 4.0))
+    pp = 4.0 / 10.0
+    n = 4.0 * pp / (1 - pp)
+    assert np.allclose(p[3], stats.nbinom.sf(k - 1, n, pp))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.01, 50.0), st.floats(1.0, 5.0))
+def test_prob_at_least_is_decreasing_and_sums_to_mean(mean: float, ratio: float) -> None:
+    kmax = int(mean * ratio * 10 + 60)
+    p = prob_at_least(np.array([mean]), np.array([mean * ratio]), kmax)[0]
+    assert np.all(np.diff(p) <= 1e-12)
+    # E[D] = sum_k P(D >= k)
+    assert p.sum() == pytest.approx(mean, rel=2e-3, abs=1e-3)
+
+
+def test_nb_quantiles_ordered() -> None:
+    m = np.array([0.0, 0.3, 2.0, 20.0])
+    v = np.array([0.0, 0.3, 6.0, 100.0])
+    q10, q50, q90 = nb_quantiles(m, v, (0.1, 0.5, 0.9))
+    assert np.all(q10 <= q50) and np.all(q50 <= q90)
+    assert q90[0] == 0.0
+    assert q50[3] == stats.nbinom.ppf(0.5, 20 * 0.2 / 0.8, 0.2)
+
+
+def test_season_demand_pro_rata() -> None:
+    fc = pl.DataFrame(
+        {
+            "store_id": ["A", "A"],
+            "sku": ["x", "x"],
+            "week_start": [D(2024, 1, 1), D(2024, 1, 8)],
+            "mean": [7.0, 14.0],
+            "var": [7.0, 28.0],
+            "p10": [0.0, 0.0],
+            "p50": [0.0, 0.0],
+            "p90": [0.0, 0.0],
+        }
+    )
+    sd = season_demand(fc, D(2024, 1, 5), D(2024, 1, 9))
+    # 3 days of week 1 (3/7 * 7) + 2 days of week 2 (2/7 * 14)
+    assert sd["mean"].to_list() == [pytest.approx(3.0 + 4.0)]
+    assert sd["var"].to_list() == [pytest.approx(3.0 + 8.0)]
+    with pytest.raises(ValueError, match="before start"):
+        season_demand(fc, D(2024, 1, 9), D(2024, 1, 5))
+
+
+def _network(
+    seed: int = 0, n_weeks: int = 10, sold_out_store: bool = True
+) -> tuple[Tables, dt.date]:
+    """Two stores x one style (two sizes); store B sells out of size M in week 3."""
+    rng = np.random.default_rng(seed)
+    start = D(2024, 1, 1)
+    stores = pl.DataFrame(
+        {
+            "store_id": ["A", "B", "C"],
+            "kind": ["store"] * 3,
+            "latitude": [0.0] * 3,
+            "longitude": [0.0] * 3,
+            "city": ["X", "Y", "Y"],
+            "region": ["R", "R", "R"],
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "sku": ["t-M", "t-L", "u-M"],
+            "style": ["t", "t", "u"],
+            "color": ["c", "c", "c"],
+            "size": ["M", "L", "M"],
+            "category": ["tops"] * 3,
+            "full_price": [10.0] * 3,
+            "unit_cost": [4.0] * 3,
+            "season_end": [start + dt.timedelta(days=7 * n_weeks + 27)] * 3,
+            "size_order": [2, 3, 2],
+        }
+    )
+    rate = {"t-M": 3.0, "t-L": 1.5, "u-M": 1.0}
+    scale = {"A": 1.0, "B": 1.0, "C": 0.5}
+    stock = {(s, k): 10_000 for s in scale for k in rate}
+    if sold_out_store:
+        stock[("B", "t-M")] = 40
+    sales, inv = [], []
+    for (s, k), q in stock.items():
+        inv.append((start - dt.timedelta(days=1), s, k, q))
+    cur = dict(stock)
+    for d in range(7 * n_weeks):
+        day = start + dt.timedelta(days=d)
+        for s, k in stock:
+            u = int(min(cur[(s, k)], rng.poisson(rate[k] * scale[s])))
+            cur[(s, k)] -= u
+            if u:
+                sales.append((day, s, k, u, 10.0 * u))
+        if d % 7 == 6:
+            for s, k in stock:
+                inv.append((day, s, k, cur[(s, k)]))
+    t = Tables(
+        stores,
+        products,
+        pl.DataFrame(
+            sales,
+            schema={
+                "date": pl.Date,
+                "store_id": pl.String,
+                "sku": pl.String,
+                "units": pl.Int64,
+                "revenue": pl.Float64,
+            },
+            orient="row",
+        ),
+        pl.DataFrame(
+            inv,
+            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64},
+            orient="row",
+        ),
+    )
+    return t, start + dt.timedelta(days=7 * n_weeks - 1)
+
+
+CFG = DemandConfig(num_boost_round=20, min_data_in_leaf=5, max_train_rows=5000)
+
+
+def test_predict_frame_contract() -> None:
+    t, as_of = _network()
+    m = DemandModel(CFG).fit(t, as_of)
+    fc = m.predict()
+    assert tuple(fc.columns) == FORECAST_COLUMNS
+    assert fc["week_start"].min() == as_of + dt.timedelta(days=1)
+    assert set(((fc["week_start"] - as_of).dt.total_days() - 1).unique().to_list()) <= set(
+        range(0, 400, 7)
+    )
+    assert (fc["week_start"] <= D(2024, 1, 1) + dt.timedelta(days=7 * 10 + 27)).all()
+    assert (fc["var"] >= fc["mean"] - 1e-9).all()
+    assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all()
+    assert fc.select(pl.struct("store_id", "sku").n_unique()).item() == 9
+    # Deterministic for the same inputs and seed.
+    assert DemandModel(CFG).fit(t, as_of).predict().equals(fc)
+
+
+def test_sold_out_store_keeps_its_demand() -> None:
+    t, as_of = _network()
+    fc = DemandModel(CFG).fit(t, as_of).predict()
+    naive = DemandModel(CFG, censoring=False).fit(t, as_of).predict()
+    wk = fc.filter(pl.col("week_start") == as_of + dt.timedelta(days=1))
+    wk_naive = naive.filter(pl.col("week_start") == as_of + dt.timedelta(days=1))
+
+    def get(f: pl.DataFrame, s: str, k: str) -> float:
+        return float(f.filter((pl.col("store_id") == s) & (pl.col("sku") == k))["mean"].item())
+
+    # B sold out of t-M (true 21/week): with censoring its forecast stays near A's.
+    assert get(wk, "B", "t-M") > 0.6 * get(wk, "A", "t-M")
+    assert get(wk, "B", "t-M") > 2 * get(wk_naive, "B", "t-M")
+
+
+def test_update_reuses_booster_and_moves_weeks() -> None:
+    t, as_of = _network(n_weeks=10)
+    m = DemandModel(CFG).fit(t, as_of - dt.timedelta(days=7))
+    booster = m.booster_
+    m.update(t, as_of)
+    assert m.booster_ is booster
+    assert m.predict()["week_start"].min() == as_of + dt.timedelta(days=1)
+
+
+def test_unknown_signal_group_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown signal"):
+        DemandModel(signals=frozenset({"weather", "astrology"}))
+
+
+def test_markdown_plan() -> None:
+    t, as_of = _network()
+    plan = markdown_price_plan(t, as_of - dt.timedelta(days=28), ((4, 0.7), (2, 0.5)))
+    end = t.products["season_end"].max()
+    assert isinstance(end, dt.date)
+    last = plan.filter(pl.col("style") == "t").sort("week_start")
+    f = last["price_factor"].to_list()
+    # 8 weeks left: 4 at full price, 2 at 70 %, 2 at 50 %.
+    assert f == [1.0] * 4 + [0.7] * 2 + [0.5] * 2
+
+
+def test_forecast_partitions_by_style_through_engine() -> None:
+    from stocktailor.config import Settings
+    from stocktailor.demand import forecast
+
+    class CountingEngine:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def map(self, fn, items, *, progress=None, **shared):  # type: ignore[no-untyped-def]
+            self.calls += len(items)
+            return [fn(i, **shared) for i in items]
+
+        def close(self) -> None:
+            return None
+
+    t, as_of = _network()
+    settings = Settings(demand=CFG)
+    eng = CountingEngine()
+    fc = forecast(t, as_of, settings, engine=eng)
+    assert eng.calls == 2  # two styles -> two partitions
+    assert tuple(fc.columns) == FORECAST_COLUMNS
+    # Every ranged store x SKU pair is forecast.
+    assert fc.select(pl.struct("store_id", "sku").n_unique()).item() == 9

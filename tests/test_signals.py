@@ -1,0 +1,162 @@
+"""Tests of the signal features: weeks, weather anomaly, event scopes, trend matching."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from stocktailor.contract import Tables
+from stocktailor.signals import (
+    build_features,
+    economy_weekly,
+    event_weekly,
+    match_trends,
+    trend_weekly,
+    weather_weekly,
+    week_of,
+    week_start,
+)
+
+D = dt.date
+AS_OF = D(2024, 1, 14)
+
+
+def _tables(**extra: pl.DataFrame) -> Tables:
+    stores = pl.DataFrame(
+        {
+            "store_id": ["A", "B", "C"],
+            "kind": ["store"] * 3,
+            "latitude": [0.0] * 3,
+            "longitude": [0.0] * 3,
+            "city": ["Oslo", "Oslo", "Rome"],
+            "region": ["North", "North", "South"],
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "sku": ["p1", "p2", "q1"],
+            "style": ["p", "p", "q"],
+            "color": ["red", "red", "blue"],
+            "size": ["M", "L", "M"],
+            "category": ["tops", "tops", "shoes"],
+            "full_price": [10.0, 10.0, 50.0],
+            "unit_cost": [4.0, 4.0, 20.0],
+            "tags": ["bright;sneaker", "bright;sneaker", "classic"],
+        }
+    )
+    empty_sales = pl.DataFrame(
+        schema={
+            "date": pl.Date,
+            "store_id": pl.String,
+            "sku": pl.String,
+            "units": pl.Int64,
+            "revenue": pl.Float64,
+        }
+    )
+    empty_inv = pl.DataFrame(
+        schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
+    )
+    return Tables(stores, products, empty_sales, empty_inv, **extra)  # type: ignore[arg-type]
+
+
+def test_week_index() -> None:
+    f = pl.DataFrame(
+        {"d": [D(2024, 1, 8), D(2024, 1, 14), D(2024, 1, 15), D(2024, 1, 21), D(2024, 1, 22)]}
+    )
+    assert f.select(week_of("d", AS_OF))["d"].to_list() == [-1, -1, 0, 0, 1]
+    assert week_start(0, AS_OF) == D(2024, 1, 15)
+    assert week_start(-2, AS_OF) == D(2024, 1, 1)
+
+
+def test_event_scopes_reach_the_right_stores() -> None:
+    ev = pl.DataFrame(
+        {
+            "start_date": [D(2024, 1, 15), D(2024, 1, 16), D(2024, 1, 20)],
+            "end_date": [D(2024, 1, 16), D(2024, 1, 16), D(2024, 1, 20)],
+            "scope": ["city", "store", "all"],
+            "scope_id": ["Oslo", "C", "all"],
+            "name": ["fest", "opening", "holiday"],
+            "kind": ["festival", "local", "holiday"],
+        }
+    )
+    out = event_weekly(_tables(events=ev), AS_OF).filter(pl.col("week") == 0).sort("store_id")
+    # A, B: 2 festival days + 1 holiday; C: 1 local day + 1 holiday.
+    assert out["event_days"].to_list() == [3.0, 3.0, 2.0]
+    assert out["ev_holiday"].to_list() == [1.0, 1.0, 1.0]
+
+
+def test_weather_anomaly_vs_store_normal() -> None:
+    days = [AS_OF - dt.timedelta(days=i) for i in range(27, -1, -1)]
+    future = [AS_OF + dt.timedelta(days=i) for i in range(1, 8)]
+    w = pl.DataFrame(
+        {
+            "date": days + future,
+            "store_id": ["A"] * 35,
+            "temp_c": [10.0] * 28 + [2.0] * 7,
+            "precip_mm": [0.0] * 28 + [6.0] * 7,
+            "is_forecast": [False] * 28 + [True] * 7,
+        }
+    )
+    out = weather_weekly(_tables(weather=w), AS_OF).filter(pl.col("week") == 0)
+    assert out["temp_c"].item() == pytest.approx(2.0)
+    assert out["temp_anom"].item() == pytest.approx(-8.0)
+    assert out["rain_days"].item() == 7.0
+
+
+def test_trends_match_tags_and_lead() -> None:
+    days = [AS_OF - dt.timedelta(days=i) for i in range(41, -1, -1)]
+    idx = [100.0] * 35 + [300.0] * 7  # a surge in the last week of history
+    tr = pl.DataFrame(
+        {
+            "date": days,
+            "scope": ["city"] * 42,
+            "scope_id": ["Oslo"] * 42,
+            "attribute": ["tags"] * 42,
+            "value": ["sneaker"] * 42,
+            "index": idx,
+        }
+    )
+    t = _tables(trends=tr)
+    assert match_trends(t).to_dicts() == [{"attribute": "tags", "value": "sneaker", "style": "p"}]
+    out = trend_weekly(t, AS_OF, lead_days=7)
+    assert set(out["store_id"].unique().to_list()) == {"A", "B"}
+    a = out.filter(pl.col("store_id") == "A").sort("week")
+    # With a 7-day lead, the surge of the last history week drives forecast week 0.
+    w0 = a.filter(pl.col("week") == 0)["trend"].item()
+    wm1 = a.filter(pl.col("week") == -1)["trend"].item()
+    assert w0 > 2.0 * wm1
+
+
+def test_economy_carried_forward_by_region() -> None:
+    ec = pl.DataFrame(
+        {
+            "date": [D(2024, 1, 1), D(2024, 1, 1)],
+            "region": ["North", "South"],
+            "indicator": ["confidence", "confidence"],
+            "value": [95.0, 105.0],
+        }
+    )
+    out = economy_weekly(_tables(economy=ec), AS_OF).filter(pl.col("week") == 3).sort("store_id")
+    assert out["econ_confidence"].to_list() == [95.0, 95.0, 105.0]
+
+
+def test_build_features_joins_without_duplicating_rows() -> None:
+    ev = pl.DataFrame(
+        {
+            "start_date": [D(2024, 1, 15)],
+            "end_date": [D(2024, 1, 16)],
+            "scope": ["all"],
+            "scope_id": ["all"],
+            "name": ["x"],
+            "kind": ["holiday"],
+        }
+    )
+    keys = pl.DataFrame(
+        {"store_id": ["A", "C"], "style": ["p", "q"], "week": pl.Series([0, 1], dtype=pl.Int32)}
+    )
+    out = build_features(_tables(events=ev), AS_OF, keys)
+    assert out.height == 2
+    assert out["event_days"].to_list() == [2.0, 0.0]
+    assert out["category_code"].to_list() == [2, 1]

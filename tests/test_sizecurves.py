@@ -1,0 +1,120 @@
+"""Tests of size curves: in-stock only, shrinkage toward the cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from stocktailor.contract import Tables
+from stocktailor.sizecurves import SizeCurveEstimator, size_group_of, total_variation
+
+D = dt.date
+SIZES = ["S", "M", "L"]
+
+
+def _tables(sales: dict[tuple[str, str], list[int]], stock: dict[tuple[str, str], int]) -> Tables:
+    stores = pl.DataFrame(
+        {
+            "store_id": ["A", "B"],
+            "kind": ["store", "store"],
+            "latitude": [0.0, 0.0],
+            "longitude": [0.0, 0.0],
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "sku": [f"t-{z}" for z in SIZES],
+            "style": ["t"] * 3,
+            "color": ["c"] * 3,
+            "size": SIZES,
+            "category": ["tops"] * 3,
+            "full_price": [10.0] * 3,
+            "unit_cost": [4.0] * 3,
+            "size_order": [1, 2, 3],
+        }
+    )
+    rows = []
+    for (store, size), daily in sales.items():
+        for i, u in enumerate(daily):
+            if u:
+                rows.append((D(2024, 1, 2 + i), store, f"t-{size}", u, 10.0 * u))
+    s = pl.DataFrame(
+        rows,
+        schema={
+            "date": pl.Date,
+            "store_id": pl.String,
+            "sku": pl.String,
+            "units": pl.Int64,
+            "revenue": pl.Float64,
+        },
+        orient="row",
+    )
+    inv = pl.DataFrame(
+        [(D(2024, 1, 1), st, f"t-{z}", q) for (st, z), q in stock.items()],
+        schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64},
+        orient="row",
+    )
+    return Tables(stores, products, s, inv)
+
+
+def _curve(est: SizeCurveEstimator, level: str, id_: str) -> dict[str, float]:
+    c = est.curves_.filter((pl.col("level") == level) & (pl.col("id") == id_))
+    return dict(zip(c["size"].to_list(), c["share"].to_list(), strict=True))
+
+
+def test_size_group_inferred() -> None:
+    p = pl.DataFrame({"size": ["M", "42", "OS"], "category": ["tops", "shoes", "bags"]})
+    assert size_group_of(p).to_list() == ["apparel", "footwear", "bags"]
+
+
+def test_curve_recovers_shares_with_plenty_of_data() -> None:
+    days = 20
+    sales = {("A", "S"): [1] * days, ("A", "M"): [2] * days, ("A", "L"): [1] * days}
+    stock = {("A", z): 1000 for z in SIZES}
+    est = SizeCurveEstimator(prior_strength=1.0).fit(_tables(sales, stock), D(2024, 1, 21))
+    c = _curve(est, "store", "A")
+    assert c["S"] == pytest.approx(0.25, abs=0.02)
+    assert c["M"] == pytest.approx(0.5, abs=0.02)
+    assert sum(c.values()) == pytest.approx(1.0)
+
+
+def test_out_of_stock_size_is_not_low_demand() -> None:
+    # M sells 2/day but only has 4 units: sold out on day 2. Counting sales would give M a
+    # tiny share; in-stock days only give the right one.
+    days = 20
+    sales = {("A", "S"): [1] * days, ("A", "M"): [2, 2] + [0] * (days - 2), ("A", "L"): [1] * days}
+    stock = {("A", "S"): 1000, ("A", "M"): 4, ("A", "L"): 1000}
+    est = SizeCurveEstimator(prior_strength=0.1).fit(_tables(sales, stock), D(2024, 1, 21))
+    c = _curve(est, "store", "A")
+    assert c["M"] > 0.4
+    naive_m = 4 / (20 + 4 + 20)
+    assert c["M"] > 3 * naive_m
+
+
+def test_thin_store_shrinks_toward_cluster() -> None:
+    days = 30
+    sales = {
+        ("A", "S"): [1] * days,
+        ("A", "M"): [2] * days,
+        ("A", "L"): [1] * days,
+        ("B", "L"): [1] + [0] * (days - 1),
+    }
+    stock = {(s, z): 1000 for s in ("A", "B") for z in SIZES}
+    t = _tables(sales, stock)
+    strong = SizeCurveEstimator(prior_strength=50.0).fit(t, D(2024, 1, 31))
+    weak = SizeCurveEstimator(prior_strength=0.01).fit(t, D(2024, 1, 31))
+    net = _curve(strong, "network", "network")
+    b_strong, b_weak = _curve(strong, "store", "B"), _curve(weak, "store", "B")
+    # With a strong prior the thin store looks like the pooled curve, with a weak one like
+    # its own single L sale.
+    assert abs(b_strong["M"] - net["M"]) < 0.1
+    assert b_weak["L"] > 0.8
+
+
+def test_total_variation() -> None:
+    a = pl.DataFrame({"k": ["x", "x"], "size": ["S", "M"], "share": [0.5, 0.5]})
+    b = pl.DataFrame({"k": ["x", "x"], "size": ["S", "L"], "share": [0.25, 0.75]})
+    tv = total_variation(a, b, ["k"])
+    assert tv["tv"].to_list() == [pytest.approx(0.75)]
