@@ -8,6 +8,9 @@ Usage::
     python benchmarks/transfers.py scale [--stores 1000] [--skus 20000] [--workers 2]
     python benchmarks/transfers.py mip [--stores 50 200] [--skus 300] [--time-limit 60]
     python benchmarks/transfers.py lp   (no fixed costs: flow objective vs HiGHS LP)
+    python benchmarks/transfers.py truth [--scenarios seed-stories default]
+    python benchmarks/transfers.py uplift [--scenarios ...] [--seeds 0 1 2 3 4]
+        (plan with stocktailor.demand.forecast, score under the generator's true demand)
 """
 
 from __future__ import annotations
@@ -116,45 +119,49 @@ def run_scale(args: argparse.Namespace) -> None:
     )
 
 
+def compare_mip(inst: TransferInstance, time_limit: float, *, relaxed: bool) -> None:
+    """Heuristic vs HiGHS MIP (min quantity exact, semi-integer flows) on ``inst``.
+
+    With ``relaxed`` also the MIP without the minimum quantity: a relaxation, so its proven
+    optimum bounds every plan on the same lanes from above.
+    """
+    s = Settings(solver=SolverConfig(mip_time_limit_s=time_limit, lp_bound=False))
+    t0 = time.perf_counter()
+    heur = solve_instance(inst, s, method="heuristic")
+    th = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mip = solve_instance(inst, s, method="mip")
+    tm = time.perf_counter() - t0
+    best = max(heur.objective, mip.objective)
+    mb = mip.mip_bound if mip.mip_bound is not None else float("nan")
+    print(
+        f"  heuristic plan {heur.objective:,.0f} ({th:.1f} s; flows before min-qty/pack/"
+        f"positivity {heur.heuristic_objective or 0.0:,.0f}); HiGHS MIP ({time_limit:.0f} s, "
+        f"started from the heuristic plan) {mip.mip_objective or 0.0:,.0f}, dual bound "
+        f"{mb:,.0f}, plan {mip.objective:,.0f} via {mip.method} ({tm:.1f} s)"
+    )
+    print(f"  heuristic short of the best plan by {(best - heur.objective) / best:.2%}")
+    if relaxed:
+        s1 = Settings(
+            solver=SolverConfig(mip_time_limit_s=time_limit, lp_bound=False),
+            constraints=ConstraintsConfig(min_transfer_units=1),
+        )
+        t0 = time.perf_counter()
+        rel = solve_instance(inst, s1, method="mip")
+        tr = time.perf_counter() - t0
+        rb = rel.mip_bound if rel.mip_bound is not None else float("nan")
+        print(
+            f"  relaxation without the minimum quantity: MIP {rel.mip_objective or 0.0:,.0f}, "
+            f"dual bound {rb:,.0f} ({tr:.1f} s); heuristic plan within "
+            f"{(rb - heur.objective) / rb:.2%} of that upper bound"
+        )
+
+
 def run_mip(args: argparse.Namespace) -> None:
     for n in args.stores:
         inst = network(1, n, args.skus)
-        s = Settings(solver=SolverConfig(mip_time_limit_s=args.time_limit))
-        t0 = time.perf_counter()
-        heur = solve_instance(inst, s, method="heuristic")
-        th = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        mip = solve_instance(inst, s, method="mip")
-        tm = time.perf_counter() - t0
-        cold_s = Settings(
-            solver=SolverConfig(mip_time_limit_s=args.time_limit, mip_warm_start=False)
-        )
-        t0 = time.perf_counter()
-        cold = solve_instance(inst, cold_s, method="mip")
-        tc = time.perf_counter() - t0
-        h = heur.heuristic_objective or 0.0
-        best = max(mip.mip_objective or 0.0, cold.mip_objective or 0.0, h)
-        print(
-            f"  cold-started HiGHS MIP {cold.mip_objective or 0.0:,.0f} in {tc:.1f} s "
-            f"(bound {cold.mip_bound or float('nan'):,.0f})"
-        )
-        bound = mip.mip_bound if mip.mip_bound is not None else float("nan")
-        print(f"mip: {n} stores x {args.skus} SKU-sizes (fixed lane costs, 3 lanes/store)")
-        print(
-            f"  heuristic {h:,.0f} in {th:.1f} s; "
-            f"HiGHS MIP (warm-started, {args.time_limit:.0f} s) "
-            f"{mip.mip_objective or 0.0:,.0f} in {tm:.1f} s; MIP dual bound {bound:,.0f}"
-        )
-        print(
-            f"  heuristic short of best MIP solution by {(best - h) / best:.2%}; "
-            f"of the MIP bound by {(bound - h) / bound:.2%}; "
-            f"aggregated LP bound {heur.lp_bound:,.0f} "
-            f"({(heur.lp_bound - h) / heur.lp_bound:.1%} above)"
-        )
-        print(
-            f"  final plans after min-qty/pack/positivity: heuristic {heur.objective:,.0f}, "
-            f"mip-path {mip.objective:,.0f} ({mip.method})"
-        )
+        print(f"mip: random {n} stores x {args.skus} SKU-sizes (fixed lane costs, 3 lanes/store)")
+        compare_mip(inst, args.time_limit, relaxed=args.relaxed)
 
 
 def run_lp(args: argparse.Namespace) -> None:
@@ -240,22 +247,83 @@ def run_truth(args: argparse.Namespace) -> None:
             f"  no fixed costs, {len(cols)} SKUs: flow {flow:,.4f} ({tf:.1f} s) vs HiGHS LP "
             f"{lp:,.4f} ({tl:.1f} s); rel diff {abs(flow - lp) / max(lp, 1e-9):.1e}"
         )
-        s = Settings(solver=SolverConfig(mip_time_limit_s=args.time_limit))
-        t0 = time.perf_counter()
-        heur = solve_instance(inst, s, method="heuristic")
-        th = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        mip = solve_instance(inst, s, method="mip")
-        tm = time.perf_counter() - t0
-        h = heur.heuristic_objective or 0.0
-        best = max(h, mip.mip_objective or 0.0)
-        print(
-            f"  fixed lane costs: heuristic {h:,.0f} ({th:.1f} s); HiGHS MIP warm-started "
-            f"{args.time_limit:.0f} s {mip.mip_objective or 0.0:,.0f} ({tm:.1f} s), dual bound "
-            f"{mip.mip_bound or float('nan'):,.0f}; heuristic short of best MIP by "
-            f"{(best - h) / best:.2%}; final plan {heur.objective:,.0f}, LP bound "
-            f"{heur.lp_bound:,.0f} (gap {heur.gap:.1%})"
-        )
+        compare_mip(inst, args.time_limit, relaxed=True)
+
+
+def score_under(truth_inst: TransferInstance, plan_inst: TransferInstance, lines: object) -> float:
+    """Expected season profit gained by ``lines`` (of ``plan_inst``) under ``truth_inst``'s
+    demand, after unit and shipment costs, currency (0 = no transfers)."""
+    from stocktailor.transfers._solve import LineSet, _fixed_shares, evaluate_lines
+
+    assert isinstance(lines, LineSet)
+    if len(lines) == 0:
+        return 0.0
+    spos = {s: i for i, s in enumerate(truth_inst.store_ids)}
+    kpos = {k: i for i, k in enumerate(truth_inst.skus)}
+    mapped = LineSet(
+        np.array([kpos[plan_inst.skus[k]] for k in lines.sku], dtype=np.int64),
+        np.array([spos[plan_inst.store_ids[i]] for i in lines.src], dtype=np.int64),
+        np.array([spos[plan_inst.store_ids[j]] for j in lines.dst], dtype=np.int64),
+        lines.units,
+    )
+    gain, loss, _, _ = evaluate_lines(truth_inst, mapped)
+    uc, share = _fixed_shares(truth_inst, mapped)
+    return float((gain - loss - mapped.units * uc - share).sum())
+
+
+def run_uplift(args: argparse.Namespace) -> None:
+    """Plan with the project's own forecasts, score under the generator's true demand."""
+    import datetime as dt
+
+    import polars as pl
+
+    from stocktailor.demand import forecast
+    from stocktailor.synth import generate
+    from stocktailor.transfers import build_instance, with_daily_demand
+
+    s = Settings(solver=SolverConfig(lp_bound=False))
+    for scenario in args.scenarios:
+        ratios = []
+        for seed in args.seeds:
+            net = generate(scenario, seed)
+            tb, tr = net.tables, net.truth
+            empty = pl.DataFrame(
+                schema={
+                    "store_id": pl.String,
+                    "sku": pl.String,
+                    "week_start": pl.Date,
+                    "mean": pl.Float64,
+                    "var": pl.Float64,
+                }
+            )
+            base = build_instance(tb, net.as_of, empty, s)
+            rates = tr.expected_demand(
+                net.as_of + dt.timedelta(days=1), tb.products["season_end"].max()
+            )
+            truth = with_daily_demand(base, rates, tr.store_ids, tr.skus, tr.dispersion)
+            t0 = time.perf_counter()
+            best = solve_instance(truth, s, method="heuristic")
+            t_true = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fc = forecast(tb, net.as_of, s)
+            t_fc = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            inst = build_instance(tb, net.as_of, fc, s)
+            sol = solve_instance(inst, s, method="heuristic")
+            t_plan = time.perf_counter() - t0
+            up_true = score_under(truth, truth, best.lines)
+            up_fc = score_under(truth, inst, sol.lines)
+            ratio = up_fc / up_true if up_true > 0 else float("nan")
+            ratios.append(ratio)
+            print(
+                f"uplift: {scenario} seed {seed}: true-demand plan {up_true:,.0f} "
+                f"({int(best.lines.units.sum())} units, {t_true:.1f} s); forecast plan "
+                f"{up_fc:,.0f} under true demand ({int(sol.lines.units.sum())} units, "
+                f"forecast {t_fc:.1f} s, plan {t_plan:.1f} s; it expected "
+                f"{sol.objective:,.0f}); captures {ratio:.1%}",
+                flush=True,
+            )
+        print(f"uplift: {scenario}: mean {np.mean(ratios):.1%}, min {np.min(ratios):.1%}")
 
 
 def main() -> None:
@@ -271,6 +339,7 @@ def main() -> None:
     b.add_argument("--stores", type=int, nargs="+", default=[50, 200])
     b.add_argument("--skus", type=int, default=300)
     b.add_argument("--time-limit", type=float, default=60.0)
+    b.add_argument("--relaxed", action="store_true")
     c = sub.add_parser("lp")
     c.add_argument("--seeds", type=int, default=3)
     d = sub.add_parser("truth")
@@ -278,8 +347,17 @@ def main() -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--lp-skus", type=int, default=30)
     d.add_argument("--time-limit", type=float, default=60.0)
+    e = sub.add_parser("uplift")
+    e.add_argument("--scenarios", nargs="+", default=["seed-stories", "default"])
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = p.parse_args()
-    {"scale": run_scale, "mip": run_mip, "lp": run_lp, "truth": run_truth}[args.cmd](args)
+    {
+        "scale": run_scale,
+        "mip": run_mip,
+        "lp": run_lp,
+        "truth": run_truth,
+        "uplift": run_uplift,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

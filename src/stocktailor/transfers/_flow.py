@@ -16,7 +16,7 @@ first-unit loss plus lane in never arrives; a lane whose first-unit margin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +71,9 @@ class SkuModel:
     lane_j: IntArray
     lane_cost: FloatArray
     lane_cap: IntArray
+    lane_low: IntArray | None = None
+    """Smallest flow each lane must carry (None = 0), units: the minimum-quantity re-solve
+    forces a line up to the minimum instead of forbidding it."""
 
 
 @dataclass(frozen=True)
@@ -283,8 +286,14 @@ def model_from_lane_list(
     n: int,
     *,
     forbid: IntArray | None = None,
+    force: IntArray | None = None,
+    force_units: int = 0,
 ) -> SkuModel | None:
-    """Like :func:`model_from_curves` with the open lanes given as a list (sparse networks)."""
+    """Like :func:`model_from_curves` with the open lanes given as a list (sparse networks).
+
+    Lanes in ``force`` (keys ``from * n + to``) must carry at least ``force_units`` units when
+    their capacity and the ends' units allow it (lower bounds, kept feasible greedily).
+    """
     pos_s = np.full(n, -1, dtype=np.int64)
     pos_d = np.full(n, -1, dtype=np.int64)
     pos_s[cv.src] = np.arange(cv.src.shape[0])
@@ -292,7 +301,43 @@ def model_from_lane_list(
     li = pos_s[lane_from]
     lj = pos_d[lane_to]
     sel = (li >= 0) & (lj >= 0)
-    return _finish_model(cv, li[sel], lj[sel], lane_cost[sel], n, forbid)
+    model = _finish_model(cv, li[sel], lj[sel], lane_cost[sel], n, forbid)
+    if model is None or force is None or force.shape[0] == 0 or force_units <= 0:
+        return model
+    return _with_lower_bounds(model, force, force_units, n)
+
+
+def _with_lower_bounds(model: SkuModel, force: IntArray, units: int, n: int) -> SkuModel:
+    """``model`` with lanes in ``force`` carrying at least ``units`` (when feasible)."""
+    keys = model.src[model.lane_i] * n + model.dst[model.lane_j]
+    forced = np.isin(keys, force) & (model.src_units[model.lane_i] >= units)
+    if not forced.any():
+        return model
+    # a destination whose curve was cut below ``units`` (later units not worth a move on their
+    # own) gets those units back valued at 0 over salvage, a lower bound of their value
+    dst_units = model.dst_units.astype(np.int64).copy()
+    short = np.unique(model.lane_j[forced & (dst_units[model.lane_j] < units)])
+    gain = model.gain
+    if short.shape[0]:
+        dst_units[short] = units
+        if gain.shape[1] < units:
+            gain = np.concatenate([gain, np.zeros((gain.shape[0], units - gain.shape[1]))], 1)
+        cols = np.arange(gain.shape[1])[None, :]
+        gain = gain.copy()
+        gain[short] = np.where(cols < model.dst_units[short][:, None], gain[short], 0.0)
+    cap = np.minimum(model.src_units[model.lane_i], dst_units[model.lane_j]).astype(np.int64)
+    model = replace(model, dst_units=dst_units, gain=gain, lane_cap=cap)
+    cand = np.nonzero(forced)[0]
+    low = np.zeros(keys.shape[0], dtype=np.int64)
+    left_s = model.src_units.astype(np.int64).copy()
+    left_d = dst_units.copy()
+    for a in cand[np.argsort(keys[cand], kind="stable")]:
+        i, j = int(model.lane_i[a]), int(model.lane_j[a])
+        if left_s[i] >= units and left_d[j] >= units:
+            low[a] = units
+            left_s[i] -= units
+            left_d[j] -= units
+    return replace(model, lane_low=low)
 
 
 def _finish_model(
@@ -429,11 +474,22 @@ def _solve(model: SkuModel, lane_cost: FloatArray) -> tuple[IntArray, float]:
             -np.round(dv * SCALE),
         ]
     ).astype(np.int64)
-    mcf = min_cost_flow.SimpleMinCostFlow()
-    mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
     supplies = np.zeros(t + 1, dtype=np.int64)
     supplies[:ns] = model.src_units
     supplies[t] = -int(model.src_units.sum())
+    low = model.lane_low
+    fixed_part = 0.0
+    if low is not None and low.any():
+        # lower bound l on arc (u, v): capacity - l, u must absorb l more, v supplies l more
+        lane_arcs = slice(ns + ur.shape[0], ns + ur.shape[0] + nl)
+        caps[lane_arcs] -= low
+        np.subtract.at(supplies, ns + model.lane_i, low)
+        np.add.at(supplies, 2 * ns + model.lane_j, low)
+        fixed_part = float((costs[lane_arcs] * low).sum())
+    else:
+        low = None
+    mcf = min_cost_flow.SimpleMinCostFlow()
+    mcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
     mcf.set_nodes_supplies(np.arange(t + 1, dtype=np.int64), supplies)
     status = mcf.solve()
     if status != mcf.OPTIMAL:
@@ -443,7 +499,9 @@ def _solve(model: SkuModel, lane_cost: FloatArray) -> tuple[IntArray, float]:
     flows: IntArray = np.asarray(
         mcf.flows(np.arange(first, first + nl, dtype=np.int64)), dtype=np.int64
     )
-    return flows, -float(mcf.optimal_cost()) / SCALE
+    if low is not None:
+        flows = flows + low
+    return flows, -(float(mcf.optimal_cost()) + fixed_part) / SCALE
 
 
 def curve_sum(values: FloatArray, rows: IntArray, q: IntArray) -> FloatArray:

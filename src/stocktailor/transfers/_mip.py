@@ -74,11 +74,14 @@ def solve_mip(
     relax: bool = False,
     use_fixed: bool = True,
     start: dict[int, FloatArray] | None = None,
+    min_units: int = 1,
 ) -> MipResult | None:
     """Solve the fixed-charge MIP over ``models`` (maximise net benefit).
 
     ``start`` maps a model's position in ``models`` to lane flows of a known solution (the
-    heuristic), given to HiGHS as a starting point.
+    heuristic), given to HiGHS as a starting point. With ``min_units > 1`` (and not ``relax``)
+    every flow is semi-integer: 0 or between ``min_units`` and the lane's capacity (the minimum
+    transfer quantity, exact).
 
     Returns None when there is nothing to solve or HiGHS found no feasible point.
     """
@@ -226,11 +229,21 @@ def solve_mip(
     lp.a_matrix_.value_ = a.data
     lp.a_matrix_.num_col_ = nvar
     lp.a_matrix_.num_row_ = nrow
+    semi = min_units > 1 and not relax
+    if semi:
+        lower = np.zeros(nvar)
+        lower[fl_idx] = np.where(fl_cap >= min_units, float(min_units), 0.0)
+        upper[fl_idx] = np.where(fl_cap >= min_units, fl_cap, 0.0)
+        lp.col_lower_ = lower
+        lp.col_upper_ = upper
+        integrality[fl_idx] = 2
     if not relax:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if v else highspy.HighsVarType.kContinuous
-            for v in integrality
-        ]
+        kinds = {
+            0: highspy.HighsVarType.kContinuous,
+            1: highspy.HighsVarType.kInteger,
+            2: highspy.HighsVarType.kSemiInteger,
+        }
+        lp.integrality_ = [kinds[int(v)] for v in integrality]
     h.passModel(lp)
     if start is not None and not relax:
         x0 = np.zeros(nvar)
@@ -272,7 +285,7 @@ def solve_mip(
     return MipResult(
         flows=flows,
         objective=obj,
-        bound=bound if np.isfinite(bound) else obj,
+        bound=bound if np.isfinite(bound) else float("inf"),
         status=status,
         optimal=status == "Optimal",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -211,7 +211,8 @@ def _solve_partition(
 
 @dataclass(frozen=True)
 class _Resolve:
-    """One re-solve task: cached curves, the open lanes as a list, forbidden lanes per SKU."""
+    """One re-solve task: cached curves, the open lanes as a list, forbidden lanes per SKU and
+    lanes forced up to ``force_units`` per SKU."""
 
     curves: list[SkuCurves]
     lane_from: IntArray
@@ -219,19 +220,30 @@ class _Resolve:
     lane_cost: FloatArray
     n: int
     forbid: dict[int, IntArray]
+    force: dict[int, IntArray] = field(default_factory=dict)
+    force_units: int = 0
+    only: dict[int, IntArray] = field(default_factory=dict)
 
 
 def _resolve_partition(task: _Resolve) -> list[SkuResult]:
     """Re-solve SKUs from their cached curves on the open lanes (top-level for Dask)."""
     out: list[SkuResult] = []
+    keys = task.lane_from * task.n + task.lane_to
     for cv in task.curves:
+        lf, lt, lc = task.lane_from, task.lane_to, task.lane_cost
+        allowed = task.only.get(cv.sku)
+        if allowed is not None:
+            sel = np.isin(keys, allowed)
+            lf, lt, lc = lf[sel], lt[sel], lc[sel]
         model = model_from_lane_list(
             cv,
-            task.lane_from,
-            task.lane_to,
-            task.lane_cost,
+            lf,
+            lt,
+            lc,
             task.n,
             forbid=task.forbid.get(cv.sku),
+            force=task.force.get(cv.sku),
+            force_units=task.force_units,
         )
         if model is None:
             continue
@@ -556,6 +568,10 @@ def solve_instance(
     n = inst.n_stores
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    # a source with fewer movable units than the minimum line cannot ship that SKU at all
+    few = (inst.movable > 0) & (inst.movable < cons.min_transfer_units)
+    if few.any():
+        inst = replace(inst, movable=np.where(few, 0, inst.movable))
     parts = partition_skus(inst.styles, max(settings.engine.partitions, 1))
     penalty = sol.broken_size_run_penalty
     lane_mask = inst.lane_mask
@@ -619,14 +635,30 @@ def solve_instance(
     np.fill_diagonal(lane_open, False)
     rounds = 0
     forbid: dict[int, IntArray] = {}
+    force: dict[int, IntArray] = {}
+    only: dict[int, IntArray] = {}
+    pack = max(cons.pack_size, 1)
+    force_units = -(-max(cons.min_transfer_units, 1) // pack) * pack
 
     curves = {cv.sku: cv for o in outs for cv in o.curves}
 
-    def resolve(affected: list[int]) -> None:
+    def resolve(
+        affected: list[int],
+        open_mask: BoolArray | None = None,
+        target: dict[int, SkuResult] | None = None,
+        forbid_: dict[int, IntArray] | None = None,
+        force_: dict[int, IntArray] | None = None,
+        only_: dict[int, IntArray] | None = None,
+    ) -> None:
+        mask = lane_open if open_mask is None else open_mask
+        fb = forbid if forbid_ is None else forbid_
+        fc = force if force_ is None else force_
+        on = only if only_ is None else only_
+        into = results if target is None else target
         sub = partition_skus([inst.styles[k] for k in affected], len(parts))
         for k in affected:
-            results.pop(k, None)
-        open_ = lane_open if inst.lane_mask is None else lane_open & inst.lane_mask
+            into.pop(k, None)
+        open_ = mask if inst.lane_mask is None else mask & inst.lane_mask
         lf, lt = np.nonzero(open_)
         lc = inst.unit_cost[lf, lt]
         tasks = []
@@ -639,11 +671,14 @@ def solve_instance(
                     lane_to=lt,
                     lane_cost=lc,
                     n=n,
-                    forbid={k: forbid[k] for k in skus_p if k in forbid},
+                    forbid={k: fb[k] for k in skus_p if k in fb},
+                    force={k: fc[k] for k in skus_p if k in fc},
+                    force_units=force_units,
+                    only={k: on[k] for k in skus_p if k in on},
                 )
             )
-        done = eng.map(_resolve_partition, tasks)
-        results.update({r.sku: r for part in done for r in part})
+        done = (LocalEngine() if sol.resolve_in_process else eng).map(_resolve_partition, tasks)
+        into.update({r.sku: r for part in done for r in part})
 
     if results:
         keys, value, _ = _lane_values(results, n)
@@ -706,24 +741,80 @@ def solve_instance(
                     bad = keys[(value - fixed <= 0) & (fixed > 0)]
                     lane_open[bad // n, bad % n] = False
                     rounds += close_rounds()
-        # lines below the minimum quantity: forbid that lane for that SKU and re-route
-        for _ in range(3):
-            affected = []
+        # lines below the minimum quantity. Per SKU the best of three re-solves: (a) forbid
+        # those lanes (units go elsewhere), (b) force them up to the minimum (lower bounds),
+        # (c) keep only the SKU's current lanes, all forced to the minimum (creates no new
+        # small line). (a) and (b) may leave new small lines; the last round applies (c).
+        timings["lane_choice"] = time.perf_counter() - t1
+        empty = np.zeros(0, dtype=np.int64)
+        mq_rounds = 2
+        for rnd in range(mq_rounds):
+            small_of: dict[int, IntArray] = {}
+            support_of: dict[int, IntArray] = {}
             for k, r in results.items():
                 small = (r.units // cons.pack_size) * cons.pack_size < cons.min_transfer_units
                 if small.any():
-                    new = r.src[small] * n + r.dst[small]
-                    forbid[k] = np.union1d(forbid.get(k, np.zeros(0, dtype=np.int64)), new)
-                    affected.append(k)
-            if not affected:
+                    small_of[k] = r.src[small] * n + r.dst[small]
+                    support_of[k] = np.unique(r.src * n + r.dst)
+            logger.debug("min-quantity round %d: %d SKUs with small lines", rnd, len(small_of))
+            if not small_of:
                 break
-            resolve(sorted(affected))
+            affected = sorted(small_of)
+            options: list[tuple[dict[int, IntArray], dict[int, IntArray], dict[int, IntArray]]]
+            options = []
+            if rnd < mq_rounds - 1:
+                options.append(
+                    (
+                        {k: np.union1d(forbid.get(k, empty), small_of[k]) for k in affected},
+                        {},
+                        {},
+                    )
+                )
+                options.append(
+                    ({}, {k: np.union1d(force.get(k, empty), small_of[k]) for k in affected}, {})
+                )
+            options.append(({}, dict(support_of), dict(support_of)))
+            best: dict[int, SkuResult | None] = {}
+            best_v = dict.fromkeys(affected, -np.inf)
+            best_opt: dict[int, int] = {}
+            for oi, (fb_o, fc_o, on_o) in enumerate(options):
+                got: dict[int, SkuResult] = {}
+                resolve(
+                    affected,
+                    lane_open,
+                    got,
+                    {**forbid, **fb_o},
+                    {**force, **fc_o},
+                    {**only, **on_o},
+                )
+                for k in affected:
+                    rk = got.get(k)
+                    v = rk.objective if rk is not None else 0.0
+                    if v > best_v[k] + 1e-9:
+                        best_v[k], best[k], best_opt[k] = v, rk, oi
+            logger.debug(
+                "min-quantity round %d: option wins %s",
+                rnd,
+                np.bincount(list(best_opt.values()), minlength=len(options)).tolist(),
+            )
+            for k in affected:
+                fb_o, fc_o, on_o = options[best_opt[k]]
+                for store, upd in ((forbid, fb_o), (force, fc_o), (only, on_o)):
+                    if k in upd:
+                        store[k] = upd[k]
+                results.pop(k, None)
+                rk = best[k]
+                if rk is not None:
+                    results[k] = rk
     timings["lanes"] = time.perf_counter() - t1
     heur_lines = LineSet.concat([results[k] for k in sorted(results)])
     heur_obj = _flow_objective(inst, results)
     timings["lp_bound"] = 0.0
-    # 4. MIP on a reduced lane set for small networks
-    chosen_lines = heur_lines
+    t4 = time.perf_counter()
+    bonus = _bonus_matrix(inst, penalty)
+    final = _finalise(inst, heur_lines, settings, bonus)
+    timings["finalise"] = time.perf_counter() - t4
+    # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
     used_method = "heuristic" if has_fixed else "flow"
     mip_obj: float | None = None
     mip_bound: float | None = None
@@ -734,18 +825,16 @@ def solve_instance(
         for r in results.values():
             reduced[r.src, r.dst] = True
         mres = _mip_lines(
-            inst, settings, reduced, base_open, penalty, results, forced=method == "mip"
+            inst, settings, reduced, base_open, penalty, final[0], forced=method == "mip"
         )
         if mres is not None:
             mip_lines, mip_obj, mip_bound = mres
-            if mip_obj > heur_obj + 1e-9:
-                chosen_lines = mip_lines
+            mip_final = _finalise(inst, mip_lines, settings, bonus)
+            if float(mip_final[5].sum()) > float(final[5].sum()) + 1e-9:
+                final = mip_final
                 used_method = "mip"
     timings["mip"] = time.perf_counter() - t3
-    t4 = time.perf_counter()
-    bonus = _bonus_matrix(inst, penalty)
-    lines, gain, loss, uc, share, net, band = _finalise(inst, chosen_lines, settings, bonus)
-    timings["finalise"] = time.perf_counter() - t4
+    lines, gain, loss, uc, share, net, band = final
     timings["total"] = time.perf_counter() - t0
     objective = float(net.sum())
     bound = max(lp_bound, objective) if np.isfinite(lp_bound) else float("nan")
@@ -816,7 +905,7 @@ def _mip_lines(
     reduced: BoolArray,
     base_open: BoolArray | None,
     penalty: float,
-    heuristic: dict[int, SkuResult],
+    start_lines: LineSet,
     *,
     forced: bool = False,
 ) -> tuple[LineSet, float, float] | None:
@@ -843,11 +932,19 @@ def _mip_lines(
         return None
     n = inst.n_stores
     start: dict[int, FloatArray] = {}
+    by_sku: dict[int, dict[int, int]] = {}
+    for k, i, j, u in zip(
+        start_lines.sku.tolist(),
+        start_lines.src.tolist(),
+        start_lines.dst.tolist(),
+        start_lines.units.tolist(),
+        strict=True,
+    ):
+        by_sku.setdefault(k, {})[i * n + j] = u
     for mi, mdl in enumerate(models):
-        r = heuristic.get(mdl.sku)
-        if r is None:
+        lookup = by_sku.get(mdl.sku)
+        if lookup is None:
             continue
-        lookup = dict(zip((r.src * n + r.dst).tolist(), r.units.tolist(), strict=True))
         keys = (mdl.src[mdl.lane_i] * n + mdl.dst[mdl.lane_j]).tolist()
         start[mi] = np.array([lookup.get(k, 0) for k in keys], dtype=np.float64)
     res = solve_mip(
@@ -859,6 +956,7 @@ def _mip_lines(
         budget=cons.transfer_budget,
         respect_capacity=cons.respect_capacity,
         time_limit_s=settings.solver.mip_time_limit_s,
+        min_units=max(cons.min_transfer_units, 1),
     )
     if res is None:
         return None
