@@ -1,0 +1,186 @@
+"""Backtest benchmark: policies on generator scenarios, the acceptance checks and the run time.
+
+Usage::
+
+    python benchmarks/backtest.py default --seeds 0 1 2 3 4 --workers 2 --out out/bt-default
+    python benchmarks/backtest.py seed-stories --seeds 0 1 2 --out out/bt-stories
+    python benchmarks/backtest.py scale --stores 200 --skus 3000 --seeds 0 --policies none rule
+
+Prints the KPI table (mean over seeds), the per-seed profit of every policy, the acceptance
+checks of issue #6 (stocktailor beats rule and none in every seed, captures >= 70% of the
+oracle's uplift, raises full-price revenue >= 4% over none with transfer cost < 25% of the
+gain) and wall times; writes the HTML report and kpis.csv to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import polars as pl
+
+from stocktailor.config import Settings
+from stocktailor.engine import DaskEngine, LocalEngine
+from stocktailor.simulate.backtest import backtest
+
+
+def _checks(runs: pl.DataFrame) -> list[tuple[str, bool, str]]:
+    out: list[tuple[str, bool, str]] = []
+    pols = set(runs["policy"].to_list())
+    if "stocktailor" not in pols:
+        return out
+    wide = runs.pivot(on="policy", index="seed", values="profit").sort("seed")
+    for other in ("rule", "none"):
+        if other in pols:
+            wins = (wide["stocktailor"] > wide[other]).to_list()
+            out.append(
+                (
+                    f"stocktailor beats {other} on profit in every seed",
+                    all(wins),
+                    f"{sum(wins)}/{len(wins)} seeds",
+                )
+            )
+    st = runs.filter(pl.col("policy") == "stocktailor")
+    if "oracle" in pols:
+        share = st["oracle_uplift_share"].mean()
+        per = ", ".join(f"{x:.2f}" for x in st["oracle_uplift_share"].to_list())
+        out.append(
+            (
+                "captures >= 70% of the oracle's uplift over none",
+                share is not None and float(share) >= 0.7,  # type: ignore[arg-type]
+                f"mean {share:.3f} (per seed {per})",
+            )
+        )
+    if "none" in pols:
+        up = st["revenue_full_price_uplift_pct"].mean()
+        out.append(
+            (
+                "full-price revenue >= +4% over none",
+                float(up) >= 4.0,  # type: ignore[arg-type]
+                f"mean {up:+.2f}%",
+            )
+        )
+        cs = st["transfer_cost_share_of_gain"].max()
+        out.append(
+            (
+                "transfer cost < 25% of the gain",
+                cs is not None and float(cs) < 0.25,  # type: ignore[arg-type]
+                f"max over seeds {cs:.3f}",
+            )
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("scenario", choices=["default", "seed-stories", "scale"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--policies", nargs="+", default=["none", "rule", "stocktailor", "oracle"])
+    ap.add_argument("--stores", type=int, default=None)
+    ap.add_argument("--skus", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=1, help="Dask workers (1 = in-process)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--decision-every", type=int, default=7)
+    ap.add_argument("--refit-every-weeks", type=int, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("distributed", "lightgbm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sim: dict[str, object] = {"decision_every_days": args.decision_every}
+    if args.refit_every_weeks is not None:
+        sim["refit_every_weeks"] = args.refit_every_weeks
+    settings = Settings.model_validate({"simulation": sim})
+    out = args.out or Path("out") / f"backtest-{args.scenario}"
+    engine = DaskEngine(n_workers=args.workers) if args.workers > 1 else LocalEngine()
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        print(f"  ... {done[0]} runs done", flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        res = backtest(
+            args.scenario,
+            args.seeds,
+            args.policies,
+            settings,
+            out,
+            n_stores=args.stores,
+            n_sku_sizes=args.skus,
+            engine=engine,
+            progress=progress,
+        )
+    finally:
+        engine.close()
+    wall = time.perf_counter() - t0
+    pl.Config.set_tbl_cols(20)
+    pl.Config.set_tbl_width_chars(220)
+    pl.Config.set_tbl_rows(50)
+    print(
+        f"\nscenario {args.scenario}, seeds {args.seeds}, stores {args.stores}, skus {args.skus}, "
+        f"decisions every {args.decision_every} days, workers {args.workers}"
+    )
+    print(
+        res.kpi_table(
+            [
+                "profit",
+                "profit_uplift",
+                "oracle_uplift_share",
+                "revenue_full_price_uplift_pct",
+                "full_price_sell_through",
+                "lost_units",
+                "salvaged_units",
+                "transfer_units",
+                "transfer_cost",
+                "transfer_cost_share_of_gain",
+            ]
+        )
+    )
+    print(
+        res.kpis.runs.select(
+            "seed",
+            "policy",
+            "profit",
+            "profit_uplift",
+            "oracle_uplift_share",
+            "revenue_full_price_uplift_pct",
+            "transfer_cost",
+            "transfer_cost_share_of_gain",
+        ).sort("seed", "policy")
+    )
+    times = pl.DataFrame(
+        [
+            {
+                "seed": r.seed,
+                "policy": r.policy,
+                "seconds": round(r.seconds, 1),
+                "decision_seconds": round(r.decision_seconds, 1),
+            }
+            for r in res.results
+        ]
+    )
+    print(
+        times.group_by("policy", maintain_order=True).agg(
+            pl.col("seconds").mean().alias("mean_s"),
+            pl.col("seconds").max().alias("max_s"),
+            pl.col("decision_seconds").mean().alias("mean_decision_s"),
+        )
+    )
+    if "stocktailor" in args.policies:
+        from stocktailor.report import flow_stories
+
+        seg, city = flow_stories(res, "stocktailor", args.seeds[0], top=15)
+        print(f"stocktailor flows between segments by category (seed {args.seeds[0]}):")
+        print(seg.head(15))
+        print("largest style flows between cities:")
+        print(city)
+    for name, ok, detail in _checks(res.kpis.runs):
+        print(f"[{'PASS' if ok else 'MISS'}] {name}: {detail}")
+    print(f"wall time {wall:.1f} s; report {res.report_path}")
+
+
+if __name__ == "__main__":
+    main()

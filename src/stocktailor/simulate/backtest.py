@@ -1,0 +1,235 @@
+"""The backtest: scenarios x seeds x policies through the simulator, KPIs and the report.
+
+Each (seed, policy) pair is one partition for :meth:`stocktailor.engine.Engine.map`; a worker
+generates the seed's network (cached, so the policies of one seed share it) and runs one
+policy. Every policy of a seed meets the same customers (common random numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stocktailor.config import Settings
+from stocktailor.simulate.core import SeasonNetwork, SimResult, build_space, simulate
+from stocktailor.simulate.kpis import KpiTables, kpis
+from stocktailor.simulate.policies import POLICIES, make_policy
+
+__all__ = ["BacktestResult", "backtest", "run_partition"]
+
+logger = logging.getLogger(__name__)
+
+NetworkFactory = Callable[[int], SeasonNetwork]
+
+_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+@dataclass
+class BacktestResult:
+    """Outputs of :func:`backtest`.
+
+    Attributes
+    ----------
+    scenario, seeds, policies
+        What ran.
+    results
+        One :class:`~stocktailor.simulate.core.SimResult` per (seed, policy), seed-major.
+    kpis
+        KPI frames (see :class:`~stocktailor.simulate.kpis.KpiTables`).
+    segments
+        ``store_id, segment`` of the truth (first seed), used as store clusters in the KPIs.
+    report_path, kpis_path
+        The HTML report and the CSV of every KPI (None when no ``out_dir``).
+    seconds
+        Wall time, s.
+    """
+
+    scenario: str
+    seeds: tuple[int, ...]
+    policies: tuple[str, ...]
+    results: list[SimResult]
+    kpis: KpiTables
+    segments: pl.DataFrame | None
+    report_path: Path | None = None
+    kpis_path: Path | None = None
+    seconds: float = 0.0
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def kpi_table(self, names: Sequence[str] | None = None) -> pl.DataFrame:
+        """Mean KPIs per policy (rows) for the headline ``names``."""
+        names = list(
+            names
+            or (
+                "profit",
+                "revenue_full_price",
+                "full_price_sell_through",
+                "lost_units",
+                "salvaged_units",
+                "transfer_units",
+                "transfer_cost",
+                "oracle_uplift_share",
+            )
+        )
+        s = self.kpis.summary.filter(pl.col("kpi").is_in(names))
+        return s.pivot(on="kpi", index="policy", values="mean").select(
+            "policy", *[n for n in names if n in s["kpi"].unique().to_list()]
+        )
+
+
+def _network(
+    scenario: str | NetworkFactory,
+    seed: int,
+    n_stores: int | None,
+    n_sku_sizes: int | None,
+) -> SeasonNetwork:
+    if callable(scenario):
+        return scenario(seed)
+    key = (scenario, seed, n_stores, n_sku_sizes)
+    if key not in _CACHE:
+        from stocktailor.synth import generate
+
+        _CACHE.clear()  # keep one network per process
+        _CACHE[key] = generate(scenario, seed, n_stores=n_stores, n_sku_sizes=n_sku_sizes)
+    net: SeasonNetwork = _CACHE[key]
+    return net
+
+
+def run_partition(
+    item: tuple[int, str],
+    *,
+    scenario: str | NetworkFactory,
+    settings: Settings,
+    n_stores: int | None = None,
+    n_sku_sizes: int | None = None,
+) -> SimResult:
+    """Run one (seed, policy) partition (a top-level function for :class:`Engine`)."""
+    seed, policy = item
+    t0 = time.perf_counter()
+    net = _network(scenario, seed, n_stores, n_sku_sizes)
+    gen_s = time.perf_counter() - t0
+    space_key = ("space", id(net))
+    if space_key not in _CACHE:
+        _CACHE[space_key] = build_space(net, settings)
+    res = simulate(
+        net,
+        make_policy(policy, net, settings),
+        settings,
+        seed=seed,
+        policy_name=policy,
+        space=_CACHE[space_key],
+    )
+    seg = getattr(net.truth, "segments", None)
+    res.info["segments"] = (
+        seg.select("store_id", "segment") if isinstance(seg, pl.DataFrame) else None
+    )
+    res.info["generate_seconds"] = gen_s
+    logger.info(
+        "backtest seed %s policy %s: %.1f s (decisions %.1f s)",
+        seed,
+        policy,
+        res.seconds,
+        res.decision_seconds,
+    )
+    return res
+
+
+def backtest(
+    scenario: str | NetworkFactory,
+    seeds: Sequence[int],
+    policies: Sequence[str],
+    settings: Settings,
+    out_dir: Path | str | None,
+    *,
+    n_stores: int | None = None,
+    n_sku_sizes: int | None = None,
+    engine: Any | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BacktestResult:
+    """Simulate ``policies`` on ``scenario`` for every seed and report the KPIs.
+
+    Parameters
+    ----------
+    scenario
+        A generator scenario name (``default``, ``seed-stories``, ``scale``) or a function
+        ``seed -> network``.
+    seeds
+        Seeds of the networks and of the demand draws.
+    policies
+        Policy names (see :data:`~stocktailor.simulate.policies.POLICIES`); ``none`` and
+        ``oracle`` are needed for the uplift KPIs.
+    settings
+        Run settings.
+    out_dir
+        Folder for ``report.html``, ``kpis.csv``, ``kpi_summary.csv`` and ``moves.csv`` (None:
+        no files).
+    n_stores, n_sku_sizes
+        Size of the ``scale`` scenario.
+    engine
+        An :class:`~stocktailor.engine.Engine` (default in-process).
+    progress
+        Called with 1 per finished (seed, policy) run.
+    """
+    from stocktailor.engine import LocalEngine
+
+    t0 = time.perf_counter()
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        msg = f"unknown policy {unknown[0]!r}; expected one of {sorted(POLICIES)}"
+        raise ValueError(msg)
+    if not seeds or not policies:
+        msg = "backtest needs at least one seed and one policy"
+        raise ValueError(msg)
+    items = [(int(s), p) for s in seeds for p in policies]
+    eng = engine if engine is not None else LocalEngine()
+    results: list[SimResult] = eng.map(
+        run_partition,
+        items,
+        progress=progress,
+        scenario=scenario,
+        settings=settings,
+        n_stores=n_stores,
+        n_sku_sizes=n_sku_sizes,
+    )
+    segments = results[0].info.get("segments")
+    tables = kpis(results, segments=segments)
+    name = scenario if isinstance(scenario, str) else getattr(scenario, "__name__", "custom")
+    out = BacktestResult(
+        scenario=name,
+        seeds=tuple(int(s) for s in seeds),
+        policies=tuple(policies),
+        results=results,
+        kpis=tables,
+        segments=segments,
+    )
+    if out_dir is not None:
+        from stocktailor.report import write_backtest_report
+
+        d = Path(out_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        out.kpis_path = d / "kpis.csv"
+        tables.long.write_csv(out.kpis_path)
+        tables.summary.write_csv(d / "kpi_summary.csv")
+        moves = pl.concat(
+            [
+                r.moves.with_columns(pl.lit(r.policy).alias("policy"), pl.lit(r.seed).alias("seed"))
+                for r in results
+            ],
+            how="vertical",
+        )
+        moves.write_csv(d / "moves.csv")
+        out.files = {
+            "kpis": out.kpis_path,
+            "summary": d / "kpi_summary.csv",
+            "moves": d / "moves.csv",
+        }
+        out.seconds = time.perf_counter() - t0
+        out.report_path = write_backtest_report(out, d / "report.html")
+        out.files["report"] = out.report_path
+    out.seconds = time.perf_counter() - t0
+    return out

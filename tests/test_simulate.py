@@ -1,0 +1,417 @@
+"""Tests of the season simulator, its policies and KPIs on tiny hand-made seasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from stocktailor.config import Settings
+from stocktailor.simulate import Decisions, PolicyView, make_policy, markdown_factors, simulate
+from stocktailor.simulate.kpis import confidence_interval, kpis
+from stocktailor.simulate.policies import RulePolicy, northwest_corner
+from stocktailor.simulate.toy import ToyNetwork, toy_network
+
+SETTINGS = Settings()
+
+
+def _net(**kw: object) -> ToyNetwork:
+    base: dict[str, object] = {
+        "rates": [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
+        "stock": [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
+        "warehouse": [20, 20, 20],
+    }
+    base.update(kw)
+    return toy_network(**base)  # type: ignore[arg-type]
+
+
+class FixedMoves:
+    """Ships given moves on given decision days."""
+
+    name = "fixed"
+
+    def __init__(self, moves: dict[int, list[tuple[str, str, str, int]]]) -> None:
+        self.moves = moves
+        self.views: list[PolicyView] = []
+
+    def decide(self, view: PolicyView) -> Decisions:
+        self.views.append(view)
+        rows = self.moves.get(view.day_index, [])
+        frame = pl.DataFrame(
+            rows,
+            schema={"sku": pl.String, "from_id": pl.String, "to_id": pl.String, "units": pl.Int64},
+            orient="row",
+        )
+        return Decisions(transfers=frame)
+
+
+class RandomMover:
+    """Moves random amounts between random locations (to stress conservation)."""
+
+    name = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def decide(self, view: PolicyView) -> Decisions:
+        locs, skus = view.location_ids, view.skus
+        n = int(self.rng.integers(0, 6))
+        rows = [
+            (
+                skus[int(self.rng.integers(len(skus)))],
+                locs[int(self.rng.integers(len(locs)))],
+                locs[int(self.rng.integers(len(locs)))],
+                int(self.rng.integers(0, 30)),
+            )
+            for _ in range(n)
+        ]
+        frame = pl.DataFrame(
+            rows,
+            schema={"sku": pl.String, "from_id": pl.String, "to_id": pl.String, "units": pl.Int64},
+            orient="row",
+        )
+        return Decisions(transfers=frame)
+
+
+def _check_conservation(res: object) -> None:
+    from stocktailor.simulate import SimResult
+
+    assert isinstance(res, SimResult)
+    d = res.daily
+    init = int(res.initial.sum())
+    total = d["on_hand"] + d["in_transit"] + d["sold_cum"] + d["salvaged_cum"]
+    assert (total == init).all()
+    last = d.row(d.height - 1, named=True)
+    assert last["on_hand"] == last["in_transit"] == 0
+    assert last["salvaged_cum"] == int(d["salvaged_units"].sum()) == int(res.salvage_by_sku.sum())
+    assert int(res.salvage_by_store.sum()) == last["salvaged_cum"]
+    assert (d["lost_units"] == d["demand_units"] - d["sold_units"]).all()
+    assert (res.final_on_hand >= 0).all()
+    assert (res.final_in_transit >= 0).all()
+    for frame in (res.by_store_week, res.by_sku_week):
+        assert (frame["lost_units"] == frame["demand_units"] - frame["sold_units"]).all()
+        assert int(frame["sold_units"].sum()) == int(d["sold_units"].sum())
+
+
+def test_markdown_factors_hand_case() -> None:
+    end = dt.date(2026, 3, 31)
+    days = [end - dt.timedelta(days=i) for i in (0, 13, 14, 27, 28, 40)]
+    pf = markdown_factors(days, end, ((4, 0.7), (2, 0.5)))
+    assert pf.tolist() == [0.5, 0.5, 0.7, 0.7, 1.0, 1.0]
+
+
+def test_conservation_and_lost_sales_under_rule() -> None:
+    net = _net()
+    res = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=3)
+    assert res.moves.height > 0
+    _check_conservation(res)
+
+
+def test_policy_that_moves_nothing_reproduces_none_exactly() -> None:
+    net = _net()
+    base = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=7)
+    zero = FixedMoves({0: [("SKU01", "S01", "S02", 0)], 7: [("SKU02", "S02", "S02", 5)]})
+    res = simulate(net, zero, SETTINGS, seed=7)
+    assert res.daily.equals(base.daily)
+    assert res.by_store_week.equals(base.by_store_week)
+    assert np.array_equal(res.final_on_hand, base.final_on_hand)
+
+
+def test_common_random_numbers_same_customers_across_policies() -> None:
+    net = _net()
+    a = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=11)
+    b = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
+    c = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=12)
+    assert a.daily["demand_units"].equals(b.daily["demand_units"])
+    assert a.by_store_week["demand_units"].equals(b.by_store_week["demand_units"])
+    assert not a.daily["demand_units"].equals(c.daily["demand_units"])
+    again = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
+    assert again.daily.equals(b.daily)
+
+
+def test_transfer_lead_time_cost_and_transit() -> None:
+    # two stores 50 km apart: derived lane 2 days, 0.4 + 0.0015*km per unit, 25 + 0.05*km fixed
+    net = _net(rates=[[0.0], [0.0]], stock=[[0], [10]], warehouse=None)
+    pol = FixedMoves({0: [("SKU01", "S02", "S01", 4)]})
+    res = simulate(net, pol, SETTINGS, seed=0)
+    mv = res.moves.row(0, named=True)
+    assert mv["units"] == 4
+    assert mv["arrival_date"] - mv["ship_date"] == dt.timedelta(days=2)
+    unit, ship, lead = (
+        res.space.lane_cost_unit,
+        res.space.lane_cost_shipment,
+        res.space.lane_lead_days,
+    )
+    assert lead[1, 0] == 2
+    assert mv["cost"] == pytest.approx(4 * unit[1, 0] + ship[1, 0])
+    d = res.daily
+    assert d["in_transit"].head(2).to_list() == [4, 4]
+    assert d["in_transit"][2] == 0
+    assert d["transfer_cost"].sum() == pytest.approx(mv["cost"])
+    # the next decision sees the units on hand at S01
+    assert pol.views[1].on_hand[0, 0] == 4
+    assert pol.views[0].on_hand[1, 0] == 10
+
+
+def test_moves_beyond_stock_are_cut_and_unknown_ids_rejected() -> None:
+    net = _net(rates=[[0.0], [0.0]], stock=[[0], [3]], warehouse=None)
+    res = simulate(net, FixedMoves({0: [("SKU01", "S02", "S01", 5)]}), SETTINGS, seed=0)
+    mv = res.moves.row(0, named=True)
+    assert (mv["requested"], mv["units"]) == (5, 3)
+    with pytest.raises(ValueError, match=r"column 'to_id'.*'NOPE'"):
+        simulate(net, FixedMoves({0: [("SKU01", "S02", "NOPE", 1)]}), SETTINGS, seed=0)
+
+
+def test_salvage_when_nobody_buys() -> None:
+    net = _net(rates=[[0.0, 0.0]], stock=[[3, 4]], warehouse=[5, 0])
+    res = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=0)
+    k = kpis([res]).runs.row(0, named=True)
+    assert k["units_sold"] == 0
+    assert k["salvaged_units"] == 12
+    # salvage value = 0.3 x full price (50, 60)
+    assert k["salvage_value"] == pytest.approx(8 * 15.0 + 4 * 18.0)
+    assert k["profit"] == pytest.approx(k["salvage_value"])
+
+
+def test_markdown_prices_and_full_price_revenue() -> None:
+    net = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, dispersion=math.inf, weeks=6)
+    res = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=2)
+    d = res.daily
+    full = d.filter(pl.col("price_factor") == 1.0)
+    md = d.filter(pl.col("price_factor") < 1.0)
+    assert full.height == 14 and md.height == 28
+    assert full["revenue"].sum() == pytest.approx(50.0 * full["sold_units"].sum())
+    assert md["revenue_full"].sum() == 0.0
+    assert (md["revenue"] == md["sold_units"] * 50.0 * md["price_factor"]).all()
+    # elasticity 1.5: demand at half price is 2**1.5 times higher
+    last2 = d.tail(14)["demand_units"].mean()
+    first2 = d.head(14)["demand_units"].mean()
+    assert last2 > 2.0 * first2  # type: ignore[operator]
+
+
+def test_broken_size_run_effect_cuts_demand_of_other_sizes() -> None:
+    cfg = Settings.model_validate({"simulation": {"broken_size_run_effect": 1.0}})
+    # sizes XS S M L XL: core sizes S M L; store 1 has no M -> its other sizes do not sell
+    net = _net(rates=[[2.0] * 5, [2.0] * 5], stock=[[50, 50, 0, 50, 50], [50] * 5], warehouse=None)
+    res = simulate(net, make_policy("none", net, cfg), cfg, seed=0)
+    sold = res.by_store_week.group_by("store_id").agg(pl.col("sold_units").sum()).sort("store_id")
+    assert sold["sold_units"].to_list()[0] == 0
+    assert sold["sold_units"].to_list()[1] > 0
+    _check_conservation(res)
+
+
+def test_northwest_corner_hand_case() -> None:
+    d, r, u = northwest_corner(np.array([5, 3]), np.array([2, 4, 4]))
+    assert list(zip(d.tolist(), r.tolist(), u.tolist(), strict=True)) == [
+        (0, 0, 2),
+        (0, 1, 3),
+        (1, 1, 1),
+        (1, 2, 2),
+    ]
+    d, r, u = northwest_corner(np.array([0]), np.array([3]))
+    assert d.size == 0
+
+
+def test_rule_moves_excess_to_least_covered_store() -> None:
+    # S01 sells fast with little stock, S02 is slow with a lot, S03 slow with a little
+    net = _net(
+        rates=[[3.0], [0.3], [0.3]], stock=[[25], [60], [2]], warehouse=None, dispersion=math.inf
+    )
+    pol = RulePolicy(SETTINGS)
+    res = simulate(net, pol, SETTINGS, seed=0)
+    first = res.moves.filter(pl.col("ship_date") == res.moves["ship_date"].min())
+    assert first["from_id"].unique().to_list() == ["S02"]
+    assert "S01" in first["to_id"].to_list()
+    assert (first["units"] >= SETTINGS.constraints.min_transfer_units).all()
+    # no move at season start (no sales rate yet)
+    assert res.moves["ship_date"].min() > net.season_start
+    _check_conservation(res)
+
+
+def test_view_tables_hold_only_the_past() -> None:
+    net = _net()
+    pol = FixedMoves({})
+    res = simulate(net, pol, SETTINGS, seed=5)
+    view = pol.views[2]
+    t = view.tables()
+    assert t.sales["date"].max() == view.as_of
+    day_sales = res.daily.filter(pl.col("date") <= view.as_of)["sold_units"].sum()
+    assert t.sales["units"].sum() == day_sales
+    snap = t.inventory.filter(pl.col("date") == view.as_of)
+    assert snap["on_hand"].sum() == int(view.on_hand.sum())
+    assert set(t.inventory["date"].unique().to_list()) == {
+        net.season_start + dt.timedelta(days=7 * i - 1) for i in range(3)
+    }
+    rev = view.sales_units(7)
+    week = res.by_store_week.filter(pl.col("week") == 1).sort("store_id")
+    assert rev.sum(axis=1).tolist() == week["sold_units"].to_list()
+
+
+def test_kpis_profit_uplift_and_oracle_share() -> None:
+    net = _net()
+    runs = [
+        simulate(net, make_policy(p, net, SETTINGS), SETTINGS, seed=s, policy_name=name)
+        for s in (0, 1)
+        for p, name in (("none", "none"), ("rule", "rule"), ("rule", "oracle"))
+    ]
+    k = kpis(runs)
+    r = k.runs
+    assert (
+        r["profit"] - (r["revenue_total"] + r["salvage_value"] - r["transfer_cost"])
+    ).abs().max() < 1e-6  # type: ignore[operator]
+    none = r.filter(pl.col("policy") == "none")
+    assert (none["profit_uplift"] == 0.0).all()
+    rule = r.filter(pl.col("policy") == "rule")
+    assert rule["oracle_uplift_share"].to_list() == pytest.approx([1.0, 1.0])
+    assert set(k.long["scope"].unique().to_list()) == {"overall", "cluster", "category", "week"}
+    s = k.summary.filter((pl.col("policy") == "rule") & (pl.col("kpi") == "profit"))
+    assert s["mean"][0] == pytest.approx(rule["profit"].mean())
+    cl = k.by_cluster.filter(pl.col("policy") == "rule")
+    assert cl["lost_units"].sum() == rule["lost_units"].sum()
+
+
+def test_confidence_interval_hand_case() -> None:
+    m, lo, hi = confidence_interval([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.302653; sd = 1; half = 4.302653 / sqrt(3)
+    assert m == 2.0
+    assert hi - m == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert m - lo == pytest.approx(hi - m)
+    assert math.isnan(confidence_interval([5.0])[1])
+
+
+def test_unknown_policy_name() -> None:
+    net = _net()
+    with pytest.raises(ValueError, match="unknown policy 'magic'"):
+        make_policy("magic", net, SETTINGS)
+
+
+@hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rates=st.lists(st.lists(st.floats(0.0, 4.0), min_size=3, max_size=3), min_size=2, max_size=4),
+    stock_seed=st.integers(0, 1000),
+    seed=st.integers(0, 1000),
+    effect=st.sampled_from([0.0, 0.5]),
+)
+def test_conservation_property_random_moves(
+    rates: list[list[float]], stock_seed: int, seed: int, effect: float
+) -> None:
+    rng = np.random.default_rng(stock_seed)
+    stock = rng.integers(0, 30, size=(len(rates), 3)).tolist()
+    net = toy_network(rates, stock, warehouse=rng.integers(0, 30, size=3).tolist(), weeks=5)
+    cfg = Settings.model_validate(
+        {"simulation": {"broken_size_run_effect": effect, "decision_every_days": 3}}
+    )
+    res = simulate(net, RandomMover(seed), cfg, seed=seed)
+    _check_conservation(res)
+    moved = res.moves
+    assert (moved["units"] <= moved["requested"]).all()
+    assert int(res.daily["moved_units"].sum()) == int(moved["units"].sum())
+
+
+def test_sku_season_end_salvages_that_sku_and_its_shipments() -> None:
+    start = dt.date(2026, 3, 2)
+    end1 = start + dt.timedelta(days=20)  # SKU01 sells 3 weeks; SKU02 the whole 8 weeks
+    net = toy_network(
+        [[1.0, 1.0], [0.0, 0.0]],
+        [[100, 100], [50, 50]],
+        season_start=start,
+        season_ends=[end1, start + dt.timedelta(days=55)],
+        dispersion=math.inf,
+    )
+    # a shipment of SKU01 leaving on day 14 (2-day lead) still arrives before its end; one
+    # leaving on day 21 would arrive after it (cut: day 21 is after the SKU's last day, and
+    # its stock was salvaged, so nothing is on hand to ship)
+    pol = FixedMoves({14: [("SKU01", "S02", "S01", 5)], 21: [("SKU01", "S02", "S01", 5)]})
+    res = simulate(net, pol, SETTINGS, seed=0)
+    _check_conservation(res)
+    d = res.daily
+    assert (
+        d.filter(pl.col("date") > end1)["sold_units"].sum()
+        == d.filter(pl.col("date") > end1)["demand_units"].sum()
+    )
+    by_sku = res.by_sku_week.group_by("sku").agg(pl.col("demand_units").sum()).sort("sku")
+    assert by_sku["demand_units"][0] < by_sku["demand_units"][1]
+    salv = d.filter(pl.col("salvaged_units") > 0)
+    assert salv["date"].to_list() == [end1, net.season_end]
+    # markdown of SKU01 counts back from its own end (day 20): days 0-6 at 0.7, 7-20 at 0.5
+    w = res.by_sku_week.filter(pl.col("sku") == "SKU01").sort("week")
+    assert w["sold_full_units"].sum() == 0
+    assert w["revenue"][0] == pytest.approx(w["sold_units"][0] * 50.0 * 0.7)
+    assert w["revenue"][1] == pytest.approx(w["sold_units"][1] * 50.0 * 0.5)
+    k = kpis([res]).by_category
+    assert k["salvaged_units"].sum() == int(res.salvage_by_sku.sum())
+    mv = res.moves.sort("ship_date")
+    assert mv["units"].to_list() == [5, 0]
+
+
+def test_oracle_moves_stock_to_where_it_sells() -> None:
+    cfg = Settings.model_validate({"simulation": {"min_history_days": 0}})
+    net = _net(rates=[[3.0, 3.0], [0.1, 0.1]], stock=[[2, 2], [80, 80]], warehouse=None, weeks=6)
+    none = simulate(net, make_policy("none", net, cfg), cfg, seed=1)
+    orc = simulate(net, make_policy("oracle", net, cfg), cfg, seed=1)
+    _check_conservation(orc)
+    assert orc.moves.height > 0
+    assert set(orc.moves["from_id"].to_list()) == {"S02"}
+    k = kpis([none, orc]).runs
+    profit = dict(zip(k["policy"].to_list(), k["profit"].to_list(), strict=True))
+    assert profit["oracle"] > profit["none"]
+
+
+def test_with_inbound_counts_allocation_as_in_transit() -> None:
+    from stocktailor.simulate.policies import with_inbound
+
+    net = _net()
+    t = net.tables
+    as_of = net.season_start - dt.timedelta(days=1)
+    moves = pl.DataFrame(
+        {
+            "sku": ["SKU01", "SKU01", "SKU02"],
+            "from_id": ["WH"] * 3,
+            "to_id": ["S01", "S01", "S03"],
+            "units": [2, 3, 4],
+        }
+    )
+    out = with_inbound(t, as_of, moves).inventory.filter(pl.col("date") == as_of)
+    got = {
+        (r["store_id"], r["sku"]): (r["on_hand"], r["in_transit"])
+        for r in out.iter_rows(named=True)
+    }
+    assert got[("S01", "SKU01")] == (5, 5)
+    assert got[("S03", "SKU02")] == (10, 4)
+    assert got[("S02", "SKU01")] == (40, 0)
+    assert out.height == t.inventory.height
+
+
+@pytest.mark.slow
+def test_pipeline_policies_on_a_small_synthetic_network() -> None:
+    from stocktailor.synth import generate
+
+    net = generate("default", 0, n_stores=6, n_sku_sizes=30)
+    runs = [
+        simulate(net, make_policy(p, net, SETTINGS), SETTINGS, seed=0)
+        for p in ("none", "rule", "stocktailor", "oracle")
+    ]
+    for r in runs:
+        _check_conservation(r)
+    base = runs[0]
+    for r in runs[1:]:
+        assert r.daily["demand_units"].equals(base.daily["demand_units"])
+    k = kpis(runs, segments=net.truth.segments).runs
+    moved = dict(
+        zip(
+            k["policy"].to_list(),
+            (k["transfer_units"] + k["allocation_units"]).to_list(),
+            strict=True,
+        )
+    )
+    assert moved["stocktailor"] > 0 and moved["oracle"] > 0
+    st = runs[2].moves
+    assert st["ship_date"].min() >= net.season_start + dt.timedelta(
+        days=SETTINGS.simulation.min_history_days
+    )
