@@ -14,7 +14,9 @@ from scipy import stats
 from stocktailor.censoring import (
     censored_poisson_rate,
     expected_demand_given_at_least,
+    first_snapshots,
     pair_demand_rates,
+    ranged_pairs,
     reconstruct_stock,
     stock_events,
 )
@@ -176,3 +178,19 @@ def test_pair_rates_sold_out_store_is_not_zero_demand() -> None:
     assert a["censored_days"] == 1
     assert a["rate"] > 1.0
     assert a["demand"] > a["units"]
+
+
+def test_ranged_memo_follows_the_tables() -> None:
+    # The one-entry memo is keyed by the frames' identity and as-of: new tables or a new
+    # as-of never return a stale answer.
+    inv1 = [(D(2024, 1, 1), "A", "x", 3), (D(2024, 1, 1), "B", "y", 0)]
+    t1 = _tables([(D(2024, 1, 2), "A", "x", 1)], inv1)
+    r1 = ranged_pairs(t1, D(2024, 1, 5))
+    assert r1.rows() == [("A", "x")]
+    assert ranged_pairs(t1, D(2024, 1, 5)) is r1
+    inv2 = [*inv1, (D(2024, 1, 3), "B", "y", 4)]
+    t2 = _tables([(D(2024, 1, 2), "A", "x", 1)], inv2)
+    assert ranged_pairs(t2, D(2024, 1, 5)).rows() == [("A", "x"), ("B", "y")]
+    assert ranged_pairs(t2, D(2024, 1, 2)).rows() == [("A", "x")]
+    first = first_snapshots(t2, D(2024, 1, 5)).sort("store_id")
+    assert first["first"].to_list() == [D(2024, 1, 1), D(2024, 1, 1)]

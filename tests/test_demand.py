@@ -16,11 +16,14 @@ from stocktailor.contract import Tables
 from stocktailor.demand import (
     FORECAST_COLUMNS,
     DemandModel,
+    censored_weekly_demand,
     markdown_price_plan,
     nb_quantiles,
+    pair_expected_demand,
     prob_at_least,
     season_demand,
 )
+from stocktailor.valuation import prob_at_least as valuation_prob_at_least
 
 D = dt.date
 
@@ -77,6 +80,27 @@ def test_season_demand_pro_rata() -> None:
     assert sd["var"].to_list() == [pytest.approx(3.0 + 8.0)]
     with pytest.raises(ValueError, match="before start"):
         season_demand(fc, D(2024, 1, 9), D(2024, 1, 5))
+
+
+def test_prob_at_least_is_the_optimisers() -> None:
+    assert prob_at_least is valuation_prob_at_least
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 60.0), st.floats(1.0, 6.0))
+def test_nb_quantiles_match_scipy(mean: float, ratio: float) -> None:
+    # Small means go through the pmf recurrence, large ones through scipy: both exact.
+    var = mean * ratio
+    got = nb_quantiles(np.array([mean]), np.array([var]), (0.1, 0.5, 0.9))
+    for q, g in zip((0.1, 0.5, 0.9), got, strict=True):
+        if mean == 0.0:
+            ref = 0.0
+        elif var > mean * (1 + 1e-6):
+            p = mean / var
+            ref = float(stats.nbinom.ppf(q, mean * p / (1 - p), p))
+        else:
+            ref = float(stats.poisson.ppf(q, mean))
+        assert g[0] == ref
 
 
 def _network(
@@ -233,3 +257,21 @@ def test_forecast_partitions_by_style_through_engine() -> None:
     assert tuple(fc.columns) == FORECAST_COLUMNS
     # Every ranged store x SKU pair is forecast.
     assert fc.select(pl.struct("store_id", "sku").n_unique()).item() == 9
+
+
+def test_pair_expected_demand_fills_the_sold_out_weeks() -> None:
+    # B's t-M sells out in week 3 (true demand 21/week all along): the weekly reconstruction
+    # never reads less than the sales, and the pooled expected total is well above them.
+    t, as_of = _network()
+    start = t.sales["date"].min()
+    wk = censored_weekly_demand(t, as_of, start).filter(
+        (pl.col("store_id") == "B") & (pl.col("sku") == "t-M")
+    )
+    assert wk.filter(pl.col("cens_days") > 0).height >= 1
+    assert (wk["demand"] >= wk["units"] - 1e-9).all()
+    ex = pair_expected_demand(t, as_of, start)
+    b = ex.filter((pl.col("store_id") == "B") & (pl.col("sku") == "t-M"))
+    a = ex.filter((pl.col("store_id") == "A") & (pl.col("sku") == "t-M"))
+    assert float(b["expected"].item()) > 1.5 * float(b["units"].item())
+    # A never sold out: its expected total stays close to its sales.
+    assert float(a["expected"].item()) == pytest.approx(float(a["units"].item()), rel=0.25)

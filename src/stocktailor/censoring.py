@@ -30,6 +30,7 @@ from stocktailor.contract import Tables
 __all__ = [
     "censored_poisson_rate",
     "expected_demand_given_at_least",
+    "first_snapshots",
     "pair_demand_rates",
     "ranged_pairs",
     "reconstruct_stock",
@@ -63,6 +64,23 @@ def _snapshots(tables: Tables, as_of: dt.date) -> pl.DataFrame:
     )
 
 
+# One-entry memo per derived table: a model's fit/update derives the same ranged pairs and
+# first snapshots from the same tables several times (censoring, rates, size curves). Keyed by
+# the identity of the source frames (held in the entry, so ids cannot be reused) and as-of.
+_MEMO: dict[str, tuple[tuple[object, ...], pl.DataFrame]] = {}
+
+
+def _memo_get(name: str, key: tuple[object, ...]) -> pl.DataFrame | None:
+    hit = _MEMO.get(name)
+    if hit is None or len(hit[0]) != len(key):
+        return None
+    if all(
+        a is b if isinstance(a, pl.DataFrame) else a == b for a, b in zip(hit[0], key, strict=True)
+    ):
+        return hit[1]
+    return None
+
+
 def ranged_pairs(tables: Tables, as_of: dt.date) -> pl.DataFrame:
     """Store x SKU pairs a store ranges: positive stock at a snapshot up to ``as_of`` or a sale.
 
@@ -71,11 +89,39 @@ def ranged_pairs(tables: Tables, as_of: dt.date) -> pl.DataFrame:
     pl.DataFrame
         ``store_id, sku`` (unique, sorted); only pairs that also have a snapshot.
     """
+    key: tuple[object, ...] = (tables.inventory, tables.sales, as_of)
+    hit = _memo_get("ranged", key)
+    if hit is not None:
+        return hit
     inv = tables.inventory.filter(pl.col("date") <= as_of)
     stocked = inv.filter(pl.col("on_hand") > 0).select(_KEYS).unique()
     sold = tables.sales.filter(pl.col("date") <= as_of).select(_KEYS).unique()
     snap = inv.select(_KEYS).unique()
-    return pl.concat([stocked, sold.join(snap, on=_KEYS, how="semi")]).unique().sort(_KEYS)
+    out = pl.concat([stocked, sold.join(snap, on=_KEYS, how="semi")]).unique().sort(_KEYS)
+    _MEMO["ranged"] = (key, out)
+    return out
+
+
+def first_snapshots(tables: Tables, as_of: dt.date) -> pl.DataFrame:
+    """First snapshot date of every ranged store x SKU pair up to ``as_of``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, sku, first`` (one row per pair of :func:`ranged_pairs`).
+    """
+    key: tuple[object, ...] = (tables.inventory, tables.sales, as_of)
+    hit = _memo_get("first", key)
+    if hit is not None:
+        return hit
+    out = (
+        tables.inventory.filter(pl.col("date") <= as_of)
+        .join(ranged_pairs(tables, as_of), on=_KEYS, how="semi")
+        .group_by(_KEYS)
+        .agg(pl.col("date").min().alias("first"))
+    )
+    _MEMO["first"] = (key, out)
+    return out
 
 
 def stock_events(
@@ -436,12 +482,7 @@ def pair_demand_rates(
         if events is not None
         else stock_events(tables, as_of, start=start, threshold_units=threshold_units)
     )
-    first = (
-        tables.inventory.filter(pl.col("date") <= as_of)
-        .join(ranged_pairs(tables, as_of), on=_KEYS, how="semi")
-        .group_by(_KEYS)
-        .agg(pl.col("date").min().alias("first"))
-    )
+    first = first_snapshots(tables, as_of)
     n_days_expr = (
         pl.lit(as_of) - pl.max_horizontal(pl.col("first") + dt.timedelta(days=1), pl.lit(start))
     ).dt.total_days() + 1

@@ -28,14 +28,15 @@ from scipy import stats
 
 from stocktailor.censoring import (
     expected_demand_given_at_least,
+    first_snapshots,
     pair_demand_rates,
-    ranged_pairs,
     stock_events,
 )
 from stocktailor.config import DemandConfig, Settings
 from stocktailor.contract import Tables
 from stocktailor.signals import build_features, week_of
 from stocktailor.sizecurves import SizeCurveEstimator
+from stocktailor.valuation import prob_at_least  # re-exported: the optimiser's P(D >= k)
 
 __all__ = [
     "FORECAST_COLUMNS",
@@ -46,6 +47,7 @@ __all__ = [
     "forecast",
     "markdown_price_plan",
     "nb_quantiles",
+    "pair_expected_demand",
     "prob_at_least",
     "season_demand",
 ]
@@ -76,6 +78,9 @@ _SS = ["store_id", "style"]
 # distributions
 
 
+_QK = 48  # largest quantile (units) found by the pmf recurrence in nb_quantiles
+
+
 def nb_quantiles(mean: npt.ArrayLike, var: npt.ArrayLike, qs: Sequence[float]) -> list[FloatArray]:
     """Quantiles of the negative binomial with the given mean and variance (Poisson if var<=mean).
 
@@ -94,60 +99,40 @@ def nb_quantiles(mean: npt.ArrayLike, var: npt.ArrayLike, qs: Sequence[float]) -
     m = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
     v = np.maximum(np.asarray(var, dtype=np.float64), m * (1 + 1e-9))
     over = v > m * (1 + 1e-6)
-    out = []
-    for q in qs:
-        res = np.zeros_like(m)
-        pos = m > 0
-        po = pos & ~over
+    qs = list(qs)
+    out = [np.zeros_like(m) for _ in qs]
+    pos = m > 0
+    # Small means (most store x SKU weeks): walk the pmf recurrence up to _QK units for all
+    # rows at once; the rest (and any row whose upper quantile lies beyond _QK) via scipy.
+    small = pos & (m + 8.0 * np.sqrt(v) < _QK)
+    if small.any():
+        ms, vs, ov = m[small], v[small], over[small]
+        qq = np.where(ov, 1.0 - ms / np.where(ov, vs, 1.0), 0.0)  # 1 - p
+        n = np.where(ov, ms * (1.0 - qq) / np.maximum(qq, 1e-300), 0.0)
+        pk = np.exp(np.where(ov, n * np.log1p(-np.clip(qq, 0.0, 1.0 - 1e-15)), -ms))
+        c = np.where(ov, qq, 0.0)  # pmf ratio p(k+1)/p(k) = (k c + d) / (k + 1)
+        d = np.where(ov, n * qq, ms)
+        cdf = pk.copy()
+        res = [np.zeros(ms.shape) for _ in qs]  # quantile = #{k : F(k) < q}
+        qmax = max(qs) * (1 - 1e-12)
+        for k in range(_QK):
+            for r, q in zip(res, qs, strict=True):
+                r += cdf < q * (1 - 1e-12)
+            if k % 8 == 7 and bool((cdf >= qmax).all()):
+                break
+            pk *= (k * c + d) / (k + 1)
+            cdf += pk
+        for o, r in zip(out, res, strict=True):
+            o[small] = r
+    for o, q in zip(out, qs, strict=True):
+        po = pos & ~small & ~over
         if po.any():
-            res[po] = stats.poisson.ppf(q, m[po])
-        nb = pos & over
+            o[po] = stats.poisson.ppf(q, m[po])
+        nb = pos & ~small & over
         if nb.any():
             p = m[nb] / v[nb]
-            n = m[nb] * p / (1 - p)
-            res[nb] = stats.nbinom.ppf(q, n, p)
-        out.append(res.astype(np.float64))
-    return out
-
-
-def prob_at_least(mean: npt.ArrayLike, var: npt.ArrayLike, kmax: int) -> FloatArray:
-    """P(D >= k) for k = 1..kmax, D negative binomial (or Poisson when var <= mean).
-
-    Uses the pmf recurrence ``p(k+1) = p(k) * (k + n) / (k + 1) * (1 - p)`` of the negative
-    binomial (``p(k+1) = p(k) * mean / (k + 1)`` for the Poisson).
-
-    Parameters
-    ----------
-    mean, var
-        Arrays of equal shape (n,), units.
-    kmax
-        Largest k.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (n, kmax); column ``k-1`` is P(D >= k).
-    """
-    m = np.maximum(np.atleast_1d(np.asarray(mean, dtype=np.float64)), 0.0)
-    v = np.atleast_1d(np.asarray(var, dtype=np.float64))
-    if m.shape != v.shape:
-        msg = f"mean and var must have the same shape, got {m.shape} and {v.shape}"
-        raise ValueError(msg)
-    if kmax < 1:
-        return np.zeros((m.size, 0))
-    over = v > m * (1 + 1e-6)
-    q = np.where(over, 1 - m / np.where(over, v, 1.0), 0.0)  # 1 - p
-    n = np.where(over, m * (1 - q) / np.maximum(q, 1e-300), 0.0)
-    log0 = np.where(over, n * np.log1p(-np.clip(q, 0, 1 - 1e-15)), -m)
-    pk = np.where(m <= 0, 1.0, np.exp(log0))
-    cdf = pk.copy()
-    out = np.empty((m.size, kmax), dtype=np.float64)
-    for k in range(kmax):
-        out[:, k] = 1.0 - cdf
-        ratio = np.where(over, (k + n) / (k + 1) * q, m / (k + 1))
-        pk = pk * ratio
-        cdf = cdf + pk
-    return np.clip(out, 0.0, 1.0)
+            o[nb] = stats.nbinom.ppf(q, m[nb] * p / (1 - p), p)
+    return [o.astype(np.float64) for o in out]
 
 
 def season_demand(forecast: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
@@ -192,11 +177,13 @@ def _weekly_demand(
     censoring: bool,
     prior_days: float,
     events: tuple[pl.DataFrame, pl.DataFrame],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Weekly censoring-corrected demand per store x SKU, and per-pair rates.
 
-    Returns ``(weekly, rates)``; weekly has ``store_id, sku, week, units, demand, revenue,
-    in_stock_share``.
+    Returns ``(weekly, rates, level)``; weekly has ``store_id, sku, week, units, demand,
+    cens_days, out_days, in_stock_share`` (sparse: weeks with sales or out-of-stock days);
+    level has ``store_id, sku, lam, E7`` (the pair's level relative to the style index and
+    its tracked exposure, so ``lam * E7`` is its expected demand over the history).
     """
     sales_days, out_days = events
     rates = pair_demand_rates(
@@ -231,10 +218,7 @@ def _weekly_demand(
     # Tracked pairs per style and week (from the pair's first tracked week on).
     w_lo = week_of(pl.lit(start), as_of)
     first = (
-        tables.inventory.filter(pl.col("date") <= as_of)
-        .join(ranged_pairs(tables, as_of), on=["store_id", "sku"], how="semi")
-        .group_by("store_id", "sku")
-        .agg(pl.col("date").min().alias("first"))
+        first_snapshots(tables, as_of)
         .join(sku_style, on="sku", how="inner")
         .with_columns(
             pl.max_horizontal(week_of(pl.col("first") + dt.timedelta(days=1), as_of), w_lo).alias(
@@ -307,12 +291,12 @@ def _weekly_demand(
                 / ((pl.col("E7") - pl.col("El")).clip(lower_bound=0.0) + prior_days + 1e-9)
             ).alias("lam")
         )
-        .select("store_id", "sku", "lam")
+        .select("store_id", "sku", "lam", "E7")
     )
     sd = (
         sdw.join(sku_style, on="sku", how="inner")
         .join(r_idx, on=["style", "week"], how="left")
-        .join(lam, on=["store_id", "sku"], how="left")
+        .join(lam.select("store_id", "sku", "lam"), on=["store_id", "sku"], how="left")
     )
     lam_d = (sd["lam"].fill_null(0.0) * sd["R"].fill_null(1.0)).to_numpy()
     y = sd["units"].to_numpy().astype(np.float64)
@@ -324,7 +308,7 @@ def _weekly_demand(
     wk = sd.group_by("store_id", "sku", "week").agg(pl.col("dem").sum().alias("demand"))
     wk = (
         pw.join(wk, on=["store_id", "sku", "week"], how="left")
-        .join(lam, on=["store_id", "sku"], how="left")
+        .join(lam.select("store_id", "sku", "lam"), on=["store_id", "sku"], how="left")
         .with_columns(pl.col("demand").fill_null(0.0), pl.col("lam").fill_null(0.0))
     )
     if censoring:
@@ -340,7 +324,7 @@ def _weekly_demand(
     ).select(
         "store_id", "sku", "week", "units", "demand", "cens_days", "out_days", "in_stock_share"
     )
-    return wk, rates
+    return wk, rates, lam
 
 
 def censored_weekly_demand(
@@ -355,7 +339,10 @@ def censored_weekly_demand(
     """Censoring-corrected weekly demand per store x SKU over ``[start, as_of]``.
 
     Sell-out days count ``E[D | D >= sales]`` and days out of stock the pair's level times the
-    style's network in-stock rate of that week (see :class:`DemandModel`).
+    style's network in-stock rate of that week (see :class:`DemandModel`). This is realised
+    demand, the model's training target; a sell-out week is selected by its own demand spike,
+    so against *expected* demand it overshoots: :func:`pair_expected_demand` gives the
+    smoothed expected total per pair.
 
     Returns
     -------
@@ -364,7 +351,7 @@ def censored_weekly_demand(
         week; ``week`` relative to ``as_of``, -1 = the last week).
     """
     events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
-    wk, _ = _weekly_demand(
+    wk, _, _ = _weekly_demand(
         tables,
         as_of,
         start,
@@ -375,6 +362,48 @@ def censored_weekly_demand(
         events=events,
     )
     return wk
+
+
+def pair_expected_demand(
+    tables: Tables,
+    as_of: dt.date,
+    start: dt.date,
+    *,
+    clusters: pl.DataFrame | None = None,
+    threshold_units: int = 0,
+    prior_days: float = 7.0,
+) -> pl.DataFrame:
+    """Expected demand per store x SKU over ``[start, as_of]`` from its censoring-aware level.
+
+    The pair's level ``lam`` (in-stock units over in-stock exposure, shrunk toward its
+    cluster's rate) times its tracked exposure to the style index: the expected demand of the
+    history, including the days it was out of stock, without the noise of daily sales.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, sku, units, expected`` (units over the window; tracked pairs only).
+    """
+    events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    wk, _, lam = _weekly_demand(
+        tables,
+        as_of,
+        start,
+        clusters=clusters,
+        threshold=threshold_units,
+        censoring=True,
+        prior_days=prior_days,
+        events=events,
+    )
+    units = wk.group_by("store_id", "sku").agg(pl.col("units").sum())
+    return (
+        lam.join(units, on=["store_id", "sku"], how="left")
+        .with_columns(
+            pl.col("units").fill_null(0.0),
+            (pl.col("lam") * pl.col("E7")).alias("expected"),
+        )
+        .select("store_id", "sku", "units", "expected")
+    )
 
 
 def _price_weekly(tables: Tables, as_of: dt.date, start: dt.date) -> pl.DataFrame:
@@ -473,7 +502,7 @@ class DemandModel:
             .group_by("store_id", "sku")
             .agg((pl.col("units").cast(pl.Float64) ** 2).sum().alias("s2"))
         )
-        wk, _rates = _weekly_demand(
+        wk, _rates, _ = _weekly_demand(
             tables,
             as_of,
             start,
@@ -504,12 +533,12 @@ class DemandModel:
         wk = wk.join(prods, on="sku", how="inner")
         self._sku_weekly = wk
         # Carried store x style pairs and the first week each was stocked.
-        inv = (
-            tables.inventory.filter(pl.col("date") <= as_of)
-            .join(ranged_pairs(tables, as_of), on=["store_id", "sku"], how="semi")
+        carried = (
+            first_snapshots(tables, as_of)
             .join(prods.select("sku", "style"), on="sku", how="inner")
+            .group_by(_SS)
+            .agg(pl.col("first").min())
         )
-        carried = inv.group_by(_SS).agg(pl.col("date").min().alias("first"))
         sold = wk.group_by(_SS).agg(pl.col("week").min().alias("w_sold"))
         carried = carried.join(sold, on=_SS, how="full", coalesce=True)
         carried = carried.with_columns(
@@ -937,6 +966,7 @@ class DemandModel:
             "seed": self.random_state,
             "deterministic": True,
             "force_row_wise": True,
+            "max_bin": cfg.max_bin,
             "num_threads": cfg.num_threads,
             "verbose": -1,
         }
