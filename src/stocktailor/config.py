@@ -115,11 +115,12 @@ class DemandConfig(_Section):
     )
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
     history_days: int = Field(364, ge=14, description="Days of history the model trains on, days.")
-    num_boost_round: int = Field(200, ge=1)
-    learning_rate: float = Field(0.05, gt=0.0)
+    num_boost_round: int = Field(100, ge=1)
+    learning_rate: float = Field(0.1, gt=0.0)
     random_state: int = 0
     num_leaves: int = Field(31, ge=2, description="LightGBM leaves per tree.")
     min_data_in_leaf: int = Field(50, ge=1, description="LightGBM minimum rows per leaf.")
+    max_bin: int = Field(255, ge=2, description="LightGBM histogram bins per feature.")
     num_threads: int = Field(
         1, ge=1, description="LightGBM threads (more than 1 only pays on an idle machine)."
     )
@@ -129,7 +130,7 @@ class DemandConfig(_Section):
         description="Weight of the cluster prior in a store x SKU censored rate, days.",
     )
     base_prior_weeks: float = Field(
-        1.0,
+        3.0,
         ge=0.0,
         description="Weight of the cluster level in a series' base level, weeks.",
     )
@@ -144,12 +145,12 @@ class DemandConfig(_Section):
     trend_lead_days: int = Field(
         10, ge=0, description="Days by which trend indices lead sales, days."
     )
-    train_origins: int = Field(6, ge=1, description="Weekly forecast origins in the training set.")
+    train_origins: int = Field(8, ge=1, description="Weekly forecast origins in the training set.")
     max_horizon_weeks: int = Field(
-        8, ge=1, description="Longest horizon in the training set, weeks."
+        11, ge=1, description="Longest horizon in the training set, weeks."
     )
     max_train_rows: int = Field(
-        400_000, ge=1000, description="Training rows kept (random subsample above), rows."
+        150_000, ge=1000, description="Training rows kept (random subsample above), rows."
     )
     dispersion_scale: float = Field(
         1.0, gt=0.0, description="Multiplier on the fitted negative-binomial dispersion."
@@ -181,7 +182,8 @@ class ClusteringConfig(_Section):
     window_days: int = Field(84, ge=7, description="Rolling window of sales used, days.")
     feature_weights: dict[str, float] = Field(
         default_factory=dict,
-        description="Weight per feature group (category_mix, attribute_mix, velocity, price, "
+        description="Weight per feature group (style_mix, category_mix, attribute_mix, velocity, "
+        "price, "
         "size, weather, demographics, format, climate); missing groups take the defaults of "
         "stocktailor.clustering.DEFAULT_GROUP_WEIGHTS; 0 switches a group off.",
     )
@@ -232,11 +234,18 @@ class SolverConfig(_Section):
         60, ge=0, description="fixed_cost_method=auto runs the HiGHS MIP up to this many stores."
     )
     mip_max_variables: int = Field(
-        20_000, ge=0,
+        20_000,
+        ge=0,
         description="fixed_cost_method=auto skips the MIP when it would have more variables.",
     )
     max_lane_rounds: int = Field(
         8, ge=0, description="Lane-closing rounds (close unpaid lanes, re-solve) of the heuristic."
+    )
+    resolve_in_process: bool = Field(
+        True,
+        description="Run the lane-closing and minimum-quantity re-solves (2-3 ms per SKU from "
+        "cached value curves) in the calling process instead of shipping the curves to the "
+        "engine's workers every round.",
     )
     lp_bound: bool = Field(
         True,
@@ -253,7 +262,8 @@ class SolverConfig(_Section):
         20, ge=1, description="Partners per store on large networks (see large_network_stores)."
     )
     lane_sample_styles: int | None = Field(
-        1500, ge=1,
+        1500,
+        ge=1,
         description="With fixed lane costs and more styles than this, lanes are valued on an "
         "evenly spaced sample of this many styles before every SKU is solved on the chosen "
         "lanes (None = value lanes on all styles; then the LP bound is available).",
