@@ -92,3 +92,13 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", str(tmp_path), "--config", str(cfg)])
     assert result.exit_code == 1
     assert "constraints.pack_size" in result.output
+
+
+def test_kpis_by_policy_puts_policies_in_columns() -> None:
+    from stocktailor.summary import kpis_by_policy
+
+    table = pl.DataFrame({"policy": ["none", "rule"], "profit": [1.0, 2.0], "lost": [3, 1]})
+    out = kpis_by_policy(table)
+    assert out.columns == ["kpi", "none", "rule"]
+    assert out.row(0) == ("profit", 1.0, 2.0)
+    assert out.row(1) == ("lost", 3.0, 1.0)

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from stocktailor.config import ConfigError, Settings, load_settings
 from stocktailor.contract import ContractError, Tables
+from stocktailor.summary import kpis_by_policy
 
 app = typer.Typer(
     name="stocktailor",
@@ -472,7 +473,9 @@ def backtest(
                 engine=engine,
                 progress=advance,
             )
-        _print_frame(result.kpi_table(), f"Backtest {scenario}, seeds {seeds}", max_rows=40)
+        _print_frame(
+            kpis_by_policy(result.kpi_table()), f"Backtest {scenario}, seeds {seeds}", max_rows=40
+        )
         console.print(f"report: {result.report_path}")
 
 

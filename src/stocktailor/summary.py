@@ -8,7 +8,7 @@ import polars as pl
 
 from stocktailor.contract import Tables
 
-__all__ = ["network_summary"]
+__all__ = ["kpis_by_policy", "network_summary"]
 
 
 def network_summary(
@@ -99,3 +99,11 @@ def network_summary(
         .sort("group")
     )
     return out
+
+
+def kpis_by_policy(table: pl.DataFrame) -> pl.DataFrame:
+    """Turn a ``policy`` x KPI table into KPI rows with one column per policy (for printing)."""
+    values = table.drop("policy").cast(pl.Float64)
+    return values.transpose(
+        include_header=True, header_name="kpi", column_names=table["policy"].to_list()
+    )
