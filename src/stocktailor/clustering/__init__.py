@@ -17,6 +17,7 @@ from stocktailor.clustering.dynamic import match_clusters, moved_stores, reclust
 from stocktailor.clustering.features import (
     DEFAULT_GROUP_WEIGHTS,
     FEATURE_GROUPS,
+    NO_STYLE_GROUP_WEIGHTS,
     StoreFeatures,
     build_store_features,
     color_family,
@@ -32,6 +33,7 @@ from stocktailor.clustering.report import clusters_report_html
 __all__ = [
     "DEFAULT_GROUP_WEIGHTS",
     "FEATURE_GROUPS",
+    "NO_STYLE_GROUP_WEIGHTS",
     "StoreClusterer",
     "StoreFeatures",
     "build_store_features",

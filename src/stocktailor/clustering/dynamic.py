@@ -66,7 +66,8 @@ def _why(
     )
     z_new = clusterer.standardized(new_frame)
     z_old = clusterer.standardized(old_frame)
-    delta = (z_new - z_old) * clusterer.weights_
+    # the style-mix axes are re-derived in each window (rotated), so they are not compared
+    delta = (z_new - z_old) * clusterer._describe_weights()
     out: dict[str, str] = {}
     for i, sid in enumerate(order):
         top = np.argsort(-np.abs(delta[i]), kind="stable")[:n]

@@ -45,6 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FEATURE_GROUPS: tuple[str, ...] = (
+    "style_mix",
     "category_mix",
     "attribute_mix",
     "velocity",
@@ -58,6 +59,21 @@ FEATURE_GROUPS: tuple[str, ...] = (
 """Feature groups; :class:`~stocktailor.config.ClusteringConfig.feature_weights` keys."""
 
 DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
+    "style_mix": 2.0,
+    "category_mix": 0.25,
+    "attribute_mix": 0.25,
+    "velocity": 0.0,
+    "price": 0.25,
+    "size": 0.25,
+    "weather": 0.0,
+    "demographics": 0.25,
+    "format": 0.25,
+    "climate": 0.0,
+}
+"""Default weight of each group (a group's columns share its weight, see :func:`weight_vector`)."""
+
+NO_STYLE_GROUP_WEIGHTS: dict[str, float] = {
+    "style_mix": 0.0,
     "category_mix": 1.0,
     "attribute_mix": 1.0,
     "velocity": 0.25,
@@ -68,7 +84,8 @@ DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
     "format": 1.0,
     "climate": 0.0,
 }
-"""Default weight of each group (a group's columns share its weight, see :func:`weight_vector`)."""
+"""Defaults when the features have no style-mix axes (products without a ``style`` column):
+the category and attribute mixes then carry the behaviour."""
 
 _CORE_STORE_COLUMNS = {
     "store_id",
@@ -209,6 +226,8 @@ def feature_label(column: str, sign: float = 1.0) -> str:
     """A short human label of a feature column, worded for a high (``sign>0``) or low value."""
     group, _, key = column.partition("__")
     high = sign >= 0
+    if group == "style_mix":
+        return f"style-mix axis {key.removeprefix('pc')} {'+' if high else '-'}"
     if group == "category_mix":
         return key.lower() if high else f"few {key.lower()}"
     if group == "attribute_mix":
@@ -709,6 +728,90 @@ def _weather_features(tables: Tables, start: dt.date, end: dt.date) -> pl.DataFr
     )
 
 
+STYLE_MIX_COMPONENTS = 6
+"""Number of principal axes kept of the climate-adjusted style mix (``style_mix__pc1..``)."""
+
+
+def _store_mean_temp(tables: Tables, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """``store_id, temp_mean``: mean observed temperature of the window, °C (empty if none)."""
+    weather = tables.weather
+    if weather is None or weather.is_empty():
+        return pl.DataFrame(schema={"store_id": pl.String, "temp_mean": pl.Float64})
+    w = weather.filter(pl.col("date").is_between(start, end))
+    if "is_forecast" in w.columns:
+        w = w.filter(~pl.col("is_forecast").fill_null(False))
+    return w.group_by("store_id").agg(pl.col("temp_c").cast(pl.Float64).mean().alias("temp_mean"))
+
+
+def _style_mix_features(
+    pairs: pl.DataFrame,
+    products: pl.DataFrame,
+    temps: pl.DataFrame,
+    ids: list[str],
+    n_components: int = STYLE_MIX_COMPONENTS,
+) -> pl.DataFrame:
+    """Principal axes of the climate-adjusted, censoring-aware style mix.
+
+    For store ``s`` and style ``j``: ``L[s, j] = log((u + 1) / (e * r_j * c_s + 1))`` with
+    ``u`` the units, ``e`` the in-stock SKU-days, ``r_j`` the chain's rate of the style per
+    in-stock SKU-day and ``c_s`` the store's overall ratio of units to that expectation, so the
+    store's scale cancels (a mix, not a level) and thin cells shrink toward 0. Rows are centred
+    (log-ratio vs the store's own mean). Each style's column is then regressed across stores on
+    the store's window-mean temperature (quadratic) and the fitted climate part removed: stores
+    of one kind of customer in warm and cold places buy their cold- and warm-weather styles in
+    different proportions, which is weather, not who the customers are. The residual matrix is
+    reduced to its first ``n_components`` principal axes (scores in log units, not rescaled;
+    the dominant axes carry the segment structure, the rest is mostly sampling noise).
+    """
+    if "style" not in products.columns or len(ids) < 3:
+        return pl.DataFrame(schema={"store_id": pl.String})
+    g = (
+        pairs.filter(pl.col("store_id").is_in(ids))
+        .join(products.select("sku", pl.col("style").cast(pl.String)), on="sku", how="inner")
+        .group_by("store_id", "style")
+        .agg(pl.col("units").cast(pl.Float64).sum(), pl.col("exposure_days").sum())
+    )
+    styles = sorted(g["style"].unique().to_list())
+    if len(styles) < 3:
+        return pl.DataFrame(schema={"store_id": pl.String})
+    s_pos = {sid: i for i, sid in enumerate(ids)}
+    j_pos = {st: j for j, st in enumerate(styles)}
+    units = np.zeros((len(ids), len(styles)))
+    expo = np.zeros((len(ids), len(styles)))
+    for sid, st, u, e in g.iter_rows():
+        units[s_pos[sid], j_pos[st]] = u
+        expo[s_pos[sid], j_pos[st]] = e
+    rate = units.sum(axis=0) / np.maximum(expo.sum(axis=0), 1e-9)
+    expected = expo * rate[None, :]
+    scale = units.sum(axis=1) / np.maximum(expected.sum(axis=1), 1e-9)
+    mix = np.log((units + 1.0) / (expected * scale[:, None] + 1.0))
+    mix = mix - mix.mean(axis=1, keepdims=True)
+    tm = (
+        pl.DataFrame({"store_id": ids}, schema={"store_id": pl.String})
+        .join(temps, on="store_id", how="left")["temp_mean"]
+        .to_numpy()
+        .astype(np.float64)
+    )
+    ok = np.isfinite(tm)
+    if ok.sum() >= 5 and float(np.std(tm[ok])) > 1e-9:
+        z = np.where(ok, (tm - tm[ok].mean()) / tm[ok].std(), 0.0)
+        design = np.column_stack([np.ones_like(z), z, z**2])
+        beta, *_ = np.linalg.lstsq(design[ok], mix[ok], rcond=None)
+        mix = mix - design[:, 1:] @ beta[1:]
+    mix = mix - mix.mean(axis=0, keepdims=True)
+    m = min(n_components, len(ids) - 1, len(styles) - 1)
+    u_, sv, vt = np.linalg.svd(mix, full_matrices=False)
+    scores = u_[:, :m] * sv[:m]
+    # sign convention: the largest loading of each axis is positive (deterministic)
+    for i in range(m):
+        if vt[i, int(np.argmax(np.abs(vt[i])))] < 0:
+            scores[:, i] = -scores[:, i]
+    data: dict[str, object] = {"store_id": ids}
+    for i in range(m):
+        data[f"style_mix__pc{i + 1}"] = scores[:, i]
+    return pl.DataFrame(data)
+
+
 def _store_table_features(stores: pl.DataFrame) -> pl.DataFrame:
     """Demographics (numeric attributes), format (one-hot + log area) and climate zone."""
     cols: list[pl.Expr] = [pl.col("store_id")]
@@ -789,7 +892,9 @@ def build_store_features(
     )
     products = tables.products
     base = pl.DataFrame({"store_id": ids}, schema={"store_id": pl.String})
-    parts: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = [
+        _style_mix_features(pairs, products, _store_mean_temp(tables, start, as_of), ids)
+    ]
     cat = products.select("sku", pl.col("category").cast(pl.String).alias("key"))
     parts.append(_mix_features(pairs, cat, "category_mix", multi=False))
     attrs = _product_attributes(products)

@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from stocktailor.clustering.features import (
     DEFAULT_GROUP_WEIGHTS,
+    NO_STYLE_GROUP_WEIGHTS,
     StoreFeatures,
     build_store_features,
     feature_group,
@@ -40,11 +41,14 @@ def weight_vector(columns: list[str], feature_weights: Mapping[str, float] | Non
 
     A group of many columns (e.g. 30 categories) thus weighs as much in the Euclidean distance
     as a group of one column with the same weight. Groups not in ``feature_weights`` take their
-    default from :data:`~stocktailor.clustering.features.DEFAULT_GROUP_WEIGHTS` (1.0 if unknown).
+    default from :data:`~stocktailor.clustering.features.DEFAULT_GROUP_WEIGHTS` (1.0 if unknown),
+    or, when there are no style-mix axes (no ``style`` product column), from
+    :data:`~stocktailor.clustering.features.NO_STYLE_GROUP_WEIGHTS`.
     """
-    weights = dict(DEFAULT_GROUP_WEIGHTS)
-    weights.update(feature_weights or {})
     groups = [feature_group(c) for c in columns]
+    has_style = "style_mix" in groups
+    weights = dict(DEFAULT_GROUP_WEIGHTS if has_style else NO_STYLE_GROUP_WEIGHTS)
+    weights.update(feature_weights or {})
     # a one-hot encoded attribute ("format__format=urban", "...=mall") counts as one variable
     bases: dict[str, set[str]] = {}
     for g, c in zip(groups, columns, strict=True):
@@ -264,7 +268,9 @@ class StoreClusterer:
         b = feats.frame.select("store_id").join(second.frame, on="store_id", how="left")
         out: dict[str, float] = {}
         for col in feats.columns:
-            if feature_group(col) in _STATIC_GROUPS:
+            if feature_group(col) in _STATIC_GROUPS or feature_group(col) == "style_mix":
+                # static columns do not change with the window; the style-mix axes are
+                # re-derived (rotated) in each half, so their values are not comparable
                 out[col] = 1.0
                 continue
             if col not in a.columns or col not in b.columns:
@@ -349,6 +355,11 @@ class StoreClusterer:
         self.scale_: FloatArray = np.where([_is_one_hot(c) for c in cols], 1.0, std[keep]).astype(
             np.float64
         )
+        # the style-mix axes share one scale (that of the first axis) so that the minor,
+        # mostly-noise axes are not blown up to the size of the main ones
+        axes = [i for i, c in enumerate(cols) if feature_group(c) == "style_mix"]
+        if axes:
+            self.scale_[axes] = float(np.max(self.scale_[axes]))
         weights = weight_vector(cols, self.feature_weights)
         if self.reliability_:
             weights = weights * np.array([self.reliability_.get(c, 1.0) for c in cols])
@@ -531,7 +542,9 @@ class StoreClusterer:
                 continue
             cval = _nanmean0(raw[mask], self.mean_)
             zc = z[mask].mean(axis=0)
-            order = np.argsort(-np.abs(zc * self.weights_), kind="stable")
+            # the style-mix axes are latent (no wording of their own): ranked after the
+            # nameable features
+            order = np.argsort(-np.abs(zc * self._describe_weights()), kind="stable")
             rank = np.empty(len(order), dtype=np.int64)
             rank[order] = np.arange(1, len(order) + 1)
             for j, col in enumerate(self.columns_):
@@ -567,7 +580,7 @@ class StoreClusterer:
         """A short name per cluster from its most distinguishing features."""
         names: dict[int, str] = {}
         prof = self.profiles_
-        weights = dict(zip(self.columns_, self.weights_.tolist(), strict=True))
+        weights = dict(zip(self.columns_, self._describe_weights().tolist(), strict=True))
         for cid in self.cluster_ids_:
             p = prof.filter(pl.col("cluster_id") == cid)
             lead = ""
@@ -605,6 +618,12 @@ class StoreClusterer:
                 lead = items.pop(0) if items else f"cluster {cid}"
             names[cid] = f"{lead}: {', '.join(items)}" if items else lead
         return names
+
+    def _describe_weights(self) -> FloatArray:
+        """Weights used to word clusters: as fitted, with the latent style-mix axes at 0."""
+        latent = np.array([feature_group(c) == "style_mix" for c in self.columns_], dtype=bool)
+        out: FloatArray = np.where(latent, 0.0, self.weights_)
+        return out
 
     def top_features(self, n: int | None = None) -> dict[int, str]:
         """Cluster id -> ``"label (+1.8 sd); ..."`` of its ``n`` most distinguishing features."""
