@@ -60,7 +60,7 @@ def test_optimiser_on_dask_equals_in_process(
 
 
 def test_short_backtest_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_path: Path) -> None:
-    from stocktailor.simulate import backtest
+    from stocktailor.simulate.backtest import backtest
 
     kwargs = {"n_stores": 12, "n_sku_sizes": 150}
     local = backtest(
