@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import TABLE_SPECS, Tables
 
 if TYPE_CHECKING:
     from stocktailor.simulate.core import FloatArray, IntArray, SimSpace, _History
@@ -143,56 +143,41 @@ def _ids(ids: tuple[str, ...], idx: np.ndarray) -> pl.Series:
     return pl.Series(list(ids), dtype=pl.String).gather(pl.Series(idx, dtype=pl.UInt32))
 
 
-def _simulated_sales(view: PolicyView, since: dt.date | None) -> pl.DataFrame:
-    hist = view.history
+def _history_frame(
+    view: PolicyView,
+    records: list[Any],
+    location_ids: tuple[str, ...],
+    table: str,
+    since: dt.date | None,
+) -> pl.DataFrame:
+    """Simulated daily records ``(day, flat store x sku index, values, values)`` as a contract
+    table (``sales`` or ``inventory``), before the view's day and from ``since``."""
+    spec = TABLE_SPECS[table]
+    schema: dict[str, Any] = {c.name: c.dtype for c in spec.columns}
+    first, second = spec.column_names[3:5]
     n_k = len(view.space.skus)
-    rows = [h for h in hist.sales if h[0] < view.day and (since is None or h[0] >= since)]
-    schema = {
-        "date": pl.Date,
-        "store_id": pl.String,
-        "sku": pl.String,
-        "units": pl.Int64,
-        "revenue": pl.Float64,
-    }
+    rows = [h for h in records if h[0] < view.day and (since is None or h[0] >= since)]
     if not rows:
         return pl.DataFrame(schema=schema)
     idx = np.concatenate([r[1] for r in rows])
     dates = np.concatenate([np.full(r[1].size, np.datetime64(r[0], "D")) for r in rows])
     return pl.DataFrame(
         {
-            "date": pl.Series(dates).cast(pl.Date),
-            "store_id": _ids(view.space.store_ids, idx // n_k),
+            "date": pl.Series(dates),
+            "store_id": _ids(location_ids, idx // n_k),
             "sku": _ids(view.space.skus, idx % n_k),
-            "units": np.concatenate([r[2] for r in rows]).astype(np.int64),
-            "revenue": np.concatenate([r[3] for r in rows]).astype(np.float64),
+            first: np.concatenate([r[2] for r in rows]),
+            second: np.concatenate([r[3] for r in rows]),
         }
-    )
+    ).cast(schema)
+
+
+def _simulated_sales(view: PolicyView, since: dt.date | None) -> pl.DataFrame:
+    return _history_frame(view, view.history.sales, view.space.store_ids, "sales", since)
 
 
 def _simulated_inventory(view: PolicyView, since: dt.date | None) -> pl.DataFrame:
-    hist = view.history
-    n_k = len(view.space.skus)
-    rows = [h for h in hist.snapshots if h[0] < view.day and (since is None or h[0] >= since)]
-    schema = {
-        "date": pl.Date,
-        "store_id": pl.String,
-        "sku": pl.String,
-        "on_hand": pl.Int64,
-        "in_transit": pl.Int64,
-    }
-    if not rows:
-        return pl.DataFrame(schema=schema)
-    idx = np.concatenate([r[1] for r in rows])
-    dates = np.concatenate([np.full(r[1].size, np.datetime64(r[0], "D")) for r in rows])
-    return pl.DataFrame(
-        {
-            "date": pl.Series(dates).cast(pl.Date),
-            "store_id": _ids(view.space.location_ids, idx // n_k),
-            "sku": _ids(view.space.skus, idx % n_k),
-            "on_hand": np.concatenate([r[2] for r in rows]).astype(np.int64),
-            "in_transit": np.concatenate([r[3] for r in rows]).astype(np.int64),
-        }
-    )
+    return _history_frame(view, view.history.snapshots, view.space.location_ids, "inventory", since)
 
 
 def _align(frame: pl.DataFrame, like: pl.DataFrame | None) -> pl.DataFrame:
