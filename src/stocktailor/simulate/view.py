@@ -169,7 +169,7 @@ def _history_frame(
             first: np.concatenate([r[2] for r in rows]),
             second: np.concatenate([r[3] for r in rows]),
         }
-    ).cast(schema)
+    ).cast(pl.Schema(schema))
 
 
 def _simulated_sales(view: PolicyView, since: dt.date | None) -> pl.DataFrame:
