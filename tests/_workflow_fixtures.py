@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from stocktailor import workflow
+from stocktailor.contract import FORECAST_SCHEMA, TRANSFERS_SCHEMA
 from stocktailor.plan import PlanResult
 
 POSTGRES_ENV = "STOCKTAILOR_TEST_POSTGRES_URL"
@@ -147,25 +148,7 @@ def make_run(
         )
     transfers = pl.DataFrame(
         rows,
-        schema={
-            "transfer_id": pl.String,
-            "sku": pl.String,
-            "style": pl.String,
-            "color": pl.String,
-            "size": pl.String,
-            "from_id": pl.String,
-            "to_id": pl.String,
-            "units": pl.Int64,
-            "ship_date": pl.Date,
-            "arrival_date": pl.Date,
-            "transfer_cost": pl.Float64,
-            "expected_gain": pl.Float64,
-            "expected_source_loss": pl.Float64,
-            "net_benefit": pl.Float64,
-            "reason": pl.String,
-            "gain_p10": pl.Float64,
-            "gain_p90": pl.Float64,
-        },
+        schema=TRANSFERS_SCHEMA,
     )
     allocation = pl.DataFrame(
         {
@@ -206,16 +189,7 @@ def make_run(
                     )
     fc = pl.DataFrame(
         fc_rows,
-        schema={
-            "store_id": pl.String,
-            "sku": pl.String,
-            "week_start": pl.Date,
-            "mean": pl.Float64,
-            "var": pl.Float64,
-            "p10": pl.Float64,
-            "p50": pl.Float64,
-            "p90": pl.Float64,
-        },
+        schema=FORECAST_SCHEMA,
     )
     positions = pl.DataFrame(
         [

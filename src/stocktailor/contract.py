@@ -18,11 +18,13 @@ from typing import Any, cast
 import polars as pl
 
 __all__ = [
+    "FORECAST_SCHEMA",
     "KINDS",
     "OPTIONAL_TABLES",
     "REQUIRED_TABLES",
     "SCOPES",
     "TABLE_SPECS",
+    "TRANSFERS_SCHEMA",
     "ColumnSpec",
     "ContractError",
     "TableSpec",
@@ -193,6 +195,40 @@ TABLE_SPECS: dict[str, TableSpec] = {
 
 REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, s in TABLE_SPECS.items() if s.required)
 OPTIONAL_TABLES: tuple[str, ...] = tuple(n for n, s in TABLE_SPECS.items() if not s.required)
+
+# Output files of the contract (DESIGN.md "Outputs"), with the columns stocktailor adds.
+FORECAST_SCHEMA: dict[str, Any] = {
+    "store_id": pl.String,
+    "sku": pl.String,
+    "week_start": pl.Date,
+    "mean": pl.Float64,
+    "var": pl.Float64,
+    "p10": pl.Float64,
+    "p50": pl.Float64,
+    "p90": pl.Float64,
+}
+"""forecast.parquet: units per week; ``var`` (added) lets a negative binomial be fitted."""
+
+TRANSFERS_SCHEMA: dict[str, Any] = {
+    "transfer_id": pl.String,
+    "sku": pl.String,
+    "style": pl.String,
+    "color": pl.String,
+    "size": pl.String,
+    "from_id": pl.String,
+    "to_id": pl.String,
+    "units": pl.Int64,
+    "ship_date": pl.Date,
+    "arrival_date": pl.Date,
+    "transfer_cost": pl.Float64,
+    "expected_gain": pl.Float64,
+    "expected_source_loss": pl.Float64,
+    "net_benefit": pl.Float64,
+    "reason": pl.String,
+    "gain_p10": pl.Float64,
+    "gain_p90": pl.Float64,
+}
+"""transfers.csv: money in currency; ``gain_p10``/``gain_p90`` (added) bound the net benefit."""
 
 
 class ContractError(ValueError):

@@ -33,7 +33,7 @@ from stocktailor.censoring import (
     stock_events,
 )
 from stocktailor.config import DemandConfig, Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.signals import build_features, week_of
 from stocktailor.sizecurves import SizeCurveEstimator
 from stocktailor.valuation import prob_at_least  # re-exported: the optimiser's P(D >= k)
@@ -61,16 +61,7 @@ FORECAST_COLUMNS = ("store_id", "sku", "week_start", "mean", "var", "p10", "p50"
 SIGNAL_GROUPS = frozenset(
     {"weather", "events", "trends", "economy", "calendar", "store", "product", "price"}
 )
-_FORECAST_SCHEMA: dict[str, Any] = {
-    "store_id": pl.String,
-    "sku": pl.String,
-    "week_start": pl.Date,
-    "mean": pl.Float64,
-    "var": pl.Float64,
-    "p10": pl.Float64,
-    "p50": pl.Float64,
-    "p90": pl.Float64,
-}
+_FORECAST_SCHEMA = FORECAST_SCHEMA
 _SS = ["store_id", "style"]
 
 

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import TRANSFERS_SCHEMA, Tables
 from stocktailor.engine import Engine
 from stocktailor.positions import _core_size_skus, lane_matrices, position_at
 from stocktailor.transfers._instance import TransferInstance, destination_lead_days
@@ -54,25 +54,7 @@ TRANSFER_COLUMNS: tuple[str, ...] = (
     "gain_p90",
 )
 
-_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "transfer_id": pl.String,
-    "sku": pl.String,
-    "style": pl.String,
-    "color": pl.String,
-    "size": pl.String,
-    "from_id": pl.String,
-    "to_id": pl.String,
-    "units": pl.Int64,
-    "ship_date": pl.Date,
-    "arrival_date": pl.Date,
-    "transfer_cost": pl.Float64,
-    "expected_gain": pl.Float64,
-    "expected_source_loss": pl.Float64,
-    "net_benefit": pl.Float64,
-    "reason": pl.String,
-    "gain_p10": pl.Float64,
-    "gain_p90": pl.Float64,
-}
+_SCHEMA = TRANSFERS_SCHEMA
 
 
 def eligibility_matrix(
