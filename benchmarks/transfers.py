@@ -189,6 +189,7 @@ def run_truth(args: argparse.Namespace) -> None:
 
     import polars as pl
 
+    from stocktailor.contract import FORECAST_SCHEMA
     from stocktailor.synth import generate
     from stocktailor.transfers import build_instance, with_daily_demand
 
@@ -198,15 +199,7 @@ def run_truth(args: argparse.Namespace) -> None:
     for scenario in args.scenarios:
         net = generate(scenario, args.seed)
         tb, tr = net.tables, net.truth
-        empty = pl.DataFrame(
-            schema={
-                "store_id": pl.String,
-                "sku": pl.String,
-                "week_start": pl.Date,
-                "mean": pl.Float64,
-                "var": pl.Float64,
-            }
-        )
+        empty = pl.DataFrame(schema=FORECAST_SCHEMA)
         base = build_instance(tb, net.as_of, empty, Settings())
         rates = tr.expected_demand(
             net.as_of + dt.timedelta(days=1), tb.products["season_end"].max()
@@ -277,6 +270,7 @@ def run_uplift(args: argparse.Namespace) -> None:
 
     import polars as pl
 
+    from stocktailor.contract import FORECAST_SCHEMA
     from stocktailor.demand import forecast
     from stocktailor.synth import generate
     from stocktailor.transfers import build_instance, with_daily_demand
@@ -287,15 +281,7 @@ def run_uplift(args: argparse.Namespace) -> None:
         for seed in args.seeds:
             net = generate(scenario, seed)
             tb, tr = net.tables, net.truth
-            empty = pl.DataFrame(
-                schema={
-                    "store_id": pl.String,
-                    "sku": pl.String,
-                    "week_start": pl.Date,
-                    "mean": pl.Float64,
-                    "var": pl.Float64,
-                }
-            )
+            empty = pl.DataFrame(schema=FORECAST_SCHEMA)
             base = build_instance(tb, net.as_of, empty, s)
             rates = tr.expected_demand(
                 net.as_of + dt.timedelta(days=1), tb.products["season_end"].max()

@@ -12,7 +12,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from stocktailor.config import ConstraintsConfig, Settings, SolverConfig
-from stocktailor.contract import Tables
+from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.engine import LocalEngine
 from stocktailor.positions import haversine_km
 from stocktailor.transfers import (
@@ -488,15 +488,7 @@ def test_true_demand_from_the_generator() -> None:
 
     net = synth.generate("seed-stories", 0)
     tb, tr = net.tables, net.truth
-    empty = pl.DataFrame(
-        schema={
-            "store_id": pl.String,
-            "sku": pl.String,
-            "week_start": pl.Date,
-            "mean": pl.Float64,
-            "var": pl.Float64,
-        }
-    )
+    empty = pl.DataFrame(schema=FORECAST_SCHEMA)
     inst = build_instance(tb, net.as_of, empty, Settings())
     assert inst.mean_rest.sum() == 0
     end = tb.products["season_end"].max()
@@ -525,15 +517,7 @@ def test_seed_stories_plan_follows_the_stories() -> None:
 
     net = synth.generate("seed-stories", 0)
     tb, tr = net.tables, net.truth
-    empty = pl.DataFrame(
-        schema={
-            "store_id": pl.String,
-            "sku": pl.String,
-            "week_start": pl.Date,
-            "mean": pl.Float64,
-            "var": pl.Float64,
-        }
-    )
+    empty = pl.DataFrame(schema=FORECAST_SCHEMA)
     inst = build_instance(tb, net.as_of, empty, Settings())
     end = tb.products["season_end"].max()
     rates = tr.expected_demand(net.as_of + dt.timedelta(days=1), end)

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
+from stocktailor.contract import FORECAST_SCHEMA
 from stocktailor.simulate.core import FloatArray, IntArray, SeasonNetwork
 from stocktailor.simulate.view import PolicyView
 
@@ -473,15 +474,7 @@ class OraclePolicy(_OptimiserPolicy):
         from stocktailor.transfers import build_instance, plan_transfers_from_arrays
 
         tables = with_inbound(view.tables(history_days=35), view.as_of, allocation)
-        empty = pl.DataFrame(
-            schema={
-                "store_id": pl.String,
-                "sku": pl.String,
-                "week_start": pl.Date,
-                "mean": pl.Float64,
-                "var": pl.Float64,
-            }
-        )
+        empty = pl.DataFrame(schema=FORECAST_SCHEMA)
         inst = build_instance(tables, view.as_of, empty, self.settings)
         if inst.n_skus == 0:
             return None
