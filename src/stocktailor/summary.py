@@ -7,6 +7,7 @@ import datetime as dt
 import polars as pl
 
 from stocktailor.contract import Tables
+from stocktailor.positions import position_at
 
 __all__ = ["kpis_by_policy", "network_summary"]
 
@@ -26,7 +27,7 @@ def network_summary(
     tables
         Validated tables.
     as_of
-        Positions are the latest snapshot at or before this date, less later sales.
+        Positions as :func:`stocktailor.positions.position_at` gives them.
     groups
         ``store_id`` and ``group_column``; default: one group ``all``.
     velocity_days
@@ -44,22 +45,8 @@ def network_summary(
         groups = stores.with_columns(pl.lit("all").alias(group_column))
     groups = groups.select("store_id", pl.col(group_column).cast(pl.String).alias("group"))
 
-    inv = tables.inventory.filter(pl.col("date") <= as_of)
-    snap_date = inv.group_by("store_id").agg(pl.col("date").max().alias("snap"))
-    snap = inv.join(snap_date, on="store_id").filter(pl.col("date") == pl.col("snap"))
+    pos = position_at(tables, as_of).select("store_id", "sku", "on_hand")
     sales = tables.sales.filter(pl.col("date") <= as_of)
-    after = (
-        sales.join(snap_date, on="store_id")
-        .filter(pl.col("date") > pl.col("snap"))
-        .group_by("store_id", "sku")
-        .agg(pl.col("units").sum().alias("sold_after"))
-    )
-    pos = (
-        snap.select("store_id", "sku", "on_hand")
-        .join(after, on=["store_id", "sku"], how="left")
-        .with_columns((pl.col("on_hand") - pl.col("sold_after").fill_null(0)).clip(lower_bound=0))
-        .drop("sold_after")
-    )
     start = as_of - dt.timedelta(days=velocity_days - 1)
     window = (
         sales.filter(pl.col("date") >= start)
