@@ -240,17 +240,9 @@ def ingest(
 
 
 def _fit_clusters(tables: Tables, as_of: dt.date, settings: Settings) -> Any:
-    from stocktailor.clustering import StoreClusterer
+    from stocktailor.plan import fit_clusterer
 
-    c = settings.clustering
-    return StoreClusterer(
-        n_clusters=c.n_clusters,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        window_days=c.window_days,
-        feature_weights=dict(c.feature_weights) or None,
-        random_state=c.random_state,
-    ).fit(tables, as_of)
+    return fit_clusterer(tables, as_of, settings)
 
 
 @app.command()

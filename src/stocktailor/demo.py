@@ -12,7 +12,7 @@ from rich.console import Console
 
 from stocktailor.config import Settings
 from stocktailor.engine import make_engine
-from stocktailor.plan import ProgressFactory, run_plan
+from stocktailor.plan import ProgressFactory, fit_clusterer, run_plan
 from stocktailor.summary import kpis_by_policy, network_summary
 
 __all__ = ["run_demo"]
@@ -58,6 +58,8 @@ def run_demo(
     summary = network_summary(tables, as_of, groups=segments)
     print_frame(summary, f"Network as of {as_of} by (true) segment")
 
+    with console.status("clustering stores"):
+        clusterer = fit_clusterer(tables, as_of, settings)
     with make_engine(settings.engine) as engine:
         plan = run_plan(
             tables,
@@ -66,23 +68,13 @@ def run_demo(
             engine=engine,
             progress_factory=progress_factory,
             data_fingerprint=ws.fingerprint(),
+            clusterer=clusterer,
         )
     results.mkdir(parents=True, exist_ok=True)
     write_frame(plan.clusters, results / "clusters.csv")
     write_frame(plan.forecast, results / "forecast.parquet")
     write_frame(plan.allocation, results / "allocation.csv")
     write_frame(plan.transfers, results / "transfers.csv")
-    from stocktailor.clustering import StoreClusterer
-
-    c = settings.clustering
-    clusterer = StoreClusterer(
-        n_clusters=c.n_clusters,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        window_days=c.window_days,
-        feature_weights=dict(c.feature_weights) or None,
-        random_state=c.random_state,
-    ).fit(tables, as_of)
     clusters_report_html(clusterer, tables.stores, results / "clusters.html")
 
     kpi_frame = pl.DataFrame(

@@ -20,7 +20,14 @@ from stocktailor.config import Settings
 from stocktailor.contract import Tables
 from stocktailor.engine import Engine, LocalEngine
 
-__all__ = ["PlanResult", "cluster_step", "forecast_step", "run_plan", "size_curve_step"]
+__all__ = [
+    "PlanResult",
+    "cluster_step",
+    "fit_clusterer",
+    "forecast_step",
+    "run_plan",
+    "size_curve_step",
+]
 
 
 @dataclass(frozen=True)
@@ -67,20 +74,16 @@ def _no_progress(description: str, total: int | None) -> Iterator[Callable[[int]
     yield lambda n: None
 
 
-def cluster_step(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame:
-    """Store clusters (``store_id, cluster_id, cluster_name`` + features) as of a date."""
+def fit_clusterer(tables: Tables, as_of: dt.date, settings: Settings) -> Any:
+    """A :class:`~stocktailor.clustering.StoreClusterer` fitted with ``settings.clustering``."""
     from stocktailor.clustering import StoreClusterer
 
-    c = settings.clustering
-    model = StoreClusterer(
-        n_clusters=c.n_clusters,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        window_days=c.window_days,
-        feature_weights=dict(c.feature_weights) or None,
-        random_state=c.random_state,
-    ).fit(tables, as_of)
-    labels: pl.DataFrame = model.labels_
+    return StoreClusterer.from_config(settings.clustering).fit(tables, as_of)
+
+
+def cluster_step(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame:
+    """Store clusters (``store_id, cluster_id, cluster_name`` + features) as of a date."""
+    labels: pl.DataFrame = fit_clusterer(tables, as_of, settings).labels_
     return labels
 
 
@@ -125,6 +128,7 @@ def run_plan(
     engine: Engine | None = None,
     progress_factory: ProgressFactory | None = None,
     data_fingerprint: str = "",
+    clusterer: Any | None = None,
 ) -> PlanResult:
     """One plan run: clusters, forecast, size curves, allocation and transfers.
 
@@ -142,12 +146,15 @@ def run_plan(
         Makes progress callbacks for the slow steps (the CLI passes Rich bars).
     data_fingerprint
         Hash of the input tables, recorded with the run.
+    clusterer
+        An already fitted store clusterer to reuse (default: fit one with the settings).
     """
     from stocktailor.allocation import allocate
-    from stocktailor.transfers import plan_transfers, summarise_transfers
+    from stocktailor.transfers import plan_transfers
 
     engine = engine or LocalEngine()
-    clusters = cluster_step(tables, as_of, settings)
+    fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
+    clusters: pl.DataFrame = fitted.labels_
     fc = forecast_step(
         tables,
         as_of,
@@ -159,8 +166,6 @@ def run_plan(
     curves = size_curve_step(tables, as_of, settings, clusters=clusters)
     allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
     transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
-    summary = summarise_transfers(transfers, tables.stores, tables.products, clusters=clusters)
-    del summary
     kpis = {
         "transfer_lines": float(transfers.height),
         "transfer_units": float(transfers["units"].sum() or 0),
