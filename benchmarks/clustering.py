@@ -76,7 +76,14 @@ def bench_ari(seeds: list[int]) -> None:
             autos.append(a)
             forced.append(f)
             geos.append(g)
-            print(f"{scen:<13}{seed:>5}{cl.n_clusters_:>4}{a:>10.3f}{f:>12.3f}{g:>9.3f}{el:>7.1f}")
+            splits = "; ".join(
+                f"{r['attribute']} {r['n_stores']}/{r['n_cluster']} p={r['p_value']:.3f}"
+                for r in cl.splits_.iter_rows(named=True)
+            )
+            print(
+                f"{scen:<13}{seed:>5}{cl.n_clusters_:>4}{a:>10.3f}{f:>12.3f}{g:>9.3f}{el:>7.1f}"
+                f"   splits: {splits or '-'}"
+            )
         print(
             f"{scen:<13}{'mean':>5}{'':>4}{np.mean(autos):>10.3f}{np.mean(forced):>12.3f}"
             f"{np.mean(geos):>9.3f}   (min auto {min(autos):.3f}, min k=true {min(forced):.3f})"
@@ -133,6 +140,7 @@ def bench_switch(seeds: list[int], n_switch: int, window: int, scenario: str) ->
         )
         start = net.season_start + dt.timedelta(days=window - 1)
         cl = StoreClusterer(window_days=window, random_state=0).fit(net.tables, start)
+        k0 = cl.n_clusters_
         moved: dict[str, str] = {}
         t = start + dt.timedelta(days=7)
         while t <= net.as_of:
@@ -145,8 +153,9 @@ def bench_switch(seeds: list[int], n_switch: int, window: int, scenario: str) ->
         fn = len(switched - set(moved))
         tot_tp, tot_fp, tot_fn = tot_tp + tp, tot_fp + fp, tot_fn + fn
         print(
-            f"seed {seed}: switched {len(switched)}, reported moved {len(moved)}: "
-            f"true {tp}, false {fp}, missed {fn}"
+            f"seed {seed}: k={k0}, switched {len(switched)}, reported moved {len(moved)}: "
+            f"true {tp}, false {fp}, missed {fn}; precision {tp / max(tp + fp, 1):.2f}, "
+            f"recall {tp / max(tp + fn, 1):.2f}"
         )
         if seed == seeds[0]:
             for sid in sorted(moved)[:4]:
@@ -181,7 +190,7 @@ def bench_pooling(seeds: list[int], scenario: str, thin_units: int) -> None:
                 net.tables,
                 net.as_of,
                 cl.labels_,
-                level=level,  # type: ignore[arg-type]
+                level=level,
             )
         start = net.as_of - dt.timedelta(days=83)
         truth = net.truth
@@ -321,6 +330,7 @@ def main() -> None:
     ap.add_argument("--skip-frn", action="store_true")
     ap.add_argument("--only", default="", help="comma list of sections 1..5")
     ap.add_argument("--switch-window", type=int, default=28, help="rolling window, days")
+    ap.add_argument("--switch-seeds", default="0,1,2", help="comma list of seeds (section 3)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
@@ -332,7 +342,8 @@ def main() -> None:
     if "2" in only:
         bench_stories(seeds)
     if "3" in only:
-        bench_switch(seeds, n_switch=6, window=args.switch_window, scenario="default")
+        switch_seeds = [int(v) for v in args.switch_seeds.split(",")]
+        bench_switch(switch_seeds, n_switch=6, window=args.switch_window, scenario="default")
     if "4" in only:
         bench_pooling(seeds[:3], "default", thin_units=2)
     if "5" in only and not args.skip_frn:

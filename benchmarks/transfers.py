@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -25,7 +26,12 @@ import numpy as np
 from stocktailor.config import ConstraintsConfig, EngineConfig, Settings, SolverConfig
 from stocktailor.engine import DaskEngine, LocalEngine
 from stocktailor.positions import haversine_km
-from stocktailor.transfers import TransferInstance, destination_lead_days, solve_instance
+from stocktailor.transfers import (
+    TransferInstance,
+    destination_lead_days,
+    solve_instance,
+    transfer_bounds,
+)
 
 
 def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstance:
@@ -86,6 +92,19 @@ def _peak_mb() -> float:
     return max(own, kids)
 
 
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _worker_cpu(engine: object) -> float:
+    """CPU seconds used so far by all Dask worker processes (0 in process)."""
+    client = getattr(engine, "client", None)
+    if client is None:
+        return 0.0
+    return float(sum(client.run(_cpu_seconds).values()))
+
+
 def run_scale(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     inst = network(0, args.stores, args.skus)
@@ -95,10 +114,25 @@ def run_scale(args: argparse.Namespace) -> None:
         engine=EngineConfig(partitions=max(args.workers * 8, 1)),
     )
     engine = DaskEngine(n_workers=args.workers) if args.workers > 1 else LocalEngine()
+    bound_note = "in the plan"
     try:
+        print(f"  load average before: {os.getloadavg()[0]:.1f}", flush=True)
+        cpu0 = _worker_cpu(engine)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         sol = solve_instance(inst, settings, engine=engine, method="heuristic")
         wall = time.perf_counter() - t1
+        cpu = time.process_time() - c1
+        load = os.getloadavg()[0]
+        peak = _peak_mb()
+        worker_cpu = _worker_cpu(engine) - cpu0
+        no_fixed, bound = sol.no_fixed_objective, sol.lp_bound
+        if not np.isfinite(bound) and not args.no_bound:
+            # planned on a lane sample: the bound needs every SKU, computed separately
+            t2 = time.perf_counter()
+            no_fixed, bound = transfer_bounds(inst, settings, engine=engine)
+            bound = max(bound, sol.objective)
+            bound_note = f"computed separately over every SKU in {time.perf_counter() - t2:.1f} s"
     finally:
         engine.close()
     print(
@@ -106,16 +140,23 @@ def run_scale(args: argparse.Namespace) -> None:
         f"partners={args.partners}"
     )
     print(
-        f"  instance build {t_gen:.1f} s; plan {wall:.1f} s; peak RSS {_peak_mb():.0f} MB "
-        f"(parent; largest worker)"
+        f"  instance build {t_gen:.1f} s; plan {wall:.1f} s wall (parent CPU {cpu:.1f} s), "
+        f"load average {load:.1f} at the end; peak RSS {peak:.0f} MB (max of parent and largest "
+        f"worker)"
     )
+    if args.workers > 1:
+        print(
+            f"  CPU seconds in the workers during the plan: {worker_cpu:.1f} in total "
+            f"(parent {cpu:.1f})"
+        )
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in sol.timings.items()))
     lanes = len(set(zip(sol.lines.src.tolist(), sol.lines.dst.tolist(), strict=True)))
     print(f"  lines {len(sol.lines)}, units {int(sol.lines.units.sum())}, lanes {lanes}")
+    gap = (bound - sol.objective) / bound if bound > 0 else float("nan")
     print(
         f"  objective {sol.objective:,.0f}; heuristic (before min-qty/pack) "
-        f"{sol.heuristic_objective:,.0f}; no-fixed-cost optimum {sol.no_fixed_objective:,.0f}; "
-        f"LP bound {sol.lp_bound:,.0f}; gap to LP bound {sol.gap:.1%}"
+        f"{sol.heuristic_objective:,.0f}; no-fixed-cost optimum {no_fixed:,.0f}; "
+        f"LP bound {bound:,.0f} ({bound_note}); gap to LP bound {gap:.1%}"
     )
 
 
@@ -157,11 +198,108 @@ def compare_mip(inst: TransferInstance, time_limit: float, *, relaxed: bool) -> 
         )
 
 
+def free_flow_lanes(inst: TransferInstance) -> np.ndarray:
+    """Lanes used by the exact optimum without fixed lane costs (step 1 of the heuristic)."""
+    from stocktailor.transfers._solve import _solve_partition
+
+    n = inst.n_stores
+    out = _solve_partition(np.arange(inst.n_skus, dtype=np.int64), inst=inst, penalty=0.0)
+    lanes = np.zeros((n, n), dtype=bool)
+    for r in out.results:
+        lanes[r.src, r.dst] = True
+    return lanes
+
+
+def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bool) -> None:
+    """Heuristic vs the best HiGHS MIP solution found in ``time_limit`` s WITHOUT the
+    heuristic's plan as a start (minimum quantity exact, semi-integer flows).
+
+    Lane sets: ``reduced`` = lanes of the no-fixed-cost optimum plus the heuristic's lanes;
+    ``all`` = every candidate lane (pruned only by the exact first-unit margin test).
+    Gap = (MIP - heuristic) / MIP, positive = the heuristic is worse.
+    """
+    from stocktailor.transfers._solve import _finalise, _mip_lines
+
+    s = Settings(
+        solver=SolverConfig(
+            mip_time_limit_s=time_limit,
+            lp_bound=False,
+            mip_warm_start=False,
+            mip_max_variables=10**9,
+        )
+    )
+    t0 = time.perf_counter()
+    heur = solve_instance(inst, s, method="heuristic")
+    th = time.perf_counter() - t0
+    n = inst.n_stores
+    hl = np.zeros((n, n), dtype=bool)
+    hl[heur.lines.src, heur.lines.dst] = True
+    free = free_flow_lanes(inst)
+    sets = [("reduced", free | hl)]
+    if all_lanes:
+        sets.append(("all", ~np.eye(n, dtype=bool)))
+    lanes_h = int(hl.sum())
+    print(
+        f"  heuristic {heur.objective:,.2f} ({th:.1f} s, {len(heur.lines)} lines, {lanes_h} lanes)",
+        flush=True,
+    )
+    for name, lanes in sets:
+        t0 = time.perf_counter()
+        res = _mip_lines(inst, s, lanes, None, 0.0, heur.lines, forced=True)
+        tm = time.perf_counter() - t0
+        if res is None:
+            print(
+                f"  MIP on {name} lanes ({int(lanes.sum())}): no feasible solution in "
+                f"{time_limit:.0f} s ({tm:.1f} s)",
+                flush=True,
+            )
+            continue
+        lines, obj, bound = res
+        fin = _finalise(inst, lines, s, None)
+        fobj = float(fin[5].sum())
+        best = max(obj, fobj)
+        gap = (best - heur.objective) / abs(best) if best != 0 else float("nan")
+        print(
+            f"  MIP from scratch on {name} lanes ({int(lanes.sum())} candidate lanes): "
+            f"best solution {obj:,.2f} (after our finalise {fobj:,.2f}), dual bound "
+            f"{bound:,.2f}, {tm:.1f} s wall incl. model build; gap heuristic vs MIP "
+            f"{gap:+.2%}; heuristic vs dual bound {(bound - heur.objective) / bound:+.2%}",
+            flush=True,
+        )
+
+
 def run_mip(args: argparse.Namespace) -> None:
     for n in args.stores:
         inst = network(1, n, args.skus)
         print(f"mip: random {n} stores x {args.skus} SKU-sizes (fixed lane costs, 3 lanes/store)")
-        compare_mip(inst, args.time_limit, relaxed=args.relaxed)
+        if args.warm:
+            compare_mip(inst, args.time_limit, relaxed=args.relaxed)
+        else:
+            mip_from_scratch(inst, args.time_limit, all_lanes=args.all_lanes)
+    for scenario in args.scenarios:
+        inst = truth_instance(scenario, args.seed)
+        print(
+            f"mip: {scenario} seed {args.seed}, true demand: {inst.n_stores} stores x "
+            f"{inst.n_skus} SKU-sizes"
+        )
+        mip_from_scratch(inst, args.time_limit, all_lanes=args.all_lanes)
+
+
+def truth_instance(scenario: str, seed: int) -> TransferInstance:
+    """The generator's network with its true demand in place of a forecast."""
+    import datetime as dt
+
+    import polars as pl
+
+    from stocktailor.contract import FORECAST_SCHEMA
+    from stocktailor.synth import generate
+    from stocktailor.transfers import build_instance, with_daily_demand
+
+    net = generate(scenario, seed)
+    tb, tr = net.tables, net.truth
+    base = build_instance(tb, net.as_of, pl.DataFrame(schema=FORECAST_SCHEMA), Settings())
+    rates = tr.expected_demand(net.as_of + dt.timedelta(days=1), tb.products["season_end"].max())
+    return with_daily_demand(base, rates, tr.store_ids, tr.skus, tr.dispersion)
 
 
 def run_lp(args: argparse.Namespace) -> None:
@@ -326,6 +464,10 @@ def main() -> None:
     b.add_argument("--skus", type=int, default=300)
     b.add_argument("--time-limit", type=float, default=60.0)
     b.add_argument("--relaxed", action="store_true")
+    b.add_argument("--warm", action="store_true", help="old comparison: MIP started from our plan")
+    b.add_argument("--all-lanes", action="store_true", help="also the MIP on all candidate lanes")
+    b.add_argument("--scenarios", nargs="*", default=[], help="e.g. default seed-stories")
+    b.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("lp")
     c.add_argument("--seeds", type=int, default=3)
     d = sub.add_parser("truth")

@@ -15,7 +15,10 @@ from stocktailor.config import DemandConfig
 from stocktailor.contract import Tables
 from stocktailor.demand import (
     FORECAST_COLUMNS,
+    SIGNAL_GROUPS,
     DemandModel,
+    _price_elasticities,
+    _temperature_curves,
     censored_weekly_demand,
     markdown_price_plan,
     nb_quantiles,
@@ -249,8 +252,11 @@ def test_forecast_partitions_by_style_through_engine() -> None:
             self.calls = 0
 
         def map(self, fn, items, *, progress=None, **shared):  # type: ignore[no-untyped-def]
+            return list(self.imap(fn, items, progress=progress, **shared))
+
+        def imap(self, fn, items, *, progress=None, **shared):  # type: ignore[no-untyped-def]
             self.calls += len(items)
-            return [fn(i, **shared) for i in items]
+            return (fn(i, **shared) for i in items)
 
         def close(self) -> None:
             return None
@@ -281,3 +287,94 @@ def test_pair_expected_demand_fills_the_sold_out_weeks() -> None:
     assert float(b["expected"].item()) > 1.5 * float(b["units"].item())
     # A never sold out: its expected total stays close to its sales.
     assert float(a["expected"].item()) == pytest.approx(float(a["units"].item()), rel=0.25)
+
+
+def test_temperature_curves_pool_stores_and_stay_flat_outside() -> None:
+    # Demand ~ exp(0.1 T) in three stores whose temperature ranges overlap (0-15, 5-20 and
+    # 10-25 C): the store levels absorb the climate, the shared curve the warming.
+    rng = np.random.default_rng(0)
+    rows = []
+    temps = []
+    for s, t0 in (("cold", 0.0), ("warm", 10.0), ("mid", 5.0)):
+        for w in range(-11, 0):
+            temp = t0 + 1.5 * (w + 11)
+            temps.append((s, w, temp))
+            rows.append((s, "x", w, float(rng.poisson(50.0 * np.exp(0.1 * temp)))))
+        temps.append((s, 5, 40.0))  # a future week far beyond anything seen
+    grid = pl.DataFrame(
+        rows, schema=["store_id", "style", "week", "demand"], orient="row"
+    ).with_columns(pl.col("week").cast(pl.Int32))
+    tw = pl.DataFrame(temps, schema=["store_id", "week", "temp_c"], orient="row").with_columns(
+        pl.col("week").cast(pl.Int32)
+    )
+    cur = _temperature_curves(grid, tw)
+    g = dict(zip(cur["tbin"].to_list(), cur["g"].to_list(), strict=True))
+    # 2-degree bins: 4 C -> bin 2, 24 C -> bin 12; true log ratio 2.0 (smoothing pulls a bit).
+    assert g[12] - g[2] == pytest.approx(2.0, abs=0.35)
+    assert g[20] == pytest.approx(g[12], abs=1e-9)  # 40 C: flat from the warmest seen bin
+
+
+def test_price_elasticity_recovered_from_a_promotion() -> None:
+    # One style, 8 weeks; days 24-26 at 20 % off with demand x 0.8 ** -2.
+    rng = np.random.default_rng(1)
+    start = D(2024, 1, 1)
+    sales = []
+    for d in range(56):
+        day = start + dt.timedelta(days=d)
+        f = 0.8 if 24 <= d <= 26 else 1.0
+        for s in ("A", "B", "C", "E"):
+            u = int(rng.poisson(60.0 * (1.0 + 0.3 * (day.weekday() >= 5)) * f**-2.0))
+            sales.append((day, s, "t-M", u, 10.0 * f * u))
+    t = Tables(
+        pl.DataFrame({"store_id": ["A"], "kind": ["store"], "latitude": [0.0], "longitude": [0.0]}),
+        pl.DataFrame(
+            {"sku": ["t-M"], "style": ["t"], "color": ["c"], "size": ["M"], "full_price": [10.0]}
+        ),
+        pl.DataFrame(sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"),
+        pl.DataFrame(
+            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
+        ),
+    )
+    pooled, per = _price_elasticities(
+        t, start + dt.timedelta(days=55), start, prior=1.0, prior_sd=5.0
+    )
+    assert pooled == pytest.approx(2.0, abs=0.25)
+    assert per["elasticity"].item() == pytest.approx(pooled, abs=0.25)
+    # No price variation: the prior.
+    flat = t.sales.with_columns((pl.col("units") * 10.0).alias("revenue"))
+    t2 = Tables(t.stores, t.products, flat, t.inventory)
+    assert _price_elasticities(t2, start + dt.timedelta(days=55), start, prior=1.3, prior_sd=0.5)[
+        0
+    ] == pytest.approx(1.3)
+
+
+def test_markdown_plan_lifts_the_forecast_by_the_elasticity() -> None:
+    t, as_of = _network()
+    m = DemandModel(CFG).fit(t, as_of)
+    plan = markdown_price_plan(t, as_of, ((40, 0.5),))  # every future week at half price
+    base = m.predict()
+    cut = m.predict(price_plan=plan)
+    ratio = cut["mean"].sum() / base["mean"].sum()
+    # No promotion in the history: the prior elasticity 1.5 -> 0.5 ** -1.5 = 2.83.
+    assert m.elasticity_ == pytest.approx(DemandConfig().price_elasticity_prior)
+    assert ratio == pytest.approx(0.5**-1.5, rel=0.05)
+    no_price = DemandModel(CFG, signals=SIGNAL_GROUPS - {"price"}).fit(t, as_of)
+    assert no_price.predict(price_plan=plan)["mean"].sum() == pytest.approx(
+        no_price.predict()["mean"].sum()
+    )
+
+
+def test_trend_slope_fitted_per_store() -> None:
+    rng = np.random.default_rng(2)
+    n = 4000
+    store = np.where(np.arange(n) < n // 2, "A", "B")
+    x = rng.uniform(-0.4, 0.4, n)
+    off = np.log(rng.uniform(2.0, 6.0, n))
+    slope = np.where(store == "A", 1.0, 0.2)
+    y = rng.poisson(np.exp(off + slope * x)).astype(float)
+    rows = pl.DataFrame({"store_id": store, "trend_x": x})
+    m = DemandModel()
+    m._fit_trend_beta(rows, y, off)
+    assert m.store_trend_beta_["A"] == pytest.approx(1.0, abs=0.2)
+    assert m.store_trend_beta_["B"] == pytest.approx(0.2, abs=0.2)
+    assert 0.2 < m.trend_beta_ < 1.0

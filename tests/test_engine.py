@@ -17,6 +17,21 @@ def test_local_engine_keeps_order_and_reports_progress() -> None:
     assert sum(done) == 3
 
 
+def test_local_imap_computes_one_item_at_a_time_in_order() -> None:
+    calls: list[int] = []
+
+    def record(x: int) -> int:
+        calls.append(x)
+        return x * 10
+
+    it = LocalEngine().imap(record, [4, 5, 6])
+    assert calls == []  # nothing runs before the caller asks
+    assert next(it) == 40
+    assert calls == [4]
+    assert list(it) == [50, 60]
+    assert calls == [4, 5, 6]
+
+
 def test_make_engine_defaults_to_local() -> None:
     assert isinstance(make_engine(EngineConfig()), LocalEngine)
 
@@ -31,6 +46,24 @@ def test_dask_local_cluster_gives_the_same_results() -> None:
         assert engine.map(_square_plus, []) == []
     assert remote == local
     assert sum(done) == len(items)
+
+
+@pytest.mark.slow
+def test_dask_imap_yields_in_input_order_with_a_bounded_window() -> None:
+    items = list(range(23))  # more than the in-flight window of 2 x 2 workers
+    with DaskEngine(n_workers=2, threads_per_worker=1) as engine:
+        done: list[int] = []
+        got = list(engine.imap(_slow_square_plus, items, progress=done.append, offset=3))
+        assert list(engine.imap(_square_plus, [])) == []
+    assert got == [x * x + 3 for x in items]
+    assert sum(done) == len(items)
+
+
+def _slow_square_plus(x: int, offset: int = 0) -> int:
+    import time
+
+    time.sleep(0.01 * (x % 3))  # finish out of order
+    return x * x + offset
 
 
 def _slow_square(x: int) -> int:

@@ -59,6 +59,54 @@ def test_optimiser_on_dask_equals_in_process(
     assert_frame_equal(remote, local)
 
 
+def test_forecast_parts_written_and_scanned_equal_the_forecast(
+    network: SyntheticNetwork,
+    local_forecast: pl.DataFrame,
+    dask_engine: DaskEngine,
+    tmp_path: Path,
+) -> None:
+    from stocktailor.demand import forecast_parts
+    from stocktailor.workspace import write_parts
+
+    settings = Settings.model_validate({"engine": {"partitions": 3}})
+    for name, engine in (("local", LocalEngine()), ("dask", dask_engine)):
+        parts = forecast_parts(network.tables, network.as_of, settings, engine=engine)
+        scan = write_parts(parts, tmp_path / name)
+        assert len(list((tmp_path / name).glob("part-*.parquet"))) == 3
+        got = scan.collect().sort("store_id", "sku", "week_start")
+        assert_frame_equal(got, local_forecast)
+
+
+def test_optimiser_reads_a_scanned_forecast_like_a_frame(
+    network: SyntheticNetwork, local_forecast: pl.DataFrame, tmp_path: Path
+) -> None:
+    from stocktailor.transfers import plan_transfers
+
+    local_forecast.write_parquet(tmp_path / "forecast.parquet")
+    scan = pl.scan_parquet(tmp_path / "forecast.parquet")
+    eager = plan_transfers(network.tables, network.as_of, local_forecast, Settings())
+    lazy = plan_transfers(network.tables, network.as_of, scan, Settings())
+    assert eager.height > 0
+    assert_frame_equal(lazy, eager)
+
+
+def test_prediction_copy_ships_no_history_and_predicts_the_same(
+    network: SyntheticNetwork,
+) -> None:
+    import pickle
+
+    from stocktailor.demand import DemandModel
+
+    model = DemandModel(Settings().demand).fit(network.tables, network.as_of)
+    slim = model.for_prediction()
+    assert slim._tables.sales.height == 0
+    assert slim._tables.inventory.height == 0
+    assert slim._sku_weekly.height == 0
+    assert model._tables.sales.height > 0  # the fitted model keeps its history
+    assert_frame_equal(slim.predict(), model.predict())
+    assert len(pickle.dumps(slim)) < len(pickle.dumps(model)) / 2
+
+
 def test_short_backtest_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_path: Path) -> None:
     from stocktailor.simulate.backtest import backtest
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stocktailor.contract import Tables
 from stocktailor.signals import (
     build_features,
+    climate_normals,
     economy_weekly,
     event_weekly,
     match_trends,
@@ -160,3 +164,56 @@ def test_build_features_joins_without_duplicating_rows() -> None:
     assert out.height == 2
     assert out["event_days"].to_list() == [2.0, 0.0]
     assert out["category_code"].to_list() == [2, 1]
+
+
+def test_climate_normals_recover_the_harmonic_and_fill_future_weeks() -> None:
+    start = AS_OF - dt.timedelta(days=89)
+    days = [start + dt.timedelta(days=i) for i in range(90 + 14)]  # history + 14 forecast days
+    doy = np.array([d.timetuple().tm_yday for d in days], dtype=float)
+    rows = []
+    for s, (mean, amp) in {"A": (12.0, 10.0), "B": (20.0, 5.0)}.items():
+        normal = mean - amp * np.cos(2 * np.pi * (doy - 20.0) / 365.25)
+        for d, n in zip(days, normal, strict=True):
+            rows.append((d, s, float(n) + 1.0, 0.0, d > AS_OF, float(n)))
+    w = pl.DataFrame(
+        rows,
+        schema=["date", "store_id", "temp_c", "precip_mm", "is_forecast", "temp_normal_c"],
+        orient="row",
+    )
+    cn = climate_normals(w, AS_OF).sort("store_id")
+    assert cn["mean"].to_list() == pytest.approx([12.0, 20.0], abs=0.05)
+    assert cn["amp"].to_list() == pytest.approx([10.0, 5.0], abs=0.05)
+    assert cn["phase"].to_list() == [20.0, 20.0]
+    t = _tables(weather=w)
+    assert weather_weekly(t, AS_OF)["week"].max() == 1  # no climate weeks by default
+    out = weather_weekly(t, AS_OF, horizon_weeks=30).filter(pl.col("store_id") == "A")
+    assert out["week"].max() == 29
+    w10 = out.filter(pl.col("week") == 10)
+    d0 = AS_OF + dt.timedelta(days=71)
+    expect = np.mean(
+        [
+            12.0
+            - 10.0
+            * np.cos(2 * np.pi * ((d0 + dt.timedelta(days=i)).timetuple().tm_yday - 20) / 365.25)
+            for i in range(7)
+        ]
+    )
+    assert w10["temp_c"].item() == pytest.approx(expect, abs=0.1)
+    assert w10["temp_anom"].item() == 0.0
+    # Forecast weeks keep their own values (actual + 1 C), not the climate.
+    assert out.filter(pl.col("week") == 0)["temp_anom"].item() == pytest.approx(1.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(-5.0, 25.0), st.floats(0.0, 15.0))
+def test_climate_normals_amplitude_nonnegative(mean: float, amp: float) -> None:
+    days = [AS_OF - dt.timedelta(days=i) for i in range(59, -1, -1)]
+    doy = np.array([d.timetuple().tm_yday for d in days], dtype=float)
+    temp = mean - amp * np.cos(2 * np.pi * (doy - 20.0) / 365.25)
+    w = pl.DataFrame({"date": days, "store_id": ["A"] * 60, "temp_c": temp})
+    cn = climate_normals(w, AS_OF)
+    assert cn["amp"].item() >= 0.0
+    fitted = cn["mean"].item() - cn["amp"].item() * np.cos(
+        2 * np.pi * (doy - cn["phase"].item()) / 365.25
+    )
+    assert np.abs(fitted - temp).max() < 0.5

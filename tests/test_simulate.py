@@ -415,3 +415,175 @@ def test_pipeline_policies_on_a_small_synthetic_network() -> None:
     assert st["ship_date"].min() >= net.season_start + dt.timedelta(
         days=SETTINGS.simulation.min_history_days
     )
+
+
+# -- demand sensing, forecast arrays and the array position of the optimiser policies -------
+
+
+def test_sensing_ratio_hand_worked() -> None:
+    from stocktailor.simulate.sensing import sensing_ratio
+
+    # style 0: the network sold 8 of a forecast 4 -> (8 + 2) / (4 + 2) = 5/3;
+    # store 0: (6 + 2 * 5/3) / (2 + 2) = 2.33 -> clipped to 2; store 1: (2 + 10/3) / 4 = 4/3.
+    # style 1: nothing seen -> 1 everywhere.
+    sales = np.array([[6.0, 0.0], [2.0, 0.0]])
+    fc = np.array([[2.0, 0.0], [2.0, 0.0]])
+    r, g = sensing_ratio(sales, fc, prior_units=2.0, bounds=(0.5, 2.0))
+    assert g == pytest.approx([5.0 / 3.0, 1.0])
+    assert r == pytest.approx(np.array([[2.0, 1.0], [4.0 / 3.0, 1.0]]))
+    # no prior: the raw ratios (bounded)
+    r0, g0 = sensing_ratio(np.array([[1.0], [3.0]]), np.array([[2.0], [2.0]]), 0.0, (0.1, 9.0))
+    assert g0 == pytest.approx([1.0]) and r0[:, 0] == pytest.approx([0.5, 1.5])
+
+
+def test_demand_sensor_counts_in_stock_cells_by_style() -> None:
+    from stocktailor.simulate.sensing import DemandSensor, scale_windows
+
+    sensor = DemandSensor(np.array([0, 0, 1]), n_stores=2)
+    sales = np.array([[3, 1, 5], [0, 2, 0]])
+    fc = np.array([[1.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    in_stock = np.array([[True, True, False], [True, False, True]])
+    sensor.observe(sales, fc, in_stock)
+    assert sensor.sales_ == pytest.approx(np.array([[4.0, 0.0], [0.0, 0.0]]))
+    assert sensor.forecast_ == pytest.approx(np.array([[2.0, 0.0], [1.0, 1.0]]))
+    ratio = sensor.ratio(prior_units=0.0, bounds=(0.5, 2.0))
+    # style 0: network 4/3; store 0: 4/2 = 2; store 1: 0/1 -> 0.5 (bound); style 1: 0/1 -> 0.5
+    assert ratio == pytest.approx(np.array([[2.0, 2.0, 0.5], [0.5, 0.5, 0.5]]))
+    m, v = scale_windows(np.array([2.0]), np.array([6.0]), np.array([1.5]))
+    assert m == pytest.approx([3.0]) and v == pytest.approx([3.0 + 4.0 * 2.25])
+    sensor.reset()
+    assert sensor.sales_.sum() == 0.0
+
+
+def test_weekly_forecast_windows_match_demand_window() -> None:
+    from stocktailor.simulate.sensing import WeeklyForecast
+    from stocktailor.valuation import demand_window
+
+    rng = np.random.default_rng(3)
+    first = dt.date(2026, 3, 2)  # season day 10
+    n_w, n_s, n_k = 4, 2, 3
+    mean = rng.uniform(0.0, 5.0, size=(n_w, n_s, n_k))
+    var = mean * rng.uniform(1.0, 3.0, size=mean.shape)
+    rows = [
+        (f"S{s}", f"K{k}", first + dt.timedelta(days=7 * w), mean[w, s, k], var[w, s, k])
+        for w in range(n_w)
+        for s in range(n_s)
+        for k in range(n_k)
+    ]
+    frame = pl.DataFrame(
+        rows, schema=["store_id", "sku", "week_start", "mean", "var"], orient="row"
+    )
+    fc = WeeklyForecast.empty(10, n_w, n_s, n_k)
+    fc.add_frame(frame, first, {"S0": 0, "S1": 1}, {"K0": 0, "K1": 1, "K2": 2})
+    assert fc.mean == pytest.approx(mean)
+    for a, b in ((10, 16), (12, 20), (15, 40), (30, 29), (3, 11)):
+        got_m, got_v = fc.window(np.full((n_s, n_k), a), np.full((n_s, n_k), b))
+        want = demand_window(
+            frame, first + dt.timedelta(days=a - 10), first + dt.timedelta(days=b - 10)
+        ).sort("store_id", "sku")
+        assert got_m.ravel() == pytest.approx(want["mean"].to_numpy())
+        assert got_v.ravel() == pytest.approx(want["var"].to_numpy())
+    # lead window of store 1 = 2 days; SKU 2 stops selling on day 20
+    ml, _vl, mr, _vr = fc.lead_rest(12, np.array([0, 2]), np.array([100, 100, 20]))
+    assert ml[0] == pytest.approx(0.0)
+    assert ml[1, 0] == pytest.approx(mean[0, 1, 0] * 2 / 7)
+    assert mr[1, 2] == pytest.approx(mean[0, 1, 2] * 3 / 7 + mean[1, 1, 2] * 4 / 7)
+    sub = fc.columns(np.array([2]))
+    ml2, _, mr2, _ = sub.lead_rest(12, np.array([0, 2]), np.array([100, 100, 20])[[2]])
+    assert mr2[:, 0] == pytest.approx(mr[:, 2]) and ml2[:, 0] == pytest.approx(ml[:, 2])
+
+
+def test_optimiser_position_matches_position_at() -> None:
+    from stocktailor.positions import position_at
+    from stocktailor.simulate.policies import StocktailorPolicy
+
+    cfg = Settings.model_validate({"constraints": {"min_days_before_retransfer": 10}})
+    net = _net()
+    moves = {
+        7: [("SKU01", "S02", "S01", 6), ("SKU02", "WH", "S03", 5)],
+        14: [("SKU03", "S02", "S03", 4)],
+        21: [("SKU01", "S02", "S03", 3)],
+    }
+    pol = FixedMoves(moves)
+    simulate(net, pol, cfg, seed=2)
+    st_pol = StocktailorPolicy(cfg)
+    n_s = len(net.truth.store_ids)
+    for view in pol.views:
+        st_pol._record(view)
+        pos = position_at(view.tables(), view.as_of, cfg.constraints)
+        want = np.zeros((n_s, len(view.skus)), dtype=np.int64)
+        ki, si = view.space.sku_index(), view.space.loc_index()
+        for r in pos.filter(pl.col("store_id").is_in(list(view.store_ids))).iter_rows(named=True):
+            want[si[r["store_id"]], ki[r["sku"]]] = r["movable"]
+        assert np.array_equal(st_pol.movable(view), want), view.day_index
+
+
+def test_screen_candidates_keeps_imbalanced_skus() -> None:
+    from stocktailor.simulate.policies import screen_candidates
+
+    # SKU 0: store 0 holds 20 against demand 1, store 1 holds 0 against demand 10 -> keep.
+    # SKU 1: both stores hold their demand (balanced) -> drop. SKU 2: nothing movable -> drop.
+    stock = np.array([[20, 10, 0], [0, 10, 5]])
+    movable = np.array([[19, 9, 0], [0, 9, 0]])
+    mean = np.array([[1.0, 3.0, 5.0], [10.0, 3.0, 5.0]])
+    price = np.array([50.0, 50.0, 50.0])
+    salvage = np.array([10.0, 10.0, 10.0])
+    unit = np.array([[0.0, 2.0], [2.0, 0.0]])
+    keep, score = screen_candidates(stock, movable, mean, mean, price, salvage, unit, 0.0)
+    assert keep.tolist() == [0]
+    # one more unit at store 1 sells with p ~ 1, the last at store 0 with p ~ 0: ~ 40 - 2
+    assert score[0] == pytest.approx(38.0, abs=0.5)
+    assert screen_candidates(stock, movable, mean, mean, price, salvage, unit, None)[
+        0
+    ].tolist() == [0, 1, 2]
+    two = np.concatenate([stock, stock], axis=1)
+    m2 = np.concatenate([mean, mean * np.array([[1.0], [0.6]])], axis=1)
+    keep2, sc2 = screen_candidates(
+        two,
+        np.concatenate([movable, movable], axis=1),
+        m2,
+        m2,
+        np.tile(price, 2),
+        np.tile(salvage, 2),
+        unit,
+        0.0,
+        max_skus=1,
+    )
+    assert keep2.tolist() == [0] and sc2[0] > sc2[3] > 0
+
+
+def test_oracle_carried_windows_match_true_windows() -> None:
+    from stocktailor.simulate.policies import OraclePolicy, true_windows
+
+    net = _net(weeks=6)
+    pol = FixedMoves({})
+    simulate(net, pol, SETTINGS, seed=0)
+    orc = OraclePolicy(net, SETTINGS)
+    rows = np.arange(len(net.truth.store_ids))
+    cols = np.array([0, 2])
+    lead = np.array([0, 2, 3])
+    for view in pol.views[1:]:
+        got = orc.windows(view, lead, cols)
+        want = true_windows(net, view, rows, cols, lead, orc.dispersion)
+        for g, w in zip(got, want, strict=True):
+            assert g == pytest.approx(w, rel=1e-9, abs=1e-9)
+
+
+def test_work_budget_reviews_least_recent_first() -> None:
+    from stocktailor.simulate.policies import _least_recent_first, screen_candidates
+
+    last = np.array([5, 0, 0, 3, -1])
+    score = np.array([9.0, 1.0, 2.0, 8.0, 0.5])
+    # never reviewed (-1) first, then day 0 by score (2 before 1), then day 3
+    assert _least_recent_first(last, score, 3).tolist() == [1, 2, 4]
+    assert _least_recent_first(last, score, 4).tolist() == [1, 2, 3, 4]
+    # three identical imbalanced SKUs, budget 2: the one reviewed longest ago and a tie by score
+    stock = np.array([[20, 20, 20], [0, 0, 0]])
+    movable = np.array([[19, 19, 19], [0, 0, 0]])
+    mean = np.array([[1.0, 1.0, 1.0], [10.0, 10.0, 10.0]])
+    price, salvage = np.full(3, 50.0), np.full(3, 10.0)
+    unit = np.array([[0.0, 2.0], [2.0, 0.0]])
+    keep, _ = screen_candidates(
+        stock, movable, mean, mean, price, salvage, unit, 0.0, 2, np.array([7, 0, 7])
+    )
+    assert keep.tolist() == [0, 1]

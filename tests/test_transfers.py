@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 from scipy.optimize import linprog
 
-from stocktailor.config import ConstraintsConfig, Settings, SolverConfig
+from stocktailor.config import ConstraintsConfig, EngineConfig, Settings, SolverConfig
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.engine import LocalEngine
 from stocktailor.positions import haversine_km
@@ -25,6 +27,7 @@ from stocktailor.transfers import (
     solve_instance,
     solve_transfers,
     summarise_transfers,
+    transfer_bounds,
     windows_from_daily_rates,
 )
 from stocktailor.valuation import arrival_tail, prob_at_least
@@ -314,6 +317,49 @@ def test_partitions_keep_styles_together_and_engine_gives_same_answer() -> None:
     a = solve_instance(inst, Settings(), method="heuristic")
     b = solve_instance(inst, Settings(), method="heuristic", engine=LocalEngine())
     assert np.array_equal(a.lines.units, b.lines.units)
+
+
+class _PicklingEngine:
+    """Like a distributed engine: items, shared values and results cross a pickle boundary."""
+
+    def map(self, fn: Any, items: Any, *, progress: Any = None, **shared: Any) -> list[Any]:
+        sh = pickle.loads(pickle.dumps(shared))
+        return [pickle.loads(pickle.dumps(fn(pickle.loads(pickle.dumps(x)), **sh))) for x in items]
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("sample", [None, 2])
+def test_distributed_engine_gives_the_same_plan(sample: int | None) -> None:
+    inst = random_instance(4, 12, 14, eligible_share=0.8)
+    inst = TransferInstance(**{**inst.__dict__, "styles": [f"st{j // 3}" for j in range(14)]})
+    s = Settings(
+        solver=SolverConfig(lane_sample_styles=sample, broken_size_run_penalty=0.0),
+        engine=EngineConfig(partitions=3),
+    )
+    a = solve_instance(inst, s, method="heuristic", engine=LocalEngine())
+    b = solve_instance(inst, s, method="heuristic", engine=_PicklingEngine())
+    assert len(a.lines) > 0
+    for name in ("sku", "src", "dst", "units"):
+        assert np.array_equal(getattr(a.lines, name), getattr(b.lines, name))
+    np.testing.assert_allclose(a.net_benefit, b.net_benefit, rtol=1e-12)
+    assert a.objective == pytest.approx(b.objective, rel=1e-12)
+
+
+def test_separate_bounds_match_the_plan_and_cover_a_sampled_plan() -> None:
+    inst = random_instance(6, 12, 12)
+    inst = TransferInstance(**{**inst.__dict__, "styles": [f"st{j // 2}" for j in range(12)]})
+    full = solve_instance(inst, Settings(), method="heuristic")
+    no_fixed, bound = transfer_bounds(inst, Settings())
+    assert no_fixed == pytest.approx(full.no_fixed_objective, rel=1e-9)
+    assert max(bound, full.objective) == pytest.approx(full.lp_bound, rel=1e-9)
+    assert bound <= no_fixed + 1e-9
+    sampled = solve_instance(
+        inst, Settings(solver=SolverConfig(lane_sample_styles=2)), method="heuristic"
+    )
+    assert np.isnan(sampled.lp_bound)
+    assert sampled.objective <= bound + 1e-6
 
 
 def test_candidate_partners_restrict_lanes() -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -24,6 +25,7 @@ from stocktailor.workspace import (
     WorkspaceError,
     default_workspace_path,
     read_data_folder,
+    write_parts,
 )
 
 
@@ -637,3 +639,27 @@ def test_random_corruption_ingests_or_fails_cleanly(data: st.DataObject, existin
             assert tables.sales.schema["units"] == pl.Int64
             if existing:
                 assert (ws.path / "stocktailor.db").read_bytes() == b"db"
+
+
+def test_write_parts_writes_each_part_and_scans_them_back(tmp_path: Path) -> None:
+    folder = tmp_path / "forecast"
+    folder.mkdir()
+    (folder / "part-00007.parquet").write_bytes(b"stale")  # left by an earlier run
+    made: list[int] = []
+
+    def parts() -> Iterator[pl.DataFrame]:
+        for i, n in enumerate([2, 0, 3]):
+            made.append(i)
+            yield pl.DataFrame({"k": list(range(n)), "v": [float(i)] * n})
+
+    scan = write_parts(parts(), folder)
+    assert made == [0, 1, 2]
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    got = scan.collect()
+    assert got["k"].to_list() == [0, 1, 0, 1, 2]
+    assert got["v"].to_list() == [0.0, 0.0, 2.0, 2.0, 2.0]
+
+
+def test_write_parts_of_nothing_is_an_empty_frame_with_the_schema(tmp_path: Path) -> None:
+    empty = pl.DataFrame(schema={"k": pl.Int64})
+    assert write_parts(iter([empty]), tmp_path / "x").collect().schema == {"k": pl.Int64}

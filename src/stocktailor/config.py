@@ -156,7 +156,7 @@ class DemandConfig(_Section):
         1.0, gt=0.0, description="Multiplier on the fitted negative-binomial dispersion."
     )
     level_cv: float = Field(
-        0.4,
+        0.25,
         ge=0.0,
         description="Extra coefficient of variation of a series' level shared by its weeks.",
     )
@@ -165,6 +165,30 @@ class DemandConfig(_Section):
     )
     lifecycle_damping: float = Field(
         0.7, ge=0.0, le=1.0, description="Share of the style's recent slope extrapolated."
+    )
+    temperature_offset: bool = Field(
+        True,
+        description="Offset each week by the style's temperature response (pooled across "
+        "stores, climate past the forecasts).",
+    )
+    trend_offset: bool = Field(
+        True,
+        description="Trend indices enter as a log offset (target week vs base weeks) with a "
+        "per-store slope fitted on the training rows.",
+    )
+    trend_beta_sd: float = Field(
+        0.5, gt=0.0, description="Prior sd of the trend slope (pooled toward 1, stores to pooled)."
+    )
+    price_offset: bool = Field(
+        True,
+        description="Offset each week by -elasticity x log(price factor), the log-log "
+        "elasticity estimated from the history's promotions (price-ratio tree features stay).",
+    )
+    price_elasticity_prior: float = Field(
+        1.5, ge=0.0, description="Prior price elasticity (demand ~ price_factor ** -e)."
+    )
+    price_elasticity_prior_sd: float = Field(
+        0.75, gt=0.0, description="Prior standard deviation of the pooled price elasticity."
     )
     refit_every_weeks: int = Field(
         4,
@@ -187,8 +211,25 @@ class ClusteringConfig(_Section):
         "size, weather, demographics, format, climate); missing groups take the defaults of "
         "stocktailor.clustering.DEFAULT_GROUP_WEIGHTS; 0 switches a group off.",
     )
-    selection: Literal["silhouette", "stability"] = Field(
-        "stability", description="How k is chosen: mean silhouette or bootstrap stability."
+    selection: Literal["replication", "silhouette", "stability"] = Field(
+        "replication",
+        description="How k is chosen: the largest k the two half-windows reproduce "
+        "(replication), mean silhouette, or bootstrap stability.",
+    )
+    replication_threshold: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="Minimum Jaccard overlap of every cluster with its match in each "
+        "half-window's clustering (selection=replication).",
+    )
+    split_attributes: list[str] = Field(
+        default_factory=lambda: ["format"],
+        description="Store attributes whose levels are split off a cluster when their "
+        "behaviour differs beyond chance (automatic k only).",
+    )
+    split_alpha: float = Field(
+        0.1, gt=0.0, le=1.0, description="Permutation-test p-value for an attribute split."
     )
     n_bootstrap: int = Field(10, ge=2, description="Bootstrap resamples per k (stability).")
     reliability_weighting: bool = Field(
@@ -243,9 +284,10 @@ class SolverConfig(_Section):
     )
     resolve_in_process: bool = Field(
         True,
-        description="Run the lane-closing and minimum-quantity re-solves (2-3 ms per SKU from "
-        "cached value curves) in the calling process instead of shipping the curves to the "
-        "engine's workers every round.",
+        description="Kept for old settings files; no effect. The lane-closing re-solves on the "
+        "lane-valuation sample always run in the calling process from cached value curves, and "
+        "the final pass (every SKU on the chosen lanes, minimum-quantity step, line P&L) always "
+        "runs through the engine.",
     )
     lp_bound: bool = Field(
         True,
@@ -285,7 +327,10 @@ class SimulationConfig(_Section):
     broken_size_run_effect: float = Field(0.0, ge=0.0, le=1.0)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     refit_every_weeks: int = Field(
-        4, ge=1, description="The stocktailor policy refits clusters and demand this often, weeks."
+        13,
+        ge=1,
+        description="The stocktailor policy refits its demand model this often (demand sensing "
+        "in between), weeks.",
     )
     weather_forecast_days: int = Field(
         14, ge=0, description="Days of weather forecast a policy sees after its as-of date, days."
@@ -330,6 +375,46 @@ class SimulationConfig(_Section):
         False,
         description="The stocktailor policy re-predicts with the last model on every decision "
         "day (True) or reuses the forecast of its last refit (False, faster).",
+    )
+    sensing: bool = Field(
+        True,
+        description="Between refits the stocktailor policy scales the remaining forecast by "
+        "demand-sensing ratios (in-stock sales since the fit / their forecast, per store x "
+        "style, shrunk to the style's network ratio).",
+    )
+    sensing_prior_units: float = Field(
+        20.0,
+        ge=0.0,
+        description="Credibility prior of the sensing ratios: forecast units that weigh as much "
+        "as the prior ratio (1 for a style, the style's ratio for a store), units.",
+    )
+    sensing_bounds: tuple[float, float] = Field(
+        (0.5, 2.0), description="Lowest and highest demand-sensing ratio."
+    )
+    recluster_on_refit: bool = Field(
+        False,
+        description="The stocktailor policy refits the store clusters on every demand refit "
+        "(True) or only on its first decision (False).",
+    )
+    predict_partitions: int = Field(
+        1,
+        ge=1,
+        description="Style partitions of the stocktailor policy's demand prediction (more = "
+        "less memory, more time).",
+    )
+    candidate_min_gain: float | None = Field(
+        0.0,
+        description="The optimiser policies send the optimiser only SKUs where one unit "
+        "moved can gain more than this after the cheapest lane cost, currency per unit "
+        "(None = all SKUs with movable stock).",
+    )
+    candidate_max_cells: int | None = Field(
+        60_000,
+        ge=1,
+        description="Work budget of the optimiser policies per decision, stores x SKUs: at most "
+        "this / stores SKUs go to the transfer optimiser (and to replenishment after the "
+        "first allocation), those reviewed least recently first, then the highest scores "
+        "(None = no limit).",
     )
     fixed_cost_method: Literal["auto", "heuristic", "mip"] = Field(
         "heuristic",

@@ -10,7 +10,8 @@ Partition functions must be picklable top-level functions and deterministic, so 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from stocktailor.config import EngineConfig
@@ -40,9 +41,27 @@ class Engine(Protocol):
         """Return ``[fn(item, **shared) for item in items]``."""
         ...
 
+    def imap(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> Iterator[R]:
+        """Yield ``fn(item, **shared)`` in input order, one result at a time.
+
+        For results too large to hold together (a forecast at 1,000 stores x 20,000
+        SKU-sizes): the caller writes each one out and drops it before taking the next.
+        """
+        ...
+
     def close(self) -> None:
         """Release workers (no-op in-process)."""
         ...
+
+
+_DONE = object()
 
 
 def _apply(item: Any, fn: Callable[..., Any], shared: dict[str, Any]) -> Any:
@@ -60,12 +79,21 @@ class LocalEngine:
         progress: Progress | None = None,
         **shared: Any,
     ) -> list[R]:
-        out: list[R] = []
+        return list(self.imap(fn, items, progress=progress, **shared))
+
+    def imap(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> Iterator[R]:
         for item in items:
-            out.append(fn(item, **shared))
+            result = fn(item, **shared)
             if progress is not None:
                 progress(1)
-        return out
+            yield result
 
     def close(self) -> None:
         return None
@@ -112,7 +140,9 @@ class DaskEngine:
                 n_workers=n_workers,
                 threads_per_worker=threads_per_worker,
                 processes=True,
-                dashboard_address=None,
+                # A free port: the scheduler's HTTP server otherwise takes 8787 and warns
+                # (an error under -W error) when another cluster on the machine has it.
+                dashboard_address=":0",
             )
             self.client = Client(self._cluster)  # type: ignore[no-untyped-call]
         else:
@@ -142,6 +172,44 @@ class DaskEngine:
                 progress(1)
         results: list[R] = self.client.gather(futures)
         return results
+
+    def imap(
+        self,
+        fn: Callable[..., R],
+        items: Sequence[T],
+        *,
+        progress: Progress | None = None,
+        **shared: Any,
+    ) -> Iterator[R]:
+        if not items:
+            return
+        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        # A bounded number of tasks in flight, so finished results don't pile up in worker
+        # memory faster than the caller takes them.
+        n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        window = 2 * n_workers
+        pending: deque[Any] = deque()
+        todo = iter(items)
+
+        def submit() -> None:
+            item = next(todo, _DONE)
+            if item is not _DONE:
+                pending.append(
+                    self.client.submit(
+                        _apply, item, fn=fn, shared=payload, retries=self.retries, pure=False
+                    )
+                )
+
+        for _ in range(window):
+            submit()
+        while pending:
+            future = pending.popleft()
+            result: R = future.result()
+            future.release()
+            submit()
+            if progress is not None:
+                progress(1)
+            yield result
 
     def close(self) -> None:
         if self._owns_client:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stocktailor.contract import Tables
@@ -19,6 +21,7 @@ from stocktailor.contract import Tables
 __all__ = [
     "build_features",
     "calendar_weekly",
+    "climate_normals",
     "economy_weekly",
     "event_weekly",
     "match_trends",
@@ -29,6 +32,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
 
 EVENT_KINDS_MAX = 6
 
@@ -54,12 +59,81 @@ def _stores(tables: Tables) -> pl.DataFrame:
     return out
 
 
-def weather_weekly(tables: Tables, as_of: dt.date, *, normal_days: int = 28) -> pl.DataFrame:
+def climate_normals(weather: pl.DataFrame, as_of: dt.date, *, min_days: int = 28) -> pl.DataFrame:
+    """Seasonal temperature curve per store fitted to the weather table up to ``as_of``.
+
+    ``temp(day) = mean - amp * cos(2 pi (day_of_year - phase) / 365.25)``: one annual harmonic
+    per store (its ``mean`` and ``amp``, amp >= 0) with the coldest day ``phase`` shared by the
+    network (grid search over the year), fitted by least squares to ``temp_normal_c`` when the
+    table has it, else to the actual temperatures. It carries the climate past the last weather
+    forecast, so a summer style's rise is visible to the model weeks ahead.
+
+    Parameters
+    ----------
+    weather
+        ``date, store_id, temp_c`` (+ optional ``temp_normal_c``), degrees C.
+    as_of
+        Last day used (forecast rows after it are used for their normals only).
+    min_days
+        Stores with fewer days are left out (no extrapolation from too short a record).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``store_id, mean, amp`` (degrees C) and ``phase`` (day of year), one row per store.
+    """
+    schema = {"store_id": pl.String, "mean": pl.Float64, "amp": pl.Float64, "phase": pl.Float64}
+    has_normal = "temp_normal_c" in weather.columns
+    w = weather.select(
+        "store_id",
+        pl.col("date").dt.ordinal_day().cast(pl.Float64).alias("doy"),
+        (pl.col("temp_normal_c") if has_normal else pl.col("temp_c")).alias("y"),
+        pl.col("date"),
+    ).drop_nulls("y")
+    if not has_normal:
+        w = w.filter(pl.col("date") <= as_of)
+    n = w.group_by("store_id").agg(pl.len().alias("n"))
+    w = w.join(n.filter(pl.col("n") >= min_days), on="store_id", how="inner").sort("store_id")
+    if w.is_empty():
+        return pl.DataFrame(schema=schema)
+    ids, inv = np.unique(w["store_id"].to_numpy().astype(str), return_inverse=True)
+    doy = w["doy"].to_numpy()
+    y = w["y"].to_numpy().astype(np.float64)
+    k = len(ids)
+    cnt = np.bincount(inv, minlength=k).astype(np.float64)
+    ybar = np.bincount(inv, y, k) / cnt
+    yc = y - ybar[inv]
+    best: tuple[float, float, FloatArray, FloatArray] | None = None
+    for ph in np.arange(0.0, 365.0, 2.0):
+        c = -np.cos(2.0 * np.pi * (doy - ph) / 365.25)
+        cbar = np.bincount(inv, c, k) / cnt
+        cc = c - cbar[inv]
+        sxx = np.bincount(inv, cc * cc, k)
+        sxy = np.bincount(inv, cc * yc, k)
+        amp = np.maximum(sxy / np.maximum(sxx, 1e-12), 0.0)
+        sse = float(((yc - amp[inv] * cc) ** 2).sum())
+        if best is None or sse < best[1]:
+            best = (float(ph), sse, amp, ybar - amp * cbar)
+    assert best is not None
+    ph, _, amp, mean = best
+    return pl.DataFrame(
+        {"store_id": ids.tolist(), "mean": mean, "amp": amp, "phase": np.full(k, ph)},
+        schema=schema,
+    )
+
+
+def weather_weekly(
+    tables: Tables, as_of: dt.date, *, normal_days: int = 28, horizon_weeks: int = 0
+) -> pl.DataFrame:
     """Weekly weather per store: temperature, anomaly vs the store's normal, precipitation.
 
     The store's normal is the ``temp_normal_c`` column of the weather table when given (the
     climate normal of that day), else its mean temperature over the ``normal_days`` days
-    before the week (before ``as_of + 1`` for future weeks).
+    before the week (before ``as_of + 1`` for future weeks). Weeks after the last weather
+    row (past the forecasts) up to ``horizon_weeks - 1`` carry the store's seasonal climate
+    (:func:`climate_normals`; anomaly 0, history-mean precipitation) when ``horizon_weeks``
+    is positive (default 0: no climate weeks; the demand model uses them for its temperature
+    offset, not as tree features).
 
     Returns
     -------
@@ -126,8 +200,51 @@ def weather_weekly(tables: Tables, as_of: dt.date, *, normal_days: int = 28) -> 
         pl.coalesce(pl.col("_given_anom"), pl.col("temp_c") - pl.col("normal"))
         .fill_null(0.0)
         .alias("temp_anom")
+    ).select(list(schema))
+    if horizon_weeks > 0 and tables.weather is not None:
+        weekly = pl.concat([weekly, _climate_weeks(tables.weather, weekly, as_of, horizon_weeks)])
+    return weekly.cast(schema)  # type: ignore[arg-type]
+
+
+def _climate_weeks(
+    weather: pl.DataFrame, weekly: pl.DataFrame, as_of: dt.date, horizon_weeks: int
+) -> pl.DataFrame:
+    """Weeks after each store's last weather row up to ``horizon_weeks - 1``: the climate.
+
+    Temperature = the fitted seasonal normal (:func:`climate_normals`) averaged over the week,
+    anomaly 0, precipitation and rain days = the store's history means.
+    """
+    cols = ["store_id", "week", "temp_c", "temp_anom", "precip_mm", "rain_days"]
+    norm = climate_normals(weather, as_of)
+    if norm.is_empty():
+        return weekly.clear().select(cols)
+    hist = weekly.filter(pl.col("week") < 0)
+    wet = hist.group_by("store_id").agg(pl.col("precip_mm").mean(), pl.col("rain_days").mean())
+    last = weekly.group_by("store_id").agg(pl.col("week").max().alias("_last"))
+    fut = (
+        last.with_columns(
+            pl.int_ranges(
+                pl.max_horizontal(pl.col("_last") + 1, pl.lit(0)), horizon_weeks, dtype=pl.Int32
+            ).alias("week")
+        )
+        .explode("week")
+        .drop_nulls("week")
+        .join(norm, on="store_id", how="inner")
+        .join(wet, on="store_id", how="left")
     )
-    return weekly.select(list(schema)).cast(schema)  # type: ignore[arg-type]
+    # Mean of the harmonic over the week's 7 days (day of year of each day, 365.25-day year).
+    d0 = pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))
+    doy = d0.dt.ordinal_day().cast(pl.Float64)
+    ang = [2.0 * np.pi * (doy + i - pl.col("phase")) / 365.25 for i in range(7)]
+    cos_m = pl.sum_horizontal([a.cos() for a in ang]) / 7.0
+    return fut.select(
+        "store_id",
+        "week",
+        (pl.col("mean") - pl.col("amp") * cos_m).alias("temp_c"),
+        pl.lit(0.0).alias("temp_anom"),
+        pl.col("precip_mm").fill_null(0.0),
+        pl.col("rain_days").fill_null(0.0),
+    ).select(cols)
 
 
 def _expand_scope(frame: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
@@ -235,12 +352,25 @@ def match_trends(tables: Tables) -> pl.DataFrame:
     return pl.concat(out).unique().sort("attribute", "value", "style")
 
 
-def trend_weekly(tables: Tables, as_of: dt.date, *, lead_days: int = 10) -> pl.DataFrame:
+def trend_weekly(
+    tables: Tables,
+    as_of: dt.date,
+    *,
+    lead_days: int = 10,
+    keys: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Trend index per store, style and week, read ``lead_days`` earlier (trends lead sales).
 
     The index of week ``w`` is the mean index over that week's days shifted back by
     ``lead_days``; only values up to ``as_of`` are used, the last known week is carried forward.
     Each series is divided by its own mean up to ``as_of``; several matching series are averaged.
+
+    Parameters
+    ----------
+    keys
+        Optional ``store_id, style, week`` rows to compute (other columns ignored). Without
+        it every store x matched style x week to 60 is returned, which at 1,000 stores and a
+        network-wide trend is hundreds of millions of rows: pass the rows you need.
 
     Returns
     -------
@@ -261,7 +391,6 @@ def trend_weekly(tables: Tables, as_of: dt.date, *, lead_days: int = 10) -> pl.D
         week_of(pl.col("date") + dt.timedelta(days=lead_days), as_of).alias("week"),
     )
     wk = tr.group_by([*key, "week"]).agg(pl.col("rel").mean())
-    last_week = week_of(pl.lit(as_of) + dt.timedelta(days=lead_days), as_of)
     # Carry the last known week forward over the forecast horizon (up to 60 weeks).
     last = wk.sort("week").group_by(key).agg(pl.col("rel").last(), pl.col("week").max())
     future = (
@@ -270,10 +399,37 @@ def trend_weekly(tables: Tables, as_of: dt.date, *, lead_days: int = 10) -> pl.D
         .drop_nulls("week")
     )
     wk = pl.concat([wk, future.select(wk.columns)])
-    del last_week
-    wk = _expand_scope(wk, _stores(tables))
-    wk = wk.join(links, on=["attribute", "value"], how="inner")
-    out = wk.group_by("store_id", "style", "week").agg(pl.col("rel").mean().alias("trend"))
+    # Sum and count of matching series per scope x style x week; a store averages over the
+    # series of its own scopes (store, city, region, all). Expanding to stores only for the
+    # rows asked keeps memory in proportion to them.
+    all_scope = pl.when(pl.col("scope") == "all").then(pl.lit("*")).otherwise(pl.col("scope_id"))
+    sw = (
+        wk.with_columns(all_scope.cast(pl.String).alias("scope_id"))
+        .join(links, on=["attribute", "value"], how="inner")
+        .group_by("scope", "scope_id", "style", "week")
+        .agg(pl.col("rel").sum().alias("_s"), pl.len().alias("_n"))
+    )
+    st = _stores(tables)
+    smap = pl.concat(
+        [
+            st.select("store_id", pl.lit("store").alias("scope"), pl.col("store_id").alias("sid")),
+            st.select("store_id", pl.lit("city").alias("scope"), pl.col("city").alias("sid")),
+            st.select("store_id", pl.lit("region").alias("scope"), pl.col("region").alias("sid")),
+            st.select("store_id", pl.lit("all").alias("scope"), pl.lit("*").alias("sid")),
+        ]
+    ).rename({"sid": "scope_id"})
+    if keys is None:
+        rows = sw.join(smap, on=["scope", "scope_id"], how="inner")
+    else:
+        rows = (
+            keys.select("store_id", "style", pl.col("week").cast(pl.Int32))
+            .unique()
+            .join(smap, on="store_id", how="inner")
+            .join(sw, on=["scope", "scope_id", "style", "week"], how="inner")
+        )
+    out = rows.group_by("store_id", "style", "week").agg(
+        (pl.col("_s").sum() / pl.col("_n").sum()).alias("trend")
+    )
     return out.select(list(schema)).cast(schema)  # type: ignore[arg-type]
 
 
@@ -372,7 +528,7 @@ def build_features(
         )
     if "trends" in groups:
         out = out.join(
-            trend_weekly(tables, as_of, lead_days=trend_lead_days),
+            trend_weekly(tables, as_of, lead_days=trend_lead_days, keys=keys),
             on=["store_id", "style", "week"],
             how="left",
         ).with_columns(pl.col("trend").fill_null(1.0))

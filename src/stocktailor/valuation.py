@@ -14,6 +14,7 @@ per element.
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ __all__ = [
     "marginal_values",
     "pmf_table",
     "prob_at_least",
+    "window_share",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -222,18 +224,47 @@ def arrival_tail(
     return result
 
 
+def window_share(start: dt.date | pl.Expr, end: dt.date | pl.Expr) -> pl.Expr:
+    """Share of a forecast week (``week_start .. week_start + 6``) inside ``[start, end]``.
+
+    ``start`` and ``end`` are dates or expressions over the forecast's columns; the result is
+    the number of the week's days in the window over 7 (0 without overlap).
+    """
+    s = start if isinstance(start, pl.Expr) else pl.lit(start, dtype=pl.Date)
+    e = end if isinstance(end, pl.Expr) else pl.lit(end, dtype=pl.Date)
+    ws = pl.col("week_start")
+    lo = pl.max_horizontal(ws, s)
+    hi = pl.min_horizontal(ws + pl.duration(days=6), e)
+    days = ((hi - lo).dt.total_days() + 1).clip(lower_bound=0).cast(pl.Float64)
+    return days / 7.0
+
+
+@overload
 def demand_window(
-    forecast: pl.DataFrame,
+    forecast: pl.DataFrame, start: dt.date | pl.Expr, end: dt.date | pl.Expr
+) -> pl.DataFrame: ...
+
+
+@overload
+def demand_window(
+    forecast: pl.LazyFrame, start: dt.date | pl.Expr, end: dt.date | pl.Expr
+) -> pl.LazyFrame: ...
+
+
+def demand_window(
+    forecast: pl.DataFrame | pl.LazyFrame,
     start: dt.date | pl.Expr,
     end: dt.date | pl.Expr,
-) -> pl.DataFrame:
+) -> pl.DataFrame | pl.LazyFrame:
     """Demand over ``[start, end]`` (inclusive) from a weekly forecast, pro rata for partial weeks.
 
     Parameters
     ----------
     forecast
         ``store_id, sku, week_start, mean, var`` (units per week; a week is
-        ``week_start .. week_start + 6``). ``var`` defaults to ``mean`` when absent.
+        ``week_start .. week_start + 6``). ``var`` defaults to ``mean`` when absent. A
+        LazyFrame (e.g. a scan of a forecast written in partitions) gives a LazyFrame back, so
+        a large forecast is aggregated without being loaded whole.
     start, end
         First and last day, dates or expressions over the forecast columns (e.g. a per-row
         season end joined on).
@@ -244,27 +275,21 @@ def demand_window(
         ``store_id, sku, mean, var`` units over the window (a week contributes the share of its
         days inside the window to both mean and var); pairs with no overlap get 0.
     """
+    cols = forecast.collect_schema().names()
     for col in ("store_id", "sku", "week_start", "mean"):
-        if col not in forecast.columns:
+        if col not in cols:
             msg = f"forecast: missing column {col!r}"
             raise ValueError(msg)
-    f = forecast
-    if "var" not in f.columns:
+    f = forecast.lazy()
+    if "var" not in cols:
         f = f.with_columns(pl.col("mean").alias("var"))
-    s = start if isinstance(start, pl.Expr) else pl.lit(start, dtype=pl.Date)
-    e = end if isinstance(end, pl.Expr) else pl.lit(end, dtype=pl.Date)
-    ws = pl.col("week_start")
-    we = ws + pl.duration(days=6)
-    lo = pl.max_horizontal(ws, s)
-    hi = pl.min_horizontal(we, e)
-    days = ((hi - lo).dt.total_days() + 1).clip(lower_bound=0).cast(pl.Float64)
-    share = days / 7.0
-    return (
-        f.with_columns(share.alias("_share"))
-        .group_by("store_id", "sku", maintain_order=True)
+    out = (
+        f.with_columns(window_share(start, end).alias("_share"))
+        .group_by("store_id", "sku")
         .agg(
             (pl.col("mean").cast(pl.Float64) * pl.col("_share")).sum().alias("mean"),
             (pl.col("var").cast(pl.Float64) * pl.col("_share")).sum().alias("var"),
         )
         .sort("store_id", "sku")
     )
+    return out if isinstance(forecast, pl.LazyFrame) else out.collect()

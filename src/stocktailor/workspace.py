@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "default_workspace_path",
     "read_data_folder",
     "read_raw_tables",
+    "write_parts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -291,6 +292,35 @@ def _read_and_validate(path: Path, settings: Settings) -> tuple[Tables, dict[str
 
 
 # --------------------------------------------------------------------------- the workspace
+
+
+def write_parts(parts: Iterable[pl.DataFrame], folder: Path) -> pl.LazyFrame:
+    """Write frames one by one as ``part-NNNNN.parquet`` files and scan them back lazily.
+
+    For outputs too large to hold at once (the weekly forecast of a large network, produced
+    by :func:`stocktailor.demand.forecast_parts`): each part is written and dropped before the
+    next is computed. Any earlier ``part-*.parquet`` files in ``folder`` are removed first.
+
+    Returns
+    -------
+    pl.LazyFrame
+        A scan of all parts (rows in part order); empty parts are not written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.parquet"):
+        old.unlink()
+    schema: dict[str, pl.DataType] | None = None
+    n = 0
+    for frame in parts:
+        if schema is None:
+            schema = dict(frame.schema)
+        if frame.height == 0:
+            continue
+        frame.write_parquet(folder / f"part-{n:05d}.parquet")
+        n += 1
+    if n == 0:
+        return pl.DataFrame(schema=schema or {}).lazy()
+    return pl.scan_parquet(folder / "part-*.parquet")
 
 
 @dataclass(frozen=True)

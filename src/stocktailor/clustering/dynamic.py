@@ -10,7 +10,7 @@ import polars as pl
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from stocktailor.clustering.features import StoreFeatures, feature_label
+from stocktailor.clustering.features import StoreFeatures, build_store_features, feature_label
 from stocktailor.clustering.model import StoreClusterer
 from stocktailor.contract import Tables
 
@@ -143,6 +143,55 @@ def moved_stores(old: StoreClusterer, new: StoreClusterer) -> pl.DataFrame:
     )
 
 
+def _changed_stores(
+    new: StoreClusterer,
+    tables: Tables,
+    as_of: dt.date,
+    in_stock: pl.DataFrame | None,
+    old_of: dict[str, int],
+    factor: float,
+) -> set[str]:
+    """Stores whose behaviour changed vs an earlier window more than their cluster's did.
+
+    The two preceding windows of the same length (ending ``window_days`` and ``2 x
+    window_days`` before ``as_of``, the second only if the sales reach back that far) are
+    projected on the new fit's style axes and standardisation; for each, a store's change
+    (behaviour columns) less the median change of its old cluster is compared with ``factor``
+    x the median such residual over all stores. A store changed if it exceeds that in either
+    comparison (the second catches a switch that was half-way through the window at the
+    previous re-clustering).
+    """
+    w = new.window_days
+    first_sale = tables.sales["date"].min()
+    cols = new._behaviour_columns()
+    x_new = new.embedding()[:, cols]
+    groups = np.array([old_of.get(s, -1) for s in new.store_ids_], dtype=np.int64)
+    out: set[str] = set()
+    for lag in (1, 2):
+        end = as_of - dt.timedelta(days=lag * w)
+        start = end - dt.timedelta(days=w - 1)
+        if lag > 1 and (not isinstance(first_sale, dt.date) or start < first_sale):
+            break
+        prior = build_store_features(
+            tables,
+            end,
+            window_days=w,
+            in_stock=in_stock,
+            store_ids=new.store_ids_,
+            style_basis=new.features_.style_basis,
+        )
+        frame = new.features_.frame.select("store_id").join(prior.frame, on="store_id", how="left")
+        delta = x_new - new.transform(frame)[:, cols]
+        resid = delta.copy()
+        for g in set(groups.tolist()):
+            members = groups == g
+            resid[members] -= np.median(delta[members], axis=0)
+        score = np.linalg.norm(resid, axis=1)
+        cut = factor * float(np.median(score))
+        out |= {sid for sid, v in zip(new.store_ids_, score.tolist(), strict=True) if v > cut}
+    return out
+
+
 def recluster(
     previous: StoreClusterer,
     data: Tables | StoreFeatures | pl.DataFrame,
@@ -152,6 +201,7 @@ def recluster(
     keep_k: bool = True,
     anchored: bool = True,
     in_stock: pl.DataFrame | None = None,
+    change_factor: float | None = 1.5,
 ) -> tuple[StoreClusterer, pl.DataFrame]:
     """Re-cluster on the window ending at ``as_of`` and carry ids and names over.
 
@@ -176,6 +226,14 @@ def recluster(
         With ``keep_k``, run k-means on the new window starting from the old clusters' centres
         (default), so clusters keep their identity; otherwise cluster afresh and match the new
         clusters to the old ones by shared stores (Hungarian).
+    change_factor
+        When ``data`` are tables: a store may only move if its own behaviour changed, i.e. its
+        features in the new window minus those of the preceding window of the same length
+        (or of the one before that; all on the new window's style axes), less the median
+        change of its old cluster (the cluster drifts together: trends, season), is more than
+        ``change_factor`` times the median of that residual over all stores. Stores whose
+        cluster centre drifted away without any change of their own stay put. ``None``
+        switches the test off.
 
     Returns
     -------
@@ -224,12 +282,19 @@ def recluster(
     # hysteresis: keep a store in its old cluster unless the new centre is clearly closer
     pos = {c: i for i, c in enumerate(new_ids)}
     dist = np.sqrt(((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    changed = (
+        _changed_stores(new, data, new.as_of_, in_stock, old_of, change_factor)
+        if isinstance(data, Tables) and change_factor is not None and new.as_of_ is not None
+        else None
+    )
     kept = 0
     for i, sid in enumerate(new.store_ids_):
         prev = old_of.get(sid)
         if prev is None or prev not in pos or new_ids[rows[i]] == prev:
             continue
-        if dist[i, pos[prev]] <= (1.0 + move_margin) * dist[i, rows[i]]:
+        if dist[i, pos[prev]] <= (1.0 + move_margin) * dist[i, rows[i]] or (
+            changed is not None and sid not in changed
+        ):
             rows[i] = pos[prev]
             kept += 1
     order = np.argsort(np.array(new_ids), kind="stable")

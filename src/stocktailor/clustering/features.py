@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stocktailor.contract import Tables
@@ -34,6 +35,7 @@ from stocktailor.contract import Tables
 __all__ = [
     "FEATURE_GROUPS",
     "StoreFeatures",
+    "StyleBasis",
     "build_store_features",
     "color_family",
     "feature_group",
@@ -285,6 +287,27 @@ def feature_label(column: str, sign: float = 1.0) -> str:
 
 
 @dataclass(frozen=True)
+class StyleBasis:
+    """Principal axes of the style mix, to project another window's mix on the same axes.
+
+    Attributes
+    ----------
+    styles
+        Style ids, in column order.
+    weights
+        Per-style weight (the style's mean units per store over the window, root-mean-square
+        normalised to 1): log-ratios of thin styles are mostly sampling noise (variance about
+        1 / units) and are down-weighted before the principal axes are taken.
+    axes
+        ``(n_components, n_styles)`` loadings (orthonormal rows).
+    """
+
+    styles: tuple[str, ...]
+    weights: npt.NDArray[np.float64]
+    axes: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class StoreFeatures:
     """Raw (unstandardised) store features.
 
@@ -295,11 +318,15 @@ class StoreFeatures:
         where a store has no information (imputed with the network mean when standardised).
     start, end
         The sales window the features describe (inclusive dates).
+    style_basis
+        The principal axes the ``style_mix`` columns were projected on (None without them);
+        passing it to :func:`build_store_features` for another window gives comparable axes.
     """
 
     frame: pl.DataFrame
     start: dt.date | None = None
     end: dt.date | None = None
+    style_basis: StyleBasis | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -728,7 +755,7 @@ def _weather_features(tables: Tables, start: dt.date, end: dt.date) -> pl.DataFr
     )
 
 
-STYLE_MIX_COMPONENTS = 6
+STYLE_MIX_COMPONENTS = 8
 """Number of principal axes kept of the climate-adjusted style mix (``style_mix__pc1..``)."""
 
 
@@ -750,6 +777,18 @@ def _style_mix_features(
     ids: list[str],
     n_components: int = STYLE_MIX_COMPONENTS,
 ) -> pl.DataFrame:
+    """The ``style_mix__pc*`` columns of :func:`_style_mix` (without the basis)."""
+    return _style_mix(pairs, products, temps, ids, n_components)[0]
+
+
+def _style_mix(
+    pairs: pl.DataFrame,
+    products: pl.DataFrame,
+    temps: pl.DataFrame,
+    ids: list[str],
+    n_components: int = STYLE_MIX_COMPONENTS,
+    basis: StyleBasis | None = None,
+) -> tuple[pl.DataFrame, StyleBasis | None]:
     """Principal axes of the climate-adjusted, censoring-aware style mix.
 
     For store ``s`` and style ``j``: ``L[s, j] = log((u + 1) / (e * r_j * c_s + 1))`` with
@@ -759,28 +798,34 @@ def _style_mix_features(
     (log-ratio vs the store's own mean). Each style's column is then regressed across stores on
     the store's window-mean temperature (quadratic) and the fitted climate part removed: stores
     of one kind of customer in warm and cold places buy their cold- and warm-weather styles in
-    different proportions, which is weather, not who the customers are. The residual matrix is
-    reduced to its first ``n_components`` principal axes (scores in log units, not rescaled;
-    the dominant axes carry the segment structure, the rest is mostly sampling noise).
+    different proportions, which is weather, not who the customers are. Each style is weighted
+    by its mean units per store (a log-ratio's sampling variance is about 1 / units, so thin
+    styles are mostly noise) and the weighted matrix reduced to its first ``n_components``
+    principal axes (scores in weighted log units, not rescaled; the dominant axes carry the
+    segment structure, the rest is mostly sampling noise). With ``basis`` (another window's
+    axes) its styles, weights and axes are used instead, so the scores are comparable.
     """
-    if "style" not in products.columns or len(ids) < 3:
-        return pl.DataFrame(schema={"store_id": pl.String})
+    if basis is None and ("style" not in products.columns or len(ids) < 3):
+        return pl.DataFrame(schema={"store_id": pl.String}), None
+    if basis is not None and "style" not in products.columns:
+        return pl.DataFrame(schema={"store_id": pl.String}), None
     g = (
         pairs.filter(pl.col("store_id").is_in(ids))
         .join(products.select("sku", pl.col("style").cast(pl.String)), on="sku", how="inner")
         .group_by("store_id", "style")
         .agg(pl.col("units").cast(pl.Float64).sum(), pl.col("exposure_days").sum())
     )
-    styles = sorted(g["style"].unique().to_list())
+    styles = list(basis.styles) if basis is not None else sorted(g["style"].unique().to_list())
     if len(styles) < 3:
-        return pl.DataFrame(schema={"store_id": pl.String})
+        return pl.DataFrame(schema={"store_id": pl.String}), None
     s_pos = {sid: i for i, sid in enumerate(ids)}
     j_pos = {st: j for j, st in enumerate(styles)}
     units = np.zeros((len(ids), len(styles)))
     expo = np.zeros((len(ids), len(styles)))
     for sid, st, u, e in g.iter_rows():
-        units[s_pos[sid], j_pos[st]] = u
-        expo[s_pos[sid], j_pos[st]] = e
+        if st in j_pos:
+            units[s_pos[sid], j_pos[st]] = u
+            expo[s_pos[sid], j_pos[st]] = e
     rate = units.sum(axis=0) / np.maximum(expo.sum(axis=0), 1e-9)
     expected = expo * rate[None, :]
     scale = units.sum(axis=1) / np.maximum(expected.sum(axis=1), 1e-9)
@@ -798,18 +843,28 @@ def _style_mix_features(
         design = np.column_stack([np.ones_like(z), z, z**2])
         beta, *_ = np.linalg.lstsq(design[ok], mix[ok], rcond=None)
         mix = mix - design[:, 1:] @ beta[1:]
+    if basis is None:
+        w = units.mean(axis=0)
+        rms = float(np.sqrt(np.mean(w**2)))
+        w = w / rms if rms > 0 else np.ones_like(w)
+    else:
+        w = basis.weights
+    mix = mix * w[None, :]
     mix = mix - mix.mean(axis=0, keepdims=True)
-    m = min(n_components, len(ids) - 1, len(styles) - 1)
-    u_, sv, vt = np.linalg.svd(mix, full_matrices=False)
-    scores = u_[:, :m] * sv[:m]
-    # sign convention: the largest loading of each axis is positive (deterministic)
-    for i in range(m):
-        if vt[i, int(np.argmax(np.abs(vt[i])))] < 0:
-            scores[:, i] = -scores[:, i]
+    if basis is None:
+        m = min(n_components, len(ids) - 1, len(styles) - 1)
+        _, _, vt = np.linalg.svd(mix, full_matrices=False)
+        axes = vt[:m].copy()
+        # sign convention: the largest loading of each axis is positive (deterministic)
+        for i in range(m):
+            if axes[i, int(np.argmax(np.abs(axes[i])))] < 0:
+                axes[i] = -axes[i]
+        basis = StyleBasis(styles=tuple(styles), weights=w, axes=axes)
+    scores = mix @ basis.axes.T
     data: dict[str, object] = {"store_id": ids}
-    for i in range(m):
+    for i in range(scores.shape[1]):
         data[f"style_mix__pc{i + 1}"] = scores[:, i]
-    return pl.DataFrame(data)
+    return pl.DataFrame(data), basis
 
 
 def _store_table_features(stores: pl.DataFrame) -> pl.DataFrame:
@@ -856,6 +911,7 @@ def build_store_features(
     window_days: int = 84,
     in_stock: pl.DataFrame | None = None,
     store_ids: list[str] | None = None,
+    style_basis: StyleBasis | None = None,
 ) -> StoreFeatures:
     """Raw behaviour and attribute features of every selling store.
 
@@ -872,6 +928,9 @@ def build_store_features(
         in-stock estimate (see :func:`pair_exposure`).
     store_ids
         Stores to describe (default: every ``kind == 'store'`` row of the stores table).
+    style_basis
+        Project the style mix on these axes (e.g. another window's
+        :attr:`StoreFeatures.style_basis`) instead of this window's own principal axes.
 
     Returns
     -------
@@ -892,9 +951,10 @@ def build_store_features(
     )
     products = tables.products
     base = pl.DataFrame({"store_id": ids}, schema={"store_id": pl.String})
-    parts: list[pl.DataFrame] = [
-        _style_mix_features(pairs, products, _store_mean_temp(tables, start, as_of), ids)
-    ]
+    style_part, basis = _style_mix(
+        pairs, products, _store_mean_temp(tables, start, as_of), ids, basis=style_basis
+    )
+    parts: list[pl.DataFrame] = [style_part]
     cat = products.select("sku", pl.col("category").cast(pl.String).alias("key"))
     parts.append(_mix_features(pairs, cat, "category_mix", multi=False))
     attrs = _product_attributes(products)
@@ -947,4 +1007,4 @@ def build_store_features(
         start,
         as_of,
     )
-    return StoreFeatures(frame=frame, start=start, end=as_of)
+    return StoreFeatures(frame=frame, start=start, end=as_of, style_basis=basis)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import combinations
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
 
 from stocktailor.clustering.features import (
     DEFAULT_GROUP_WEIGHTS,
@@ -33,6 +34,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _STATIC_GROUPS = frozenset({"demographics", "format", "climate"})
 _STABILITY_MAX_STORES = 300
+_EXACT_PERMUTATIONS = 2000
 IntArray = npt.NDArray[np.int64]
 
 
@@ -90,10 +92,25 @@ class StoreClusterer:
         Weight per feature group (see :data:`~stocktailor.clustering.features.FEATURE_GROUPS`);
         0 switches a group off.
     selection
-        How k is chosen: ``"silhouette"`` (highest mean silhouette) or ``"stability"`` (mean
-        adjusted Rand index between clusterings of bootstrap resamples; among the k within 0.05
-        of the most stable, the highest silhouette); networks of more than 300 stores use the
-        silhouette (estimated on a sample of 400 stores).
+        How k is chosen: ``"replication"`` (default: the largest k whose k-means partition is
+        reproduced by the two half-windows' features, each cluster's best Jaccard match at
+        least ``replication_threshold``; falls back to ``"stability"`` when the half-windows
+        are not available, e.g. fitting ready features), ``"silhouette"`` (highest mean
+        silhouette) or ``"stability"`` (mean adjusted Rand index between clusterings of
+        bootstrap resamples; among the k within 0.05 of the most stable, the highest
+        silhouette); networks of more than 300 stores use the silhouette (estimated on a sample
+        of 400 stores).
+    replication_threshold
+        Minimum Jaccard overlap (0..1) between each full-window cluster and its best match in
+        each half-window's clustering for a k to count as replicated.
+    split_attributes
+        Categorical store attributes (e.g. ``"format"``) whose levels are proposed as
+        sub-clusters after k is chosen automatically: the stores of a level inside a cluster
+        are split off when their behaviour differs from the rest of the cluster beyond chance
+        (permutation test on the behaviour features, p <= ``split_alpha``) and they sit apart
+        (mean silhouette of the split >= ``split_min_silhouette``). Empty: no splits.
+    split_alpha, split_min_silhouette
+        Thresholds of that split test.
     n_bootstrap
         Resamples per k for ``selection="stability"``.
     n_name_features
@@ -119,7 +136,11 @@ class StoreClusterer:
     n_clusters_ : int
         The k used.
     scores_ : pl.DataFrame
-        ``k, silhouette, stability`` for every k tried (stability null if not computed).
+        ``k, silhouette, stability, replication`` for every k tried (null if not computed;
+        replication = the smallest best-match Jaccard of a cluster across the half-windows).
+    splits_ : pl.DataFrame
+        Attribute splits made after choosing k: ``cluster, attribute, n_stores, n_cluster,
+        p_value, silhouette``.
     centers_ : ndarray (k, n_features)
         Cluster centres in the clustering space, row ``i`` = ``cluster_ids_[i]``.
     cluster_ids_ : list[int]
@@ -143,10 +164,14 @@ class StoreClusterer:
         k_max: int = 12,
         window_days: int = 84,
         feature_weights: Mapping[str, float] | None = None,
-        selection: Literal["silhouette", "stability"] = "stability",
+        selection: Literal["replication", "silhouette", "stability"] = "replication",
         n_bootstrap: int = 10,
         n_name_features: int = 4,
         reliability_weighting: bool = True,
+        replication_threshold: float = 0.7,
+        split_attributes: Sequence[str] = ("format",),
+        split_alpha: float = 0.1,
+        split_min_silhouette: float = 0.3,
         random_state: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -158,6 +183,10 @@ class StoreClusterer:
         self.n_bootstrap = n_bootstrap
         self.n_name_features = n_name_features
         self.reliability_weighting = reliability_weighting
+        self.replication_threshold = replication_threshold
+        self.split_attributes = tuple(split_attributes)
+        self.split_alpha = split_alpha
+        self.split_min_silhouette = split_min_silhouette
         self.random_state = random_state
 
     @classmethod
@@ -172,6 +201,9 @@ class StoreClusterer:
             selection=config.selection,
             n_bootstrap=config.n_bootstrap,
             reliability_weighting=config.reliability_weighting,
+            replication_threshold=config.replication_threshold,
+            split_attributes=tuple(config.split_attributes),
+            split_alpha=config.split_alpha,
             random_state=config.random_state,
         )
 
@@ -187,6 +219,10 @@ class StoreClusterer:
             "n_bootstrap": self.n_bootstrap,
             "n_name_features": self.n_name_features,
             "reliability_weighting": self.reliability_weighting,
+            "replication_threshold": self.replication_threshold,
+            "split_attributes": self.split_attributes,
+            "split_alpha": self.split_alpha,
+            "split_min_silhouette": self.split_min_silhouette,
             "random_state": self.random_state,
         }
 
@@ -221,6 +257,7 @@ class StoreClusterer:
             Feature -> reliability multiplier to use instead of computing it (e.g. a previous
             fit's ``reliability_`` when re-fitting the same features with other weights).
         """
+        self._halves: tuple[pl.DataFrame, pl.DataFrame] | None = None
         if isinstance(data, Tables):
             if as_of is None:
                 latest = data.sales["date"].max()
@@ -231,8 +268,13 @@ class StoreClusterer:
             feats = build_store_features(
                 data, as_of, window_days=self.window_days, in_stock=in_stock
             )
-            if reliability is None and self.reliability_weighting and self.window_days >= 14:
-                reliability = self._reliability(data, as_of, feats, in_stock)
+            if self.window_days >= 14 and (
+                (reliability is None and self.reliability_weighting)
+                or (self.selection == "replication" and self.n_clusters is None)
+            ):
+                rel = self._reliability(data, as_of, feats, in_stock)
+                if reliability is None and self.reliability_weighting:
+                    reliability = rel
         elif isinstance(data, StoreFeatures):
             feats = data
         else:
@@ -257,15 +299,27 @@ class StoreClusterer:
         do not change with the window and get 1.
         """
         half = self.window_days // 2
-        second = build_store_features(tables, as_of, window_days=half, in_stock=in_stock)
+        ids = [str(v) for v in feats.frame["store_id"].to_list()]
+        # the halves are projected on the full window's style axes, so they are comparable
+        second = build_store_features(
+            tables,
+            as_of,
+            window_days=half,
+            in_stock=in_stock,
+            store_ids=ids,
+            style_basis=feats.style_basis,
+        )
         first = build_store_features(
             tables,
             as_of - dt.timedelta(days=half),
             window_days=self.window_days - half,
             in_stock=in_stock,
+            store_ids=ids,
+            style_basis=feats.style_basis,
         )
         a = feats.frame.select("store_id").join(first.frame, on="store_id", how="left")
         b = feats.frame.select("store_id").join(second.frame, on="store_id", how="left")
+        self._halves = (a, b)
         out: dict[str, float] = {}
         for col in feats.columns:
             if feature_group(col) in _STATIC_GROUPS or feature_group(col) == "style_mix":
@@ -365,39 +419,70 @@ class StoreClusterer:
             weights = weights * np.array([self.reliability_.get(c, 1.0) for c in cols])
         self.weights_: FloatArray = weights
         self.features_ = StoreFeatures(
-            frame=frame.select(["store_id", *cols]), start=feats.start, end=feats.end
+            frame=frame.select(["store_id", *cols]),
+            start=feats.start,
+            end=feats.end,
+            style_basis=feats.style_basis,
         )
         x = self._matrix(frame)
         self.store_ids_: list[str] = [str(s) for s in frame["store_id"].to_list()]
         rows = self._choose_k(x)
         self.scores_ = pl.DataFrame(
             rows,
-            schema={"k": pl.Int64, "silhouette": pl.Float64, "stability": pl.Float64},
+            schema={
+                "k": pl.Int64,
+                "silhouette": pl.Float64,
+                "stability": pl.Float64,
+                "replication": pl.Float64,
+            },
             orient="row",
         )
         km = self._kmeans(x, self.n_clusters_, self.random_state)
-        self._set_assignment(x, km.labels_.astype(np.int64), km.cluster_centers_)
+        labels = km.labels_.astype(np.int64)
+        centers = km.cluster_centers_
+        self.splits_ = pl.DataFrame(schema=_SPLIT_SCHEMA)
+        if self.n_clusters is None and self.split_attributes:
+            labels, centers = self._attribute_splits(x, labels)
+        self._set_assignment(x, labels, centers)
 
-    def _choose_k(self, x: FloatArray) -> list[tuple[int, float | None, float | None]]:
+    def _choose_k(
+        self, x: FloatArray
+    ) -> list[tuple[int, float | None, float | None, float | None]]:
         n = x.shape[0]
         if self.n_clusters is not None:
             k = min(self.n_clusters, n)
             self.n_clusters_: int = k
             sil = self._silhouette(x, k)
-            return [(k, sil, None)]
+            return [(k, sil, None, None)]
         lo, hi = self.k_min, min(self.k_max, n - 1)
         if hi < lo:
             self.n_clusters_ = max(1, min(lo, n))
-            return [(self.n_clusters_, None, None)]
-        rows: list[tuple[int, float | None, float | None]] = []
+            return [(self.n_clusters_, None, None, None)]
+        rows: list[tuple[int, float | None, float | None, float | None]] = []
+        halves = self._halves if n <= _STABILITY_MAX_STORES else None
+        use_replication = self.selection == "replication" and halves is not None
         # bootstrap stability costs ~n_bootstrap k-means per k: beyond _STABILITY_MAX_STORES
         # stores k is chosen by the (sampled) silhouette alone
-        use_stability = self.selection == "stability" and n <= _STABILITY_MAX_STORES
+        use_stability = (
+            self.selection in ("stability", "replication")
+            and not use_replication
+            and n <= _STABILITY_MAX_STORES
+        )
+        xa = self._matrix(halves[0]) if use_replication and halves is not None else None
+        xb = self._matrix(halves[1]) if use_replication and halves is not None else None
         for k in range(lo, hi + 1):
             sil = self._silhouette(x, k)
             stab = self._stability(x, k) if use_stability else None
-            rows.append((k, sil, stab))
-            logger.debug("clustering: k=%d silhouette=%s stability=%s", k, sil, stab)
+            rep = self._replication(x, xa, xb, k) if xa is not None and xb is not None else None
+            rows.append((k, sil, stab, rep))
+            logger.debug(
+                "clustering: k=%d silhouette=%s stability=%s replication=%s", k, sil, stab, rep
+            )
+        if use_replication:
+            # the largest k whose clusters the two independent half-windows both reproduce
+            ok = [r[0] for r in rows if (r[3] or 0.0) >= self.replication_threshold]
+            self.n_clusters_ = max(ok) if ok else lo
+            return rows
         if use_stability:
             # the most silhouette-separated k among the near-most-stable ones (stability alone
             # favours small k: two big halves are always reproducible)
@@ -439,6 +524,101 @@ class StoreClusterer:
             km = KMeans(n_clusters=k, n_init=3, random_state=self.random_state + b + 1).fit(x[idx])
             scores.append(float(adjusted_rand_score(full.labels_[idx], km.labels_)))
         return float(np.mean(scores)) if scores else 0.0
+
+    def _replication(self, x: FloatArray, xa: FloatArray, xb: FloatArray, k: int) -> float:
+        """Smallest best-match Jaccard of a full-window cluster in either half's clustering."""
+        full = self._kmeans(x, k, self.random_state).labels_
+        worst = 1.0
+        for half in (xa, xb):
+            lab = self._kmeans(half, k, self.random_state).labels_
+            for c in range(k):
+                own = full == c
+                if not own.any():
+                    continue
+                best = max(
+                    float(np.sum(own & (lab == d))) / float(np.sum(own | (lab == d)))
+                    for d in range(k)
+                )
+                worst = min(worst, best)
+        return worst
+
+    def _behaviour_columns(self) -> list[int]:
+        """Columns that describe buying behaviour: the style-mix axes when there are any (the
+        main signal; the low-weight mixes only dilute a test), else every non-static column."""
+        style = [i for i, c in enumerate(self.columns_) if feature_group(c) == "style_mix"]
+        if style:
+            return style
+        return [i for i, c in enumerate(self.columns_) if feature_group(c) not in _STATIC_GROUPS]
+
+    def _attribute_splits(self, x: FloatArray, labels: IntArray) -> tuple[IntArray, FloatArray]:
+        """Split off the stores of one attribute level whose behaviour sets them apart.
+
+        For every cluster and every level of the ``split_attributes`` with at least two stores
+        in the cluster and two others, the statistic is the squared distance between the
+        level's and the rest's mean behaviour (weighted clustering space without the static
+        store-table columns: the style-mix axes when there are any); its p-value is the share
+        of relabellings of the cluster's stores
+        (all of them up to 2,000, else 999 random ones) with a statistic at least as large. A
+        level is split off when ``p <= split_alpha`` and the mean silhouette of its stores in
+        the two-way split is ``>= split_min_silhouette``; the most significant candidate goes
+        first and the split clusters are tested again (at most ``k_max`` clusters in all).
+        """
+        cand: list[tuple[str, npt.NDArray[np.bool_]]] = []
+        for col in self.columns_:
+            key = col.partition("__")[2]
+            attr, eq, _ = key.partition("=")
+            if eq and attr in self.split_attributes and _is_one_hot(col):
+                cand.append((key, self.features_.frame[col].fill_null(0.0).to_numpy() > 0.5))
+        beh = self._behaviour_columns()
+        labels = labels.copy()
+        records: list[dict[str, object]] = []
+        if not cand or not beh:
+            return labels, _centres(x, labels)
+        xb = x[:, beh]
+        rng = np.random.default_rng(self.random_state)
+        queue = sorted(set(labels.tolist()))
+        while queue and len(set(labels.tolist())) < self.k_max:
+            c = queue.pop(0)
+            idx = np.flatnonzero(labels == c)
+            best: tuple[float, float, str, npt.NDArray[np.bool_]] | None = None
+            for key, member in cand:
+                g = member[idx]
+                m = int(g.sum())
+                if m < 2 or idx.size - m < 2:
+                    continue
+                p = _permutation_p(xb[idx], g, rng)
+                if p > self.split_alpha:
+                    continue
+                sil = float(silhouette_samples(xb[idx], g.astype(np.int64))[g].mean())
+                if sil < self.split_min_silhouette:
+                    continue
+                if best is None or (p, -sil) < (best[0], -best[1]):
+                    best = (p, sil, key, g)
+            if best is None:
+                continue
+            new = int(labels.max()) + 1
+            labels[idx[best[3]]] = new
+            records.append(
+                {
+                    "cluster": int(c),
+                    "attribute": best[2],
+                    "n_stores": int(best[3].sum()),
+                    "n_cluster": int(idx.size),
+                    "p_value": best[0],
+                    "silhouette": best[1],
+                }
+            )
+            logger.info(
+                "clustering: split %s (%d of %d stores) off a cluster, p=%.3f silhouette=%.2f",
+                best[2],
+                int(best[3].sum()),
+                idx.size,
+                best[0],
+                best[1],
+            )
+            queue.extend([c, new])
+        self.splits_ = pl.DataFrame(records, schema=_SPLIT_SCHEMA)
+        return labels, _centres(x, labels)
 
     def _set_assignment(self, x: FloatArray, labels: IntArray, centers: FloatArray) -> None:
         """Order clusters (largest first, ties by first store id), then name and explain them."""
@@ -659,6 +839,56 @@ class StoreClusterer:
     def embedding(self) -> FloatArray:
         """Clustering-space coordinates of the fitted stores (rows in ``labels_`` order)."""
         return self._matrix(self.features_.frame)
+
+
+_SPLIT_SCHEMA = {
+    "cluster": pl.Int64,
+    "attribute": pl.String,
+    "n_stores": pl.Int64,
+    "n_cluster": pl.Int64,
+    "p_value": pl.Float64,
+    "silhouette": pl.Float64,
+}
+
+
+def _centres(x: FloatArray, labels: IntArray) -> FloatArray:
+    """Mean of each label's rows, rows in label order ``0..max``."""
+    k = int(labels.max()) + 1
+    out: FloatArray = np.vstack(
+        [
+            x[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(x.shape[1])
+            for c in range(k)
+        ]
+    )
+    return out
+
+
+def _permutation_p(x: FloatArray, group: npt.NDArray[np.bool_], rng: np.random.Generator) -> float:
+    """Permutation p-value of the squared distance between the group's and the rest's means."""
+    n = x.shape[0]
+    m = int(group.sum())
+    total = x.sum(axis=0)
+
+    def stats(members: npt.NDArray[np.float64]) -> FloatArray:
+        # members: (B, n) 0/1 rows; mean of the group minus mean of the rest, squared norm
+        s = members @ x
+        diff = s / m - (total[None, :] - s) / (n - m)
+        out: FloatArray = (diff**2).sum(axis=1)
+        return out
+
+    observed = float(stats(group.astype(np.float64)[None, :])[0])
+    if math.comb(n, m) <= _EXACT_PERMUTATIONS:
+        rows = np.zeros((math.comb(n, m), n))
+        for i, comb in enumerate(combinations(range(n), m)):
+            rows[i, list(comb)] = 1.0
+        null = stats(rows)
+        return float(np.mean(null >= observed - 1e-12))
+    n_perm = 999
+    rows = np.zeros((n_perm, n))
+    for i in range(n_perm):
+        rows[i, rng.choice(n, size=m, replace=False)] = 1.0
+    null = stats(rows)
+    return float((np.sum(null >= observed - 1e-12) + 1) / (n_perm + 1))
 
 
 def _nanmean0(sub: FloatArray, fallback: FloatArray) -> FloatArray:

@@ -116,9 +116,11 @@ def run_partition(
     space_key = ("space", id(net))
     if space_key not in _CACHE:
         _CACHE[space_key] = build_space(net, settings)
+    pol = make_policy(policy, net, settings)
+    cpu0 = time.process_time()
     res = simulate(
         net,
-        make_policy(policy, net, settings),
+        pol,
         settings,
         seed=seed,
         policy_name=policy,
@@ -129,6 +131,12 @@ def run_partition(
         seg.select("store_id", "segment") if isinstance(seg, pl.DataFrame) else None
     )
     res.info["generate_seconds"] = gen_s
+    res.info["cpu_seconds"] = time.process_time() - cpu0
+    res.info["timings"] = dict(getattr(pol, "timings_", {}))
+    res.info["cpu_timings"] = dict(getattr(pol, "cpu_timings_", {}))
+    stats = getattr(pol, "stats_", None)
+    if stats:
+        res.info["candidates"] = [dict(x) for x in stats]
     logger.info(
         "backtest seed %s policy %s: %.1f s (decisions %.1f s)",
         seed,

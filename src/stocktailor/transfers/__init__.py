@@ -45,6 +45,7 @@ from stocktailor.transfers._solve import (
     evaluate_lines,
     partition_skus,
     solve_instance,
+    transfer_bounds,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "solve_instance",
     "solve_transfers",
     "summarise_transfers",
+    "transfer_bounds",
     "windows_from_daily_rates",
     "with_daily_demand",
 ]

@@ -39,6 +39,8 @@ __all__ = [
     "size_run_bonus",
     "solve_sku",
     "solve_sku_objective",
+    "stacked_model",
+    "with_lane_lower_bounds",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -155,6 +157,7 @@ def build_sku_curves(
     bonus: FloatArray | None = None,
     min_out: FloatArray | None = None,
     min_in: FloatArray | None = None,
+    lane_open: BoolArray | None = None,
 ) -> SkuCurves | None:
     """Candidate sources / destinations of SKU column ``s`` and their curves (exact pruning).
 
@@ -164,12 +167,20 @@ def build_sku_curves(
         ``(n,)`` currency added to the first received unit (broken size runs).
     min_out, min_in
         Cheapest lane cost out of / into each store, ``(n,)`` (precomputed for speed).
+    lane_open
+        ``(n, n)`` bool, the lanes the curves will be used with (None = all). With it the
+        pruning is per store: a source unit is kept only if its loss plus some open lane's
+        cost is below that lane's destination's first-unit gain, and a destination unit only
+        if its gain beats some open lane's source first-unit loss plus the lane's cost. The
+        curves are then valid for any subset of those lanes.
     """
     margin = float(inst.price[s] - inst.salvage[s])
     if margin <= 0:
         return None
     mv = inst.movable[:, s]
     src = np.nonzero(mv > 0)[0]
+    if lane_open is not None:
+        src = src[lane_open[src].any(axis=1)]
     if src.shape[0] == 0:
         return None
     n = inst.n_stores
@@ -181,7 +192,10 @@ def build_sku_curves(
     ub = margin * (1.0 - _p_zero(inst.mean_rest[:, s], inst.var_rest[:, s]))
     if bonus is not None:
         ub = ub + bonus
-    cand = np.nonzero(elig & (ub > min_in + _EPS))[0]
+    ok_d = elig & (ub > min_in + _EPS)
+    if lane_open is not None:
+        ok_d &= lane_open[src].any(axis=0)
+    cand = np.nonzero(ok_d)[0]
     if cand.shape[0] == 0:
         return None
     # first-unit gain at every candidate store
@@ -211,21 +225,30 @@ def build_sku_curves(
     loss = margin * np.where(
         valid, tail_s[np.arange(src.shape[0])[:, None], np.maximum(col, 0)], np.inf
     )
-    can = loss + min_out[src][:, None] < best_w1 - _EPS
+    if lane_open is None:
+        thr_s = best_w1 - min_out[src]
+    else:
+        sc = np.ix_(src, cand)
+        thr_s = np.where(lane_open[sc], w1[None, :] - inst.unit_cost[sc], -np.inf).max(axis=1)
+    can = loss < thr_s[:, None] - _EPS
     units_s = can.sum(axis=1)
     keep = units_s > 0
     if not keep.any():
         return None
     src, units_s, loss = src[keep], units_s[keep].astype(np.int64), loss[keep]
     loss = loss[:, : int(units_s.max())]
-    best_l1 = float((loss[:, 0]).min())
     # destinations whose first unit can beat the cheapest source + lane
-    d_ok = w1 - best_l1 - min_in[cand] > _EPS
+    if lane_open is None:
+        thr_c = float((loss[:, 0]).min()) + min_in[cand]
+    else:
+        sc = np.ix_(src, cand)
+        thr_c = np.where(lane_open[sc], loss[:, :1] + inst.unit_cost[sc], np.inf).min(axis=0)
+    d_ok = w1 - thr_c > _EPS
     dst = cand[d_ok]
     if dst.shape[0] == 0:
         return None
     total = int(units_s.sum())
-    thr = best_l1 + min_in[dst]
+    thr = thr_c[d_ok]
     # how many arriving units can pay: try a width from the demand spread, widen if needed
     mr, vr = inst.mean_rest[dst, s], inst.var_rest[dst, s]
     width = int(min(total, np.ceil((mr + 8.0 * np.sqrt(np.maximum(vr, mr)) + 4.0).max())))
@@ -310,7 +333,16 @@ def model_from_lane_list(
 def _with_lower_bounds(model: SkuModel, force: IntArray, units: int, n: int) -> SkuModel:
     """``model`` with lanes in ``force`` carrying at least ``units`` (when feasible)."""
     keys = model.src[model.lane_i] * n + model.dst[model.lane_j]
-    forced = np.isin(keys, force) & (model.src_units[model.lane_i] >= units)
+    return with_lane_lower_bounds(model, np.isin(keys, force), units, n)
+
+
+def with_lane_lower_bounds(model: SkuModel, flagged: BoolArray, units: int, n: int) -> SkuModel:
+    """``model`` with the lanes flagged (one flag per model lane) carrying at least ``units``
+    when their source can give that many; lanes get their lower bound greedily in key order
+    (``from * n + to``) while both ends have units left. A destination whose curve was cut
+    below ``units`` gets those units back valued at 0 over salvage (a lower bound)."""
+    keys = model.src[model.lane_i] * n + model.dst[model.lane_j]
+    forced = flagged & (model.src_units[model.lane_i] >= units)
     if not forced.any():
         return model
     # a destination whose curve was cut below ``units`` (later units not worth a move on their
@@ -381,6 +413,45 @@ def _finish_model(
         lane_cost=lane_c,
         lane_cap=cap,
     )
+
+
+def stacked_model(
+    cv: SkuCurves,
+    groups: list[tuple[IntArray, IntArray, FloatArray]],
+    n: int,
+) -> tuple[SkuModel, IntArray] | None:
+    """Several independent copies of one SKU's network in one model (one solve for all).
+
+    ``groups`` are lane lists ``(from, to, cost)`` (store ids, lanes that pass the first-unit
+    margin test); copy ``g`` has its own source and destination nodes, so the optimum of the
+    stacked model is the optimum of each copy. Returns the model and the copy of each model
+    lane (None when no lane is left).
+    """
+    k = len(groups)
+    ns, nd = cv.src.shape[0], cv.dst.shape[0]
+    pos_s = np.full(n, -1, dtype=np.int64)
+    pos_d = np.full(n, -1, dtype=np.int64)
+    pos_s[cv.src] = np.arange(ns)
+    pos_d[cv.dst] = np.arange(nd)
+    li = np.concatenate([pos_s[g[0]] + a * ns for a, g in enumerate(groups)])
+    lj = np.concatenate([pos_d[g[1]] + a * nd for a, g in enumerate(groups)])
+    lc = np.concatenate([g[2] for g in groups])
+    copy = np.concatenate([np.full(g[0].shape[0], a, dtype=np.int64) for a, g in enumerate(groups)])
+    if li.shape[0] == 0:
+        return None
+    stacked = SkuCurves(
+        cv.sku,
+        np.tile(cv.src, k),
+        np.tile(cv.src_units, k),
+        np.tile(cv.loss, (k, 1)),
+        np.tile(cv.dst, k),
+        np.tile(cv.dst_units, k),
+        np.tile(cv.gain, (k, 1)),
+    )
+    model = _finish_model(stacked, li, lj, lc, n, None)
+    if model is None or model.lane_i.shape[0] != li.shape[0]:
+        return None
+    return model, copy
 
 
 def build_sku_model(

@@ -16,7 +16,7 @@ from stocktailor.engine import Engine
 from stocktailor.positions import _core_size_skus, lane_matrices, position_at
 from stocktailor.transfers._instance import TransferInstance, destination_lead_days
 from stocktailor.transfers._solve import TransferSolution, solve_instance
-from stocktailor.valuation import demand_window
+from stocktailor.valuation import window_share
 
 __all__ = [
     "TRANSFER_COLUMNS",
@@ -102,10 +102,14 @@ def _season_end(products: pl.DataFrame, settings: Settings, fallback: dt.date) -
 def build_instance(
     tables: Tables,
     as_of: dt.date,
-    forecast: pl.DataFrame,
+    forecast: pl.DataFrame | pl.LazyFrame,
     settings: Settings,
 ) -> TransferInstance:
-    """The array problem of a network at ``as_of`` (selling stores only; warehouses excluded)."""
+    """The array problem of a network at ``as_of`` (selling stores only; warehouses excluded).
+
+    ``forecast`` may be a LazyFrame (e.g. a scan of a forecast written in partitions): only
+    the two demand windows per store x SKU are materialised, with the streaming engine.
+    """
     stores = tables.stores.filter(pl.col("kind") == "store").sort("store_id")
     store_ids = stores["store_id"].to_list()
     pos = position_at(tables, as_of, settings.constraints).filter(
@@ -129,26 +133,43 @@ def build_instance(
     if ri.shape[0]:
         stock[ri, ci] = (p["on_hand"] + p["in_transit"]).to_numpy()
         movable[ri, ci] = p["movable"].to_numpy()
-    fc = forecast.filter(pl.col("sku").is_in(skus) & pl.col("store_id").is_in(store_ids))
-    last_week = fc["week_start"].max() if fc.height else None
+    # One streaming pass over the forecast (a scan of ~100M weekly rows at 1,000 x 20,000)
+    # with integer store/SKU keys: only the two windows per pair are materialised.
+    rows_idx = pl.LazyFrame({"store_id": store_ids, "_r": pl.Series(range(n), dtype=pl.Int64)})
+    cols_idx = pl.LazyFrame({"sku": skus, "_c": pl.Series(range(m), dtype=pl.Int64)})
+    fc = forecast.lazy()
+    if "var" not in fc.collect_schema().names():
+        fc = fc.with_columns(pl.col("mean").alias("var"))
+    fc = fc.join(rows_idx, on="store_id", how="inner").join(cols_idx, on="sku", how="inner")
+    last_week = fc.select(pl.col("week_start").max()).collect(engine="streaming").item()
     fallback = (last_week + dt.timedelta(days=6)) if isinstance(last_week, dt.date) else as_of
     ends = _season_end(products, settings, fallback)
-    leads = pl.DataFrame({"store_id": store_ids, "_lead": dest_lead.tolist()})
-    fc = fc.join(ends, on="sku", how="left").join(leads, on="store_id", how="left")
+    leads = pl.LazyFrame({"store_id": store_ids, "_lead": dest_lead.tolist()})
+    fc = fc.join(ends.lazy(), on="sku", how="left").join(leads, on="store_id", how="left")
     first = as_of + dt.timedelta(days=1)
     lead_end = pl.lit(as_of, dtype=pl.Date) + pl.duration(days=pl.col("_lead"))
-    lead_w = demand_window(fc, first, pl.min_horizontal(lead_end, pl.col("season_end")))
-    rest_w = demand_window(fc, lead_end + pl.duration(days=1), pl.col("season_end"))
+    lead_s = window_share(first, pl.min_horizontal(lead_end, pl.col("season_end")))
+    rest_s = window_share(lead_end + pl.duration(days=1), pl.col("season_end"))
+    mu, var = pl.col("mean").cast(pl.Float64), pl.col("var").cast(pl.Float64)
+    w = (
+        fc.with_columns(lead_s.alias("_ls"), rest_s.alias("_rs"))
+        .group_by("_r", "_c")
+        .agg(
+            (mu * pl.col("_ls")).sum().alias("ml"),
+            (var * pl.col("_ls")).sum().alias("vl"),
+            (mu * pl.col("_rs")).sum().alias("mr"),
+            (var * pl.col("_rs")).sum().alias("vr"),
+        )
+        .collect(engine="streaming")
+    )
+    r, c = w["_r"].to_numpy(), w["_c"].to_numpy()
     arrays = []
-    for w in (lead_w, rest_w):
+    for mc, vc in (("ml", "vl"), ("mr", "vr")):
         mean = np.zeros((n, m))
-        var = np.zeros((n, m))
-        if w.height:
-            r = np.array([srow[s] for s in w["store_id"].to_list()], dtype=np.int64)
-            c = np.array([scol[s] for s in w["sku"].to_list()], dtype=np.int64)
-            mean[r, c] = w["mean"].to_numpy()
-            var[r, c] = w["var"].to_numpy()
-        arrays.append((mean, np.maximum(var, 0.0)))
+        var_a = np.zeros((n, m))
+        mean[r, c] = w[mc].to_numpy()
+        var_a[r, c] = w[vc].to_numpy()
+        arrays.append((mean, np.maximum(var_a, 0.0)))
     season_end = ends["season_end"].to_list()
     season_days = np.array([max((e - as_of).days, 0) for e in season_end], dtype=np.float64)
     headroom = None
@@ -200,7 +221,7 @@ def build_instance(
 def solve_transfers(
     tables: Tables,
     as_of: dt.date,
-    forecast: pl.DataFrame,
+    forecast: pl.DataFrame | pl.LazyFrame,
     settings: Settings | None = None,
     *,
     engine: Engine | None = None,
@@ -279,51 +300,69 @@ def solution_frame(
         dst_days = np.where(dst_rate > 0, dst_stock / dst_rate, np.inf)
     order = np.lexsort((lines.dst, lines.src, lines.sku, -np.round(sol.net_benefit, 6)))
     ship = as_of + dt.timedelta(days=1)
-    rows: dict[str, list[object]] = {c: [] for c in TRANSFER_COLUMNS}
-    cost = sol.transfer_cost
-    for k, li in enumerate(order, start=1):
-        sku = inst.skus[int(lines.sku[li])]
-        style, color, size, label = info.get(sku, (inst.styles[int(lines.sku[li])], "", "", sku))
-        item = " ".join(x for x in (label, color, size) if x)
-        src = inst.store_ids[int(lines.src[li])]
-        dst = inst.store_ids[int(lines.dst[li])]
-        u = int(lines.units[li])
-        net = float(sol.net_benefit[li])
-        rows["transfer_id"].append(f"T{as_of:%Y%m%d}-{k:05d}")
-        rows["sku"].append(sku)
-        rows["style"].append(style)
-        rows["color"].append(color)
-        rows["size"].append(size)
-        rows["from_id"].append(src)
-        rows["to_id"].append(dst)
-        rows["units"].append(u)
-        rows["ship_date"].append(ship)
-        rows["arrival_date"].append(ship + dt.timedelta(days=int(sol.lead_days[li])))
-        rows["transfer_cost"].append(float(cost[li]))
-        rows["expected_gain"].append(float(sol.gain[li]))
-        rows["expected_source_loss"].append(float(sol.source_loss[li]))
-        rows["net_benefit"].append(net)
-        rows["reason"].append(
-            _reason(
-                names[src],
-                names[dst],
-                item,
-                float(src_weeks[li]),
-                float(dst_days[li]),
-                u,
-                net,
-                int(dst_stock[li]),
-            )
+    # per-SKU and per-store labels once, then whole columns (no per-line Python beyond the
+    # reason sentence)
+    sku_ids = lines.sku[order]
+    per_sku = [info.get(k, (inst.styles[i], "", "", k)) for i, k in enumerate(inst.skus)]
+    item_of = [" ".join(x for x in (lab, col, size) if x) for _, col, size, lab in per_sku]
+    names_arr = np.array([names[s] for s in inst.store_ids], dtype=object)
+    src_i, dst_i = lines.src[order], lines.dst[order]
+    units = lines.units[order].astype(np.int64)
+    net = sol.net_benefit[order]
+    sw, dd, ds = src_weeks[order], dst_days[order], dst_stock[order]
+    items = np.array(item_of, dtype=object)[sku_ids]
+    src_names, dst_names = names_arr[src_i], names_arr[dst_i]
+    reasons = [
+        _reason(a, b, it, w, d, u, v, int(st))
+        for a, b, it, w, d, u, v, st in zip(
+            src_names.tolist(),
+            dst_names.tolist(),
+            items.tolist(),
+            sw.tolist(),
+            dd.tolist(),
+            units.tolist(),
+            net.tolist(),
+            ds.tolist(),
+            strict=True,
         )
-        rows["gain_p10"].append(float(sol.gain_p10[li]))
-        rows["gain_p90"].append(float(sol.gain_p90[li]))
-    return pl.DataFrame(rows, schema=_SCHEMA)
+    ]
+    sku_arr = np.array(inst.skus, dtype=object)
+    store_arr = np.array(inst.store_ids, dtype=object)
+    k = np.arange(1, len(order) + 1)
+    frame = pl.DataFrame(
+        {
+            "k": k,
+            "sku": sku_arr[sku_ids].tolist(),
+            "style": [per_sku[i][0] for i in sku_ids.tolist()],
+            "color": [per_sku[i][1] for i in sku_ids.tolist()],
+            "size": [per_sku[i][2] for i in sku_ids.tolist()],
+            "from_id": store_arr[src_i].tolist(),
+            "to_id": store_arr[dst_i].tolist(),
+            "units": units,
+            "lead": sol.lead_days[order].astype(np.int64),
+            "transfer_cost": sol.transfer_cost[order].astype(np.float64),
+            "expected_gain": sol.gain[order].astype(np.float64),
+            "expected_source_loss": sol.source_loss[order].astype(np.float64),
+            "net_benefit": net.astype(np.float64),
+            "reason": reasons,
+            "gain_p10": sol.gain_p10[order].astype(np.float64),
+            "gain_p90": sol.gain_p90[order].astype(np.float64),
+        }
+    )
+    out = frame.with_columns(
+        pl.format(
+            "T{}-{}", pl.lit(f"{as_of:%Y%m%d}"), pl.col("k").cast(pl.String).str.zfill(5)
+        ).alias("transfer_id"),
+        pl.lit(ship, dtype=pl.Date).alias("ship_date"),
+        (pl.lit(ship, dtype=pl.Date) + pl.duration(days=pl.col("lead"))).alias("arrival_date"),
+    ).select(list(TRANSFER_COLUMNS))
+    return out.cast(dict(_SCHEMA))  # type: ignore[arg-type]
 
 
 def plan_transfers(
     tables: Tables,
     as_of: dt.date,
-    forecast: pl.DataFrame,
+    forecast: pl.DataFrame | pl.LazyFrame,
     settings: Settings | None = None,
     *,
     clusters: pl.DataFrame | None = None,
@@ -339,7 +378,8 @@ def plan_transfers(
     as_of
         Plan date; positions at its end, shipments leave the next day.
     forecast
-        ``store_id, sku, week_start, mean, var`` weekly demand (units per week).
+        ``store_id, sku, week_start, mean, var`` weekly demand (units per week); a LazyFrame
+        (a scan of a forecast written in parts) is read without loading it whole.
     settings
         Economics, constraints and solver settings.
     clusters

@@ -26,12 +26,20 @@ from stocktailor.transfers._flow import (
     size_run_bonus,
     solve_sku,
     solve_sku_objective,
+    stacked_model,
+    with_lane_lower_bounds,
 )
 from stocktailor.transfers._instance import TransferInstance
 from stocktailor.transfers._mip import solve_mip
 from stocktailor.valuation import arrival_tail, prob_at_least
 
-__all__ = ["LineSet", "TransferSolution", "partition_skus", "solve_instance"]
+__all__ = [
+    "LineSet",
+    "TransferSolution",
+    "partition_skus",
+    "solve_instance",
+    "transfer_bounds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +179,7 @@ def _solve_partition(
     penalty: float,
     lane_open: BoolArray | None = None,
     bound_extra: FloatArray | None = None,
+    curves: bool = True,
 ) -> _PartOut:
     """Solve the SKUs ``cols`` independently (top-level so Dask can pickle it).
 
@@ -179,8 +188,15 @@ def _solve_partition(
     """
     min_out, min_in = cheapest_lanes(inst.unit_cost)
     bonus = size_run_bonus(inst, cols, penalty) if penalty > 0 else None
+    prune: BoolArray | None = None  # lanes the curves are pruned against (None = all)
+    if lane_open is not None or inst.lane_mask is not None:
+        prune = np.ones((inst.n_stores, inst.n_stores), dtype=bool)
+        for mask in (lane_open, inst.lane_mask):
+            if mask is not None:
+                prune &= mask
+        np.fill_diagonal(prune, False)
     results: list[SkuResult] = []
-    curves: list[SkuCurves] = []
+    kept: list[SkuCurves] = []
     total = 0.0
     bound = 0.0
     for a, s in enumerate(cols):
@@ -190,6 +206,7 @@ def _solve_partition(
             bonus=None if bonus is None else bonus[:, a],
             min_out=min_out,
             min_in=min_in,
+            lane_open=prune,
         )
         if cv is None:
             continue
@@ -204,53 +221,458 @@ def _solve_partition(
             continue
         res = lines_from_flows(model, flows)
         total += res.objective
-        results.append(res)
-        curves.append(cv)
-    return _PartOut(results, curves, total, bound)
+        if curves:
+            results.append(res)
+            kept.append(cv)
+    return _PartOut(results, kept, total, bound)
+
+
+def _lanes_of(
+    cv: SkuCurves, lf: IntArray, lt: IntArray, lc: FloatArray, n: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """The open lanes of ``cv`` that can pay on their first unit (the same test as the model's),
+    sorted by key ``from * n + to``."""
+    pos_s = np.full(n, -1, dtype=np.int64)
+    pos_d = np.full(n, -1, dtype=np.int64)
+    pos_s[cv.src] = np.arange(cv.src.shape[0])
+    pos_d[cv.dst] = np.arange(cv.dst.shape[0])
+    i, j = pos_s[lf], pos_d[lt]
+    sel = (i >= 0) & (j >= 0)
+    i, j = i[sel], j[sel]
+    ok = cv.gain[j, 0] - cv.loss[i, 0] - lc[sel] > 1e-9
+    return lf[sel][ok], lt[sel][ok], lc[sel][ok]
+
+
+def _components(lf: IntArray, lt: IntArray, n: int) -> IntArray:
+    """Connected component of every lane in the graph of sources and destinations (labels are
+    small integers, not necessarily consecutive)."""
+    k = lf.shape[0]
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, a = np.unique(lf, return_inverse=True)
+    _, b = np.unique(lt, return_inverse=True)
+    ns = int(a.max()) + 1
+    b = b + ns
+    lab = np.arange(int(b.max()) + 1, dtype=np.int64)
+    while True:  # min-label propagation; the diameter of a component bounds the rounds
+        e = np.minimum(lab[a], lab[b])
+        new = lab.copy()
+        np.minimum.at(new, a, e)
+        np.minimum.at(new, b, e)
+        new = new[new]  # pointer jumping
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    out: IntArray = lab[a]
+    return out
+
+
+def _solve_on_lanes(
+    cv: SkuCurves,
+    lf: IntArray,
+    lt: IntArray,
+    lc: FloatArray,
+    n: int,
+    *,
+    force: IntArray | None = None,
+    force_units: int = 0,
+) -> SkuResult | None:
+    """Optimal lines of one SKU on the listed lanes (None when nothing moves); lanes in
+    ``force`` (keys ``from * n + to``) carry at least ``force_units`` units when feasible."""
+    model = model_from_lane_list(cv, lf, lt, lc, n, force=force, force_units=force_units)
+    if model is None:
+        return None
+    flows = solve_sku(model)
+    if not (flows > 0).any():
+        return None
+    return lines_from_flows(model, flows)
+
+
+def _take(r: SkuResult, mask: npt.NDArray[Any]) -> SkuResult:
+    return SkuResult(
+        sku=r.sku,
+        src=r.src[mask],
+        dst=r.dst[mask],
+        units=r.units[mask],
+        gain=r.gain[mask],
+        loss=r.loss[mask],
+        unit_cost=r.unit_cost[mask],
+        objective=float((r.gain[mask] - r.loss[mask] - r.units[mask] * r.unit_cost[mask]).sum()),
+    )
+
+
+def _join(sku: int, parts: list[SkuResult]) -> SkuResult | None:
+    parts = [p for p in parts if p.units.shape[0]]
+    if not parts:
+        return None
+    out = SkuResult(
+        sku=sku,
+        src=np.concatenate([p.src for p in parts]),
+        dst=np.concatenate([p.dst for p in parts]),
+        units=np.concatenate([p.units for p in parts]),
+        gain=np.concatenate([p.gain for p in parts]),
+        loss=np.concatenate([p.loss for p in parts]),
+        unit_cost=np.concatenate([p.unit_cost for p in parts]),
+        objective=0.0,
+    )
+    order = np.lexsort((out.dst, out.src))
+    return _take(out, order)
+
+
+def _solve_options(
+    cv: SkuCurves,
+    options: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]],
+    within: npt.NDArray[np.bool_],
+    lanes: tuple[IntArray, IntArray, FloatArray],
+    n: int,
+    force_units: int,
+) -> list[SkuResult | None]:
+    """One SKU re-solved on the lanes ``within`` under each option (allowed lanes, forced
+    lanes), all options as independent copies in one min-cost flow."""
+    lf, lt, lc = lanes
+    uses = [within & al for al, _ in options]
+    st = stacked_model(cv, [(lf[u], lt[u], lc[u]) for u in uses], n)
+    if st is None:  # nothing to move in any option, or lanes the model would drop
+        keys = lf * n + lt
+        return [
+            _solve_on_lanes(cv, lf[u], lt[u], lc[u], n, force=keys[u & fo], force_units=force_units)
+            for u, (_, fo) in zip(uses, options, strict=True)
+        ]
+    model, copy = st
+    if force_units > 0:
+        flagged = np.concatenate([fo[u] for u, (_, fo) in zip(uses, options, strict=True)])
+        model = with_lane_lower_bounds(model, flagged, force_units, n)
+    flows = solve_sku(model)
+    res = lines_from_flows(model, flows)
+    line_copy = copy[flows > 0]
+    return [_take(res, line_copy == oi) for oi in range(len(options))]
+
+
+def _min_quantity(
+    cv: SkuCurves,
+    r: SkuResult,
+    lanes: tuple[IntArray, IntArray, FloatArray],
+    n: int,
+    *,
+    min_units: int,
+    pack: int,
+    force_units: int,
+) -> SkuResult | None:
+    """Lines below the minimum quantity of one SKU, handled by re-solves on its lanes.
+
+    The SKU's lanes fall apart into connected components (sources and destinations joined by
+    open lanes) whose flows are independent, so only the components holding a small line are
+    re-solved, and each takes the best of three re-solves: (a) forbid the small lines' lanes
+    (units go elsewhere), (b) force them up to the minimum (lane lower bounds), (c) keep only
+    the component's current lanes, all forced to the minimum (creates no new small line). (a)
+    and (b) may leave new small lines, so a second round applies (c).
+    """
+    lf, lt, _ = lanes
+    keys = lf * n + lt  # sorted
+    lab = _components(lf, lt, n)
+    nl = keys.shape[0]
+    nlab = int(lab.max()) + 1 if nl else 0
+    allow = np.ones(nl, dtype=bool)  # lanes the SKU may use
+    force = np.zeros(nl, dtype=bool)  # lanes forced up to the minimum
+    cur: SkuResult | None = r
+    for rnd in range(2):
+        if cur is None:
+            return None
+        small = (cur.units // pack) * pack < min_units
+        if not small.any():
+            break
+        at = np.searchsorted(keys, cur.src * n + cur.dst)
+        line_comp = lab[at]
+        bad = np.unique(line_comp[small])
+        is_bad = np.zeros(nlab, dtype=bool)
+        is_bad[bad] = True
+        in_bad = is_bad[lab]
+        is_small = np.zeros(nl, dtype=bool)
+        is_small[at[small]] = True
+        support = np.zeros(nl, dtype=bool)
+        support[at] = True
+        options: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = []
+        if rnd == 0:
+            options.append((allow & ~is_small, force))
+            options.append((allow, force | is_small))
+        options.append((allow & support, support.copy()))
+        best_v = np.full(bad.shape[0], -np.inf)
+        best_o = np.zeros(bad.shape[0], dtype=np.int64)
+        got = _solve_options(cv, options, in_bad, lanes, n, force_units)
+        for oi, g in enumerate(got):
+            v: FloatArray = np.zeros(bad.shape[0])
+            if g is not None and g.units.shape[0]:
+                gc = np.searchsorted(bad, lab[np.searchsorted(keys, g.src * n + g.dst)])
+                val = g.gain - g.loss - g.units * g.unit_cost
+                v = np.bincount(gc, weights=val, minlength=bad.shape[0]).astype(np.float64)
+            better = v > best_v + 1e-9
+            best_v[better] = v[better]
+            best_o[better] = oi
+        parts = [_take(cur, ~is_bad[line_comp])]
+        for oi, (al, fo) in enumerate(options):
+            comps = bad[best_o == oi]
+            if comps.shape[0] == 0:
+                continue
+            chosen = np.zeros(nlab, dtype=bool)
+            chosen[comps] = True
+            sel = chosen[lab]
+            allow[sel] = al[sel]
+            force[sel] = fo[sel]
+            g = got[oi]
+            if g is not None:
+                gl = lab[np.searchsorted(keys, g.src * n + g.dst)]
+                parts.append(_take(g, chosen[gl]))
+        cur = _join(cv.sku, parts)
+    return cur
 
 
 @dataclass(frozen=True)
-class _Resolve:
-    """One re-solve task: cached curves, the open lanes as a list, forbidden lanes per SKU and
-    lanes forced up to ``force_units`` per SKU."""
+class _Finish:
+    """One final-pass task: SKU columns to solve on the open lanes (listed), their results
+    already optimal on those lanes and their cached curves where known."""
 
-    curves: list[SkuCurves]
+    cols: IntArray
     lane_from: IntArray
     lane_to: IntArray
     lane_cost: FloatArray
-    n: int
-    forbid: dict[int, IntArray]
-    force: dict[int, IntArray] = field(default_factory=dict)
-    force_units: int = 0
-    only: dict[int, IntArray] = field(default_factory=dict)
+    current: dict[int, SkuResult]
+    curves: dict[int, SkuCurves]
+    min_units: int
+    pack: int
+    force_units: int
 
 
-def _resolve_partition(task: _Resolve) -> list[SkuResult]:
-    """Re-solve SKUs from their cached curves on the open lanes (top-level for Dask)."""
+def _finish_partition(
+    task: _Finish, *, inst: TransferInstance, bonus: FloatArray | None = None
+) -> _FinishOut:
+    """Solve SKUs on the open lanes and apply the minimum-quantity step (top-level for Dask)."""
+    n = inst.n_stores
+    cheap: tuple[FloatArray, FloatArray] | None = None
+    open_ = np.zeros((n, n), dtype=bool)
+    open_[task.lane_from, task.lane_to] = True
     out: list[SkuResult] = []
-    keys = task.lane_from * task.n + task.lane_to
-    for cv in task.curves:
-        lf, lt, lc = task.lane_from, task.lane_to, task.lane_cost
-        allowed = task.only.get(cv.sku)
-        if allowed is not None:
-            sel = np.isin(keys, allowed)
-            lf, lt, lc = lf[sel], lt[sel], lc[sel]
-        model = model_from_lane_list(
-            cv,
-            lf,
-            lt,
-            lc,
-            task.n,
-            forbid=task.forbid.get(cv.sku),
-            force=task.force.get(cv.sku),
-            force_units=task.force_units,
-        )
-        if model is None:
+    for s in task.cols.tolist():
+        cv = task.curves.get(s)
+        if cv is None:
+            if cheap is None:
+                cheap = cheapest_lanes(inst.unit_cost)
+            cv = build_sku_curves(
+                inst,
+                s,
+                bonus=None if bonus is None else bonus[:, s],
+                min_out=cheap[0],
+                min_in=cheap[1],
+                lane_open=open_,
+            )
+        if cv is None:
             continue
-        flows = solve_sku(model)
-        if (flows > 0).any():
-            out.append(lines_from_flows(model, flows))
-    return out
+        lanes = _lanes_of(cv, task.lane_from, task.lane_to, task.lane_cost, n)
+        r = task.current.get(s)
+        if r is not None and not np.isin(r.src * n + r.dst, lanes[0] * n + lanes[1]).all():
+            r = None
+        if r is None:
+            r = _solve_on_lanes(cv, *lanes, n)
+        if r is not None:
+            r = _min_quantity(
+                cv,
+                r,
+                lanes,
+                n,
+                min_units=task.min_units,
+                pack=task.pack,
+                force_units=task.force_units,
+            )
+        if r is not None:
+            out.append(r)
+    lines = _round_lines(LineSet.concat(out), task.pack, task.min_units)
+    return _FinishOut(out, _Evaluated(lines, *evaluate_lines(inst, lines, bonus)))
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    """Lines rounded to packs and the minimum, with their exact gain, loss and gain band."""
+
+    lines: LineSet
+    gain: FloatArray
+    loss: FloatArray
+    g10: FloatArray
+    g90: FloatArray
+
+    def take(self, mask: npt.NDArray[Any]) -> _Evaluated:
+        return _Evaluated(
+            self.lines.take(mask), self.gain[mask], self.loss[mask], self.g10[mask], self.g90[mask]
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[_Evaluated]) -> _Evaluated:
+        """Concatenate and sort by SKU (stable: each SKU's lines keep their order)."""
+        ls = [p.lines for p in parts]
+        lines = LineSet(
+            np.concatenate([x.sku for x in ls] or [np.zeros(0, dtype=np.int64)]),
+            np.concatenate([x.src for x in ls] or [np.zeros(0, dtype=np.int64)]),
+            np.concatenate([x.dst for x in ls] or [np.zeros(0, dtype=np.int64)]),
+            np.concatenate([x.units for x in ls] or [np.zeros(0, dtype=np.int64)]),
+        )
+        order = np.argsort(lines.sku, kind="stable")
+
+        def cat(name: str) -> FloatArray:
+            out: FloatArray = np.concatenate([getattr(p, name) for p in parts] or [np.zeros(0)])
+            return out[order]
+
+        return _Evaluated(lines.take(order), cat("gain"), cat("loss"), cat("g10"), cat("g90"))
+
+
+@dataclass(frozen=True)
+class _FinishOut:
+    results: list[SkuResult]
+    evaluated: _Evaluated
+
+
+def _finish(
+    eng: Engine,
+    inst: TransferInstance,
+    lane_open: BoolArray,
+    cols: list[int],
+    *,
+    current: dict[int, SkuResult],
+    curves: dict[int, SkuCurves],
+    bonus: FloatArray | None,
+    min_units: int,
+    pack: int,
+    force_units: int,
+    n_parts: int,
+) -> tuple[dict[int, SkuResult], _Evaluated]:
+    """Every SKU in ``cols`` on the open lanes with the minimum-quantity step, partitioned by
+    style through the engine. Results in ``current`` that use only open lanes are kept as the
+    starting point; the others are re-solved. Also returns the lines rounded to packs and the
+    minimum quantity with their exact P&L (evaluated in the partitions: SKUs are separable)."""
+    if not cols:
+        return {}, _Evaluated.concat([])
+    open_ = lane_open if inst.lane_mask is None else lane_open & inst.lane_mask
+    lf, lt = np.nonzero(open_)
+    lf, lt = lf.astype(np.int64), lt.astype(np.int64)
+    lc = inst.unit_cost[lf, lt]
+    arr = np.array(sorted(cols), dtype=np.int64)
+    tasks = []
+    for p in _parts_for(inst, arr, n_parts):
+        ks = p.tolist()
+        tasks.append(
+            _Finish(
+                cols=p,
+                lane_from=lf,
+                lane_to=lt,
+                lane_cost=lc,
+                current={
+                    k: current[k]
+                    for k in ks
+                    if k in current and not _uses_closed(current[k], open_)
+                },
+                curves={k: curves[k] for k in ks if k in curves},
+                min_units=min_units,
+                pack=pack,
+                force_units=force_units,
+            )
+        )
+    done: list[_FinishOut]
+    if isinstance(eng, LocalEngine):
+        shared: dict[str, Any] = {"inst": inst}
+        if bonus is not None:
+            shared["bonus"] = bonus
+        done = eng.map(_finish_partition, tasks, **shared)
+    else:
+        items = [
+            _Sliced(t.cols, _slice(inst, t.cols), t, None if bonus is None else bonus[:, t.cols])
+            for t in tasks
+        ]
+        done = eng.map(_finish_sliced, items)
+    results = {r.sku: r for part in done for r in part.results}
+    return results, _Evaluated.concat([part.evaluated for part in done])
+
+
+def _slice(inst: TransferInstance, cols: IntArray) -> TransferInstance:
+    """The instance restricted to the SKU columns ``cols`` (local column ``a`` = ``cols[a]``)."""
+    c = cols.tolist()
+
+    def pick(v: Any) -> Any:
+        return None if v is None else v[:, cols]
+
+    return replace(
+        inst,
+        skus=[inst.skus[k] for k in c],
+        styles=[inst.styles[k] for k in c],
+        stock=inst.stock[:, cols],
+        movable=inst.movable[:, cols],
+        mean_lead=inst.mean_lead[:, cols],
+        var_lead=inst.var_lead[:, cols],
+        mean_rest=inst.mean_rest[:, cols],
+        var_rest=inst.var_rest[:, cols],
+        price=inst.price[cols],
+        salvage=inst.salvage[cols],
+        eligible=pick(inst.eligible),
+        season_days=None if inst.season_days is None else inst.season_days[cols],
+        style_color=None if inst.style_color is None else [inst.style_color[k] for k in c],
+        core_size=None if inst.core_size is None else inst.core_size[cols],
+    )
+
+
+def _to_global(r: SkuResult, cols: IntArray) -> SkuResult:
+    return replace(r, sku=int(cols[r.sku]))
+
+
+@dataclass(frozen=True)
+class _Sliced:
+    """A task with its own slice of the instance: a distributed engine then ships each SKU
+    column once instead of broadcasting the whole instance to every worker for every map."""
+
+    cols: IntArray
+    inst: TransferInstance
+    task: Any = None
+    bonus: FloatArray | None = None
+
+
+def _solve_sliced(
+    item: _Sliced,
+    *,
+    penalty: float,
+    lane_open: BoolArray | None = None,
+    bound_extra: FloatArray | None = None,
+    curves: bool = True,
+) -> _PartOut:
+    """:func:`_solve_partition` on a slice, SKU indices mapped back to the full instance."""
+    local = np.arange(item.cols.shape[0], dtype=np.int64)
+    out = _solve_partition(
+        local,
+        inst=item.inst,
+        penalty=penalty,
+        lane_open=lane_open,
+        bound_extra=bound_extra,
+        curves=curves,
+    )
+    return _PartOut(
+        [_to_global(r, item.cols) for r in out.results],
+        [replace(cv, sku=int(item.cols[cv.sku])) for cv in out.curves],
+        out.objective,
+        out.bound,
+    )
+
+
+def _finish_sliced(item: _Sliced) -> _FinishOut:
+    """:func:`_finish_partition` on a slice, SKU indices mapped back to the full instance."""
+    task: _Finish = item.task
+    pos = {int(g): a for a, g in enumerate(item.cols.tolist())}
+    local = replace(
+        task,
+        cols=np.arange(item.cols.shape[0], dtype=np.int64),
+        current={pos[k]: replace(r, sku=pos[k]) for k, r in task.current.items()},
+        curves={pos[k]: replace(cv, sku=pos[k]) for k, cv in task.curves.items()},
+    )
+    out = _finish_partition(local, inst=item.inst, bonus=item.bonus)
+    ev = out.evaluated
+    lines = LineSet(item.cols[ev.lines.sku], ev.lines.src, ev.lines.dst, ev.lines.units)
+    return _FinishOut(
+        [_to_global(r, item.cols) for r in out.results],
+        _Evaluated(lines, ev.gain, ev.loss, ev.g10, ev.g90),
+    )
 
 
 def _run(
@@ -262,16 +684,23 @@ def _run(
     penalty: float,
     bound_extra: FloatArray | None = None,
     progress: Callable[[int], None] | None = None,
+    curves: bool = True,
 ) -> list[_PartOut]:
+    """Step 1 over the partitions; ``curves=False`` keeps only the objectives (bound pass)."""
     if not parts:
         return []
-    shared: dict[str, Any] = {"inst": inst, "penalty": penalty}
+    shared: dict[str, Any] = {"penalty": penalty}
+    if not curves:
+        shared["curves"] = False
     # None is passed by leaving the keyword out (engines may scatter shared values)
     if lane_open is not None:
         shared["lane_open"] = lane_open
     if bound_extra is not None:
         shared["bound_extra"] = bound_extra
-    return engine.map(_solve_partition, parts, progress=progress, **shared)
+    if isinstance(engine, LocalEngine):
+        return engine.map(_solve_partition, parts, progress=progress, inst=inst, **shared)
+    items = [_Sliced(p, _slice(inst, p)) for p in parts]
+    return engine.map(_solve_sliced, items, progress=progress, **shared)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,6 +869,12 @@ def _fixed_shares(inst: TransferInstance, lines: LineSet) -> tuple[FloatArray, F
 # constraints after the flow
 
 
+def _put(a: FloatArray, mask: npt.NDArray[np.bool_], values: FloatArray) -> FloatArray:
+    out = a.copy()
+    out[mask] = values
+    return out
+
+
 def _round_lines(lines: LineSet, pack: int, min_units: int) -> LineSet:
     u = (lines.units // pack) * pack
     keep = u >= max(min_units, 1)
@@ -509,9 +944,44 @@ def _repair_budget(
 
 
 def _finalise(
-    inst: TransferInstance, lines: LineSet, settings: Settings, bonus: FloatArray | None
+    inst: TransferInstance,
+    lines: LineSet,
+    settings: Settings,
+    bonus: FloatArray | None,
+    *,
+    pre: _Evaluated | None = None,
 ) -> tuple[LineSet, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Round, repair budget and capacity, drop lines without positive net benefit.
+
+    ``pre`` = ``lines`` already rounded, with their P&L: without a budget or capacity to
+    repair only the SKUs that lose a line are evaluated again (exact: a line's value depends
+    only on the other lines of its SKU).
+    """
     c = settings.constraints
+    cap = c.respect_capacity and inst.headroom is not None
+    if pre is not None and c.transfer_budget is None and not cap:
+        ev = pre
+        for _ in range(200):
+            uc, share = _fixed_shares(inst, ev.lines)
+            net = ev.gain - ev.loss - ev.lines.units * uc - share
+            bad = net <= MIN_NET_BENEFIT
+            if not bad.any():
+                band = np.stack([ev.g10, ev.g90])
+                return ev.lines, ev.gain, ev.loss, uc, share, net, band
+            touched = np.unique(ev.lines.sku[bad])
+            ev = ev.take(~bad)
+            redo = np.isin(ev.lines.sku, touched)
+            if redo.any():
+                g, lo, a, b = evaluate_lines(inst, ev.lines.take(redo), bonus)
+                ev = _Evaluated(
+                    ev.lines,
+                    _put(ev.gain, redo, g),
+                    _put(ev.loss, redo, lo),
+                    _put(ev.g10, redo, a),
+                    _put(ev.g90, redo, b),
+                )
+        msg = "transfer lines did not settle to positive net benefit"
+        raise RuntimeError(msg)
     lines = _round_lines(lines, c.pack_size, c.min_transfer_units)
     for _ in range(200):
         # dropping an outbound line raises a store's net inflow, so capacity is re-checked
@@ -531,6 +1001,61 @@ def _finalise(
 
 # ---------------------------------------------------------------------------------------------
 # the solve
+
+
+def _prepare(
+    inst: TransferInstance, settings: Settings
+) -> tuple[TransferInstance, BoolArray | None, FloatArray | None]:
+    """The instance without sources below the minimum line, the candidate lanes (None = all)
+    and the per-unit surcharge of the LP relaxation (None without fixed costs)."""
+    sol = settings.solver
+    n = inst.n_stores
+    # a source with fewer movable units than the minimum line cannot ship that SKU at all
+    few = (inst.movable > 0) & (inst.movable < settings.constraints.min_transfer_units)
+    if few.any():
+        inst = replace(inst, movable=np.where(few, 0, inst.movable))
+    base_open: BoolArray | None = None
+    partners = sol.candidate_partners
+    if partners is None and n > sol.large_network_stores:
+        partners = sol.large_network_partners
+    if partners is not None and n > 1:
+        base_open = _nearest_mask(inst.unit_cost, partners)
+        if inst.lane_mask is not None:
+            base_open &= inst.lane_mask
+    # LP relaxation of the fixed-charge model with big-M = all movable units of the source
+    # (valid: a lane never carries more than its source can give over all SKUs); computed in
+    # the same pass by solving each SKU a second time with the surcharge fixed / M
+    bound_extra: FloatArray | None = None
+    if (inst.fixed_cost > 0).any():
+        big_m = np.maximum(inst.movable.sum(axis=1), 1).astype(np.float64)
+        bound_extra = inst.fixed_cost / big_m[:, None]
+    return inst, base_open, bound_extra
+
+
+def transfer_bounds(
+    inst: TransferInstance, settings: Settings | None = None, *, engine: Engine | None = None
+) -> tuple[float, float]:
+    """The no-fixed-cost optimum and the LP-relaxation bound over every SKU, currency.
+
+    The same pass as step 1 of :func:`solve_instance` without a lane sample (one more
+    min-cost flow per SKU for the bound): for a large network planned on a sample, where the
+    plan itself reports no bound.
+    """
+    settings = settings or Settings()
+    inst, base_open, bound_extra = _prepare(inst, settings)
+    parts = partition_skus(inst.styles, max(settings.engine.partitions, 1))
+    outs = _run(
+        engine or LocalEngine(),
+        parts,
+        inst,
+        lane_open=base_open,
+        penalty=settings.solver.broken_size_run_penalty,
+        bound_extra=bound_extra,
+        curves=False,
+    )
+    no_fixed = float(sum(o.objective for o in outs))
+    bound = float(sum(o.bound for o in outs)) if bound_extra is not None else no_fixed
+    return no_fixed, min(bound, no_fixed)
 
 
 def solve_instance(
@@ -568,35 +1093,18 @@ def solve_instance(
     n = inst.n_stores
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    # a source with fewer movable units than the minimum line cannot ship that SKU at all
-    few = (inst.movable > 0) & (inst.movable < cons.min_transfer_units)
-    if few.any():
-        inst = replace(inst, movable=np.where(few, 0, inst.movable))
+    inst, base_open, bound_extra = _prepare(inst, settings)
     parts = partition_skus(inst.styles, max(settings.engine.partitions, 1))
     penalty = sol.broken_size_run_penalty
-    lane_mask = inst.lane_mask
-    base_open: BoolArray | None = None
-    partners = sol.candidate_partners
-    if partners is None and n > sol.large_network_stores:
-        partners = sol.large_network_partners
-    if partners is not None and n > 1:
-        base_open = _nearest_mask(inst.unit_cost, partners)
-        if lane_mask is not None:
-            base_open &= lane_mask
     has_fixed = bool((inst.fixed_cost > 0).any())
-    # LP relaxation of the fixed-charge model with big-M = all movable units of the source
-    # (valid: a lane never carries more than its source can give over all SKUs); computed in
-    # the same pass by solving each SKU a second time with the surcharge fixed / M
-    bound_extra: FloatArray | None = None
-    if sol.lp_bound and has_fixed:
-        big_m = np.maximum(inst.movable.sum(axis=1), 1).astype(np.float64)
-        bound_extra = inst.fixed_cost / big_m[:, None]
+    if not sol.lp_bound:
+        bound_extra = None
     # on large networks the lanes are valued on an evenly spaced sample of styles; the other
     # SKUs are solved once the lanes are chosen (no bound then: it needs every SKU)
     style_names = sorted(set(inst.styles))
     cap = sol.lane_sample_styles
     sampled = cap is not None and len(style_names) > cap and has_fixed
-    rest_parts: list[IntArray] = []
+    rest_cols: IntArray = np.zeros(0, dtype=np.int64)
     if sampled and cap is not None:
         step = len(style_names) / cap
         keep = {style_names[int(i * step)] for i in range(cap)}
@@ -605,9 +1113,8 @@ def solve_instance(
             [j for j, st in enumerate(inst.styles) if st not in keep], dtype=np.int64
         )
         parts = _parts_for(inst, first_cols, len(parts))
-        rest_parts = _parts_for(inst, rest_cols, len(parts))
         bound_extra = None
-    # 1. exact flows without fixed costs (+ the bound)
+    # 1. exact flows without fixed costs (+ the bound), on the lane-valuation sample
     outs = _run(
         eng,
         parts,
@@ -629,82 +1136,54 @@ def solve_instance(
     timings["flow"] = time.perf_counter() - t0
     max_out = cons.max_outbound_lanes_per_store
     max_in = cons.max_inbound_lanes_per_store
-    # 2. lane choice across SKUs + re-solve
+    # 2. lane choice across SKUs + closing rounds (on the sample, cached curves, in process)
     t1 = time.perf_counter()
     lane_open = np.ones((n, n), dtype=bool) if base_open is None else base_open.copy()
     np.fill_diagonal(lane_open, False)
     rounds = 0
-    forbid: dict[int, IntArray] = {}
-    force: dict[int, IntArray] = {}
-    only: dict[int, IntArray] = {}
     pack = max(cons.pack_size, 1)
-    force_units = -(-max(cons.min_transfer_units, 1) // pack) * pack
-
+    min_units = max(cons.min_transfer_units, 1)
+    force_units = -(-min_units // pack) * pack
+    # lane values of a sample stand for all SKUs: scale them by the share of SKUs sampled
+    scale = inst.n_skus / max(sum(p.shape[0] for p in parts), 1) if sampled else 1.0
     curves = {cv.sku: cv for o in outs for cv in o.curves}
 
-    def resolve(
-        affected: list[int],
-        open_mask: BoolArray | None = None,
-        target: dict[int, SkuResult] | None = None,
-        forbid_: dict[int, IntArray] | None = None,
-        force_: dict[int, IntArray] | None = None,
-        only_: dict[int, IntArray] | None = None,
-    ) -> None:
-        mask = lane_open if open_mask is None else open_mask
-        fb = forbid if forbid_ is None else forbid_
-        fc = force if force_ is None else force_
-        on = only if only_ is None else only_
-        into = results if target is None else target
-        sub = partition_skus([inst.styles[k] for k in affected], len(parts))
-        for k in affected:
-            into.pop(k, None)
-        open_ = mask if inst.lane_mask is None else mask & inst.lane_mask
+    def lane_scores(res: dict[int, SkuResult], factor: float) -> tuple[IntArray, FloatArray]:
+        """Per used lane: key and value (scaled by ``factor``) less its fixed cost."""
+        keys, value, _ = _lane_values(res, n)
+        return keys, value * factor - inst.fixed_cost[keys // n, keys % n]
+
+    def resolve(affected: list[int]) -> None:
+        """Re-solve cached SKUs on the open lanes (in the calling process)."""
+        open_ = lane_open if inst.lane_mask is None else lane_open & inst.lane_mask
         lf, lt = np.nonzero(open_)
         lc = inst.unit_cost[lf, lt]
-        tasks = []
-        for p in sub:
-            skus_p = [affected[i] for i in p]
-            tasks.append(
-                _Resolve(
-                    curves=[curves[k] for k in skus_p],
-                    lane_from=lf,
-                    lane_to=lt,
-                    lane_cost=lc,
-                    n=n,
-                    forbid={k: fb[k] for k in skus_p if k in fb},
-                    force={k: fc[k] for k in skus_p if k in fc},
-                    force_units=force_units,
-                    only={k: on[k] for k in skus_p if k in on},
-                )
-            )
-        done = (LocalEngine() if sol.resolve_in_process else eng).map(_resolve_partition, tasks)
-        into.update({r.sku: r for part in done for r in part})
+        for k in affected:
+            results.pop(k, None)
+            rk = _solve_on_lanes(curves[k], lf, lt, lc, n)
+            if rk is not None:
+                results[k] = rk
+
+    def close_rounds() -> int:
+        done = 0
+        for done in range(1, sol.max_lane_rounds + 1):  # noqa: B007
+            affected = sorted(k for k, r in results.items() if _uses_closed(r, lane_open))
+            if not affected:
+                break
+            resolve(affected)
+            keys, score = lane_scores(results, scale)
+            bad = keys[(score <= 0) & (inst.fixed_cost[keys // n, keys % n] > 0)]
+            lane_open[bad // n, bad % n] = False
+        return done
 
     if results:
-        keys, value, _ = _lane_values(results, n)
-        first_keys, first_value = keys, value
+        first_keys, first_score = lane_scores(results, scale)
         first_results = dict(results)
-        fixed = inst.fixed_cost[keys // n, keys % n]
-        chosen = _select_lanes(keys, value, fixed, n, max_out, max_in)
+        first_fixed = inst.fixed_cost[first_keys // n, first_keys % n]
+        chosen = _select_lanes(
+            first_keys, first_score + first_fixed, first_fixed, n, max_out, max_in
+        )
         lane_open &= chosen
-        if rest_parts:
-            more = _run(eng, rest_parts, inst, lane_open=lane_open, penalty=penalty)
-            results.update(_flatten(more))
-            curves.update({cv.sku: cv for o in more for cv in o.curves})
-
-        def close_rounds() -> int:
-            done = 0
-            for done in range(1, sol.max_lane_rounds + 1):  # noqa: B007
-                affected = [k for k, r in results.items() if _uses_closed(r, lane_open)]
-                if not affected:
-                    break
-                resolve(affected)
-                keys, value, _ = _lane_values(results, n)
-                fixed = inst.fixed_cost[keys // n, keys % n]
-                bad = keys[(value - fixed <= 0) & (fixed > 0)]
-                lane_open[bad // n, bad % n] = False
-            return done
-
         rounds = close_rounds()
         if has_fixed:
             # open lanes nobody uses are closed; then try adding back lanes that paid in step
@@ -713,7 +1192,6 @@ def solve_instance(
             for r in results.values():
                 used[r.src, r.dst] = True
             lane_open &= used
-            first_score = first_value - inst.fixed_cost[first_keys // n, first_keys % n]
             order = np.lexsort((first_keys, -first_score))
             out_deg = lane_open.sum(axis=1)
             in_deg = lane_open.sum(axis=0)
@@ -736,83 +1214,49 @@ def solve_instance(
                 )
                 if affected:
                     resolve(affected)
-                    keys, value, _ = _lane_values(results, n)
-                    fixed = inst.fixed_cost[keys // n, keys % n]
-                    bad = keys[(value - fixed <= 0) & (fixed > 0)]
+                    keys, score = lane_scores(results, scale)
+                    bad = keys[(score <= 0) & (inst.fixed_cost[keys // n, keys % n] > 0)]
                     lane_open[bad // n, bad % n] = False
                     rounds += close_rounds()
-        # lines below the minimum quantity. Per SKU the best of three re-solves: (a) forbid
-        # those lanes (units go elsewhere), (b) force them up to the minimum (lower bounds),
-        # (c) keep only the SKU's current lanes, all forced to the minimum (creates no new
-        # small line). (a) and (b) may leave new small lines; the last round applies (c).
-        timings["lane_choice"] = time.perf_counter() - t1
-        empty = np.zeros(0, dtype=np.int64)
-        mq_rounds = 2
-        for rnd in range(mq_rounds):
-            small_of: dict[int, IntArray] = {}
-            support_of: dict[int, IntArray] = {}
-            for k, r in results.items():
-                small = (r.units // cons.pack_size) * cons.pack_size < cons.min_transfer_units
-                if small.any():
-                    small_of[k] = r.src[small] * n + r.dst[small]
-                    support_of[k] = np.unique(r.src * n + r.dst)
-            logger.debug("min-quantity round %d: %d SKUs with small lines", rnd, len(small_of))
-            if not small_of:
+    timings["lane_choice"] = time.perf_counter() - t1
+    # 3. every SKU on the chosen lanes, with the minimum-quantity step, in partitions through
+    # the engine (curves rebuilt in the workers unless the engine runs in this process)
+    t2 = time.perf_counter()
+    local = isinstance(eng, LocalEngine)
+    bonus = _bonus_matrix(inst, penalty)
+    fin_args: dict[str, Any] = {
+        "curves": curves if local else {},
+        "bonus": bonus,
+        "min_units": min_units,
+        "pack": pack,
+        "force_units": force_units,
+        "n_parts": len(parts),
+    }
+    results, evaluated = _finish(
+        eng, inst, lane_open, sorted(results) + rest_cols.tolist(), current=results, **fin_args
+    )
+    if sampled and has_fixed and results:
+        # lanes chosen on the sample that do not pay with every SKU are closed once more
+        for _ in range(2):
+            keys, score = lane_scores(results, 1.0)
+            bad = keys[(score <= 0) & (inst.fixed_cost[keys // n, keys % n] > 0)]
+            if bad.shape[0] == 0:
                 break
-            affected = sorted(small_of)
-            options: list[tuple[dict[int, IntArray], dict[int, IntArray], dict[int, IntArray]]]
-            options = []
-            if rnd < mq_rounds - 1:
-                options.append(
-                    (
-                        {k: np.union1d(forbid.get(k, empty), small_of[k]) for k in affected},
-                        {},
-                        {},
-                    )
-                )
-                options.append(
-                    ({}, {k: np.union1d(force.get(k, empty), small_of[k]) for k in affected}, {})
-                )
-            options.append(({}, dict(support_of), dict(support_of)))
-            best: dict[int, SkuResult | None] = {}
-            best_v = dict.fromkeys(affected, -np.inf)
-            best_opt: dict[int, int] = {}
-            for oi, (fb_o, fc_o, on_o) in enumerate(options):
-                got: dict[int, SkuResult] = {}
-                resolve(
-                    affected,
-                    lane_open,
-                    got,
-                    {**forbid, **fb_o},
-                    {**force, **fc_o},
-                    {**only, **on_o},
-                )
-                for k in affected:
-                    rk = got.get(k)
-                    v = rk.objective if rk is not None else 0.0
-                    if v > best_v[k] + 1e-9:
-                        best_v[k], best[k], best_opt[k] = v, rk, oi
-            logger.debug(
-                "min-quantity round %d: option wins %s",
-                rnd,
-                np.bincount(list(best_opt.values()), minlength=len(options)).tolist(),
-            )
+            lane_open[bad // n, bad % n] = False
+            affected = sorted(k for k, r in results.items() if _uses_closed(r, lane_open))
+            redo, redo_eval = _finish(eng, inst, lane_open, affected, current={}, **fin_args)
             for k in affected:
-                fb_o, fc_o, on_o = options[best_opt[k]]
-                for store, upd in ((forbid, fb_o), (force, fc_o), (only, on_o)):
-                    if k in upd:
-                        store[k] = upd[k]
                 results.pop(k, None)
-                rk = best[k]
-                if rk is not None:
-                    results[k] = rk
+            results.update(redo)
+            stale = np.isin(evaluated.lines.sku, np.array(affected, dtype=np.int64))
+            evaluated = _Evaluated.concat([evaluated.take(~stale), redo_eval])
+            rounds += 1
+    timings["min_quantity"] = time.perf_counter() - t2
     timings["lanes"] = time.perf_counter() - t1
-    heur_lines = LineSet.concat([results[k] for k in sorted(results)])
     heur_obj = _flow_objective(inst, results)
     timings["lp_bound"] = 0.0
     t4 = time.perf_counter()
-    bonus = _bonus_matrix(inst, penalty)
-    final = _finalise(inst, heur_lines, settings, bonus)
+    final = _finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
     timings["finalise"] = time.perf_counter() - t4
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
     used_method = "heuristic" if has_fixed else "flow"
