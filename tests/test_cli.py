@@ -102,3 +102,24 @@ def test_kpis_by_policy_puts_policies_in_columns() -> None:
     assert out.columns == ["kpi", "none", "rule"]
     assert out.row(0) == ("profit", 1.0, 2.0)
     assert out.row(1) == ("lost", 3.0, 1.0)
+
+
+@pytest.mark.slow
+def test_cluster_since_reclusters_and_writes_the_moves(data_dir: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert runner.invoke(app, ["ingest", str(data_dir), "--workspace", str(ws)]).exit_code == 0
+    out = tmp_path / "clusters.csv"
+    args = ["cluster", "--workspace", str(ws), "--as-of", "2026-04-19", "--out", str(out)]
+    bad = runner.invoke(app, [*args, "--since", "2026-05-01"])
+    assert bad.exit_code == 1
+    assert "--since 2026-05-01 must be before --as-of 2026-04-19" in bad.output
+    result = runner.invoke(app, [*args, "--since", "2026-03-22"])
+    assert result.exit_code == 0, result.output
+    labels = pl.read_csv(out)
+    moves = pl.read_csv(tmp_path / "clusters_moves.csv")
+    assert labels.height == 26  # seed-stories stores
+    assert {"store_id", "from_cluster_id", "to_cluster_id", "why"} <= set(moves.columns)
+    # A store reported as moved sits in its new cluster in clusters.csv.
+    now = dict(zip(labels["store_id"], labels["cluster_id"], strict=True))
+    assert all(now[s] == c for s, c in zip(moves["store_id"], moves["to_cluster_id"], strict=True))
+    assert "stores moved since 2026-03-22" in result.output

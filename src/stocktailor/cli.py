@@ -107,6 +107,14 @@ def _load_workspace(workspace: Path | None) -> tuple[Any, Tables]:
     return ws, ws.load()
 
 
+def _parse_date(option: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        msg = f"{option}: expected a date YYYY-MM-DD, got {value!r}"
+        raise UsageError(msg) from None
+
+
 def _as_of(value: str | None, tables: Tables) -> dt.date:
     if value is None:
         latest = tables.sales["date"].max()
@@ -114,11 +122,7 @@ def _as_of(value: str | None, tables: Tables) -> dt.date:
             msg = "sales: no rows, so --as-of has no default; pass --as-of YYYY-MM-DD"
             raise UsageError(msg)
         return latest
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        msg = f"--as-of: expected a date YYYY-MM-DD, got {value!r}"
-        raise UsageError(msg) from None
+    return _parse_date("--as-of", value)
 
 
 def write_frame(frame: pl.DataFrame, path: Path) -> Path:
@@ -253,6 +257,14 @@ def cluster(
         "clusters.csv"
     ),
     k: Annotated[int | None, typer.Option("--k", help="Force the number of clusters.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-cluster: fit on the window ending at this date first, carry the cluster "
+            "ids and names over to --as-of and write the stores that moved, with the reason, "
+            "to <out>_moves.csv.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Cluster stores by how their customers buy."""
@@ -261,10 +273,27 @@ def cluster(
         settings = _settings(config, **overrides)
         _, tables = _load_workspace(workspace)
         date = _as_of(as_of, tables)
-        from stocktailor.clustering import clusters_report_html
+        from stocktailor.clustering import clusters_report_html, recluster
 
-        with console.status("clustering stores"):
-            model = _fit_clusters(tables, date, settings)
+        moves_path = None
+        if since is None:
+            with console.status("clustering stores"):
+                model = _fit_clusters(tables, date, settings)
+        else:
+            before = _parse_date("--since", since)
+            if before >= date:
+                msg = f"--since {before} must be before --as-of {date}"
+                raise UsageError(msg)
+            with console.status(f"clustering stores as of {before}, then {date}"):
+                previous = _fit_clusters(tables, before, settings)
+                model, moves = recluster(
+                    previous,
+                    tables,
+                    date,
+                    move_margin=settings.clustering.move_margin,
+                    change_factor=settings.clustering.change_factor,
+                )
+            moves_path = write_frame(moves, out.with_name(f"{out.stem}_moves.csv"))
         write_frame(model.labels_, out)
         html = out.with_suffix(".html")
         clusters_report_html(model, tables.stores, html)
@@ -274,6 +303,8 @@ def cluster(
             .sort("cluster_id")
         )
         _print_frame(summary, f"Clusters as of {date}")
+        if moves_path is not None:
+            console.print(f"{moves.height} stores moved since {since}: wrote {moves_path}")
         console.print(f"wrote {out} and {html}")
 
 

@@ -237,10 +237,17 @@ class ClusteringConfig(_Section):
         description="Weight each behaviour feature by its split-half reliability in the window.",
     )
     move_margin: float = Field(
-        0.1,
+        0.25,
         ge=0.0,
         description="Re-clustering keeps a store in its old cluster unless the new one is closer "
         "by this relative margin (hysteresis against flip-flopping).",
+    )
+    change_factor: float | None = Field(
+        1.5,
+        gt=0.0,
+        description="Re-clustering moves a store only if its own behaviour changed by more than "
+        "this many times the network's median change (its cluster's drift removed); "
+        "empty = no such test.",
     )
     pooling_prior_days: float | None = Field(
         None,

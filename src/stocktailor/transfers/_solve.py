@@ -440,6 +440,10 @@ class _Finish:
     min_units: int
     pack: int
     force_units: int
+    first: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """SKUs whose curves the calling process holds from step 1: rebuilt (when not shipped)
+    with step 1's pruning, ``first_prune``, so every engine gives the same curves."""
+    first_prune: BoolArray | None = None
 
 
 def _finish_partition(
@@ -451,6 +455,7 @@ def _finish_partition(
     open_ = np.zeros((n, n), dtype=bool)
     open_[task.lane_from, task.lane_to] = True
     out: list[SkuResult] = []
+    first = set(task.first.tolist())
     for s in task.cols.tolist():
         cv = task.curves.get(s)
         if cv is None:
@@ -462,7 +467,7 @@ def _finish_partition(
                 bonus=None if bonus is None else bonus[:, s],
                 min_out=cheap[0],
                 min_in=cheap[1],
-                lane_open=open_,
+                lane_open=task.first_prune if s in first else open_,
             )
         if cv is None:
             continue
@@ -541,6 +546,8 @@ def _finish(
     pack: int,
     force_units: int,
     n_parts: int,
+    cached: set[int] | None = None,
+    first_prune: BoolArray | None = None,
 ) -> tuple[dict[int, SkuResult], _Evaluated]:
     """Every SKU in ``cols`` on the open lanes with the minimum-quantity step, partitioned by
     style through the engine. Results in ``current`` that use only open lanes are kept as the
@@ -571,6 +578,8 @@ def _finish(
                 min_units=min_units,
                 pack=pack,
                 force_units=force_units,
+                first=np.array([k for k in ks if cached and k in cached], dtype=np.int64),
+                first_prune=first_prune,
             )
         )
     done: list[_FinishOut]
@@ -665,6 +674,7 @@ def _finish_sliced(item: _Sliced) -> _FinishOut:
         cols=np.arange(item.cols.shape[0], dtype=np.int64),
         current={pos[k]: replace(r, sku=pos[k]) for k, r in task.current.items()},
         curves={pos[k]: replace(cv, sku=pos[k]) for k, cv in task.curves.items()},
+        first=np.array([pos[int(k)] for k in task.first], dtype=np.int64),
     )
     out = _finish_partition(local, inst=item.inst, bonus=item.bonus)
     ev = out.evaluated
@@ -1224,7 +1234,16 @@ def solve_instance(
     t2 = time.perf_counter()
     local = isinstance(eng, LocalEngine)
     bonus = _bonus_matrix(inst, penalty)
+    first_prune: BoolArray | None = None  # step 1's pruning (see _solve_partition)
+    if base_open is not None or inst.lane_mask is not None:
+        first_prune = np.ones((n, n), dtype=bool)
+        for mask in (base_open, inst.lane_mask):
+            if mask is not None:
+                first_prune &= mask
+        np.fill_diagonal(first_prune, False)
     fin_args: dict[str, Any] = {
+        "cached": set(curves),
+        "first_prune": first_prune,
         "curves": curves if local else {},
         "bonus": bonus,
         "min_units": min_units,
