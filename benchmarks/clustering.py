@@ -329,11 +329,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--skip-frn", action="store_true")
     ap.add_argument("--only", default="", help="comma list of sections 1..5")
+    ap.add_argument("--seeds", default="", help="comma list of seeds (sections 1-2, 4)")
     ap.add_argument("--switch-window", type=int, default=28, help="rolling window, days")
     ap.add_argument("--switch-seeds", default="0,1,2", help="comma list of seeds (section 3)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
+    if args.seeds:
+        seeds = [int(v) for v in args.seeds.split(",")]
     out = args.out or Path(tempfile.mkdtemp(prefix="stocktailor-clustering-"))
     out.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5"}
