@@ -37,7 +37,6 @@ from stocktailor.demand import (
     pair_expected_demand,
     season_demand,
 )
-from stocktailor.signals import week_of
 from stocktailor.synth import generate
 
 print = functools.partial(print, flush=True)
@@ -88,59 +87,6 @@ def coverage(
     return float(((r >= q10) & (r <= q90)).mean())
 
 
-def auto_ets_weekly(t, as_of: dt.date, *, history_weeks: int = 12) -> pl.DataFrame:  # type: ignore[no-untyped-def]
-    """AutoETS (no season) on weekly sales per store x SKU: ``weekly`` reference.
-
-    Daily AutoETS with a weekly season took 932 s per ``seed-stories`` network on the loaded
-    machine; on weekly sums (12 weeks, the same 84 days) it fits in seconds. The weekly
-    forecast is spread evenly over each week's days and cut at the SKU's ``season_end``.
-    """
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
-
-    pr = t.products
-    end = pr["season_end"].max()
-    start = as_of - dt.timedelta(days=7 * history_weeks - 1)
-    inv = t.inventory.filter(pl.col("date") <= as_of).select("store_id", "sku").unique()
-    inv = inv.filter(pl.col("store_id").is_in(t.store_ids.to_list()))
-    s = t.sales.filter((pl.col("date") >= start) & (pl.col("date") <= as_of))
-    s = s.with_columns(week_of("date", as_of).alias("week"))
-    wk = s.group_by("store_id", "sku", "week").agg(pl.col("units").sum().cast(pl.Float64))
-    pairs = pl.concat([inv, wk.select("store_id", "sku").unique()]).unique()
-    weeks = pl.DataFrame({"week": pl.Series(range(-history_weeks, 0), dtype=pl.Int32)})
-    panel = (
-        pairs.join(weeks, how="cross")
-        .join(wk, on=["store_id", "sku", "week"], how="left")
-        .with_columns(pl.col("units").fill_null(0.0))
-        .with_columns((pl.col("store_id") + "\x1f" + pl.col("sku")).alias("unique_id"))
-        .sort("unique_id", "week")
-    )
-    h = max(1, -(-(end - as_of).days // 7))
-    df = panel.select(
-        "unique_id",
-        (pl.lit(dt.datetime(2000, 1, 2)) + pl.duration(weeks=pl.col("week") + history_weeks))
-        .cast(pl.Datetime("ns"))
-        .alias("ds"),
-        pl.col("units").alias("y"),
-    ).to_pandas()
-    raw = StatsForecast(models=[AutoETS(season_length=1)], freq="W-SUN", n_jobs=1).forecast(
-        df=df, h=h
-    )
-    fc = pl.from_pandas(raw) if not isinstance(raw, pl.DataFrame) else raw
-    fc = fc.rename({"AutoETS": "yhat"}).with_columns(pl.col("yhat").clip(lower_bound=0.0))
-    fc = fc.with_columns(pl.col("ds").rank("dense").over("unique_id").cast(pl.Int64).alias("w"))
-    fc = fc.with_columns(
-        pl.col("unique_id").str.split_exact("\x1f", 1).struct.rename_fields(["store_id", "sku"])
-    ).unnest("unique_id")
-    fc = fc.join(pr.select("sku", "season_end"), on="sku", how="left")
-    ws = pl.lit(as_of) + pl.duration(days=1 + 7 * (pl.col("w") - 1))
-    days_in = ((pl.col("season_end") - ws).dt.total_days() + 1).clip(0, 7) / 7.0
-    fc = fc.with_columns(ws.alias("week_start"), (pl.col("yhat") * days_in).alias("mean"))
-    return fc.filter(pl.col("mean") > 0).select(
-        "store_id", "sku", "week_start", "mean", pl.col("mean").alias("var")
-    )
-
-
 def accuracy(scenario: str, seeds: list[int], baselines: list[str]) -> None:
     print(f"== accuracy: {scenario}, seeds {seeds}")
     rows = []
@@ -165,7 +111,7 @@ def accuracy(scenario: str, seeds: list[int], baselines: list[str]) -> None:
         for b in baselines:
             t0 = time.perf_counter()
             meth: Any = b
-            bf = auto_ets_weekly(t, a) if b == "auto_ets_weekly" else baseline_forecast(t, a, meth)
+            bf = baseline_forecast(t, a, meth)
             res[b] = wape(season_demand(bf, a + dt.timedelta(days=1), end), truth)
             res[b + "_s"] = time.perf_counter() - t0
         best = min(res[b] for b in baselines)

@@ -350,21 +350,10 @@ def run_truth(args: argparse.Namespace) -> None:
         # no fixed costs: flow optimum vs an independent HiGHS LP (all pairs, all units)
         cols = np.arange(min(args.lp_skus, inst.n_skus))
         sub = dataclasses.replace(
-            inst,
-            skus=[inst.skus[c] for c in cols],
-            styles=[inst.styles[c] for c in cols],
-            stock=inst.stock[:, cols],
-            movable=inst.movable[:, cols],
-            mean_lead=inst.mean_lead[:, cols],
-            var_lead=inst.var_lead[:, cols],
-            mean_rest=inst.mean_rest[:, cols],
-            var_rest=inst.var_rest[:, cols],
-            price=inst.price[cols],
-            salvage=inst.salvage[cols],
+            inst.take_skus(cols),
             fixed_cost=np.zeros_like(inst.fixed_cost),
             eligible=None,
             headroom=None,
-            season_days=None if inst.season_days is None else inst.season_days[cols],
             style_color=None,
             core_size=None,
         )

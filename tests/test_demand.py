@@ -19,6 +19,7 @@ from stocktailor.demand import (
     DemandModel,
     _price_elasticities,
     _temperature_curves,
+    baseline_forecast,
     censored_weekly_demand,
     markdown_price_plan,
     nb_quantiles,
@@ -378,3 +379,17 @@ def test_trend_slope_fitted_per_store() -> None:
     assert m.store_trend_beta_["A"] == pytest.approx(1.0, abs=0.2)
     assert m.store_trend_beta_["B"] == pytest.approx(0.2, abs=0.2)
     assert 0.2 < m.trend_beta_ < 1.0
+
+
+def test_weekly_autoets_baseline_forecasts_weekly_sums_to_season_end() -> None:
+    t, as_of = _network(n_weeks=10, sold_out_store=False)
+    fc = baseline_forecast(t, as_of, "auto_ets_weekly", history_days=70)
+    end = t.products["season_end"].max()
+    assert isinstance(end, dt.date)
+    starts = sorted(set(fc["week_start"].to_list()))
+    assert starts == [as_of + dt.timedelta(days=1 + 7 * k) for k in range(4)]
+    assert (fc["week_start"] <= end).all()
+    assert fc["var"].to_list() == fc["mean"].to_list()
+    # Store A sells t-M at 3 units a day (Poisson): about 21 a week for the 4 weeks left.
+    a = fc.filter((pl.col("store_id") == "A") & (pl.col("sku") == "t-M"))["mean"].sum()
+    assert 0.75 * 84 <= a <= 1.25 * 84

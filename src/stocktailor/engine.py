@@ -149,6 +149,12 @@ class DaskEngine:
             self.client = Client(address)  # type: ignore[no-untyped-call]
         self._owns_client = True
 
+    def _scatter(self, shared: dict[str, Any]) -> Any:
+        # The shared arguments go to every worker once, as one object: scattering a dict
+        # directly would split it into one future per key, and None cannot be scattered.
+        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        return payload
+
     def map(
         self,
         fn: Callable[..., R],
@@ -161,9 +167,7 @@ class DaskEngine:
 
         if not items:
             return []
-        # Scatter the shared arguments once, as one object: scattering a dict directly would
-        # split it into one future per key, and None cannot be scattered at all.
-        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        payload = self._scatter(shared)
         futures = self.client.map(
             _apply, list(items), fn=fn, shared=payload, retries=self.retries, pure=False
         )
@@ -183,7 +187,7 @@ class DaskEngine:
     ) -> Iterator[R]:
         if not items:
             return
-        [payload] = self.client.scatter([shared], broadcast=True, hash=False)
+        payload = self._scatter(shared)
         # A bounded number of tasks in flight, so finished results don't pile up in worker
         # memory faster than the caller takes them.
         n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))

@@ -114,6 +114,30 @@ class TransferInstance:
     def n_skus(self) -> int:
         return len(self.skus)
 
+    def take_skus(self, cols: IntArray) -> TransferInstance:
+        """The instance restricted to the SKU columns ``cols`` (local column ``a`` = ``cols[a]``).
+
+        Store-level arrays (lanes, headroom) are shared, not copied.
+        """
+        c = cols.tolist()
+        return dataclasses.replace(
+            self,
+            skus=[self.skus[k] for k in c],
+            styles=[self.styles[k] for k in c],
+            stock=self.stock[:, cols],
+            movable=self.movable[:, cols],
+            mean_lead=self.mean_lead[:, cols],
+            var_lead=self.var_lead[:, cols],
+            mean_rest=self.mean_rest[:, cols],
+            var_rest=self.var_rest[:, cols],
+            price=self.price[cols],
+            salvage=self.salvage[cols],
+            eligible=None if self.eligible is None else self.eligible[:, cols],
+            season_days=None if self.season_days is None else self.season_days[cols],
+            style_color=None if self.style_color is None else [self.style_color[k] for k in c],
+            core_size=None if self.core_size is None else self.core_size[cols],
+        )
+
 
 def destination_lead_days(
     lead_days: IntArray, unit_cost: FloatArray, partners: int = 20

@@ -590,38 +590,12 @@ def _finish(
         done = eng.map(_finish_partition, tasks, **shared)
     else:
         items = [
-            _Sliced(t.cols, _slice(inst, t.cols), t, None if bonus is None else bonus[:, t.cols])
+            _Sliced(t.cols, inst.take_skus(t.cols), t, None if bonus is None else bonus[:, t.cols])
             for t in tasks
         ]
         done = eng.map(_finish_sliced, items)
     results = {r.sku: r for part in done for r in part.results}
     return results, _Evaluated.concat([part.evaluated for part in done])
-
-
-def _slice(inst: TransferInstance, cols: IntArray) -> TransferInstance:
-    """The instance restricted to the SKU columns ``cols`` (local column ``a`` = ``cols[a]``)."""
-    c = cols.tolist()
-
-    def pick(v: Any) -> Any:
-        return None if v is None else v[:, cols]
-
-    return replace(
-        inst,
-        skus=[inst.skus[k] for k in c],
-        styles=[inst.styles[k] for k in c],
-        stock=inst.stock[:, cols],
-        movable=inst.movable[:, cols],
-        mean_lead=inst.mean_lead[:, cols],
-        var_lead=inst.var_lead[:, cols],
-        mean_rest=inst.mean_rest[:, cols],
-        var_rest=inst.var_rest[:, cols],
-        price=inst.price[cols],
-        salvage=inst.salvage[cols],
-        eligible=pick(inst.eligible),
-        season_days=None if inst.season_days is None else inst.season_days[cols],
-        style_color=None if inst.style_color is None else [inst.style_color[k] for k in c],
-        core_size=None if inst.core_size is None else inst.core_size[cols],
-    )
 
 
 def _to_global(r: SkuResult, cols: IntArray) -> SkuResult:
@@ -709,7 +683,7 @@ def _run(
         shared["bound_extra"] = bound_extra
     if isinstance(engine, LocalEngine):
         return engine.map(_solve_partition, parts, progress=progress, inst=inst, **shared)
-    items = [_Sliced(p, _slice(inst, p)) for p in parts]
+    items = [_Sliced(p, inst.take_skus(p)) for p in parts]
     return engine.map(_solve_sliced, items, progress=progress, **shared)
 
 
