@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from stocktailor.simulate.core import FloatArray, IntArray
+from stocktailor.simulate._types import FloatArray, IntArray
 
 __all__ = [
     "DemandSensor",

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
 from stocktailor.contract import TABLE_SPECS, Tables
-
-if TYPE_CHECKING:
-    from stocktailor.simulate.core import FloatArray, IntArray, SimSpace, _History
+from stocktailor.simulate._types import FloatArray, History, IntArray, SimSpace
 
 __all__ = ["PolicyView"]
 
@@ -46,7 +44,9 @@ class PolicyView:
     received_days_ago
         Days since the location last received the sku (large when never).
     price_factor
-        Price factor of every season day (the markdown calendar is public).
+        Price factor of every (season day, sku) (the markdown calendar is public).
+    markdown_calendar
+        The calendar behind ``price_factor``: ``(weeks before season end, price factor)``.
     """
 
     day: dt.date
@@ -61,8 +61,9 @@ class PolicyView:
     settings: Settings
     base_tables: Tables
     season_tables: Tables
-    history: _History
+    history: History
     seed: int
+    markdown_calendar: tuple[tuple[int, float], ...] = ()
     _tables: Tables | None = field(default=None, repr=False)
     _partial: dict[int, Tables] = field(default_factory=dict, repr=False)
 

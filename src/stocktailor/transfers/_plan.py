@@ -295,7 +295,7 @@ def solution_frame(
     dst_rate = season[lines.dst, lines.sku] / days
     src_stock = inst.stock[lines.src, lines.sku]
     dst_stock = inst.stock[lines.dst, lines.sku]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         src_weeks = np.where(src_rate > 0, src_stock / (7.0 * src_rate), np.inf)
         dst_days = np.where(dst_rate > 0, dst_stock / dst_rate, np.inf)
     order = np.lexsort((lines.dst, lines.src, lines.sku, -np.round(sol.net_benefit, 6)))
