@@ -119,9 +119,9 @@ def test_conservation_and_lost_sales_under_rule() -> None:
     _check_conservation(res)
 
 
-def test_policy_that_moves_nothing_reproduces_none_exactly() -> None:
+def test_policy_that_moves_nothing_reproduces_hold_exactly() -> None:
     net = _net()
-    base = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=7)
+    base = simulate_season(net, make_policy("hold", net, SETTINGS), SETTINGS, seed=7)
     zero = FixedMoves({0: [("SKU01", "S01", "S02", 0)], 7: [("SKU02", "S02", "S02", 5)]})
     res = simulate_season(net, zero, SETTINGS, seed=7)
     assert res.daily.equals(base.daily)
@@ -185,8 +185,18 @@ def test_salvage_when_nobody_buys() -> None:
     assert k["profit"] == pytest.approx(k["salvage_value"])
 
 
+CLEARANCE = ((4, 0.7), (2, 0.5))
+
+
 def test_markdown_prices_and_full_price_revenue() -> None:
-    net = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, dispersion=math.inf, weeks=6)
+    net = _net(
+        rates=[[1.0]],
+        stock=[[1000]],
+        warehouse=None,
+        dispersion=math.inf,
+        weeks=6,
+        markdown_calendar=CLEARANCE,
+    )
     res = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=2)
     d = res.daily
     full = d.filter(pl.col("price_factor") == 1.0)
@@ -199,6 +209,33 @@ def test_markdown_prices_and_full_price_revenue() -> None:
     last2 = d.tail(14)["demand_units"].mean()
     first2 = d.head(14)["demand_units"].mean()
     assert last2 > 2.0 * first2  # type: ignore[operator]
+
+
+def test_markdowns_only_where_declared() -> None:
+    # no calendar declared and none in the settings: full price all season, nothing cleared
+    plain = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, weeks=6)
+    res = simulate_season(plain, make_policy("none", plain, SETTINGS), SETTINGS, seed=2)
+    assert (res.daily["price_factor"] == 1.0).all()
+    assert res.daily["revenue"].sum() == pytest.approx(res.daily["revenue_full"].sum())
+    # the retailer's settings apply to a network without its own calendar ...
+    cfg = Settings.model_validate({"season": {"markdown_calendar": [[1, 0.6]]}})
+    res = simulate_season(plain, make_policy("none", plain, cfg), cfg, seed=2)
+    assert res.daily["price_factor"].tail(7).to_list() == [0.6] * 7
+    # ... and the network's own calendar wins over them
+    own = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, weeks=6, markdown_calendar=CLEARANCE)
+    res = simulate_season(own, make_policy("none", own, cfg), cfg, seed=2)
+    assert res.daily["price_factor"].tail(14).to_list() == [0.5] * 14
+
+
+def test_none_replenishes_from_the_warehouse_without_store_moves() -> None:
+    net = _net(rates=[[3.0], [0.2], [1.0]], stock=[[5], [60], [5]], warehouse=[100])
+    none = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=1)
+    rule = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=1)
+    assert none.moves.height > 0
+    assert set(none.moves["from_id"].to_list()) == {"WH"}
+    assert "S02" in rule.moves["from_id"].to_list()  # rule also moves between stores
+    assert none.moves["ship_date"].min() > net.season_start  # a week of sales first
+    _check_conservation(none)
 
 
 def test_broken_size_run_effect_cuts_demand_of_other_sizes() -> None:
@@ -329,6 +366,7 @@ def test_sku_season_end_salvages_that_sku_and_its_shipments() -> None:
         season_start=start,
         season_ends=[end1, start + dt.timedelta(days=55)],
         dispersion=math.inf,
+        markdown_calendar=CLEARANCE,
     )
     # a shipment of SKU01 leaving on day 14 (2-day lead) still arrives before its end; one
     # leaving on day 21 would arrive after it (cut: day 21 is after the SKU's last day, and
@@ -642,3 +680,61 @@ def test_bound_is_above_every_policy(rates: list[list[float]], stock_seed: int, 
     ]
     for profit in kpis(runs).runs["profit"].to_list():
         assert profit <= b.upper_bound + 1e-6
+
+
+def test_sense_forecast_hand_worked() -> None:
+    from stocktailor.simulate.sensing import sense_forecast
+
+    # one style, two stores; the forecast says 7 units a week per cell. Over the first week
+    # store A sold 14 + 14 (forecast 14) and store B 7 (forecast 14); prior 0, bounds 0.1..5:
+    # style ratio 35/28 = 1.25; A: 28/14 = 2.0, B: 7/14 = 0.5. Week 2 is scaled, week 1 not.
+    w1, w2 = dt.date(2026, 3, 2), dt.date(2026, 3, 9)
+    fc = pl.DataFrame(
+        {
+            "store_id": ["A", "A", "B", "B"] * 2,
+            "sku": ["k1", "k2"] * 4,
+            "week_start": [w1] * 4 + [w2] * 4,
+            "mean": [7.0] * 8,
+            "var": [9.0] * 8,
+            "p90": [10.0] * 8,
+        }
+    )
+    sales = pl.DataFrame(
+        {
+            "date": [w1, w1, w1 + dt.timedelta(days=2), w1 + dt.timedelta(days=2)],
+            "store_id": ["A", "A", "B", "B"],
+            "sku": ["k1", "k2", "k1", "k1"],
+            "units": [14, 14, 9, -2],  # B: a return netted within its day
+        }
+    )
+    products = pl.DataFrame({"sku": ["k1", "k2"], "style": ["S", "S"]})
+    out = sense_forecast(
+        fc,
+        sales,
+        products,
+        since=w1,
+        as_of=w1 + dt.timedelta(days=6),
+        prior_units=0.0,
+        bounds=(0.1, 5.0),
+    ).sort("week_start", "store_id", "sku")
+    assert out.columns == [*fc.columns, "sensing_ratio"]
+    assert out["sensing_ratio"].to_list() == pytest.approx([1.0] * 4 + [2.0, 2.0, 0.5, 0.5])
+    assert out["mean"].to_list() == pytest.approx([7.0] * 4 + [14.0, 14.0, 3.5, 3.5])
+    # var = r mean + r^2 (var - mean): A 2*7 + 4*2 = 22, B 3.5 + 0.25*2 = 4
+    assert out["var"].tail(4).to_list() == pytest.approx([22.0, 22.0, 4.0, 4.0])
+    assert out["p90"].tail(4).to_list() == pytest.approx([20.0, 20.0, 5.0, 5.0])
+    # only in-stock cells count: B's k1 censored -> B has no evidence and takes the style's
+    # network ratio, A's alone (28 / 14 = 2)
+    out2 = sense_forecast(
+        fc,
+        sales,
+        products,
+        since=w1,
+        as_of=w1 + dt.timedelta(days=6),
+        in_stock=pl.DataFrame({"store_id": ["A", "A"], "sku": ["k1", "k2"]}),
+        prior_units=0.0,
+        bounds=(0.1, 2.0),
+    )
+    assert out2.filter(pl.col("week_start") == w2)["sensing_ratio"].to_list() == pytest.approx(
+        [2.0] * 4
+    )

@@ -96,8 +96,10 @@ class SeasonConfig(_Section):
         None, description="Last full-price day when products.season_end is missing."
     )
     markdown_calendar: tuple[tuple[int, float], ...] = Field(
-        ((4, 0.7), (2, 0.5)),
-        description="(weeks before season end, price factor) steps applied by the simulator.",
+        (),
+        description="(weeks before season end, price factor) steps the retailer marks down "
+        "by, e.g. [[4, 0.7], [2, 0.5]]; empty = no markdowns. The simulator uses it for a "
+        "network that declares no calendar of its own.",
     )
     horizon_days: int = Field(
         7,

@@ -16,7 +16,7 @@ See ``docs/simulation.md``. The pieces:
 from __future__ import annotations
 
 from stocktailor.simulate._types import SeasonNetwork, SeasonTruth, SimResult, SimSpace
-from stocktailor.simulate.baselines import NonePolicy, RulePolicy
+from stocktailor.simulate.baselines import HoldPolicy, NonePolicy, RulePolicy
 from stocktailor.simulate.decisions import Decisions, Policy
 from stocktailor.simulate.policies import POLICIES, make_policy, register_policy
 from stocktailor.simulate.season import simulate_season
@@ -28,6 +28,7 @@ from stocktailor.simulate.view import PolicyView
 __all__ = [
     "POLICIES",
     "Decisions",
+    "HoldPolicy",
     "NonePolicy",
     "Policy",
     "PolicyView",

@@ -1,7 +1,9 @@
 """Baseline policies: what a retailer does without the product.
 
 ``none``
-    Moves nothing: the initial allocation sells where it was put.
+    What the retailer does without the product: the initial allocation, then the warehouse
+    replenishes the stores by the weeks-of-cover rule below (warehouse stock only, no
+    store-to-store moves).
 ``rule``
     A planner's weeks-of-cover rule, SKU by SKU, like common commercial tools: velocity is the
     recent sales rate; a store holding more than ``rule_donor_multiple`` times its target cover
@@ -21,13 +23,14 @@ from stocktailor.simulate._types import FloatArray, IntArray
 from stocktailor.simulate.decisions import Decisions
 from stocktailor.simulate.view import PolicyView
 
-__all__ = ["NonePolicy", "RulePolicy", "northwest_corner"]
+__all__ = ["HoldPolicy", "NonePolicy", "RulePolicy", "northwest_corner"]
 
 
-class NonePolicy:
-    """Moves nothing."""
+class HoldPolicy:
+    """Moves nothing: the initial allocation sells where it was put and the warehouse keeps
+    what it holds (not a fair baseline when the warehouse holds stock; ``none`` is)."""
 
-    name = "none"
+    name = "hold"
 
     def decide(self, view: PolicyView) -> Decisions:
         return Decisions.nothing()
@@ -164,3 +167,13 @@ class RulePolicy:
             }
         )
         return Decisions(transfers=frame)
+
+
+class NonePolicy(RulePolicy):
+    """The retailer without the product: warehouse replenishment by weeks of cover, no
+    store-to-store moves (the ``rule`` with the warehouse as its only donor)."""
+
+    name = "none"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, store_donors=False)

@@ -4,9 +4,12 @@ A policy is any object with ``decide(view: PolicyView) -> Decisions``
 (:class:`~stocktailor.simulate.decisions.Policy`). Built-ins:
 
 ``none``
-    Moves nothing (:mod:`.baselines`).
+    The retailer without the product: the warehouse replenishes stores by weeks of cover, no
+    store-to-store moves (:mod:`.baselines`).
 ``rule``
-    A planner's weeks-of-cover rule (:mod:`.baselines`).
+    A planner's weeks-of-cover rule with store-to-store moves (:mod:`.baselines`).
+``hold``
+    Moves nothing, the warehouse's stock included (:mod:`.baselines`).
 ``stocktailor``
     The product: clusters, demand model, allocation and transfer optimiser
     (:mod:`.stocktailor_policy`).
@@ -27,7 +30,7 @@ from collections.abc import Callable
 
 from stocktailor.config import Settings
 from stocktailor.simulate._types import SeasonNetwork
-from stocktailor.simulate.baselines import NonePolicy, RulePolicy
+from stocktailor.simulate.baselines import HoldPolicy, NonePolicy, RulePolicy
 from stocktailor.simulate.bound import BoundPolicy
 from stocktailor.simulate.decisions import Policy
 from stocktailor.simulate.stocktailor_policy import StocktailorPolicy
@@ -66,7 +69,8 @@ def make_policy(name: str, network: SeasonNetwork, settings: Settings) -> Policy
     return factory(network, settings)
 
 
-register_policy("none", lambda network, settings: NonePolicy())
+register_policy("none", lambda network, settings: NonePolicy(settings))
+register_policy("hold", lambda network, settings: HoldPolicy())
 register_policy("rule", lambda network, settings: RulePolicy(settings))
 register_policy("stocktailor", lambda network, settings: StocktailorPolicy(settings))
 register_policy(

@@ -65,6 +65,7 @@ class ToyNetwork:
     season_start: dt.date
     season_end: dt.date
     truth: ToyTruth
+    markdown_calendar: tuple[tuple[int, float], ...] | None = None
 
     @property
     def as_of(self) -> dt.date:
@@ -85,6 +86,7 @@ def toy_network(
     coords: Sequence[tuple[float, float]] | None = None,
     segments: Sequence[str] | None = None,
     season_ends: Sequence[dt.date] | None = None,
+    markdown_calendar: Sequence[tuple[int, float]] | None = None,
 ) -> ToyNetwork:
     """Build a toy network.
 
@@ -108,6 +110,9 @@ def toy_network(
         Segment per store (the truth's ``segments``).
     season_ends
         Last selling day per sku (default: the season's last day).
+    markdown_calendar
+        The season's clearance, ``(weeks before season end, price factor)`` steps (default
+        none declared: the simulator falls back to the settings).
     """
     r = np.asarray(rates, dtype=np.float64)
     n_s, n_k = r.shape
@@ -158,7 +163,13 @@ def toy_network(
         dispersion=dispersion,
         segments=seg,
     )
-    return ToyNetwork(tables=tables, season_start=season_start, season_end=season_end, truth=truth)
+    return ToyNetwork(
+        tables=tables,
+        season_start=season_start,
+        season_end=season_end,
+        truth=truth,
+        markdown_calendar=None if markdown_calendar is None else tuple(markdown_calendar),
+    )
 
 
 def _initial_stock(
