@@ -115,7 +115,25 @@ def generate_foreign(
     pf = prices.sku_path([cat.style_ids[i] for i in cat.sku_style], 0, spec.n_days - 1)
     at_price = demand.rate * price_multiplier(pf, demand.response)[:, None, :]
     area = stores.frame["area_sqm"].to_numpy()
-    alloc = allocate(spec, at_price, area, cat.sku_style, seed)
+    # the buy was planned before the season: on normal weather and without the viral trend
+    plan_spec = dataclasses.replace(
+        spec, cold_snap=False, cooling_c_per_week=0.0, trend_strength=0.0
+    )
+    planned = (
+        build_demand(
+            plan_spec,
+            stores,
+            cat,
+            share,
+            carried,
+            build_weather(plan_spec, stores, seed),
+            footfall,
+            trend,
+            seed,
+        ).rate
+        * price_multiplier(pf, demand.response)[:, None, :]
+    )
+    alloc = allocate(spec, planned, area, cat.sku_style, seed)
     hist = run_history(spec, at_price, alloc, seed)
     tables, season = _tables(spec, seed, stores, cat, weather, events, trend, alloc, hist, pf)
     truth = _truth(spec, stores, cat, sizes, demand, alloc, hist, season, trend.style)

@@ -30,8 +30,9 @@ class Allocation:
 def allocate(
     spec: ForeignSpec, rate_at_price: FloatArray, area: FloatArray, sku_style: IntArray, seed: int
 ) -> Allocation:
-    """Buy ``stock_cover`` x expected window demand (style-level planning error, sd 0.25) and
-    split the store part over the stores that range a SKU by floor area (the chain's rule)."""
+    """Buy ``stock_cover`` x the planned window demand ``rate_at_price`` (style-level planning
+    error, sd 0.25) and split the store part over the stores that range a SKU by floor area
+    (the chain's rule)."""
     rng = foreign_rng(seed, "alloc")
     ranged = rate_at_price.max(axis=0) > 0  # (S, K)
     ps, pk = np.nonzero(ranged)
