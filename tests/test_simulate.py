@@ -738,3 +738,31 @@ def test_sense_forecast_hand_worked() -> None:
     assert out2.filter(pl.col("week_start") == w2)["sensing_ratio"].to_list() == pytest.approx(
         [2.0] * 4
     )
+
+
+def test_declared_prices_are_applied_and_public() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Promo(ToyNetwork):
+        def price_factor(self, start: dt.date, end: dt.date) -> np.ndarray:
+            n = (end - start).days + 1
+            out = np.ones((n, len(self.truth.skus)))
+            out[3:6] = 0.8  # a three-day sale
+            out[-7:] = 0.5  # the last week's clearance
+            return out
+
+    base = _net(rates=[[1.0, 2.0]], stock=[[500, 500]], warehouse=None, weeks=3)
+    net = Promo(base.tables, base.season_start, base.season_end, base.truth)
+    pol = FixedMoves({})
+    res = simulate_season(net, pol, SETTINGS, seed=1)
+    assert res.daily["price_factor"].to_list() == [1.0] * 3 + [0.8] * 3 + [1.0] * 8 + [0.5] * 7
+    plan = pol.views[1].price_plan()  # day 7: weeks from day 7 and day 14
+    assert plan["week_start"].unique().sort().to_list() == [
+        net.season_start + dt.timedelta(days=7),
+        net.season_start + dt.timedelta(days=14),
+    ]
+    assert plan["price_factor"].to_list() == pytest.approx([1.0, 0.5])
+    assert pol.views[0].price_plan().filter(pl.col("week_start") == net.season_start)[
+        "price_factor"
+    ].to_list() == pytest.approx([(4 * 1.0 + 3 * 0.8) / 7])

@@ -106,7 +106,12 @@ class SeasonCalendar:
 
     @classmethod
     def of(cls, network: SeasonNetwork, settings: Settings, space: SimSpace) -> SeasonCalendar:
-        """The calendar of ``network``'s season on ``space``'s SKU axis."""
+        """The calendar of ``network``'s season on ``space``'s SKU axis.
+
+        Prices are the network's declared ones when it has ``price_factor(start, end)``
+        (``(days, skus)`` in ``truth.skus`` order: its markdowns and promotions), else the
+        markdown calendar of :func:`markdown_calendar_of` counted back from each SKU's end.
+        """
         start, end = network.season_start, network.season_end
         if end < start:
             msg = f"season_end {end} is before season_start {start}"
@@ -114,12 +119,21 @@ class SeasonCalendar:
         days = tuple(start + dt.timedelta(days=i) for i in range((end - start).days + 1))
         sku_end = space.sku_end or (end,) * len(space.skus)
         calendar = markdown_calendar_of(network, settings)
-        return cls(
-            days=days,
-            price_factor=markdown_matrix(days, sku_end, calendar),
-            end_index=np.array([(e - start).days for e in sku_end], dtype=np.int64),
-            calendar=calendar,
-        )
+        end_index = np.array([(e - start).days for e in sku_end], dtype=np.int64)
+        declared = getattr(network, "price_factor", None)
+        if callable(declared):
+            pf = np.asarray(declared(start, end), dtype=np.float64)
+            if pf.shape != (len(days), len(space.skus)):
+                msg = (
+                    f"network.price_factor: shape {pf.shape}, expected (days, skus) = "
+                    f"({len(days)}, {len(space.skus)})"
+                )
+                raise ValueError(msg)
+            selling = np.arange(len(days))[:, None] <= end_index[None, :]
+            pf = np.where(selling, pf, 1.0)
+        else:
+            pf = markdown_matrix(days, sku_end, calendar)
+        return cls(days=days, price_factor=pf, end_index=end_index, calendar=calendar)
 
 
 def style_core_sizes(products: pl.DataFrame, skus: Sequence[str]) -> tuple[IntArray, BoolArray]:

@@ -72,7 +72,6 @@ class StocktailorPolicy(OptimiserPolicy):
 
     def _predict(self, view: PolicyView, tables: Any) -> WeeklyForecast:
         from stocktailor.demand import forecast as demand_forecast
-        from stocktailor.demand import markdown_price_plan
 
         sp = view.space
         n_days = len(view.price_factor)
@@ -85,7 +84,7 @@ class StocktailorPolicy(OptimiserPolicy):
             frame = demand_forecast(tables, view.as_of, self.settings, clusters=self.clusters_)
             fc.add_frame(frame, view.day, si, ki)
             return fc
-        plan = markdown_price_plan(tables, view.as_of, view.markdown_calendar)
+        plan = view.price_plan()
         styles = sorted(set(sp.products["style"].cast(pl.String).to_list()))
         n_parts = max(1, min(self.settings.simulation.predict_partitions, len(styles)))
         for i in range(n_parts):

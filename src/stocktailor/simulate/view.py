@@ -98,6 +98,38 @@ class PolicyView:
         ends = self.space.sku_end or (self.season_end,) * len(self.space.skus)
         return np.array([(e - self.season_start).days for e in ends], dtype=np.int64)
 
+    def price_plan(self) -> pl.DataFrame:
+        """The declared prices from ``day`` on as ``style, week_start, price_factor``.
+
+        Weeks start on ``day`` (the forecast's weeks); a style's factor is the mean over its
+        SKUs' selling days in the week (markdowns and promotions are public).
+        """
+        sp = self.space
+        pf = self.price_factor[self.day_index :]
+        n_d, n_k = pf.shape
+        if n_d == 0 or n_k == 0:
+            return pl.DataFrame(
+                schema={"style": pl.String, "week_start": pl.Date, "price_factor": pl.Float64}
+            )
+        day = np.arange(self.day_index, self.day_index + n_d)[:, None]
+        selling = day <= self.sku_end_index()[None, :]
+        week = np.broadcast_to(((day - self.day_index) // 7), (n_d, n_k))[selling]
+        style = sp.products["style"].cast(pl.String).to_numpy()
+        sku_style = np.broadcast_to(style[None, :], (n_d, n_k))[selling]
+        return (
+            pl.DataFrame({"_w": week, "style": sku_style, "price_factor": pf[selling]})
+            .group_by("style", "_w")
+            .agg(pl.col("price_factor").mean())
+            .select(
+                "style",
+                (pl.lit(self.day) + pl.duration(days=7 * pl.col("_w")))
+                .cast(pl.Date)
+                .alias("week_start"),
+                "price_factor",
+            )
+            .sort("style", "week_start")
+        )
+
     def sales_units(self, days: int) -> IntArray:
         """Units sold per (store, sku) over the last ``days`` days up to ``as_of``."""
         n_s, n_k = self.space.n_stores, len(self.space.skus)
