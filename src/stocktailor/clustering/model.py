@@ -372,7 +372,10 @@ class StoreClusterer:
         return self._matrix(frame)
 
     def _kmeans(self, x: FloatArray, k: int, seed: int, n_init: int = 10) -> KMeans:
-        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+        # Stores with identical features (e.g. no history yet) leave fewer distinct points
+        # than k: k-means would warn and duplicate centres, so cap k at the distinct points.
+        distinct = len(np.unique(x, axis=0)) if len(x) else 1
+        return KMeans(n_clusters=max(1, min(k, distinct)), n_init=n_init, random_state=seed).fit(x)
 
     def _fit_features(self, feats: StoreFeatures) -> None:
         frame = feats.frame
