@@ -131,7 +131,7 @@ def raw_network(shape: NetworkShape) -> dict[str, pl.DataFrame]:
         "sales": sales,
         "inventory": inventory,
     }
-    if shape.lanes:
+    if shape.lanes and len(loc_ids) > 1:
         pairs = [(a, b) for a in loc_ids for b in loc_ids if a != b]
         raw["lanes"] = pl.DataFrame(
             {

@@ -338,3 +338,13 @@ def test_store_coordinates_and_precipitation_are_optional() -> None:
     err = error_of(raw)
     assert (err.row, err.column) == (2, "longitude")
     assert "between -180 and 180" in str(err)
+
+
+def test_optional_table_with_only_a_header_is_absent() -> None:
+    events = "start_date,end_date,scope,scope_id,name\n"
+    tables = validate(raw_tables(price_plan=PLAN_HEADER, events=events))
+    assert tables.price_plan is None
+    assert tables.events is None
+    err = error_of(raw_tables(price_plan="start_date,scope\n"))
+    assert (err.file, err.column) == ("price_plan.csv", None)
+    assert "missing required columns 'end_date', 'style'" in str(err)

@@ -267,8 +267,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "empty table",
-        {**TINY, "events": "start_date,end_date,scope,scope_id,name,kind\n"},
-        "events.csv: the table is empty (no data rows)",
+        {**TINY, "sales": "date,store_id,sku,units,revenue\n"},
+        "sales.csv: the table is empty (no data rows)",
     ),
     ("empty file", {**TINY, "lanes": ""}, "lanes.csv: the file is empty (no header, no rows)"),
     (

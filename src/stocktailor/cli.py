@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import polars as pl
 import typer
 from rich.console import Console
@@ -80,9 +79,12 @@ def _raised_by_us(exc: BaseException) -> bool:
     return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR)
 
 
-def _command_name() -> str:
-    ctx = click.get_current_context(silent=True)
-    return f"stocktailor {ctx.info_name}" if ctx is not None and ctx.info_name else "stocktailor"
+def _command_name(exc: BaseException) -> str:
+    """``stocktailor <command>``: the command function is the frame below :func:`_errors`."""
+    tb = exc.__traceback__
+    inner = tb.tb_next if tb is not None else None
+    name = inner.tb_frame.f_code.co_name if inner is not None else ""
+    return f"stocktailor {name.replace('_', '-')}" if name else "stocktailor"
 
 
 @contextlib.contextmanager
@@ -98,7 +100,7 @@ def _errors() -> Iterator[None]:
     except NotBuiltError as exc:
         err_console.print(f"stocktailor: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+    except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         user = isinstance(exc, ContractError | ConfigError | UsageError | OSError) or (
@@ -113,7 +115,7 @@ def _errors() -> Iterator[None]:
         logger.debug("internal error", exc_info=exc)
         detail = " ".join(str(exc).split())[:300]
         err_console.print(
-            f"internal error (a bug in stocktailor, please report it): `{_command_name()}` "
+            f"internal error (a bug in stocktailor, please report it): `{_command_name(exc)}` "
             f"failed with {type(exc).__module__}.{type(exc).__name__}: {detail} "
             "(STOCKTAILOR_LOG_LEVEL=DEBUG shows the traceback)",
             markup=False,

@@ -33,6 +33,7 @@ from stocktailor.censoring import (
     pair_demand_rates,
     pooled_expected_demand,
     stock_events,
+    velocity_forecast,
 )
 from stocktailor.config import DemandConfig, Settings
 from stocktailor.contract import FORECAST_SCHEMA, Tables
@@ -44,6 +45,7 @@ __all__ = [
     "FORECAST_COLUMNS",
     "SIGNAL_GROUPS",
     "DemandModel",
+    "HistoryTooShortError",
     "baseline_forecast",
     "censored_weekly_demand",
     "forecast",
@@ -73,6 +75,10 @@ _SS = ["store_id", "style"]
 
 
 _QK = 48  # largest quantile (units) found by the pmf recurrence in nb_quantiles
+
+
+class HistoryTooShortError(ValueError):
+    """The history holds no training example (too few weeks with sales and stock)."""
 
 
 def nb_quantiles(mean: npt.ArrayLike, var: npt.ArrayLike, qs: Sequence[float]) -> list[FloatArray]:
@@ -1292,7 +1298,7 @@ class DemandModel:
                 f"DemandModel.fit: sales history before {self.as_of_} is too short "
                 f"({n_weeks} weeks); need at least 3 weeks"
             )
-            raise ValueError(msg)
+            raise HistoryTooShortError(msg)
         sizes = np.array([org.height * len(tg) for org, tg in cands], dtype=np.int64)
         total = int(sizes.sum())
         rng = np.random.default_rng(self.random_state)
@@ -1353,6 +1359,9 @@ class DemandModel:
         if progress is not None:
             progress(1)
         rows = self._training_rows()
+        if rows.height < 10:  # LightGBM cannot bag fewer rows (shapes fix)
+            msg = f"DemandModel.fit: {rows.height} training rows in the history before {as_of}"
+            raise HistoryTooShortError(msg)
         if progress is not None:
             progress(1)
         self.features_ = self._feature_names(rows)
@@ -1625,7 +1634,11 @@ def forecast_parts(
         return iter([baseline_forecast(tables, as_of, method="auto_ets")])
     m = model if model is not None else DemandModel(cfg, random_state=cfg.random_state)
     if model is None or not hasattr(model, "booster_"):
-        m.fit(tables, as_of, clusters=clusters, progress=progress)
+        try:
+            m.fit(tables, as_of, clusters=clusters, progress=progress)
+        except HistoryTooShortError:
+            # Nothing to learn from yet: censoring-aware velocity (shapes fallback).
+            return iter([velocity_forecast(tables, as_of, clusters=clusters)])
     elif model.as_of_ != as_of:
         m.update(tables, as_of, clusters=clusters)
     plan = markdown_price_plan(tables, as_of, settings.season.markdown_calendar)

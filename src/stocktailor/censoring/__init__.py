@@ -37,6 +37,7 @@ from stocktailor.censoring.stock import (
     reconstruct_stock,
     stock_events,
 )
+from stocktailor.censoring.velocity import velocity_forecast
 
 __all__ = [
     "NetDemand",
@@ -52,4 +53,5 @@ __all__ = [
     "ranged_pairs",
     "reconstruct_stock",
     "stock_events",
+    "velocity_forecast",
 ]

@@ -118,17 +118,11 @@ def pooled_expected_demand(
     m, y, info, days = _fit_effects(grid, cens, n_iter)
     pid = grid["pid"].to_numpy().astype(np.int64)
     p = pairs.height
-    y_p = np.bincount(pid, weights=y, minlength=p)
-    m_p = np.bincount(pid, weights=info * m, minlength=p)
-    tot_p = np.bincount(pid, weights=days * m, minlength=p)
-    days_p = np.bincount(pid, weights=days, minlength=p)
-    # Empirical Bayes pair effect: ratio ~ Gamma(kappa, kappa); E[M (r - 1)^2 - 1] = M / kappa.
-    ok = m_p > 1.0
-    excess = float(np.sum(m_p[ok] * (y_p[ok] / m_p[ok] - 1.0) ** 2 - 1.0))
-    inv_kappa = max(excess / max(float(np.sum(m_p[ok])), 1e-12), 0.0)
-    if inv_kappa > 0:
-        kappa = 1.0 / inv_kappa
-        tot_p = tot_p * (y_p + kappa) / (m_p + kappa)
+    y_p = np.bincount(pid, weights=y, minlength=p).astype(np.float64)
+    m_p = np.bincount(pid, weights=info * m, minlength=p).astype(np.float64)
+    tot_p = np.bincount(pid, weights=days * m, minlength=p).astype(np.float64)
+    days_p = np.bincount(pid, weights=days, minlength=p).astype(np.float64)
+    tot_p, inv_kappa = _shrink_pairs(y_p, m_p, tot_p)
     logger.debug("pooled_expected_demand: %d pairs, pair-effect 1/kappa %.4f", p, inv_kappa)
     sold = np.bincount(pid, weights=grid["sold"].to_numpy(), minlength=p)
     return pairs.select(*_KEYS).with_columns(
@@ -242,3 +236,19 @@ def _fit_effects(
             effects[name] = np.where(den > 0, effects[name] * (num + 1e-9) / (den + 1e-9), 1.0)
     m = rate()
     return m, imputed(m), info, days
+
+
+def _shrink_pairs(y_p: FloatArray, m_p: FloatArray, tot_p: FloatArray) -> tuple[FloatArray, float]:
+    """Empirical Bayes pair effect: ratio ~ Gamma(kappa, kappa); E[M (r - 1)^2 - 1] = M / kappa.
+
+    ``y_p`` imputed demand and ``m_p`` pooled expectation over informative days, ``tot_p``
+    pooled expectation over all tracked days (units); returns ``tot_p`` shrunk toward each
+    pair's own ratio and ``1 / kappa`` (0: no excess dispersion, the pooled estimate).
+    """
+    ok = m_p > 1.0
+    excess = float(np.sum(m_p[ok] * (y_p[ok] / m_p[ok] - 1.0) ** 2 - 1.0))
+    inv_kappa = max(excess / max(float(np.sum(m_p[ok])), 1e-12), 0.0)
+    if inv_kappa > 0:
+        kappa = 1.0 / inv_kappa
+        tot_p = tot_p * (y_p + kappa) / (m_p + kappa)
+    return tot_p, inv_kappa

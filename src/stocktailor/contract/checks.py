@@ -41,7 +41,7 @@ class _Source:
 
 def _cast_table(spec: TableSpec, raw: pl.DataFrame, src: _Source) -> pl.DataFrame:
     """Check the structure of one table and parse its columns (no value checks yet)."""
-    if raw.height == 0:
+    if raw.height == 0 and spec.required:
         raise src.error("the table is empty (no data rows)")
     cols = raw.columns
     # scope_id may be empty when scope is 'all' (checked with the values)

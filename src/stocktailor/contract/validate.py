@@ -77,7 +77,9 @@ def validate_tables(
     for name, spec in TABLE_SPECS.items():
         frame = raw.get(name)
         if frame is not None:
-            frames[name] = _cast_table(spec, frame, src[name])
+            cast = _cast_table(spec, frame, src[name])
+            if cast.height:  # an optional table with a header and no rows is absent
+                frames[name] = cast
 
     frames["stores"] = _check_stores(frames["stores"], src["stores"])
     frames["products"] = _fill_spec_columns(
