@@ -348,8 +348,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "only blank lines after the header",
-        {**TINY, "economy": "date,region,indicator,value\n\n\n"},
-        "economy.csv: the table is empty (no data rows)",
+        {**TINY, "sales": "date,store_id,sku,units,revenue\n\n\n"},
+        "sales.csv: the table is empty (no data rows)",
     ),
     (
         "ragged row",

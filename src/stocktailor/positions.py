@@ -271,7 +271,7 @@ def _coordinates(
     missing = [s for s in ids if s not in have]
     if missing:
         msg = f"no row for store_id {missing[0]!r} (needed for lanes)"
-        raise ContractError(msg, file="stores", column="store_id")
+        raise ContractError(msg, file="stores")
     cols = [
         pl.col(c).cast(pl.Float64) if c in st.columns else pl.lit(None, pl.Float64).alias(c)
         for c in ("latitude", "longitude")
