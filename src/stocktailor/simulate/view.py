@@ -4,7 +4,8 @@ A :class:`PolicyView` holds the position (on hand, in transit) at the close of t
 day and can build a contract :class:`~stocktailor.contract.Tables` from the simulated censored
 sales, the decision-day inventory snapshots, the history before the season and the signal
 tables up to that day (weather actuals, then forecasts with error for the next days; events
-already announced; trends and the economy up to the day). It never exposes the true demand.
+already announced; trends and the economy up to the day) and the declared prices
+(``price_plan``, public like the markdown calendar). It never exposes the true demand.
 """
 
 from __future__ import annotations
@@ -296,4 +297,5 @@ def _build_tables(view: PolicyView, since: dt.date | None = None) -> Tables:
         trends=trends,
         economy=economy,
         assortment=season.assortment if season.assortment is not None else base.assortment,
+        price_plan=season.price_plan if season.price_plan is not None else base.price_plan,
     )
