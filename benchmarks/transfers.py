@@ -200,10 +200,10 @@ def compare_mip(inst: TransferInstance, time_limit: float, *, relaxed: bool) -> 
 
 def free_flow_lanes(inst: TransferInstance) -> np.ndarray:
     """Lanes used by the exact optimum without fixed lane costs (step 1 of the heuristic)."""
-    from stocktailor.transfers._solve import _solve_partition
+    from stocktailor.transfers._partition import solve_partition
 
     n = inst.n_stores
-    out = _solve_partition(np.arange(inst.n_skus, dtype=np.int64), inst=inst, penalty=0.0)
+    out = solve_partition(np.arange(inst.n_skus, dtype=np.int64), inst=inst, penalty=0.0)
     lanes = np.zeros((n, n), dtype=bool)
     for r in out.results:
         lanes[r.src, r.dst] = True
@@ -218,7 +218,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
     ``all`` = every candidate lane (pruned only by the exact first-unit margin test).
     Gap = (MIP - heuristic) / MIP, positive = the heuristic is worse.
     """
-    from stocktailor.transfers._solve import _finalise, _mip_lines
+    from stocktailor.transfers._finalise import finalise, mip_lines
 
     s = Settings(
         solver=SolverConfig(
@@ -245,7 +245,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
     )
     for name, lanes in sets:
         t0 = time.perf_counter()
-        res = _mip_lines(inst, s, lanes, None, 0.0, heur.lines, forced=True)
+        res = mip_lines(inst, s, lanes, None, 0.0, heur.lines, forced=True)
         tm = time.perf_counter() - t0
         if res is None:
             print(
@@ -255,8 +255,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
             )
             continue
         lines, obj, bound = res
-        fin = _finalise(inst, lines, s, None)
-        fobj = float(fin[5].sum())
+        fobj = finalise(inst, lines, s, None).objective
         best = max(obj, fobj)
         gap = (best - heur.objective) / abs(best) if best != 0 else float("nan")
         print(
@@ -373,7 +372,7 @@ def run_truth(args: argparse.Namespace) -> None:
 def score_under(truth_inst: TransferInstance, plan_inst: TransferInstance, lines: object) -> float:
     """Expected season profit gained by ``lines`` (of ``plan_inst``) under ``truth_inst``'s
     demand, after unit and shipment costs, currency (0 = no transfers)."""
-    from stocktailor.transfers._solve import LineSet, _fixed_shares, evaluate_lines
+    from stocktailor.transfers import LineSet, evaluate_lines, fixed_shares
 
     assert isinstance(lines, LineSet)
     if len(lines) == 0:
@@ -387,7 +386,7 @@ def score_under(truth_inst: TransferInstance, plan_inst: TransferInstance, lines
         lines.units,
     )
     gain, loss, _, _ = evaluate_lines(truth_inst, mapped)
-    uc, share = _fixed_shares(truth_inst, mapped)
+    uc, share = fixed_shares(truth_inst, mapped)
     return float((gain - loss - mapped.units * uc - share).sum())
 
 

@@ -30,6 +30,8 @@ from stocktailor.transfers._instance import (
     windows_from_daily_rates,
     with_daily_demand,
 )
+from stocktailor.transfers._lines import LineSet, evaluate_lines, fixed_shares
+from stocktailor.transfers._partition import partition_skus
 from stocktailor.transfers._plan import (
     TRANSFER_COLUMNS,
     build_instance,
@@ -39,14 +41,7 @@ from stocktailor.transfers._plan import (
     solve_transfers,
     summarise_transfers,
 )
-from stocktailor.transfers._solve import (
-    LineSet,
-    TransferSolution,
-    evaluate_lines,
-    partition_skus,
-    solve_instance,
-    transfer_bounds,
-)
+from stocktailor.transfers._solve import TransferSolution, solve_instance, transfer_bounds
 
 __all__ = [
     "TRANSFER_COLUMNS",
@@ -57,6 +52,7 @@ __all__ = [
     "destination_lead_days",
     "eligibility_matrix",
     "evaluate_lines",
+    "fixed_shares",
     "partition_skus",
     "plan_transfers",
     "plan_transfers_from_arrays",
