@@ -28,23 +28,25 @@ from stocktailor.engine import DaskEngine, LocalEngine
 from stocktailor.positions import haversine_km
 from stocktailor.transfers import (
     TransferInstance,
+    add_warehouses,
     destination_lead_days,
     solve_instance,
     transfer_bounds,
 )
 
 
-def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstance:
-    """A misallocated network of ``n`` stores and ``m`` SKU-sizes (3-6 sizes per style)."""
+def network(
+    seed: int, n: int, m: int, *, fixed: bool = True, warehouse_share: float = 0.0
+) -> TransferInstance:
+    """A misallocated network of ``n`` stores and ``m`` SKU-sizes (3-6 sizes per style).
+
+    With ``warehouse_share`` > 0 one warehouse near the network's centre holds that share of
+    the buy (the joint plan: warehouse stock and store stock in one optimisation), 80% of it
+    free to ship (the rest held back).
+    """
     rng = np.random.default_rng(seed)
     lat = rng.uniform(26, 48, n)
     lon = rng.uniform(-123, -70, n)
-    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    unit = 0.4 + 0.0015 * km
-    fc = 25.0 + 0.05 * km if fixed else np.zeros((n, n))
-    lead = (2 + np.floor(km / 800)).astype(np.int64)
-    for a in (unit, fc, lead):
-        np.fill_diagonal(a, 0)
     size = rng.lognormal(0.0, 0.4, n)  # store traffic
     # each style sells in ~40% of stores (its segment market) and was shipped to ~35% of
     # stores chosen by store size only (the "old way"), so stock and demand overlap partly
@@ -60,30 +62,43 @@ def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstanc
     share = np.where(carried[:, style_of], size[:, None], 0.0)
     share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-9)
     total = np.round(season.sum(axis=0) * 1.1)
-    stock = rng.poisson(share * total[None, :]).astype(np.int64)
-    movable = np.maximum(stock - 1, 0)
-    dest_lead = destination_lead_days(lead, unit)
+    stock = rng.poisson(share * total[None, :] * (1.0 - warehouse_share)).astype(np.int64)
+    w = 1 if warehouse_share > 0 else 0
+    if w:
+        lat = np.append(lat, np.median(lat))
+        lon = np.append(lon, np.median(lon))
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    unit = 0.4 + 0.0015 * km
+    fc = 25.0 + 0.05 * km if fixed else np.zeros((n + w, n + w))
+    lead = (2 + np.floor(km / 800)).astype(np.int64)
+    for a in (unit, fc, lead):
+        np.fill_diagonal(a, 0)
+    dest_lead = destination_lead_days(lead, unit)[:n]
     frac = np.clip(dest_lead / 70.0, 0, 1)[:, None]
     ml = season * frac
     mr = season - ml
     price = rng.choice([29.0, 49.0, 79.0, 129.0, 199.0], m)
-    return TransferInstance(
+    inst = TransferInstance(
         store_ids=[f"S{i:04d}" for i in range(n)],
         skus=[f"K{j:05d}" for j in range(m)],
         styles=[f"ST{s:05d}" for s in style_of],
         stock=stock,
-        movable=movable,
+        movable=np.maximum(stock - 1, 0),
         mean_lead=ml,
         var_lead=ml * 1.5,
         mean_rest=mr,
         var_rest=mr * 1.5,
         price=price,
         salvage=0.3 * price,
-        unit_cost=unit,
-        fixed_cost=fc,
-        lead_days=lead,
+        unit_cost=unit[:n, :n],
+        fixed_cost=fc[:n, :n],
+        lead_days=lead[:n, :n],
         season_days=np.full(m, 70.0),
     )
+    if not w:
+        return inst
+    wh = rng.poisson(total * warehouse_share)[None, :].astype(np.int64)
+    return add_warehouses(inst, ["W0"], wh, np.floor(wh * 0.8).astype(np.int64), unit, fc, lead)
 
 
 def _peak_mb() -> float:
@@ -107,7 +122,7 @@ def _worker_cpu(engine: object) -> float:
 
 def run_scale(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
-    inst = network(0, args.stores, args.skus)
+    inst = network(0, args.stores, args.skus, warehouse_share=args.warehouse_share)
     t_gen = time.perf_counter() - t0
     settings = Settings(
         solver=SolverConfig(lp_bound=not args.no_bound, candidate_partners=args.partners),
@@ -137,7 +152,7 @@ def run_scale(args: argparse.Namespace) -> None:
         engine.close()
     print(
         f"scale: {args.stores} stores x {args.skus} SKU-sizes, workers={args.workers}, "
-        f"partners={args.partners}"
+        f"partners={args.partners}, warehouse share {args.warehouse_share:.0%}"
     )
     print(
         f"  instance build {t_gen:.1f} s; plan {wall:.1f} s wall (parent CPU {cpu:.1f} s), "
@@ -151,7 +166,12 @@ def run_scale(args: argparse.Namespace) -> None:
         )
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in sol.timings.items()))
     lanes = len(set(zip(sol.lines.src.tolist(), sol.lines.dst.tolist(), strict=True)))
-    print(f"  lines {len(sol.lines)}, units {int(sol.lines.units.sum())}, lanes {lanes}")
+    from_wh = inst.is_warehouse[sol.lines.src]
+    print(
+        f"  lines {len(sol.lines)} ({int(from_wh.sum())} from the warehouse), units "
+        f"{int(sol.lines.units.sum())} ({int(sol.lines.units[from_wh].sum())} from the "
+        f"warehouse), lanes {lanes}"
+    )
     gap = (bound - sol.objective) / bound if bound > 0 else float("nan")
     print(
         f"  objective {sol.objective:,.0f}; heuristic (before min-qty/pack) "
@@ -447,6 +467,12 @@ def main() -> None:
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--partners", type=int, default=None)
     a.add_argument("--no-bound", action="store_true")
+    a.add_argument(
+        "--warehouse-share",
+        type=float,
+        default=0.0,
+        help="share of the buy at one warehouse (the joint plan); 0 = stores only",
+    )
     b = sub.add_parser("mip")
     b.add_argument("--stores", type=int, nargs="+", default=[50, 200])
     b.add_argument("--skus", type=int, default=300)

@@ -28,8 +28,9 @@ from stocktailor.transfers._lines import (
     MIN_NET_BENEFIT,
     Evaluated,
     LineSet,
-    evaluate_lines,
+    LineValues,
     fixed_shares,
+    line_values,
     round_lines,
 )
 from stocktailor.transfers._mip import solve_mip
@@ -46,32 +47,55 @@ BoolArray = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class Final:
-    """Final lines with their P&L (currency per line) and the 10/90% gain band."""
+    """Final lines with their values (:class:`LineValues`) and lane costs, currency per line."""
 
     lines: LineSet
-    gain: FloatArray
-    loss: FloatArray
+    values: LineValues
     unit_cost: FloatArray
     fixed_share: FloatArray
-    net: FloatArray
-    g10: FloatArray
-    g90: FloatArray
+
+    @staticmethod
+    def of(inst: TransferInstance, lines: LineSet, values: LineValues) -> Final:
+        """Lines with lane costs; fixed costs shared by the lines' marginal values."""
+        uc = inst.unit_cost[lines.src, lines.dst]
+        var = values.marginal_gain - values.marginal_loss - lines.units * uc
+        _, share = fixed_shares(inst, lines, var)
+        return Final(lines, values, uc, share)
+
+    @property
+    def variable_net(self) -> FloatArray:
+        """Marginal value of each line given every other line, before fixed costs, currency."""
+        v = self.values
+        out: FloatArray = v.marginal_gain - v.marginal_loss - self.lines.units * self.unit_cost
+        return out
+
+    def marginal_net(self, inst: TransferInstance) -> FloatArray:
+        """The plan's value with each line minus without it (every other line kept), after
+        costs: the lane's fixed cost counts only for a line alone on its lane, currency."""
+        n = inst.n_stores
+        key = self.lines.src * n + self.lines.dst
+        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        alone = cnt[inv] == 1
+        fixed = inst.fixed_cost[self.lines.src, self.lines.dst]
+        out: FloatArray = self.variable_net - np.where(alone, fixed, 0.0)
+        return out
+
+    @property
+    def net(self) -> FloatArray:
+        """Net benefit of each line (stacked values less lane costs), currency."""
+        v = self.values
+        out: FloatArray = v.gain - v.loss - self.lines.units * self.unit_cost - self.fixed_share
+        return out
 
     @property
     def objective(self) -> float:
+        """The plan's expected value against no moves, after costs, currency (exact)."""
         return float(self.net.sum())
 
 
-def _put(a: FloatArray, mask: npt.NDArray[np.bool_], values: FloatArray) -> FloatArray:
-    out = a.copy()
-    out[mask] = values
-    return out
-
-
 def _per_unit_net(inst: TransferInstance, lines: LineSet, bonus: FloatArray | None) -> FloatArray:
-    gain, loss, _, _ = evaluate_lines(inst, lines, bonus)
-    uc, share = fixed_shares(inst, lines)
-    out: FloatArray = (gain - loss - share) / np.maximum(lines.units, 1) - uc
+    fin = Final.of(inst, lines, line_values(inst, lines, bonus))
+    out: FloatArray = fin.net / np.maximum(lines.units, 1)
     return out
 
 
@@ -113,44 +137,60 @@ def _repair_capacity(
 def _repair_budget(
     inst: TransferInstance, lines: LineSet, budget: float | None, bonus: FloatArray | None
 ) -> LineSet:
-    """Drop lines with the lowest net benefit per currency of cost until within the budget."""
+    """Drop lines with the lowest net benefit per currency of cost until within the budget.
+
+    The budget counts store-to-store lines only (a warehouse's shipments are not transfers).
+    """
     if budget is None or len(lines) == 0:
         return lines
     keep = np.ones(len(lines), dtype=bool)
+    counted = ~inst.is_warehouse[lines.src]
     for _ in range(len(lines)):
         cur = lines.take(keep)
-        uc, share = fixed_shares(inst, cur)
-        cost = cur.units * uc + share
-        if cost.sum() <= budget + 1e-9:
+        fin = Final.of(inst, cur, line_values(inst, cur, bonus))
+        cost = cur.units * fin.unit_cost + fin.fixed_share
+        mine = counted[keep]
+        if cost[mine].sum() <= budget + 1e-9:
             break
-        gain, loss, _, _ = evaluate_lines(inst, cur, bonus)
-        ratio = (gain - loss - cost) / np.maximum(cost, 1e-9)
+        ratio = np.where(mine, fin.net / np.maximum(cost, 1e-9), np.inf)
         worst = int(np.lexsort((np.arange(len(cur)), ratio))[0])
         keep[np.nonzero(keep)[0][worst]] = False
     return lines.take(keep)
 
 
+def _unpaid(inst: TransferInstance, fin: Final) -> npt.NDArray[np.bool_]:
+    """Lines to drop: no positive marginal value given every other line (before fixed costs),
+    every line of a lane whose lines do not cover its fixed cost, and lines left below the
+    minimum net benefit."""
+    var = fin.variable_net
+    bad = var <= MIN_NET_BENEFIT
+    n = inst.n_stores
+    key = fin.lines.src * n + fin.lines.dst
+    uk, inv = np.unique(key, return_inverse=True)
+    lane_val = np.bincount(inv, weights=np.where(bad, 0.0, var))
+    fixed = inst.fixed_cost[uk // n, uk % n]
+    bad |= (lane_val <= fixed + MIN_NET_BENEFIT)[inv]
+    if not bad.any():
+        bad = fin.net <= MIN_NET_BENEFIT
+    out: npt.NDArray[np.bool_] = bad
+    return out
+
+
 def _settle(inst: TransferInstance, ev: Evaluated, bonus: FloatArray | None) -> Final:
-    """Drop lines without a positive net benefit until none is left; only the SKUs that lose
-    a line are evaluated again (exact: a line's value depends only on its SKU's lines)."""
+    """Drop lines without a positive marginal net benefit until none is left; only the SKUs
+    that lose a line are evaluated again (exact: a line's value depends only on its SKU's
+    lines). Dropping a line never lowers another line's marginal value (concave values)."""
     for _ in range(200):
-        uc, share = fixed_shares(inst, ev.lines)
-        net = ev.gain - ev.loss - ev.lines.units * uc - share
-        bad = net <= MIN_NET_BENEFIT
+        fin = Final.of(inst, ev.lines, ev.values)
+        bad = _unpaid(inst, fin)
         if not bad.any():
-            return Final(ev.lines, ev.gain, ev.loss, uc, share, net, ev.g10, ev.g90)
+            return fin
         touched = np.unique(ev.lines.sku[bad])
         ev = ev.take(~bad)
         redo = np.isin(ev.lines.sku, touched)
         if redo.any():
-            g, lo, a, b = evaluate_lines(inst, ev.lines.take(redo), bonus)
-            ev = Evaluated(
-                ev.lines,
-                _put(ev.gain, redo, g),
-                _put(ev.loss, redo, lo),
-                _put(ev.g10, redo, a),
-                _put(ev.g90, redo, b),
-            )
+            again = line_values(inst, ev.lines.take(redo), bonus)
+            ev = Evaluated(ev.lines, ev.values.put(redo, again))
     msg = "transfer lines did not settle to positive net benefit"
     raise RuntimeError(msg)
 
@@ -178,12 +218,10 @@ def finalise(
         lines = _repair_budget(inst, lines, c.transfer_budget, bonus)
         if c.respect_capacity:  # after the budget: dropping lines can raise net inflow
             lines = _repair_capacity(inst, lines, c.pack_size, c.min_transfer_units, bonus)
-        gain, loss, g10, g90 = evaluate_lines(inst, lines, bonus)
-        uc, share = fixed_shares(inst, lines)
-        net = gain - loss - lines.units * uc - share
-        bad = net <= MIN_NET_BENEFIT
+        fin = Final.of(inst, lines, line_values(inst, lines, bonus))
+        bad = _unpaid(inst, fin)
         if not bad.any():
-            return Final(lines, gain, loss, uc, share, net, g10, g90)
+            return fin
         lines = lines.take(~bad)
     msg = "transfer lines did not settle to positive net benefit"
     raise RuntimeError(msg)
@@ -273,6 +311,7 @@ def mip_lines(
         respect_capacity=cons.respect_capacity,
         time_limit_s=settings.solver.mip_time_limit_s,
         min_units=max(cons.min_transfer_units, 1),
+        limited=inst.store_lanes() if inst.has_warehouses else None,
     )
     if res is None:
         return None

@@ -47,8 +47,13 @@ def select_lanes(
     n: int,
     max_out: int | None,
     max_in: int | None,
+    limited: BoolArray | None = None,
 ) -> BoolArray:
-    """Greedy lane choice by value - fixed cost, within the per-store lane limits."""
+    """Greedy lane choice by value - fixed cost, within the per-store lane limits.
+
+    ``limited`` ``(n, n)``: the lanes the limits count (None = all); a warehouse's lanes are
+    not counted.
+    """
     score = value - fixed
     order = np.lexsort((keys, -score))
     out_deg = np.zeros(n, dtype=np.int64)
@@ -60,11 +65,13 @@ def select_lanes(
         if score[idx] <= 0 and fixed[idx] > 0:
             continue
         i, j = divmod(int(keys[idx]), n)
-        if out_deg[i] >= lo or in_deg[j] >= li:
+        counts = limited is None or bool(limited[i, j])
+        if counts and (out_deg[i] >= lo or in_deg[j] >= li):
             continue
         open_[i, j] = True
-        out_deg[i] += 1
-        in_deg[j] += 1
+        if counts:
+            out_deg[i] += 1
+            in_deg[j] += 1
     return open_
 
 
@@ -116,6 +123,11 @@ class LaneChoice:
     def n(self) -> int:
         return self.inst.n_stores
 
+    @property
+    def limited(self) -> BoolArray | None:
+        """Lanes the per-store limits count (None = all): lanes between two stores."""
+        return self.inst.store_lanes() if self.inst.has_warehouses else None
+
     def scores(self, res: dict[int, SkuResult], factor: float) -> tuple[IntArray, FloatArray]:
         """Per used lane: key and value (scaled by ``factor``) less its fixed cost."""
         n = self.n
@@ -162,7 +174,13 @@ class LaneChoice:
         first_results = dict(self.results)
         first_fixed = self.inst.fixed_cost[first_keys // n, first_keys % n]
         chosen = select_lanes(
-            first_keys, first_score + first_fixed, first_fixed, n, self.max_out, self.max_in
+            first_keys,
+            first_score + first_fixed,
+            first_fixed,
+            n,
+            self.max_out,
+            self.max_in,
+            self.limited,
         )
         self.lane_open &= chosen
         self.close_rounds()
@@ -180,18 +198,23 @@ class LaneChoice:
             used[r.src, r.dst] = True
         self.lane_open &= used
         order = np.lexsort((first_keys, -first_score))
-        out_deg = self.lane_open.sum(axis=1)
-        in_deg = self.lane_open.sum(axis=0)
+        limited = self.limited
+        counted = self.lane_open if limited is None else self.lane_open & limited
+        out_deg = counted.sum(axis=1)
+        in_deg = counted.sum(axis=0)
         added = np.zeros((n, n), dtype=bool)
         for idx in order:
             if first_score[idx] <= 0:
                 break
             i, j = divmod(int(first_keys[idx]), n)
-            if self.lane_open[i, j] or out_deg[i] >= self.max_out or in_deg[j] >= self.max_in:
+            counts = limited is None or bool(limited[i, j])
+            full = out_deg[i] >= self.max_out or in_deg[j] >= self.max_in
+            if self.lane_open[i, j] or (counts and full):
                 continue
             self.lane_open[i, j] = added[i, j] = True
-            out_deg[i] += 1
-            in_deg[j] += 1
+            if counts:
+                out_deg[i] += 1
+                in_deg[j] += 1
         if not added.any():
             return
         affected = sorted(

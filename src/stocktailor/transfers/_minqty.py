@@ -30,8 +30,10 @@ from stocktailor.transfers._lines import Evaluated, LineSet, round_lines
 from stocktailor.transfers._partition import Sliced, parts_for, to_global, uses_closed
 
 __all__ = [
+    "FinishArgs",
     "FinishOut",
     "FinishTask",
+    "both_ways",
     "components",
     "finish_partition",
     "finish_pass",
@@ -174,22 +176,66 @@ def solve_options(
     return [take_result(res, line_copy == oi) for oi in range(len(options))]
 
 
-def _best_options(
+def _free_left(
+    cv: SkuCurves, cur: SkuResult, outside: npt.NDArray[np.bool_], free: BoolArray
+) -> SkuCurves:
+    """``cv`` with each free source's units less what it ships on the lines ``outside``."""
+    if not (outside & free[cur.src]).any():
+        return cv
+    n = free.shape[0]
+    used = np.bincount(cur.src[outside], weights=cur.units[outside], minlength=n)
+    left = np.maximum(cv.src_units - used[cv.src].astype(np.int64), 0)
+    return replace(cv, src_units=np.where(free[cv.src], left, cv.src_units))
+
+
+def _option_values(
     got: list[SkuResult | None], bad: IntArray, lab: IntArray, keys: IntArray, n: int
-) -> IntArray:
-    """Per bad component, the option with the highest value."""
-    best_v = np.full(bad.shape[0], -np.inf)
-    best_o = np.zeros(bad.shape[0], dtype=np.int64)
+) -> FloatArray:
+    """Value of each option in each bad component, ``(options, components)`` currency."""
+    out = np.zeros((len(got), bad.shape[0]))
     for oi, g in enumerate(got):
-        v: FloatArray = np.zeros(bad.shape[0])
         if g is not None and g.units.shape[0]:
             gc = np.searchsorted(bad, lab[np.searchsorted(keys, g.src * n + g.dst)])
             val = g.gain - g.loss - g.units * g.unit_cost
-            v = np.bincount(gc, weights=val, minlength=bad.shape[0]).astype(np.float64)
-        better = v > best_v + 1e-9
-        best_v[better] = v[better]
+            out[oi] = np.bincount(gc, weights=val, minlength=bad.shape[0])
+    return out
+
+
+def _best_options(
+    got: list[SkuResult | None],
+    bad: IntArray,
+    lab: IntArray,
+    keys: IntArray,
+    n: int,
+    free_left: tuple[BoolArray, IntArray] | None,
+) -> IntArray:
+    """Per bad component, the option with the highest value (the first of equals).
+
+    A free source's units are shared by the components: when the components' best options
+    together would ship more than it has left (``free_left``: free flags and units left per
+    store), every component takes the one option best over all of them.
+    """
+    vals = _option_values(got, bad, lab, keys, n)
+    best_o = np.zeros(bad.shape[0], dtype=np.int64)
+    best_v = vals[0].copy()
+    for oi in range(1, vals.shape[0]):
+        better = vals[oi] > best_v + 1e-9
+        best_v[better] = vals[oi][better]
         best_o[better] = oi
-    return best_o
+    if free_left is None or np.unique(best_o).shape[0] < 2:
+        return best_o
+    free, left = free_left
+    used = np.zeros(n)
+    for oi, g in enumerate(got):
+        if g is None or g.units.shape[0] == 0:
+            continue
+        gc = np.searchsorted(bad, lab[np.searchsorted(keys, g.src * n + g.dst)])
+        mine = (best_o[gc] == oi) & free[g.src]
+        used += np.bincount(g.src[mine], weights=g.units[mine], minlength=n)
+    if (used <= left).all():
+        return best_o
+    total = vals.sum(axis=1)
+    return np.full(bad.shape[0], int(np.argmax(total > total.max() - 1e-9)), dtype=np.int64)
 
 
 def min_quantity(
@@ -210,10 +256,18 @@ def min_quantity(
     (units go elsewhere), (b) force them up to the minimum (lane lower bounds), (c) keep only
     the component's current lanes, all forced to the minimum (creates no new small line). (a)
     and (b) may leave new small lines, so a second round applies (c).
+
+    A source that loses nothing by shipping (a warehouse, or a store's dead stock) does not
+    join the destinations it serves into one component: each of its lanes belongs to its
+    destination's component, and a re-solve may use only the units such a source does not
+    ship to the other components.
     """
     lf, lt, _ = lanes
     keys = lf * n + lt  # sorted
-    lab = components(lf, lt, n)
+    free = np.zeros(n, dtype=bool)
+    free[cv.src[~(cv.loss[:, 0] > 0)]] = True
+    # a free source's lanes get a node of their own each: they join only their destination
+    lab = components(np.where(free[lf], n + np.arange(lf.shape[0]), lf), lt, 2 * n + lf.shape[0])
     nl = keys.shape[0]
     nlab = int(lab.max()) + 1 if nl else 0
     allow = np.ones(nl, dtype=bool)  # lanes the SKU may use
@@ -239,8 +293,11 @@ def min_quantity(
             options.append((allow & ~is_small, force))
             options.append((allow, force | is_small))
         options.append((allow & support, support.copy()))
-        got = solve_options(cv, options, is_bad[lab], lanes, n, force_units)
-        best_o = _best_options(got, bad, lab, keys, n)
+        cv_left = _free_left(cv, cur, ~is_bad[line_comp], free)
+        got = solve_options(cv_left, options, is_bad[lab], lanes, n, force_units)
+        left = np.zeros(n, dtype=np.int64)
+        left[cv_left.src] = cv_left.src_units
+        best_o = _best_options(got, bad, lab, keys, n, (free, left) if free.any() else None)
         parts = [take_result(cur, ~is_bad[line_comp])]
         for oi, (al, fo) in enumerate(options):
             comps = bad[best_o == oi]
@@ -328,10 +385,67 @@ def finish_partition(
                 pack=task.pack,
                 force_units=task.force_units,
             )
+        if r is not None and both_ways(r).shape[0]:
+            r = _without_transit(inst, s, r, task, open_, bonus)
         if r is not None:
             out.append(r)
     lines = round_lines(LineSet.concat(out), task.pack, task.min_units)
     return FinishOut(out, Evaluated.of(inst, lines, bonus))
+
+
+def both_ways(r: SkuResult) -> IntArray:
+    """Stores that both receive and ship the SKU in ``r``."""
+    out: IntArray = np.intersect1d(r.src, r.dst)
+    return out
+
+
+def _without_transit(
+    inst: TransferInstance,
+    s: int,
+    r: SkuResult,
+    task: FinishTask,
+    open_: BoolArray,
+    bonus: FloatArray | None,
+) -> SkuResult | None:
+    """Re-solve SKU ``s`` with the stores that both receive and ship it barred from shipping.
+
+    Shipping a unit out of a store and receiving one is never worth it in the value model (a
+    unit arriving later is worth at most the unit held); it happens only as a route around
+    lane limits, and a planner should not see a store ship what it receives.
+    """
+    n = inst.n_stores
+    one = inst.take_skus(np.array([s], dtype=np.int64))
+    barred = np.zeros(n, dtype=bool)
+    for _ in range(3):
+        barred[both_ways(r)] = True
+        local = replace(one, movable=np.where(barred[:, None], 0, one.movable))
+        cv = build_sku_curves(
+            local,
+            0,
+            bonus=None if bonus is None else bonus[:, [s]][:, 0],
+            lane_open=open_,
+        )
+        if cv is None:
+            return None
+        lanes = lanes_of(cv, task.lane_from, task.lane_to, task.lane_cost, n)
+        got = solve_on_lanes(cv, *lanes, n)
+        if got is None:
+            return None
+        got = min_quantity(
+            cv,
+            got,
+            lanes,
+            n,
+            min_units=task.min_units,
+            pack=task.pack,
+            force_units=task.force_units,
+        )
+        if got is None:
+            return None
+        r = replace(got, sku=s)
+        if both_ways(r).shape[0] == 0:
+            return r
+    return None
 
 
 def finish_sliced(item: Sliced) -> FinishOut:
@@ -350,7 +464,7 @@ def finish_sliced(item: Sliced) -> FinishOut:
     lines = LineSet(item.cols[ev.lines.sku], ev.lines.src, ev.lines.dst, ev.lines.units)
     return FinishOut(
         [to_global(r, item.cols) for r in out.results],
-        Evaluated(lines, ev.gain, ev.loss, ev.g10, ev.g90),
+        Evaluated(lines, ev.values),
     )
 
 

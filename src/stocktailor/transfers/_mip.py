@@ -75,6 +75,7 @@ def solve_mip(
     use_fixed: bool = True,
     start: dict[int, FloatArray] | None = None,
     min_units: int = 1,
+    limited: npt.NDArray[np.bool_] | None = None,
 ) -> MipResult | None:
     """Solve the fixed-charge MIP over ``models`` (maximise net benefit).
 
@@ -82,6 +83,9 @@ def solve_mip(
     heuristic), given to HiGHS as a starting point. With ``min_units > 1`` (and not ``relax``)
     every flow is semi-integer: 0 or between ``min_units`` and the lane's capacity (the minimum
     transfer quantity, exact).
+
+    ``limited`` ``(n, n)``: the lanes the lane limits and the budget count (None = all; a
+    warehouse's lanes are not counted).
 
     Returns None when there is nothing to solve or HiGHS found no feasible point.
     """
@@ -172,13 +176,14 @@ def solve_mip(
     lo_b.extend([-np.inf] * nf)
     hi_b.extend([0.0] * nf)
     nrow += nf
+    counted = np.ones(nlanes, dtype=bool) if limited is None else limited[lane_from, lane_to]
     for limit, ends in ((max_out, lane_from), (max_in, lane_to)):
-        if limit is None:
+        if limit is None or not counted.any():
             continue
-        stores, inv = np.unique(ends, return_inverse=True)
+        stores, inv = np.unique(ends[counted], return_inverse=True)
         rows.append(nrow + inv)
-        cols.append(base_y + np.arange(nlanes))
-        vals.append(np.ones(nlanes))
+        cols.append(base_y + np.flatnonzero(counted))
+        vals.append(np.ones(int(counted.sum())))
         lo_b.extend([-np.inf] * stores.shape[0])
         hi_b.extend([float(limit)] * stores.shape[0])
         nrow += stores.shape[0]
@@ -196,9 +201,10 @@ def solve_mip(
         hi_b.extend(head.tolist())
         nrow += stores.shape[0]
     if budget is not None:
-        rows.extend([np.full(nf, nrow), np.full(nlanes, nrow)])
-        cols.extend([fl_idx, base_y + np.arange(nlanes)])
-        vals.extend([fl_cost, fixed])
+        fl_counted = counted[fl_lane]
+        rows.extend([np.full(int(fl_counted.sum()), nrow), np.full(int(counted.sum()), nrow)])
+        cols.extend([fl_idx[fl_counted], base_y + np.flatnonzero(counted)])
+        vals.extend([fl_cost[fl_counted], fixed[counted]])
         lo_b.append(-np.inf)
         hi_b.append(float(budget))
         nrow += 1

@@ -61,14 +61,17 @@ class TransferSolution:
     lines
         The transfer lines (instance index space).
     gain, source_loss, unit_cost, fixed_share, net_benefit, gain_p10, gain_p90
-        Per line, currency: expected gain at the destination, expected loss at the source,
-        lane cost per unit, the line's share of its lane's fixed cost (allocated by units), net
-        benefit ``gain - source_loss - units * unit_cost - fixed_share`` and a 10-90% band of
-        the gain.
+        Per line, currency: marginal expected gain at the destination and loss at the source
+        (given every other line), lane cost per unit, the line's share of its lane's fixed
+        cost (allocated by units), net benefit ``gain - source_loss - units * unit_cost -
+        fixed_share`` and the 10%/90% mid-quantiles of the gain (containing ``gain``).
     lead_days
         Per line lead time, days.
     objective
-        Total net benefit of the lines, currency.
+        The plan's expected value against no moves after costs, currency: every destination's
+        and source's total and each lane's fixed cost once. Each line's ``net_benefit`` is its
+        marginal value given every other line, so the lines add up to at most the objective
+        (less where lines share a destination or source, whose values are concave).
     lp_bound
         Upper bound on the best achievable objective over the candidate lanes (LP relaxation of
         the fixed-charge model with big-M = the source's movable units over all SKUs; never above
@@ -103,6 +106,10 @@ class TransferSolution:
     mip_bound: float | None = None
     heuristic_objective: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    marginal_net_benefit: FloatArray | None = None
+    """Per line, currency: the plan's value with the line minus without it, every other line
+    kept (equal to ``net_benefit`` for a line alone at both ends and on its lane; the lane's
+    fixed cost counts only for a line alone on its lane)."""
 
     @property
     def transfer_cost(self) -> FloatArray:
@@ -126,7 +133,11 @@ def prepare(
     if partners is None and n > sol.large_network_stores:
         partners = sol.large_network_partners
     if partners is not None and n > 1:
-        base_open = nearest_mask(inst.unit_cost, partners)
+        # partners among stores; a warehouse serves every store
+        wh = inst.is_warehouse
+        cost = np.where(wh[:, None] | wh[None, :], np.inf, inst.unit_cost)
+        base_open = nearest_mask(cost, partners) & ~wh[None, :]
+        base_open[wh, :] = True
         if inst.lane_mask is not None:
             base_open &= inst.lane_mask
     # LP relaxation of the fixed-charge model with big-M = all movable units of the source
@@ -243,7 +254,11 @@ def _try_mip(
         return final, "", None, None
     lines, mip_obj, mip_bound = mres
     mip_final = finalise(inst, lines, settings, bonus)
-    if mip_final.objective > final.objective + 1e-9:
+    transit = np.intersect1d(
+        mip_final.lines.src * inst.n_skus + mip_final.lines.sku,
+        mip_final.lines.dst * inst.n_skus + mip_final.lines.sku,
+    )
+    if transit.shape[0] == 0 and mip_final.objective > final.objective + 1e-9:
         return mip_final, "mip", mip_obj, mip_bound
     return final, "", mip_obj, mip_bound
 
@@ -414,13 +429,13 @@ def _solution(
     )
     return TransferSolution(
         lines=lines,
-        gain=final.gain,
-        source_loss=final.loss,
+        gain=final.values.gain,
+        source_loss=final.values.loss,
         unit_cost=final.unit_cost,
         fixed_share=final.fixed_share,
         net_benefit=final.net,
-        gain_p10=final.g10,
-        gain_p90=final.g90,
+        gain_p10=final.values.g10,
+        gain_p90=final.values.g90,
         lead_days=inst.lead_days[lines.src, lines.dst].astype(np.int64),
         objective=objective,
         lp_bound=bound,
@@ -431,4 +446,5 @@ def _solution(
         mip_bound=mip_bound,
         heuristic_objective=heuristic_objective,
         timings=timings,
+        marginal_net_benefit=final.marginal_net(inst),
     )
