@@ -11,9 +11,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from stocktailor.allocation import ALLOCATION_COLUMNS, allocate, allocate_arrays, holdback_shares
-from stocktailor.transfers import CONTEXT_COLUMNS
 from stocktailor.config import ConstraintsConfig, Settings, SolverConfig
 from stocktailor.contract import Tables
+from stocktailor.transfers import CONTEXT_COLUMNS
 from stocktailor.valuation import arrival_tail
 
 AS_OF = dt.date(2026, 2, 1)

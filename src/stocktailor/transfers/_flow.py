@@ -142,7 +142,8 @@ class SkuCurves:
 def _p_zero(mean: FloatArray, var: FloatArray) -> FloatArray:
     """P(D = 0) for the negative binomial / Poisson of :mod:`stocktailor.valuation`."""
     m = np.maximum(mean, 0.0)
-    nb = var > m * (1.0 + 1e-9)
+    m = np.where(m > 1e-12, m, 0.0)  # no demand (denormal rates would underflow the log)
+    nb = (var > m * (1.0 + 1e-9)) & (m > 0)
     out = np.exp(-m)
     if nb.any():
         mn, vn = m[nb], var[nb]

@@ -132,7 +132,7 @@ def _context(
     )
     weekly = (inst.mean_lead + inst.mean_rest) / days[None, :] * 7.0  # units per week
     stock = np.maximum(inst.stock, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cover = np.where(weekly > 1e-9, stock / weekly, np.nan)
     n, m = inst.n_stores, inst.n_skus
     out_tot = np.zeros((n, m), dtype=np.int64)
