@@ -888,3 +888,41 @@ def test_demo_network_joint_plan_feeds_once_and_adds_up() -> None:
     total = float(al["net_benefit"].sum() + tr["net_benefit"].sum())
     assert total == pytest.approx(plan.objective, rel=0.01)
     assert (al["net_benefit"] > 0).all() and (tr["net_benefit"] > 0).all()
+
+
+def test_value_band_matches_simulated_outcomes() -> None:
+    """One line: the gain band's mid-quantiles and the value's standard deviation agree with
+    draws of the demand at both ends (Poisson)."""
+    unit = np.array([[0.0, 1.0], [1.0, 0.0]])
+    inst = TransferInstance(
+        store_ids=["A", "B"],
+        skus=["K"],
+        styles=["S"],
+        stock=np.array([[9], [0]]),
+        movable=np.array([[8], [0]]),
+        mean_lead=np.array([[0.5], [0.5]]),
+        var_lead=np.array([[0.5], [0.5]]),
+        mean_rest=np.array([[3.0], [6.0]]),
+        var_rest=np.array([[3.0], [6.0]]),
+        price=np.array([50.0]),
+        salvage=np.array([10.0]),
+        unit_cost=unit,
+        fixed_cost=np.zeros((2, 2)),
+        lead_days=np.ones((2, 2), dtype=np.int64),
+    )
+    sol = solve_instance(inst, loose(), method="heuristic")
+    assert len(sol.lines) == 1 and sol.value_sd is not None
+    q = int(sol.lines.units[0])
+    rng = np.random.default_rng(0)
+    draws = 400_000
+    # B is empty: every arriving unit meets the demand after the lead time
+    u = np.minimum(rng.poisson(6.0, draws), q)
+    d_a = rng.poisson(3.5, draws)
+    v = np.clip(d_a - (9 - q), 0, q)  # units A would have sold of those it ships
+    value = 40.0 * (u - v)
+    assert sol.gain[0] == pytest.approx(40.0 * u.mean(), rel=0.01)
+    assert sol.source_loss[0] == pytest.approx(40.0 * v.mean(), rel=0.03, abs=0.5)
+    assert sol.value_sd[0] == pytest.approx(value.std(), rel=0.02)
+    assert sol.gain_p10[0] < sol.gain[0] < sol.gain_p90[0]
+    assert sol.gain_p10[0] <= 40.0 * np.quantile(u, 0.1) + 40.0
+    assert sol.gain_p90[0] >= 40.0 * np.quantile(u, 0.9) - 40.0

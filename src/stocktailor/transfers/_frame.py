@@ -37,6 +37,8 @@ TRANSFER_COLUMNS: tuple[str, ...] = tuple(TRANSFERS_SCHEMA)
 CONTEXT_COLUMNS: dict[str, pl.DataType] = {
     "recommendation_id": pl.String(),
     "marginal_net_benefit": pl.Float64(),
+    "net_p10": pl.Float64(),
+    "net_p90": pl.Float64(),
     "from_on_hand": pl.Int64(),
     "to_on_hand": pl.Int64(),
     "from_weekly_demand": pl.Float64(),
@@ -49,7 +51,9 @@ CONTEXT_COLUMNS: dict[str, pl.DataType] = {
 """Columns added to both frames: ``recommendation_id`` (one style-colour on one lane),
 ``marginal_net_benefit`` (the plan's value with the line minus without it, every other line
 kept, currency: what rejecting only this line costs; the lane's shipment cost counts only for a
-line alone on its lane), each
+line alone on its lane), ``net_p10``/``net_p90`` (a normal 80% band of the net benefit from the
+standard deviation of the units sold at the destination and given up at the source, currency:
+``net_p10 < 0`` = the line may lose money), each
 end's units before the plan (on hand + in transit), its weekly demand (remaining-season average,
 units per week) and weeks of cover (null without demand), and the plan's total units out of the
 source and into the destination for the line's SKU (this line included)."""
@@ -74,6 +78,10 @@ ALLOCATION_COLUMNS: tuple[str, ...] = (
 """allocation.csv: the contract's columns, then what transfers.csv also has. ``expected_gain``
 is the marginal expected gain at the store before the lane cost; ``net_benefit = expected_gain
 - transfer_cost``."""
+
+
+_Z90 = 1.2815515655446004
+"""The standard normal's 90% quantile."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,7 @@ def _lines_frame(
     ln = lines.take(order)
     net = sol.net_benefit[order]
     marginal = net if sol.marginal_net_benefit is None else sol.marginal_net_benefit[order]
+    sd = np.zeros(len(order)) if sol.value_sd is None else sol.value_sd[order]
     wh = inst.is_warehouse
     ctx = _context(inst, ln, products, stores, movable)
     ids = np.array(inst.store_ids, dtype=object)
@@ -265,6 +274,8 @@ def _lines_frame(
             "expected_source_loss": sol.source_loss[order].astype(np.float64),
             "net_benefit": net.astype(np.float64),
             "marginal_net_benefit": marginal.astype(np.float64),
+            "net_p10": (net - _Z90 * sd).astype(np.float64),
+            "net_p90": (net + _Z90 * sd).astype(np.float64),
             "reason": _reasons(ctx, ln, net, wh),
             "gain_p10": sol.gain_p10[order].astype(np.float64),
             "gain_p90": sol.gain_p90[order].astype(np.float64),

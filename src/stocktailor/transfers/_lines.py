@@ -117,6 +117,10 @@ class LineValues:
     marginal_gain, marginal_loss
         The same given every other line of the plan (the plan with the line minus without
         it): at most ``gain`` and at least ``loss`` (values are concave in stock).
+    value_sd
+        Standard deviation of the line's stacked value, ``margin * (U - V)`` with U its units
+        sold at the destination and V the units the source would have sold (independent),
+        currency.
     """
 
     gain: FloatArray
@@ -125,6 +129,7 @@ class LineValues:
     g90: FloatArray
     marginal_gain: FloatArray
     marginal_loss: FloatArray
+    value_sd: FloatArray
 
     def take(self, mask: npt.NDArray[Any]) -> LineValues:
         return LineValues(*(getattr(self, f)[mask] for f in _VALUE_FIELDS))
@@ -144,7 +149,20 @@ class LineValues:
         return LineValues(*(np.concatenate(c) for c in cols))
 
 
-_VALUE_FIELDS = ("gain", "loss", "g10", "g90", "marginal_gain", "marginal_loss")
+_VALUE_FIELDS = ("gain", "loss", "g10", "g90", "marginal_gain", "marginal_loss", "value_sd")
+
+
+def _tail_var(tail: FloatArray, row: IntArray, base: IntArray, q: IntArray) -> FloatArray:
+    """Variance of U with ``P(U >= u) = tail[row, base + u - 1]``, u = 1..q (units^2)."""
+    if row.shape[0] == 0:
+        return np.zeros(0)
+    u = np.arange(1, int(q.max()) + 1)
+    col = np.clip(base[:, None] + u[None, :] - 1, 0, tail.shape[1] - 1)
+    p = np.where(u[None, :] <= q[:, None], tail[row[:, None], col], 0.0)
+    m1 = p.sum(axis=1)
+    m2 = (p * (2 * u[None, :] - 1)).sum(axis=1)
+    out: FloatArray = np.maximum(m2 - m1 * m1, 0.0)
+    return out
 
 
 def _mid_quantiles(
@@ -220,15 +238,16 @@ def _order_keys(inst: TransferInstance, lines: LineSet, other: IntArray) -> list
 
 def _destination_side(
     inst: TransferInstance, lines: LineSet, bonus: FloatArray | None
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per line: stacked gain, its band and the marginal gain given every other line."""
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per line: stacked gain, its band, the marginal gain given every other line and the
+    variance of its units sold (units^2)."""
     m, nl = inst.n_skus, len(lines)
     margin = inst.price - inst.salvage
     ud, dinv = np.unique(lines.dst * m + lines.sku, return_inverse=True)
     big_q = np.bincount(dinv, weights=lines.units).astype(np.int64)
     before = _stacked_before(dinv, lines.units, _order_keys(inst, lines, lines.src))
     d_store, d_sku = ud // m, ud % m
-    stacked, marg = np.zeros(nl), np.zeros(nl)
+    stacked, marg, uvar = np.zeros(nl), np.zeros(nl), np.zeros(nl)
     u10, u90 = np.zeros(nl), np.zeros(nl)
     parts, chunk_of = _node_chunks(big_q)
     line_order = np.argsort(chunk_of[dinv], kind="stable")
@@ -251,6 +270,7 @@ def _destination_side(
         stacked[li] = csum[pr, b + q] - csum[pr, b]
         marg[li] = csum[pr, q_all] - csum[pr, q_all - q]
         u10[li], u90[li] = _mid_quantiles(tail, pr, b, q, BAND_LEVELS)
+        uvar[li] = _tail_var(tail, pr, b, q)
     mg = margin[d_sku][dinv]
     bon = np.zeros(nl) if bonus is None else bonus[d_store, d_sku][dinv]
     # the size-run bonus of a node's first unit goes to the line stacked first; it is the
@@ -260,11 +280,14 @@ def _destination_side(
     gain = mg * stacked + first
     g10 = np.minimum(mg * u10 + first, gain)
     g90 = np.maximum(mg * u90 + first, gain)
-    return gain, g10, g90, mg * marg + alone
+    return gain, g10, g90, mg * marg + alone, mg * mg * uvar
 
 
-def _source_side(inst: TransferInstance, lines: LineSet) -> tuple[FloatArray, FloatArray]:
-    """Per line: stacked source loss and the marginal loss given every other line."""
+def _source_side(
+    inst: TransferInstance, lines: LineSet
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per line: stacked source loss, the marginal loss given every other line and the
+    variance of the loss (currency^2)."""
     m, nl = inst.n_skus, len(lines)
     margin = inst.price - inst.salvage
     us, sinv = np.unique(lines.src * m + lines.sku, return_inverse=True)
@@ -275,7 +298,7 @@ def _source_side(inst: TransferInstance, lines: LineSet) -> tuple[FloatArray, Fl
     var = inst.var_lead[s_store, s_sku] + inst.var_rest[s_store, s_sku]
     live = mean > 1e-12  # a source without demand (a warehouse) loses nothing
     x = np.where(live, np.maximum(inst.stock[s_store, s_sku], 0), 0)
-    stacked, marg = np.zeros(nl), np.zeros(nl)
+    stacked, marg, vvar = np.zeros(nl), np.zeros(nl), np.zeros(nl)
     parts, chunk_of = _node_chunks(x)
     line_order = np.argsort(chunk_of[sinv], kind="stable")
     bounds = np.searchsorted(chunk_of[sinv][line_order], np.arange(len(parts) + 1))
@@ -296,8 +319,10 @@ def _source_side(inst: TransferInstance, lines: LineSet) -> tuple[FloatArray, Fl
         stacked[li] = csum[pr, xx - b] - csum[pr, xx - b - q]
         left = xx - out[sinv[li]]
         marg[li] = csum[pr, left + q] - csum[pr, left]
+        # V, the line's units the source would have sold: P(V >= v) = P(D >= X - b - q + v)
+        vvar[li] = _tail_var(tail, pr, xx - b - q, q)
     mg = margin[s_sku][sinv]
-    return mg * stacked, mg * marg
+    return mg * stacked, mg * marg, mg * mg * vvar
 
 
 def line_values(
@@ -311,10 +336,10 @@ def line_values(
     """
     if len(lines) == 0:
         z = np.zeros(0)
-        return LineValues(z, z, z, z, z, z)
-    gain, g10, g90, mgain = _destination_side(inst, lines, bonus)
-    loss, mloss = _source_side(inst, lines)
-    return LineValues(gain, loss, g10, g90, mgain, mloss)
+        return LineValues(z, z, z, z, z, z, z)
+    gain, g10, g90, mgain, gvar = _destination_side(inst, lines, bonus)
+    loss, mloss, lvar = _source_side(inst, lines)
+    return LineValues(gain, loss, g10, g90, mgain, mloss, np.sqrt(gvar + lvar))
 
 
 def evaluate_lines(

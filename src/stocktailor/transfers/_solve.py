@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -107,6 +107,9 @@ class TransferSolution:
     heuristic_objective: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     marginal_net_benefit: FloatArray | None = None
+    value_sd: FloatArray | None = None
+    """Per line, currency: standard deviation of the line's value under the demand
+    distribution (its units sold at the destination less those the source would have sold)."""
     """Per line, currency: the plan's value with the line minus without it, every other line
     kept (equal to ``net_benefit`` for a line alone at both ends and on its lane; the lane's
     fixed cost counts only for a line alone on its lane)."""
@@ -302,10 +305,9 @@ def solve_instance(
     TransferSolution
     """
     settings = settings or Settings()
-    sol, cons = settings.solver, settings.constraints
+    sol = settings.solver
     eng: Engine = engine or LocalEngine()
     method = method or sol.fixed_cost_method
-    n = inst.n_stores
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     inst, base_open, bound_extra = prepare(inst, settings)
@@ -313,76 +315,36 @@ def solve_instance(
     smp = _sample(inst, settings, has_fixed)
     if not sol.lp_bound or smp.sampled:
         bound_extra = None
-    penalty = sol.broken_size_run_penalty
     # 1. exact flows without fixed costs (+ the bound), on the lane-valuation sample
     outs = run_step(
         eng,
         smp.parts,
         inst,
         lane_open=base_open,
-        penalty=penalty,
+        penalty=sol.broken_size_run_penalty,
         bound_extra=bound_extra,
         progress=progress,
     )
-    results = flatten(outs)
     no_fixed, lp_bound = _bounds(outs, bound_extra, smp.sampled)
-    first_lanes = np.zeros((n, n), dtype=bool)
-    for r in results.values():
-        first_lanes[r.src, r.dst] = True
+    first_lanes = _used_lanes(inst.n_stores, flatten(outs).values())
     timings["flow"] = time.perf_counter() - t0
     # 2. lane choice across SKUs + closing rounds (on the sample, cached curves, in process)
     t1 = time.perf_counter()
-    lane_open = np.ones((n, n), dtype=bool) if base_open is None else base_open.copy()
-    np.fill_diagonal(lane_open, False)
-    curves = {cv.sku: cv for o in outs for cv in o.curves}
-    choice = LaneChoice(
-        inst,
-        lane_open,
-        results,
-        curves,
-        smp.scale,
-        cons.max_outbound_lanes_per_store,
-        cons.max_inbound_lanes_per_store,
-        sol.max_lane_rounds,
-    )
-    choice.choose(has_fixed)
+    choice = _choose_lanes(inst, settings, outs, base_open, smp.scale, has_fixed)
     timings["lane_choice"] = time.perf_counter() - t1
-    # 3. every SKU on the chosen lanes, with the minimum-quantity step, in partitions through
-    # the engine (curves rebuilt in the workers unless the engine runs in this process)
+    # 3. every SKU on the chosen lanes, with the minimum-quantity step, then the constraints
+    # that couple SKUs and the positivity of every line
     t2 = time.perf_counter()
-    pack = max(cons.pack_size, 1)
-    min_units = max(cons.min_transfer_units, 1)
-    bonus = bonus_matrix(inst, penalty)
-    args = FinishArgs(
-        curves=curves if isinstance(eng, LocalEngine) else {},
-        bonus=bonus,
-        min_units=min_units,
-        pack=pack,
-        force_units=-(-min_units // pack) * pack,
-        n_parts=len(smp.parts),
-        cached=set(curves),
-        first_prune=prune_mask(inst, base_open),
-    )
-    cols = sorted(choice.results) + smp.rest.tolist()
-    results, evaluated = finish_pass(eng, inst, choice.lane_open, cols, choice.results, args)
-    if smp.sampled and has_fixed and results:
-        results, evaluated = _close_after_sample(eng, inst, choice, results, evaluated, args)
+    results, final, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
     timings["min_quantity"] = time.perf_counter() - t2
     timings["lanes"] = time.perf_counter() - t1
-    heur_obj = flow_objective(inst, results)
-    timings["lp_bound"] = 0.0
-    t4 = time.perf_counter()
-    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
-    timings["finalise"] = time.perf_counter() - t4
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
     used_method = "heuristic" if has_fixed else "flow"
     mip_obj: float | None = None
     mip_bound: float | None = None
     t3 = time.perf_counter()
-    if (method == "mip" or (method == "auto" and n <= sol.mip_max_stores)) and results:
-        reduced = first_lanes.copy()
-        for r in results.values():
-            reduced[r.src, r.dst] = True
+    if (method == "mip" or (method == "auto" and inst.n_stores <= sol.mip_max_stores)) and results:
+        reduced = first_lanes | _used_lanes(inst.n_stores, results.values())
         final, got, mip_obj, mip_bound = _try_mip(
             inst, settings, method, final, reduced, base_open, bonus
         )
@@ -399,8 +361,79 @@ def solve_instance(
         timings,
         mip_obj=mip_obj,
         mip_bound=mip_bound,
-        heuristic_objective=heur_obj,
+        heuristic_objective=flow_objective(inst, results),
     )
+
+
+def _used_lanes(n: int, results: Iterable[SkuResult]) -> BoolArray:
+    """``(n, n)``: the lanes the results ship on."""
+    out = np.zeros((n, n), dtype=bool)
+    for r in results:
+        out[r.src, r.dst] = True
+    return out
+
+
+def _choose_lanes(
+    inst: TransferInstance,
+    settings: Settings,
+    outs: list[PartOut],
+    base_open: BoolArray | None,
+    scale: float,
+    has_fixed: bool,
+) -> LaneChoice:
+    """Step 2: the lanes that open, from step 1's flows (see :class:`LaneChoice`)."""
+    n = inst.n_stores
+    cons = settings.constraints
+    lane_open = np.ones((n, n), dtype=bool) if base_open is None else base_open.copy()
+    np.fill_diagonal(lane_open, False)
+    choice = LaneChoice(
+        inst,
+        lane_open,
+        flatten(outs),
+        {cv.sku: cv for o in outs for cv in o.curves},
+        scale,
+        cons.max_outbound_lanes_per_store,
+        cons.max_inbound_lanes_per_store,
+        settings.solver.max_lane_rounds,
+    )
+    choice.choose(has_fixed)
+    return choice
+
+
+def _final_pass(
+    eng: Engine,
+    inst: TransferInstance,
+    settings: Settings,
+    choice: LaneChoice,
+    outs: list[PartOut],
+    base_open: BoolArray | None,
+    smp: _Sample,
+) -> tuple[dict[int, SkuResult], Final, FloatArray | None]:
+    """Step 3: every SKU on the chosen lanes with the minimum-quantity step, in partitions
+    through the engine (curves rebuilt in the workers unless the engine runs in this
+    process), then :func:`finalise`. Returns the flows, the final lines and the size-run
+    bonus."""
+    cons = settings.constraints
+    pack = max(cons.pack_size, 1)
+    min_units = max(cons.min_transfer_units, 1)
+    bonus = bonus_matrix(inst, settings.solver.broken_size_run_penalty)
+    curves = {cv.sku: cv for o in outs for cv in o.curves}
+    args = FinishArgs(
+        curves=curves if isinstance(eng, LocalEngine) else {},
+        bonus=bonus,
+        min_units=min_units,
+        pack=pack,
+        force_units=-(-min_units // pack) * pack,
+        n_parts=len(smp.parts),
+        cached=set(curves),
+        first_prune=prune_mask(inst, base_open),
+    )
+    cols = sorted(choice.results) + smp.rest.tolist()
+    results, evaluated = finish_pass(eng, inst, choice.lane_open, cols, choice.results, args)
+    if smp.sampled and results and (inst.fixed_cost > 0).any():
+        results, evaluated = _close_after_sample(eng, inst, choice, results, evaluated, args)
+    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
+    return results, final, bonus
 
 
 def _solution(
@@ -447,4 +480,5 @@ def _solution(
         heuristic_objective=heuristic_objective,
         timings=timings,
         marginal_net_benefit=final.marginal_net(inst),
+        value_sd=final.values.value_sd,
     )
