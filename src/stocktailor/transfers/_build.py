@@ -10,7 +10,7 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import ContractError, Tables
 from stocktailor.positions import core_sizes, lane_matrices, position_at
 from stocktailor.transfers._instance import TransferInstance, destination_lead_days
 from stocktailor.valuation import window_share
@@ -175,13 +175,25 @@ def _windows(
     SKU keys: only the two windows per pair are materialised.
     """
     n, m = len(store_ids), len(skus)
-    rows_idx = pl.LazyFrame({"store_id": store_ids, "_r": pl.Series(range(n), dtype=pl.Int64)})
-    cols_idx = pl.LazyFrame({"sku": skus, "_c": pl.Series(range(m), dtype=pl.Int64)})
+    rows_idx = pl.LazyFrame(
+        {
+            "store_id": pl.Series(store_ids, dtype=pl.String),
+            "_r": pl.Series(range(n), dtype=pl.Int64),
+        }
+    )
+    cols_idx = pl.LazyFrame(
+        {"sku": pl.Series(skus, dtype=pl.String), "_c": pl.Series(range(m), dtype=pl.Int64)}
+    )
     fc = forecast.lazy()
     if "var" not in fc.collect_schema().names():
         fc = fc.with_columns(pl.col("mean").alias("var"))
     fc = fc.join(rows_idx, on="store_id", how="inner").join(cols_idx, on="sku", how="inner")
-    leads = pl.LazyFrame({"store_id": store_ids, "_lead": dest_lead.tolist()})
+    leads = pl.LazyFrame(
+        {
+            "store_id": pl.Series(store_ids, dtype=pl.String),
+            "_lead": pl.Series(dest_lead.tolist(), dtype=pl.Int64),
+        }
+    )
     fc = fc.join(ends.lazy(), on="sku", how="left").join(leads, on="store_id", how="left")
     first = as_of + dt.timedelta(days=1)
     lead_end = pl.lit(as_of, dtype=pl.Date) + pl.duration(days=pl.col("_lead"))
@@ -274,7 +286,7 @@ def build_instance(
     skus = sorted(moving & set(products["sku"].to_list()))
     products = products.filter(pl.col("sku").is_in(skus)).sort("sku")
     n, w = len(store_ids), len(wh_ids)
-    unit, fixed, lead = lane_matrices(tables, settings.economics, ids)
+    unit, fixed, lead = _lanes(tables, settings, ids, n)
     dest_lead = destination_lead_days(lead, unit)[:n]
     fc = forecast.lazy().filter(pl.col("sku").is_in(skus))
     last_week = fc.select(pl.col("week_start").max()).collect(engine="streaming").item()
@@ -328,6 +340,28 @@ def build_instance(
         core_size=np.array([s in core for s in skus], dtype=bool),
         warehouse=np.concatenate([np.zeros(n, dtype=bool), np.ones(w, dtype=bool)]) if w else None,
     )
+
+
+def _lanes(
+    tables: Tables, settings: Settings, ids: list[str], n: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Lane matrices over stores then warehouses (:func:`lane_matrices`). Every lane into a
+    store is needed (a store without coordinates needs its lanes given); lanes into a
+    warehouse are never used."""
+    unit, fixed, lead = lane_matrices(tables, settings.economics, ids, origins=[])
+    into_store = np.zeros(len(ids), dtype=bool)
+    into_store[:n] = True
+    missing = ~np.isfinite(unit) & into_store[None, :]
+    np.fill_diagonal(missing, False)
+    if missing.any():
+        r, c = np.nonzero(missing)
+        pairs = ", ".join(f"{ids[i]} -> {ids[j]}" for i, j in zip(r[:3], c[:3], strict=True))
+        msg = (
+            f"no lane and no coordinates for {int(missing.sum())} pairs of locations (e.g. "
+            f"{pairs}): give the stores latitude/longitude or the lanes table those lanes"
+        )
+        raise ContractError(msg, file="lanes")
+    return unit, fixed, lead
 
 
 def _salvage(products: pl.DataFrame, settings: Settings) -> FloatArray:
