@@ -354,13 +354,13 @@ def _lanes(
     missing = ~np.isfinite(unit) & into_store[None, :]
     np.fill_diagonal(missing, False)
     if missing.any():
+        # the contract's one-line error names them: lanes between stores, then from warehouses
+        lane_matrices(tables, settings.economics, ids[:n])
+        lane_matrices(tables, settings.economics, ids, origins=ids[n:])
         r, c = np.nonzero(missing)
         pairs = ", ".join(f"{ids[i]} -> {ids[j]}" for i, j in zip(r[:3], c[:3], strict=True))
-        msg = (
-            f"no lane and no coordinates for {int(missing.sum())} pairs of locations (e.g. "
-            f"{pairs}): give the stores latitude/longitude or the lanes table those lanes"
-        )
-        raise ContractError(msg, file="lanes")
+        msg = f"no lane and no coordinates for {pairs}: add latitude and longitude to stores"
+        raise ContractError(msg, file="stores", column="latitude")
     return unit, fixed, lead
 
 
