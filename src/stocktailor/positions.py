@@ -18,7 +18,7 @@ from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
 from stocktailor.contract import ContractError, Tables
 
 __all__ = [
-    "core_size_skus",
+    "core_sizes",
     "haversine_km",
     "lane_matrices",
     "lanes_for",
@@ -46,26 +46,43 @@ def _economics(e: EconomicsConfig | Settings | None) -> EconomicsConfig:
     return e
 
 
-def core_size_skus(products: pl.DataFrame) -> set[str]:
-    """SKUs whose size is neither the smallest nor the largest of their style-colour."""
-    order = "size_order" if "size_order" in products.columns else None
-    p = products
-    if order is None or p[order].null_count() == p.height:
-        p = p.with_columns(pl.col("size").rank("dense").over("style", "color").alias("_o"))
-    else:
-        p = p.with_columns(pl.col(order).fill_null(0).alias("_o"))
-    p = p.with_columns(
-        pl.col("_o").min().over("style", "color").alias("_lo"),
-        pl.col("_o").max().over("style", "color").alias("_hi"),
-        pl.len().over("style", "color").alias("_n"),
+def core_sizes(products: pl.DataFrame) -> set[str]:
+    """The SKUs that are core sizes of their style-colour.
+
+    A style-colour's sizes are ranked by ``size_order`` (ties and missing values by the size
+    label); with three or more sizes the core sizes are all but the smallest and the largest
+    (the fringe sizes), with one or two sizes every size is core (a run that short has no
+    fringe). Used wherever core sizes matter: the ``keep_core_size_run`` rule of
+    :func:`position_at`, the broken-size-run bonus of the transfer optimiser and the
+    simulator's broken-size-run effect.
+
+    Parameters
+    ----------
+    products
+        ``sku, style, color, size`` and optionally ``size_order``.
+
+    Returns
+    -------
+    set of str
+        SKUs that are core sizes.
+    """
+    if products.height == 0:
+        return set()
+    order = (
+        pl.col("size_order").cast(pl.Float64)
+        if "size_order" in products.columns
+        else pl.lit(None, dtype=pl.Float64)
     )
-    core = p.filter(
-        (pl.col("_n") >= 3) & (pl.col("_o") > pl.col("_lo")) & (pl.col("_o") < pl.col("_hi"))
+    p = (
+        products.select("sku", "style", "color", pl.col("size").cast(pl.String), order.alias("_o"))
+        .sort(["style", "color", "_o", "size", "sku"], nulls_last=True)
+        .with_columns(
+            pl.int_range(pl.len()).over("style", "color").alias("_r"),
+            pl.len().over("style", "color").alias("_n"),
+        )
     )
+    core = p.filter((pl.col("_n") < 3) | ((pl.col("_r") > 0) & (pl.col("_r") < pl.col("_n") - 1)))
     return set(core["sku"].to_list())
-
-
-_core_size_skus = core_size_skus  # the name transfers/_plan.py still uses
 
 
 def receipts_between(
@@ -161,7 +178,7 @@ def position_at(
         pl.col("_recv").fill_null(0)
     )
     core = (
-        pos["sku"].is_in(list(core_size_skus(tables.products))).to_numpy()
+        pos["sku"].is_in(list(core_sizes(tables.products))).to_numpy()
         if c.keep_core_size_run
         else None
     )

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.positions import core_size_skus, movable_units, receipts_between
+from stocktailor.positions import core_sizes, movable_units, receipts_between
 from stocktailor.simulate._types import BoolArray, FloatArray, IntArray
 from stocktailor.simulate.decisions import Decisions, as_moves
 from stocktailor.simulate.view import PolicyView
@@ -68,7 +68,7 @@ def optimiser_static(view: PolicyView, settings: Settings) -> OptimiserStatic:
     store_ids = list(sp.store_ids)
     styles = prod["style"].cast(pl.String).to_list()
     style_codes = {s: i for i, s in enumerate(sorted(set(styles)))}
-    core_set = core_size_skus(prod)
+    core_set = core_sizes(prod)
     unit = sp.lane_cost_unit[:n_s, :n_s]
     lead = sp.lane_lead_days[:n_s, :n_s]
     w_unit = sp.lane_cost_unit[n_s:, :n_s]

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.positions import lane_matrices
+from stocktailor.positions import core_sizes, lane_matrices
 from stocktailor.simulate._types import BoolArray, FloatArray, IntArray, SeasonNetwork, SimSpace
 
 __all__ = [
@@ -137,29 +137,18 @@ class SeasonCalendar:
 
 
 def style_core_sizes(products: pl.DataFrame, skus: Sequence[str]) -> tuple[IntArray, BoolArray]:
-    """Style index per SKU and whether the SKU is a core size of its style (colour).
+    """Style-colour index per SKU and whether the SKU is a core size of it.
 
-    Core sizes are the middle sizes of a style-colour's ladder: all but the smallest and the
-    largest when it has at least three sizes, all of them otherwise (the broken-size-run
-    effect of the simulated customers).
+    Core sizes are :func:`stocktailor.positions.core_sizes` (the broken-size-run effect of the
+    simulated customers).
     """
-    p = products.select(
-        "sku", "style", "color", *(["size_order"] if "size_order" in products.columns else [])
-    )
-    if "size_order" not in p.columns:
-        p = p.with_columns(pl.lit(0, dtype=pl.Int64).alias("size_order"))
     order = pl.DataFrame({"sku": list(skus), "_pos": np.arange(len(skus), dtype=np.int64)})
-    p = order.join(p, on="sku", how="left").sort("_pos")
+    p = order.join(products.select("sku", "style", "color"), on="sku", how="left").sort("_pos")
+    sc = pl.col("style").cast(pl.String) + "|" + pl.col("color").cast(pl.String)
     p = p.with_columns(
-        (pl.col("style").cast(pl.String) + "|" + pl.col("color").cast(pl.String)).alias("_sc")
+        sc.rank("dense").cast(pl.Int64).alias("_g"),
+        pl.col("sku").is_in(list(core_sizes(products))).alias("c"),
     )
-    p = p.with_columns(
-        pl.col("_sc").rank("dense").cast(pl.Int64).alias("_g"),
-        pl.col("size_order").rank("ordinal").over("_sc").alias("_r"),
-        pl.len().over("_sc").alias("_n"),
-    )
-    core = ((pl.col("_n") < 3) | ((pl.col("_r") > 1) & (pl.col("_r") < pl.col("_n")))).alias("c")
-    p = p.with_columns(core)
     return (p["_g"].to_numpy().astype(np.int64) - 1), p["c"].to_numpy().astype(np.bool_)
 
 
