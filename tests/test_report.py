@@ -75,3 +75,23 @@ def test_backtest_writes_self_contained_report(tmp_path: Path) -> None:
 def test_backtest_rejects_unknown_policy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown policy 'best'"):
         backtest(_factory, [0], ["none", "best"], Settings(), tmp_path)
+
+
+def test_backtest_measures_the_true_value_of_executed_lines(tmp_path: Path) -> None:
+    res = backtest(_factory, [0], ["none", "rule"], Settings(), tmp_path, measure=["rule"])
+    truth = pl.read_csv(tmp_path / "uplift_truth.csv", try_parse_dates=True)
+    assert truth.columns == [
+        "decision_date",
+        "lines",
+        "units",
+        "estimated",
+        "true",
+        "seed",
+        "policy",
+    ]
+    assert set(truth["policy"].to_list()) == {"rule"}
+    rule = next(r for r in res.results if r.policy == "rule")
+    moved = rule.moves.filter((pl.col("units") > 0) & (pl.col("kind") == "transfer"))
+    assert truth["lines"].sum() == moved.height
+    assert truth["decision_date"].to_list() == moved["ship_date"].unique().sort().to_list()
+    assert truth["estimated"].null_count() == truth.height  # the rule estimates nothing

@@ -766,3 +766,68 @@ def test_declared_prices_are_applied_and_public() -> None:
     assert pol.views[0].price_plan().filter(pl.col("week_start") == net.season_start)[
         "price_factor"
     ].to_list() == pytest.approx([(4 * 1.0 + 3 * 0.8) / 7])
+
+
+# -- holdback and common-random-numbers replays (issue 15) -------------------------------------
+
+
+def test_replaying_the_moves_log_reproduces_the_run() -> None:
+    from stocktailor.simulate.replay import replay_without
+
+    net = _net()
+    res = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=3)
+    again = replay_without(net, SETTINGS, res)
+    assert again.daily.equals(res.daily)
+    assert again.moves.drop("estimated").equals(res.moves.drop("estimated"))
+
+
+def test_true_uplift_of_a_line_hand_worked() -> None:
+    # S01: 10 units, no customers; S02: none, ~100 customers a day. The only line (day 0, 10
+    # units, lane 2 days) sells its units at full price (50) instead of salvaging them (15).
+    from stocktailor.simulate.replay import true_uplift_by_decision
+
+    net = _net(rates=[[0.0], [100.0]], stock=[[10], [0]], warehouse=None, weeks=2)
+    line = pl.DataFrame(
+        {
+            "sku": ["SKU01"],
+            "from_id": ["S01"],
+            "to_id": ["S02"],
+            "units": [10],
+            "net_benefit": [300.0],
+        }
+    )
+
+    class OneLine:
+        name = "one-line"
+
+        def decide(self, view: PolicyView) -> Decisions:
+            return Decisions(transfers=line if view.day_index == 0 else None)
+
+    res = simulate_season(net, OneLine(), SETTINGS, seed=0)
+    cost = res.moves["cost"][0]
+    out = true_uplift_by_decision(net, SETTINGS, res)
+    assert out.rows() == [
+        (net.season_start, 1, 10, 300.0, pytest.approx(10 * (50.0 - 15.0) - cost))
+    ]
+
+
+def test_holdback_keeps_a_random_share_of_transfer_lines_out() -> None:
+    from stocktailor.simulate.replay import HoldbackPolicy
+
+    net = _net()
+    rows = [("SKU01", "S02", "S01", 1)] * 200
+    inner = FixedMoves({7: rows})
+    pol = HoldbackPolicy(inner, 0.25)
+    res = simulate_season(net, pol, SETTINGS, seed=5)
+    held = pol.held_back()
+    assert held.height + int((res.moves["requested"] > 0).sum()) == 200
+    assert 30 <= held.height <= 70  # 200 x 0.25, binomial sd ~6
+    assert held["day_index"].unique().to_list() == [7]
+    # the control group is reproducible and the customers are the same
+    pol2 = HoldbackPolicy(FixedMoves({7: rows}), 0.25)
+    res2 = simulate_season(net, pol2, SETTINGS, seed=5)
+    assert pol2.held_back().equals(held)
+    assert res2.daily["demand_units"].equals(res.daily["demand_units"])
+    assert pol.views is inner.views  # the wrapped policy's attributes
+    with pytest.raises(ValueError, match="holdback share"):
+        HoldbackPolicy(inner, 1.0)

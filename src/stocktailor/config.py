@@ -438,6 +438,14 @@ class SimulationConfig(_Section):
         description="solver.fixed_cost_method used by the simulated optimiser policies (the MIP "
         "polish costs up to solver.mip_time_limit_s per decision).",
     )
+    holdback_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="The simulated stocktailor policy executes each recommended transfer line "
+        "only with probability 1 - this share (a random control group for measuring the "
+        "executed lines' uplift; 0 executes every line).",
+    )
     bound_max_cells: int = Field(
         100_000,
         ge=1,

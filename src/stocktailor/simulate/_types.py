@@ -185,7 +185,8 @@ class SimResult:
     moves
         Every executed move: ``ship_date, arrival_date, sku, from_id, to_id, units,
         cost`` (cost: units x cost per unit + the shipment's fixed cost allocated by units),
-        ``kind`` (allocation or transfer) and ``requested`` units.
+        ``kind`` (allocation or transfer), ``requested`` units and ``estimated`` (the line's
+        net benefit as the policy estimated it, currency; null when it gives none).
     seconds, decision_seconds
         Wall time of the run and of the policy's decisions, s.
     info

@@ -112,6 +112,7 @@ def run_partition(
     settings: Settings,
     n_stores: int | None = None,
     n_sku_sizes: int | None = None,
+    measure: Sequence[str] = (),
 ) -> SimResult:
     """Run one (seed, policy) partition (a top-level function for :class:`Engine`)."""
     seed, policy = item
@@ -131,6 +132,14 @@ def run_partition(
         policy_name=policy,
         space=_CACHE[space_key],
     )
+    if policy in measure:
+        from stocktailor.simulate.replay import true_uplift_by_decision
+
+        res.info["uplift_truth"] = true_uplift_by_decision(
+            net, settings, res, space=_CACHE[space_key]
+        )
+        held = getattr(pol, "held_back", None)
+        res.info["held_back"] = held() if callable(held) else None
     seg = getattr(net.truth, "segments", None)
     res.info["segments"] = (
         seg.select("store_id", "segment") if isinstance(seg, pl.DataFrame) else None
@@ -167,6 +176,7 @@ def backtest(
     n_sku_sizes: int | None = None,
     engine: Any | None = None,
     progress: Callable[[int], None] | None = None,
+    measure: Sequence[str] = (),
 ) -> BacktestResult:
     """Simulate ``policies`` on ``scenario`` for every seed and report the KPIs.
 
@@ -192,6 +202,12 @@ def backtest(
         An :class:`~stocktailor.engine.Engine` (default in-process).
     progress
         Called with 1 per finished (seed, policy) run.
+    measure
+        Policies to measure (e.g. ``["stocktailor"]``): each of their runs is replayed without
+        each decision day's executed transfer lines (common random numbers), and the lines'
+        estimated and true value per decision day go to ``uplift_truth.csv`` (``decision_date,
+        lines, units, estimated, true, seed, policy``); the lines held back by
+        ``simulation.holdback_share`` go to ``held_back.csv``.
     """
     from stocktailor.engine import LocalEngine
 
@@ -214,6 +230,7 @@ def backtest(
         settings=settings,
         n_stores=n_stores,
         n_sku_sizes=n_sku_sizes,
+        measure=tuple(canonical_policy(p) for p in measure),
     )
     segments = results[0].info.get("segments")
     tables = kpis(results, segments=segments)
@@ -247,8 +264,24 @@ def backtest(
             "summary": d / "kpi_summary.csv",
             "moves": d / "moves.csv",
         }
+        out.files.update(_write_measurement(results, d))
         out.seconds = time.perf_counter() - t0
         out.report_path = write_backtest_report(out, d / "report.html")
         out.files["report"] = out.report_path
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _write_measurement(results: Sequence[SimResult], d: Path) -> dict[str, Path]:
+    """``uplift_truth.csv`` and ``held_back.csv`` of the measured runs (none: no files)."""
+    files: dict[str, Path] = {}
+    for key, name in (("uplift_truth", "uplift_truth.csv"), ("held_back", "held_back.csv")):
+        parts = [
+            r.info[key].with_columns(pl.lit(r.seed).alias("seed"), pl.lit(r.policy).alias("policy"))
+            for r in results
+            if isinstance(r.info.get(key), pl.DataFrame)
+        ]
+        if parts:
+            files[key] = d / name
+            pl.concat(parts, how="diagonal_relaxed").write_csv(files[key])
+    return files

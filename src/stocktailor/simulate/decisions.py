@@ -22,14 +22,17 @@ def empty_moves() -> pl.DataFrame:
 
 
 def as_moves(frame: pl.DataFrame | None) -> pl.DataFrame | None:
-    """``frame`` reduced to the move columns with their types (None when empty)."""
+    """``frame`` reduced to the move columns with their types (None when empty); a
+    ``net_benefit`` column (the line's estimated value, currency) is kept."""
     if frame is None or frame.height == 0:
         return None
+    extra = [pl.col("net_benefit").cast(pl.Float64)] if "net_benefit" in frame.columns else []
     return frame.select(
         pl.col("sku").cast(pl.String),
         pl.col("from_id").cast(pl.String),
         pl.col("to_id").cast(pl.String),
         pl.col("units").cast(pl.Int64),
+        *extra,
     )
 
 
@@ -40,7 +43,9 @@ class Decisions:
     Attributes
     ----------
     transfers
-        Store-to-store (or warehouse-to-store) moves: at least ``sku, from_id, to_id, units``.
+        Store-to-store (or warehouse-to-store) moves: at least ``sku, from_id, to_id, units``;
+        an optional ``net_benefit`` (the line's estimated value, currency) is kept in the
+        moves log as ``estimated``.
     allocation
         Warehouse allocation lines (same columns); shipped before the transfers.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -218,11 +219,15 @@ class OptimiserPolicy:
     Every decision works on arrays: the position is the simulator's as a retailer reads it off
     the snapshots (on hand, in transit, and ``movable = on hand - presentation minimum - units
     received in the last min_days_before_retransfer days`` from consecutive snapshots net of
-    sales, as :func:`stocktailor.positions.position_at`); warehouse stock goes out with
-    :func:`stocktailor.allocation.allocate_arrays` (holdback as
-    :func:`stocktailor.allocation.allocate`), then store-to-store moves are planned by
-    :func:`stocktailor.transfers.plan_transfers_from_arrays` on the position with that
-    allocation counted as inbound, for the SKUs :func:`screen_candidates` keeps.
+    sales, as :func:`stocktailor.positions.position_at`). With ``solver.joint_warehouse``
+    (the product's default) warehouse stock less the holdback and the stores' movable stock
+    are planned in one optimisation, as :func:`stocktailor.transfers.plan_network` does
+    (:func:`stocktailor.transfers.add_warehouses`, ``solve_instance``, ``plan_frames``), for
+    the SKUs :func:`screen_candidates` keeps and the warehouse's SKUs within the budget;
+    without it (or once the warehouse is empty) warehouse stock goes out with
+    :func:`stocktailor.allocation.allocate_arrays` first, then store-to-store moves are
+    planned by :func:`stocktailor.transfers.plan_transfers_from_arrays` on the position with
+    that allocation counted as inbound.
     """
 
     name = "optimiser"
@@ -330,6 +335,13 @@ class OptimiserPolicy:
             self.static_ = optimiser_static(view, self.settings)
         self.prepare(view)
         n_s = view.space.n_stores
+        if self.settings.solver.joint_warehouse and view.on_hand[n_s:].sum() > 0:
+            # the product's joint plan: warehouses are sources of the same flow network
+            t0 = time.perf_counter()
+            allocation, transfers = self._joint(view)
+            self.allocated_ = True
+            self._time("joint", t0)
+            return Decisions(transfers=as_moves(transfers), allocation=as_moves(allocation))
         inbound = np.zeros((n_s, len(view.skus)), dtype=np.int64)
         allocation = None
         if view.on_hand[n_s:].sum() > 0:
@@ -407,8 +419,142 @@ class OptimiserPolicy:
             }
         )
 
+    def _joint_skus(
+        self, view: PolicyView, stock: IntArray, movable: IntArray, wh: IntArray, lead: IntArray
+    ) -> IntArray:
+        """SKUs of a joint decision within the work budget.
+
+        The transfer candidates (:func:`screen_candidates` on the stores' movable stock,
+        least recently reviewed first) and the warehouse's SKUs: all of them on the first
+        decision (the initial allocation), then the least recently replenished, largest
+        expected shortfall first.
+        """
+        st = self.static_
+        assert st is not None
+        n_k = len(st.skus)
+        if self.reviewed_ is None:
+            self.reviewed_ = np.full(n_k, -1, dtype=np.int64)
+        budget = self.budget()
+        cols_t = np.flatnonzero(movable.sum(axis=0) > 0)
+        kept = np.zeros(0, dtype=np.int64)
+        if cols_t.size:
+            ml, vl, mr, vr = self.windows(view, lead, cols_t)
+            kept, _score = screen_candidates(
+                stock[:, cols_t],
+                movable[:, cols_t],
+                ml + mr,
+                vl + vr,
+                st.price[cols_t],
+                st.salvage[cols_t],
+                st.unit,
+                self.settings.simulation.candidate_min_gain,
+                budget,
+                self.reviewed_[cols_t],
+            )
+        cols_t = cols_t[kept]
+        self.reviewed_[cols_t] = view.day_index
+        cols_w = np.flatnonzero(wh.sum(axis=0) > 0)
+        if self.replenished_ is None:
+            self.replenished_ = np.full(n_k, -1, dtype=np.int64)
+        elif budget is not None and cols_w.size > budget:
+            ml, _vl, mr, _vr = self.windows(view, lead, cols_w)
+            short = np.maximum(ml + mr - stock[:, cols_w], 0.0).sum(axis=0)
+            cols_w = cols_w[least_recent_first(self.replenished_[cols_w], short, budget)]
+        self.replenished_[cols_w] = view.day_index
+        cols: IntArray = np.union1d(cols_t, cols_w).astype(np.int64)
+        self.stats_.append(
+            {
+                "day": float(view.day_index),
+                "skus": float(np.count_nonzero((movable.sum(axis=0) + wh.sum(axis=0)) > 0)),
+                "candidates": float(cols.size),
+            }
+        )
+        return cols
+
+    def _joint(self, view: PolicyView) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        """Allocation and transfers in one optimisation, as the product's joint plan
+        (:func:`stocktailor.transfers.plan_network` on arrays): the warehouses' stock less
+        the holdback is a source of the same network as the stores' movable stock.
+        """
+        from stocktailor.transfers import (
+            add_warehouses,
+            destination_lead_days,
+            holdback_shares,
+            plan_frames,
+            solve_instance,
+        )
+
+        st = self.static_
+        assert st is not None
+        sp = view.space
+        n_s = st.n_stores
+        stock = (view.on_hand[:n_s] + view.in_transit[:n_s]).astype(np.int64)
+        movable = np.minimum(self.movable(view), np.maximum(stock, 0))
+        wh = np.maximum(view.on_hand[n_s:], 0).astype(np.int64)
+        lead = destination_lead_days(sp.lane_lead_days, sp.lane_cost_unit)[:n_s]
+        cols = self._joint_skus(view, stock, movable, wh, lead)
+        if cols.size == 0:
+            return None, None
+        windows = self.windows(view, lead, cols)
+        sol = self.settings.solver
+        hb = holdback_shares(
+            windows[0] + windows[2],
+            windows[1] + windows[3],
+            sol.holdback_share,
+            sol.holdback_cv_reference,
+            sol.max_holdback_share,
+        )
+        wh_c = wh[:, cols]
+        inst = add_warehouses(
+            self._instance(view, stock, movable, cols, windows),
+            list(sp.warehouse_ids),
+            wh_c,
+            np.floor(wh_c * (1.0 - hb)[None, :]).astype(np.int64),
+            sp.lane_cost_unit,
+            sp.lane_cost_shipment,
+            sp.lane_lead_days,
+        )
+        solution = solve_instance(inst, self.settings)
+        return plan_frames(inst, solution, view.as_of, sp.products, sp.stores)
+
+    def _instance(
+        self,
+        view: PolicyView,
+        stock: IntArray,
+        movable: IntArray,
+        cols: IntArray,
+        windows: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    ) -> Any:
+        """The stores' transfer instance of the SKUs ``cols`` (``windows`` are theirs)."""
+        from stocktailor.transfers import TransferInstance
+
+        st = self.static_
+        assert st is not None
+        ml, vl, mr, vr = windows
+        return TransferInstance(
+            store_ids=st.store_ids,
+            skus=[st.skus[j] for j in cols],
+            styles=[st.styles[j] for j in cols],
+            stock=stock[:, cols],
+            movable=movable[:, cols],
+            mean_lead=ml,
+            var_lead=vl,
+            mean_rest=mr,
+            var_rest=vr,
+            price=st.price[cols],
+            salvage=st.salvage[cols],
+            unit_cost=st.unit,
+            fixed_cost=st.fixed,
+            lead_days=st.lead,
+            eligible=None if st.eligible is None else st.eligible[:, cols],
+            headroom=headroom(st, stock),
+            season_days=np.maximum(st.sku_end[cols] - (view.day_index - 1), 0).astype(np.float64),
+            style_color=[st.style_color[j] for j in cols],
+            core_size=st.core[cols],
+        )
+
     def _transfers(self, view: PolicyView, inbound: IntArray) -> pl.DataFrame | None:
-        from stocktailor.transfers import TransferInstance, plan_transfers_from_arrays
+        from stocktailor.transfers import plan_transfers_from_arrays
 
         st = self.static_
         assert st is not None
@@ -441,27 +587,8 @@ class OptimiserPolicy:
         if kept.size == 0:
             return None
         cols = cols[kept]
-        inst = TransferInstance(
-            store_ids=st.store_ids,
-            skus=[st.skus[j] for j in cols],
-            styles=[st.styles[j] for j in cols],
-            stock=stock[:, cols],
-            movable=movable[:, cols],
-            mean_lead=ml[:, kept],
-            var_lead=vl[:, kept],
-            mean_rest=mr[:, kept],
-            var_rest=vr[:, kept],
-            price=st.price[cols],
-            salvage=st.salvage[cols],
-            unit_cost=st.unit,
-            fixed_cost=st.fixed,
-            lead_days=st.lead,
-            eligible=None if st.eligible is None else st.eligible[:, cols],
-            headroom=headroom(st, stock),
-            season_days=np.maximum(st.sku_end[cols] - (view.day_index - 1), 0).astype(np.float64),
-            style_color=[st.style_color[j] for j in cols],
-            core_size=st.core[cols],
-        )
+        windows = (ml[:, kept], vl[:, kept], mr[:, kept], vr[:, kept])
+        inst = self._instance(view, stock, movable, cols, windows)
         frame, _sol = plan_transfers_from_arrays(
             inst,
             view.as_of,

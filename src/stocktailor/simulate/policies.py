@@ -12,7 +12,8 @@ A policy is any object with ``decide(view: PolicyView) -> Decisions``
     Moves nothing, the warehouse's stock included (:mod:`.baselines`).
 ``stocktailor``
     The product: clusters, demand model, allocation and transfer optimiser
-    (:mod:`.stocktailor_policy`).
+    (:mod:`.stocktailor_policy`); with ``simulation.holdback_share`` a random share of its
+    transfer lines is held back (:class:`~.replay.HoldbackPolicy`).
 ``same-optimiser-true-demand``
     The same optimiser fed the true demand rates (:mod:`.true_demand`); ``oracle`` is an
     alias of it.
@@ -33,6 +34,7 @@ from stocktailor.simulate._types import SeasonNetwork
 from stocktailor.simulate.baselines import HoldPolicy, NonePolicy, RulePolicy
 from stocktailor.simulate.bound import BoundPolicy
 from stocktailor.simulate.decisions import Policy
+from stocktailor.simulate.replay import HoldbackPolicy
 from stocktailor.simulate.stocktailor_policy import StocktailorPolicy
 from stocktailor.simulate.true_demand import SameOptimiserTrueDemandPolicy
 
@@ -72,7 +74,15 @@ def make_policy(name: str, network: SeasonNetwork, settings: Settings) -> Policy
 register_policy("none", lambda network, settings: NonePolicy(settings))
 register_policy("hold", lambda network, settings: HoldPolicy())
 register_policy("rule", lambda network, settings: RulePolicy(settings))
-register_policy("stocktailor", lambda network, settings: StocktailorPolicy(settings))
+
+
+def _stocktailor(network: SeasonNetwork, settings: Settings) -> Policy:
+    share = settings.simulation.holdback_share
+    pol = StocktailorPolicy(settings)
+    return HoldbackPolicy(pol, share) if share > 0.0 else pol
+
+
+register_policy("stocktailor", _stocktailor)
 register_policy(
     "same-optimiser-true-demand",
     lambda network, settings: SameOptimiserTrueDemandPolicy(network, settings),

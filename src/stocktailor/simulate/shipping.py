@@ -22,6 +22,7 @@ MOVES_SCHEMA = pl.Schema(
         "requested": pl.Int64(),
         "cost": pl.Float64(),
         "kind": pl.String(),
+        "estimated": pl.Float64(),
     }
 )
 
@@ -85,7 +86,14 @@ class Shipper:
             if col not in frame.columns:
                 msg = f"policy decisions ({kind}): column {col!r} is missing"
                 raise ValueError(msg)
-        f = frame.select("sku", "from_id", "to_id", pl.col("units").cast(pl.Int64))
+        est = pl.col("net_benefit") if "net_benefit" in frame.columns else pl.lit(None)
+        f = frame.select(
+            "sku",
+            "from_id",
+            "to_id",
+            pl.col("units").cast(pl.Int64),
+            est.cast(pl.Float64).alias("estimated"),
+        )
         f = f.filter((pl.col("units") > 0) & (pl.col("from_id") != pl.col("to_id")))
         if f.height == 0:
             return moves_frame([]), 0, 0.0, 0
@@ -118,6 +126,7 @@ class Shipper:
                 "requested": req,
                 "cost": cost,
                 "kind": [kind] * len(req),
+                "estimated": f["estimated"],
             }
         ).filter(pl.col("requested") > 0)
         return out, int(units.sum()), float(cost.sum()), n_lanes
