@@ -244,32 +244,36 @@ def backtest(
         segments=segments,
     )
     if out_dir is not None:
-        from stocktailor.report import write_backtest_report
-
-        d = Path(out_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        out.kpis_path = d / "kpis.csv"
-        tables.long.write_csv(out.kpis_path)
-        tables.summary.write_csv(d / "kpi_summary.csv")
-        moves = pl.concat(
-            [
-                r.moves.with_columns(pl.lit(r.policy).alias("policy"), pl.lit(r.seed).alias("seed"))
-                for r in results
-            ],
-            how="vertical",
-        )
-        moves.write_csv(d / "moves.csv")
-        out.files = {
-            "kpis": out.kpis_path,
-            "summary": d / "kpi_summary.csv",
-            "moves": d / "moves.csv",
-        }
-        out.files.update(_write_measurement(results, d))
-        out.seconds = time.perf_counter() - t0
-        out.report_path = write_backtest_report(out, d / "report.html")
-        out.files["report"] = out.report_path
+        _write_outputs(out, Path(out_dir), t0)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _write_outputs(out: BacktestResult, d: Path, t0: float) -> None:
+    """``kpis.csv``, ``kpi_summary.csv``, ``moves.csv``, the measurement files and the report."""
+    from stocktailor.report import write_backtest_report
+
+    d.mkdir(parents=True, exist_ok=True)
+    out.kpis_path = d / "kpis.csv"
+    out.kpis.long.write_csv(out.kpis_path)
+    out.kpis.summary.write_csv(d / "kpi_summary.csv")
+    moves = pl.concat(
+        [
+            r.moves.with_columns(pl.lit(r.policy).alias("policy"), pl.lit(r.seed).alias("seed"))
+            for r in out.results
+        ],
+        how="vertical",
+    )
+    moves.write_csv(d / "moves.csv")
+    out.files = {
+        "kpis": out.kpis_path,
+        "summary": d / "kpi_summary.csv",
+        "moves": d / "moves.csv",
+    }
+    out.files.update(_write_measurement(out.results, d))
+    out.seconds = time.perf_counter() - t0
+    out.report_path = write_backtest_report(out, d / "report.html")
+    out.files["report"] = out.report_path
 
 
 def _write_measurement(results: Sequence[SimResult], d: Path) -> dict[str, Path]:
