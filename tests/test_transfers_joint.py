@@ -170,6 +170,10 @@ def test_tiny_joint_plan_warehouse_feeds_and_stores_do_not_double_feed() -> None
     for f in (al, tr):
         assert (f["net_benefit"] > 0).all()
         assert (f["to_inbound_units"] >= f["units"]).all()
+        assert ((f["net_p10"] <= f["net_benefit"]) & (f["net_benefit"] <= f["net_p90"])).all()
+        # P(loss) > 10% exactly when the band's 10% point is below zero
+        assert ((f["loss_probability"] > 0.1) == (f["net_p10"] < 0)).all()
+        assert f["loss_probability"].is_between(0.0, 1.0).all()
     assert al["recommendation_id"].str.starts_with("RA").all()
 
 
