@@ -325,7 +325,7 @@ def truth_instance(scenario: str, seed: int) -> TransferInstance:
 
 def run_lp(args: argparse.Namespace) -> None:
     sys.path.insert(0, "tests")
-    from test_transfers import loose, lp_optimum
+    from _transfer_cases import loose, lp_optimum
 
     for seed in range(args.seeds):
         inst = network(seed, 12, 20, fixed=False)
@@ -353,7 +353,7 @@ def run_truth(args: argparse.Namespace) -> None:
     from stocktailor.transfers import build_instance, with_daily_demand
 
     sys.path.insert(0, "tests")
-    from test_transfers import loose, lp_optimum
+    from _transfer_cases import loose, lp_optimum
 
     for scenario in args.scenarios:
         net = generate(scenario, args.seed)

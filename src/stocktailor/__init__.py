@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "forecast": "stocktailor.demand",
     "SizeCurveEstimator": "stocktailor.sizecurves",
     "plan_transfers": "stocktailor.transfers",
+    "plan_network": "stocktailor.transfers",
     "allocate": "stocktailor.allocation",
     "PlanResult": "stocktailor.plan",
     "run_plan": "stocktailor.plan",
@@ -55,6 +56,7 @@ __all__ = [
     "generate",
     "load_settings",
     "make_engine",
+    "plan_network",
     "plan_transfers",
     "read_data_folder",
     "run_plan",
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
     from stocktailor.simulate.backtest import backtest
     from stocktailor.sizecurves import SizeCurveEstimator
     from stocktailor.synth import SyntheticNetwork, generate
-    from stocktailor.transfers import plan_transfers
+    from stocktailor.transfers import plan_network, plan_transfers
     from stocktailor.workspace import Workspace, read_data_folder
 
 

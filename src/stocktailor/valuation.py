@@ -205,23 +205,47 @@ def arrival_tail(
     rest = prob_at_least(mean_rest, var_rest, xmax + kmax)  # column c -> P(D_rest >= c + 1)
     if xmax == 0:
         return rest[:, :kmax]
-    lead_pmf = pmf_table(mean_lead, var_lead, xmax)  # P(D_lead = d)
+    ml = np.maximum(np.atleast_1d(np.asarray(mean_lead, dtype=np.float64)), 0.0)
+    vl = np.atleast_1d(np.asarray(var_lead, dtype=np.float64))
+    lead_pmf, dcap = _lead_pmf(ml, vl, xmax - 1)  # P(D_lead = d), d = 0..dcap
     out = np.zeros((n, kmax), dtype=np.float64)
-    rows = np.arange(n)
-    # P(Y = y) = P(D_lead = x - y) for y >= 1; P(Y = 0) = P(D_lead >= x)
     below = np.zeros(n, dtype=np.float64)  # accumulated P(Y >= 1)
-    for y in range(1, xmax + 1):
-        d = x - y
-        ok = d >= 0
-        py = np.where(ok, lead_pmf[rows, np.maximum(d, 0)], 0.0)
-        if not py.any():
-            continue
-        below += py
-        out += py[:, None] * rest[:, y : y + kmax]
+    rows = np.arange(n)
+    # P(Y = X - d) = P(D_lead = d) for d < X: the loop runs over whichever is shorter, the
+    # lead demand's support (rows gathered at their own offsets) or the stock (slices)
+    if 2 * (dcap + 1) < xmax:
+        windows = np.lib.stride_tricks.sliding_window_view(rest, kmax, axis=1)
+        for d in range(dcap + 1):
+            py = np.where(d < x, lead_pmf[:, d], 0.0)
+            if not py.any():
+                continue
+            below += py
+            # P(D_rest >= Y + k) for k = 1..kmax sits in columns Y .. Y + kmax - 1
+            out += py[:, None] * windows[rows, np.maximum(x - d, 0)]
+    else:
+        for y in range(1, xmax + 1):
+            lead = x - y
+            ok = (lead >= 0) & (lead <= dcap)
+            py = np.where(ok, lead_pmf[rows, np.clip(lead, 0, dcap)], 0.0)
+            if not py.any():
+                continue
+            below += py
+            out += py[:, None] * rest[:, y : y + kmax]
     p0 = np.clip(1.0 - below, 0.0, 1.0)
     out += p0[:, None] * rest[:, :kmax]
     result: FloatArray = np.minimum.accumulate(np.clip(out, 0.0, 1.0), axis=1)
     return result
+
+
+def _lead_pmf(mean: FloatArray, var: FloatArray, cap: int) -> tuple[FloatArray, int]:
+    """P(D = d) for d = 0..dcap, ``dcap <= cap`` the smallest support that leaves less than
+    1e-13 of any row's mass beyond it (demand during a lead time is short: a few units)."""
+    dcap = int(min(cap, np.ceil((mean + 10.0 * np.sqrt(np.maximum(var, mean)) + 8.0).max())))
+    while True:
+        pmf = pmf_table(mean, var, max(dcap, 0))
+        if dcap >= cap or (1.0 - pmf.sum(axis=1)).max() < 1e-13:
+            return pmf, max(dcap, 0)
+        dcap = min(cap, 2 * dcap + 1)
 
 
 def window_share(start: dt.date | pl.Expr, end: dt.date | pl.Expr) -> pl.Expr:

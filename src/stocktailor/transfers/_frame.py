@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from scipy import special
 
 from stocktailor.contract import TRANSFERS_SCHEMA
 from stocktailor.transfers._instance import TransferInstance
@@ -39,6 +40,7 @@ CONTEXT_COLUMNS: dict[str, pl.DataType] = {
     "marginal_net_benefit": pl.Float64(),
     "net_p10": pl.Float64(),
     "net_p90": pl.Float64(),
+    "loss_probability": pl.Float64(),
     "from_on_hand": pl.Int64(),
     "to_on_hand": pl.Int64(),
     "from_weekly_demand": pl.Float64(),
@@ -53,7 +55,8 @@ CONTEXT_COLUMNS: dict[str, pl.DataType] = {
 kept, currency: what rejecting only this line costs; the lane's shipment cost counts only for a
 line alone on its lane), ``net_p10``/``net_p90`` (a normal 80% band of the net benefit from the
 standard deviation of the units sold at the destination and given up at the source, currency:
-``net_p10 < 0`` = the line may lose money), each
+``net_p10 < 0`` = the line may lose money) and ``loss_probability`` (the same normal
+approximation's P(net benefit < 0): an exception threshold, e.g. 0.4, flags the risky few), each
 end's units before the plan (on hand + in transit), its weekly demand (remaining-season average,
 units per week) and weeks of cover (null without demand), and the plan's total units out of the
 source and into the destination for the line's SKU (this line included)."""
@@ -82,6 +85,14 @@ is the marginal expected gain at the store before the lane cost; ``net_benefit =
 
 _Z90 = 1.2815515655446004
 """The standard normal's 90% quantile."""
+
+
+def _loss_probability(net: FloatArray, sd: FloatArray) -> FloatArray:
+    """P(value < 0) under a normal with mean ``net`` and standard deviation ``sd``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, -net / np.where(sd > 0, sd, 1.0), np.where(net < 0, np.inf, -np.inf))
+    out: FloatArray = special.ndtr(z)
+    return out
 
 
 @dataclass(frozen=True)
@@ -276,6 +287,7 @@ def _lines_frame(
             "marginal_net_benefit": marginal.astype(np.float64),
             "net_p10": (net - _Z90 * sd).astype(np.float64),
             "net_p90": (net + _Z90 * sd).astype(np.float64),
+            "loss_probability": _loss_probability(net, sd),
             "reason": _reasons(ctx, ln, net, wh),
             "gain_p10": sol.gain_p10[order].astype(np.float64),
             "gain_p90": sol.gain_p90[order].astype(np.float64),

@@ -116,8 +116,10 @@ def summarise_recommendations(
     return _with_groups(rec).sort("net_benefit", "recommendation_id", descending=[True, False])
 
 
-def _plural(col: str) -> pl.Expr:
-    return pl.when(pl.col(col) == 1).then(pl.lit("")).otherwise(pl.lit("s"))
+def _ends(count: str, first: str, group: str) -> pl.Expr:
+    """``ST013`` for one location, ``3 <group> stores`` for several."""
+    many = pl.format("{} {} stores", pl.col(count), pl.col(group))
+    return pl.when(pl.col(count) == 1).then(pl.col(first)).otherwise(many)
 
 
 def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
@@ -129,6 +131,8 @@ def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
             pl.col("units").sum().alias("_u"),
             pl.col("from_id").n_unique().alias("_nf"),
             pl.col("to_id").n_unique().alias("_nt"),
+            pl.col("from_id").first().alias("_f1"),
+            pl.col("to_id").first().alias("_t1"),
             pl.col("net_benefit").sum().alias("_net"),
         )
         .sort(["_net", *keys], descending=[True, False, False, False, False, False])
@@ -140,17 +144,13 @@ def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
     g = g.with_columns(
         pl.format("G{}", pl.col("_k").cast(pl.String).str.zfill(5)).alias("group_id"),
         pl.format(
-            "{} {} units of {} {} from {} {} location{} to {} {} store{}, net benefit {}",
+            "{} {} units of {} {} from {} to {}, net benefit {}",
             verb,
             pl.col("_u"),
             pl.col("style"),
             pl.col("color"),
-            pl.col("_nf"),
-            pl.col("from_group"),
-            _plural("_nf"),
-            pl.col("_nt"),
-            pl.col("to_group"),
-            _plural("_nt"),
+            _ends("_nf", "_f1", "from_group"),
+            _ends("_nt", "_t1", "to_group"),
             pl.col("_net").round(0).cast(pl.Int64).cast(pl.String),
         ).alias("group_summary"),
     )
