@@ -148,7 +148,8 @@ def _events(tables: Tables, as_of: dt.date, pairs: pl.DataFrame, threshold: int)
     )
     known = pl.col("opening_stock").is_not_null()
     if backcast:
-        known = known & (~pl.col("_virt").fill_null(False) | pl.col("censored"))
+        # A back-cast day is known when the bound proves a sell-out, or on the count's own day.
+        known = known & (~pl.col("_virt").fill_null(False) | pl.col("censored") | is_snap)
     return ev.select(
         "pid",
         "date",
@@ -331,6 +332,9 @@ def reconstruct_stock(
         strategy="backward",
         check_sortedness=False,
     )
+    # The day of a real count is not back-cast: its closing stock was counted.
+    counted = snaps.filter(~pl.col("virtual")).select(*KEYS, "date", pl.lit(True).alias("_count"))
+    day = day.join(counted, on=[*KEYS, "date"], how="left")
     return _project_days(day, threshold_units)
 
 
@@ -359,7 +363,7 @@ def _project_days(day: pl.DataFrame, threshold: int) -> pl.DataFrame:
     censored = pl.col("opening_stock").is_not_null() & (
         (pl.col("opening_stock") - pl.col("net_units")) <= threshold
     )
-    backcast = pl.col("virtual").fill_null(False)
+    backcast = pl.col("virtual").fill_null(False) & pl.col("_count").is_null()
     day = day.with_columns(
         pl.when(backcast & ~censored).then(None).otherwise(censored).alias("censored"),
         backcast.alias("backcast"),
