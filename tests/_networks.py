@@ -36,6 +36,7 @@ class NetworkShape:
     weather: bool = False
     precip: bool = False
     price_plan: bool = False
+    weekly_sales: bool = False  # one sales row per week (weekly exports), dated its last day
     seed: int = 0
 
 
@@ -74,8 +75,10 @@ def raw_network(shape: NetworkShape) -> dict[str, pl.DataFrame]:
     for s in store_ids:
         for k in selling:
             rate = float(rng.uniform(0.05, 1.5))
-            for d in days:
-                u = int(rng.poisson(rate))
+            for i, d in enumerate(days):
+                if shape.weekly_sales and (len(days) - 1 - i) % 7:
+                    continue
+                u = int(rng.poisson(rate * (7 if shape.weekly_sales else 1)))
                 if shape.returns and rng.random() < 0.04:
                     u -= int(rng.integers(1, 4))
                 if u:

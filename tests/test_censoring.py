@@ -369,8 +369,9 @@ def test_single_snapshot_back_casts_earlier_stock() -> None:
     a = r.filter(pl.col("store_id") == "A")
     assert a["date"].to_list() == [D(2024, 1, d) for d in (2, 3, 4, 5)]
     assert a["opening_stock"].to_list() == [7, 6, 4, 3]  # snapshot + later sales
-    assert a["backcast"].to_list() == [True] * 4
-    assert a["censored"].to_list() == [None] * 4  # unknown, not in stock, not out
+    # Unknown before the count (not in stock, not out); the count's own day is known.
+    assert a["backcast"].to_list() == [True, True, True, False]
+    assert a["censored"].to_list() == [None, None, None, False]
     b = r.filter((pl.col("store_id") == "B") & (pl.col("sku") == "x"))
     assert b["opening_stock"].to_list() == [3, 1, 0, 0]
     # B's back-cast stock (an upper bound) proves the sell-out on Jan 3 and the empty days.

@@ -2,8 +2,9 @@
 
 Random networks that pass ingest (few stores, one size, SKUs without sales, stores without
 inventory rows, a week of history, returns, one stock count at the as-of day, no season end,
-no coordinates but lanes, ...) either plan or stop with a one-line ContractError naming the
-table (and column or row).
+no coordinates but lanes, weekly sales rows, ...) either plan or stop with a one-line
+ContractError naming the table (and column or row). The examples are derandomised so that
+``make test`` stays bounded and repeatable; ``tests/_networks.py`` builds them.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ shapes = st.builds(
     weather=st.booleans(),
     precip=st.booleans(),
     price_plan=st.booleans(),
+    weekly_sales=st.booleans(),
     seed=st.integers(0, 1000),
 )
 

@@ -25,7 +25,16 @@ import polars as pl
 from stocktailor.censoring.netdemand import net_daily_demand
 from stocktailor.contract import Tables
 
-__all__ = ["KEYS", "anchors", "backcast_pairs", "memo_get", "memo_put", "net_view"]
+__all__ = [
+    "KEYS",
+    "anchors",
+    "backcast_pairs",
+    "has_backcast",
+    "has_returns",
+    "memo_get",
+    "memo_put",
+    "net_view",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,55 +78,76 @@ def net_view(tables: Tables, as_of: dt.date) -> pl.LazyFrame:
     )
 
 
-def anchors(tables: Tables, as_of: dt.date) -> pl.DataFrame:
-    """Every stock anchor of every store x SKU up to ``as_of``.
+def has_returns(tables: Tables) -> bool:
+    """True when some store x SKU x day nets to negative units (surplus returns)."""
+    daily = net_daily_demand(tables.sales).daily
+    return bool(daily.select((pl.col("net_units") < 0).any()).item())
+
+
+def has_backcast(tables: Tables, as_of: dt.date) -> bool:
+    """True when some pair's stock before its store's first snapshot is back-cast."""
+    return _extra_anchors(tables, as_of).height > 0
+
+
+def anchors(tables: Tables, as_of: dt.date) -> pl.LazyFrame:
+    """Every stock anchor of every store x SKU up to ``as_of`` (lazy: the inventory is scanned).
 
     Returns
     -------
-    pl.DataFrame
-        ``store_id, sku, date, snap, virtual``: the snapshots (``on_hand`` summed per pair and
-        day; units), the implied zeros (a pair that sold before its store's first snapshot but
-        is not in it) and the back-cast anchors (``virtual`` true, dated the day before the
-        back-cast starts, ``snap`` = the back-cast closing stock).
+    pl.LazyFrame
+        ``store_id, sku, date, snap, virtual``: the snapshot rows (``on_hand``, units; several
+        rows of one pair and day are summed by the readers), the implied zeros (a pair that
+        sold before its store's first snapshot but is not in it) and the back-cast anchors
+        (``virtual`` true, dated the day before the back-cast starts, ``snap`` = the back-cast
+        closing stock).
     """
-    key: tuple[object, ...] = (tables.inventory, tables.sales, as_of)
-    hit = memo_get("anchors", key)
-    if hit is not None:
-        return hit
     inv = (
         tables.inventory.lazy()
         .filter(pl.col("date") <= as_of)
-        .group_by(*KEYS, "date")
-        .agg(pl.col("on_hand").sum().cast(pl.Int64).alias("snap"))
-        .with_columns(pl.lit(False).alias("virtual"))
-        .collect()
+        .select(*KEYS, "date", pl.col("on_hand").cast(pl.Int64).alias("snap"))
     )
-    extra = _backcast_anchors(inv, net_view(tables, as_of))
-    out = pl.concat([inv, extra]) if extra.height else inv
+    extra = _extra_anchors(tables, as_of)
+    if extra.is_empty():
+        return inv.with_columns(pl.lit(False).alias("virtual"))
+    return pl.concat([inv.with_columns(pl.lit(False).alias("virtual")), extra.lazy()])
+
+
+def _extra_anchors(tables: Tables, as_of: dt.date) -> pl.DataFrame:
+    """The back-cast anchors and implied zeros (memoised; empty when nothing is back-cast)."""
+    key: tuple[object, ...] = (tables.inventory, tables.sales, as_of)
+    hit = memo_get("extra_anchors", key)
+    if hit is not None:
+        return hit
+    extra = _backcast_anchors(tables, as_of)
     if extra.height and not any(s is tables.sales and i is tables.inventory for s, i in _REPORTED):
         _REPORTED[:] = [(tables.sales, tables.inventory)]
-        n_virtual = int(extra["virtual"].sum())
         logger.warning(
             "inventory: %d store x SKU pairs sold before their store's first stock snapshot or "
             "are stocked at it; their earlier stock is back-cast from sales (opening = snapshot "
             "+ later sales) and censoring before the snapshot is unknown",
-            n_virtual,
+            int(extra["virtual"].sum()),
         )
-    return memo_put("anchors", key, out)
+    return memo_put("extra_anchors", key, extra)
 
 
-def _backcast_anchors(inv: pl.DataFrame, net: pl.LazyFrame) -> pl.DataFrame:
+def _backcast_anchors(tables: Tables, as_of: dt.date) -> pl.DataFrame:
     """Implied zeros and virtual anchors (see the module docstring)."""
-    empty = inv.clear()
-    if inv.is_empty():
-        return empty
+    empty = pl.DataFrame(
+        schema={
+            "store_id": pl.String,
+            "sku": pl.String,
+            "date": pl.Date,
+            "snap": pl.Int64,
+            "virtual": pl.Boolean,
+        }
+    )
+    inv = tables.inventory.lazy().filter(pl.col("date") <= as_of)
     first = inv.group_by("store_id").agg(pl.col("date").min().alias("F"))
-    moved = net.filter(pl.col("net_units") != 0)
+    moved = net_view(tables, as_of).filter(pl.col("net_units") != 0)
     store_first = moved.group_by("store_id").agg(pl.col("date").min().alias("sfs"))
     # Only stores that sold on or before their first snapshot can have a back-cast.
     stores = (
-        first.lazy()
-        .join(store_first, on="store_id", how="inner")
+        first.join(store_first, on="store_id", how="inner")
         .filter(pl.col("sfs") <= pl.col("F"))
         .collect()
     )
@@ -128,16 +158,13 @@ def _backcast_anchors(inv: pl.DataFrame, net: pl.LazyFrame) -> pl.DataFrame:
         moved.join(stores.lazy(), on="store_id", how="inner")
         .filter(pl.col("date") <= pl.col("F"))
         .group_by(KEYS)
-        .agg(
-            pl.col("date").min().alias("pfs"),
-            pl.col("net_units").sum().alias("_sold"),
-        )
+        .agg(pl.col("date").min().alias("pfs"), pl.col("net_units").sum().alias("_sold"))
     )
     at_first = (
-        inv.lazy()
-        .join(stores.lazy(), on="store_id", how="inner")
+        inv.join(stores.lazy(), on="store_id", how="inner")
         .filter(pl.col("date") == pl.col("F"))
-        .select(*KEYS, pl.col("snap").alias("snap_f"))
+        .group_by(KEYS)
+        .agg(pl.col("on_hand").sum().cast(pl.Int64).alias("snap_f"))
     )
     cand = (
         early.join(at_first, on=KEYS, how="full", coalesce=True)
@@ -174,7 +201,7 @@ def _backcast_anchors(inv: pl.DataFrame, net: pl.LazyFrame) -> pl.DataFrame:
         pl.lit(0, pl.Int64).alias("snap"),
         pl.lit(False).alias("virtual"),
     )
-    return pl.concat([virtual, zeros]).select(inv.columns)
+    return pl.concat([virtual, zeros]).select(list(empty.columns))
 
 
 def backcast_pairs(tables: Tables, as_of: dt.date) -> pl.DataFrame:
@@ -187,7 +214,7 @@ def backcast_pairs(tables: Tables, as_of: dt.date) -> pl.DataFrame:
         back-cast opening stock of that day, units); empty when every pair's history starts
         at a snapshot.
     """
-    a = anchors(tables, as_of).filter(pl.col("virtual"))
+    a = _extra_anchors(tables, as_of).filter(pl.col("virtual"))
     return a.select(
         *KEYS,
         (pl.col("date") + dt.timedelta(days=1)).alias("backcast_from"),

@@ -15,7 +15,15 @@ import datetime as dt
 
 import polars as pl
 
-from stocktailor.censoring.anchors import KEYS, anchors, memo_get, memo_put, net_view
+from stocktailor.censoring.anchors import (
+    KEYS,
+    anchors,
+    has_backcast,
+    has_returns,
+    memo_get,
+    memo_put,
+    net_view,
+)
 from stocktailor.contract import Tables
 
 __all__ = ["first_snapshots", "ranged_pairs", "reconstruct_stock", "stock_events"]
@@ -36,7 +44,7 @@ def ranged_pairs(tables: Tables, as_of: dt.date) -> pl.DataFrame:
     hit = memo_get("ranged", key)
     if hit is not None:
         return hit
-    anc = anchors(tables, as_of).lazy()
+    anc = anchors(tables, as_of)
     stocked = anc.filter(pl.col("snap") > 0).select(KEYS).unique()
     sold = net_view(tables, as_of).select(KEYS).unique()
     both = pl.concat([stocked, sold.join(anc.select(KEYS).unique(), on=KEYS, how="semi")])
@@ -59,7 +67,6 @@ def first_snapshots(tables: Tables, as_of: dt.date) -> pl.DataFrame:
         return hit
     out = (
         anchors(tables, as_of)
-        .lazy()
         .join(ranged_pairs(tables, as_of).lazy(), on=KEYS, how="semi")
         .group_by(KEYS)
         .agg(pl.col("date").min().alias("first"))
@@ -82,22 +89,25 @@ def _pair_ids(tables: Tables, as_of: dt.date) -> pl.DataFrame:
 
 def _events(tables: Tables, as_of: dt.date, pairs: pl.DataFrame, threshold: int) -> pl.DataFrame:
     """Anchors and sales days of every pair with their projected stock and censoring."""
-    snaps = (
-        anchors(tables, as_of)
-        .lazy()
-        .join(pairs.lazy(), on=KEYS, how="inner")
-        .group_by("pid", "date")
-        .agg(pl.col("snap").sum(), pl.col("virtual").any())
-    )
-    sl = (
-        net_view(tables, as_of)
-        .join(pairs.lazy(), on=KEYS, how="inner")
-        .group_by("pid", "date")
-        .agg(pl.col("units").sum(), pl.col("net_units").sum().alias("net"))
-    )
+    # The back-cast and returns columns only exist when the data has them: this pipeline is
+    # the peak of a forecast's memory at 1,000 stores x 20,000 SKU-sizes.
+    backcast = has_backcast(tables, as_of)
+    returns = has_returns(tables)
+    net = "net" if returns else "units"
+    snap_aggs = [pl.col("snap").sum(), *([pl.col("virtual").any()] if backcast else [])]
+    sale_aggs = [
+        pl.col("units").sum(),
+        *([pl.col("net_units").sum().alias("net")] if returns else []),
+    ]
+    snaps = anchors(tables, as_of).join(pairs.lazy(), on=KEYS, how="inner")
+    sl = net_view(tables, as_of).join(pairs.lazy(), on=KEYS, how="inner")
     ev = (
-        snaps.join(sl, on=["pid", "date"], how="full", coalesce=True)
-        .with_columns(pl.col("units").fill_null(0), pl.col("net").fill_null(0))
+        snaps.group_by("pid", "date")
+        .agg(snap_aggs)
+        .join(
+            sl.group_by("pid", "date").agg(sale_aggs), on=["pid", "date"], how="full", coalesce=True
+        )
+        .with_columns(pl.col(sorted({"units", net})).fill_null(0))
         .sort("pid", "date")
     )
     is_snap = pl.col("snap").is_not_null()
@@ -105,12 +115,16 @@ def _events(tables: Tables, as_of: dt.date, pairs: pl.DataFrame, threshold: int)
     same = pl.col("pid") == pl.col("pid").shift(1)
     ev = ev.with_columns(
         pl.when(same).then(pl.col("snap").shift(1)).otherwise(pl.lit(_NONE)).alias("_prev"),
-        pl.when(same).then(pl.col("virtual").shift(1)).otherwise(pl.lit(False)).alias("_virt"),
         (~same | is_snap.shift(1).fill_null(False)).cast(pl.Int64).cum_sum().alias("_seg"),
-    ).with_columns(pl.col("_prev").forward_fill(), pl.col("_virt").forward_fill())
+        *(
+            [pl.when(same).then(pl.col("virtual").shift(1)).otherwise(False).alias("_virt")]
+            if backcast
+            else []
+        ),
+    ).with_columns(pl.col("^_prev|_virt$").forward_fill())
     ev = ev.with_columns(
         pl.when(pl.col("_prev") == _NONE).then(None).otherwise(pl.col("_prev")).alias("base"),
-        (pl.col("net").cum_sum() - pl.col("net")).alias("_cum"),
+        (pl.col(net).cum_sum() - pl.col(net)).alias("_cum"),
     ).with_columns((pl.col("_cum") - pl.col("_cum").first().over("_seg")).alias("sold_before"))
     proj = pl.col("base") - pl.col("sold_before")
     ev = ev.with_columns(
@@ -123,15 +137,19 @@ def _events(tables: Tables, as_of: dt.date, pairs: pl.DataFrame, threshold: int)
     ev = ev.with_columns(
         (
             pl.col("opening_stock").is_not_null()
-            & ((pl.col("opening_stock") - pl.col("net")) <= threshold)
+            & ((pl.col("opening_stock") - pl.col(net)) <= threshold)
         ).alias("censored"),
         pl.when(is_snap)
         .then(pl.col("snap"))
-        .otherwise(pl.col("opening_stock") - pl.col("net"))
+        .otherwise(pl.col("opening_stock") - pl.col(net))
         .alias("closing"),
         pl.when(nxt).then(pl.col("date").shift(-1)).alias("next_date"),
-        pl.when(nxt).then(pl.col("net").shift(-1)).fill_null(0).alias("next_units"),
+        pl.when(nxt).then(pl.col(net).shift(-1)).fill_null(0).alias("next_units"),
     )
+    known = pl.col("opening_stock").is_not_null()
+    if backcast:
+        # A back-cast day is known when the bound proves a sell-out, or on the count's own day.
+        known = known & (~pl.col("_virt").fill_null(False) | pl.col("censored") | is_snap)
     return ev.select(
         "pid",
         "date",
@@ -139,22 +157,19 @@ def _events(tables: Tables, as_of: dt.date, pairs: pl.DataFrame, threshold: int)
         "base",
         "opening_stock",
         "censored",
-        (
-            pl.col("opening_stock").is_not_null()
-            & (~pl.col("_virt").fill_null(False) | pl.col("censored"))
-        ).alias("censoring_known"),
+        known.alias("censoring_known"),
         "closing",
         "next_date",
         "next_units",
     ).collect()
 
 
-def _out_days(
+def _out_gaps(
     ev: pl.DataFrame, as_of: dt.date, start: dt.date | None, threshold: int
 ) -> pl.DataFrame:
-    """Stocked-out days without sales: after an event whose closing stock <= threshold, until
-    the next event (a sale means a receipt arrived by then; a snapshot day without sales is
-    still out)."""
+    """Stocked-out spans without sales (``pid, first_out, last_out``): after an event whose
+    closing stock <= threshold, until the next event (a sale means a receipt arrived by then;
+    a snapshot day without sales is still out)."""
     gaps = ev.filter(pl.col("closing").is_not_null() & (pl.col("closing") <= threshold)).select(
         "pid", "date", "next_date", "next_units"
     )
@@ -170,11 +185,8 @@ def _out_days(
     if start is not None:
         # Days before the window are never reported: don't expand them.
         gaps = gaps.with_columns(pl.max_horizontal("first_out", pl.lit(start)).alias("first_out"))
-    gaps = gaps.filter(pl.col("last_out") >= pl.col("first_out"))
-    return (
-        gaps.select("pid", pl.date_ranges("first_out", "last_out", interval="1d").alias("date"))
-        .explode("date")
-        .unique()
+    return gaps.filter(pl.col("last_out") >= pl.col("first_out")).select(
+        "pid", "first_out", "last_out"
     )
 
 
@@ -219,8 +231,14 @@ def stock_events(
     sales_days = ev.filter((pl.col("units") > 0) & pl.col("base").is_not_null()).select(
         "date", "pid", "units", "opening_stock", "censored", "censoring_known"
     )
-    out_days = _out_days(ev, as_of, start, threshold_units)
-    del ev
+    gaps = _out_gaps(ev, as_of, start, threshold_units)
+    del ev  # the events are the peak of memory: free them before the days are expanded
+    out_days = (
+        gaps.select("pid", pl.date_ranges("first_out", "last_out", interval="1d").alias("date"))
+        .explode("date")
+        .unique()
+    )
+    del gaps
     if start is not None:
         sales_days = sales_days.filter(pl.col("date") >= start)
     sales_days = (
@@ -277,7 +295,13 @@ def reconstruct_stock(
         marks days before the store's first snapshot (stock back-cast from later sales); there
         ``censored`` is null (unknown) unless the back-cast stock proves a sell-out.
     """
-    snaps = anchors(tables, as_of).join(ranged_pairs(tables, as_of), on=KEYS, how="semi")
+    snaps = (
+        anchors(tables, as_of)
+        .join(ranged_pairs(tables, as_of).lazy(), on=KEYS, how="semi")
+        .group_by(*KEYS, "date")
+        .agg(pl.col("snap").sum(), pl.col("virtual").any())
+        .collect()
+    )
     if snaps.is_empty():
         return pl.DataFrame(schema=_DAILY_SCHEMA)
     first = snaps.group_by(KEYS).agg(pl.col("date").min().alias("first"))
@@ -308,6 +332,9 @@ def reconstruct_stock(
         strategy="backward",
         check_sortedness=False,
     )
+    # The day of a real count is not back-cast: its closing stock was counted.
+    counted = snaps.filter(~pl.col("virtual")).select(*KEYS, "date", pl.lit(True).alias("_count"))
+    day = day.join(counted, on=[*KEYS, "date"], how="left")
     return _project_days(day, threshold_units)
 
 
@@ -336,7 +363,7 @@ def _project_days(day: pl.DataFrame, threshold: int) -> pl.DataFrame:
     censored = pl.col("opening_stock").is_not_null() & (
         (pl.col("opening_stock") - pl.col("net_units")) <= threshold
     )
-    backcast = pl.col("virtual").fill_null(False)
+    backcast = pl.col("virtual").fill_null(False) & pl.col("_count").is_null()
     day = day.with_columns(
         pl.when(backcast & ~censored).then(None).otherwise(censored).alias("censored"),
         backcast.alias("backcast"),

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from stocktailor.censoring import net_daily_demand
 from stocktailor.contract import Tables
 
 __all__ = [
@@ -465,8 +466,8 @@ def pair_exposure(
     if in_stock is not None:
         window = in_stock.filter(pl.col("date").is_between(start, end))
         sold = (
-            tables.sales.filter(pl.col("date").is_between(start, end))
-            .group_by("store_id", "sku")
+            net_daily_demand(tables.sales, start=start, end=end)
+            .daily.group_by("store_id", "sku")
             .agg(pl.col("units").cast(pl.Float64).sum().clip(lower_bound=0.0).alias("units"))
         )
         exp = window.group_by("store_id", "sku").agg(
@@ -476,7 +477,7 @@ def pair_exposure(
             pl.col("units").fill_null(0.0), pl.col("exposure_days").fill_null(0.0)
         )
     else:
-        out = _snapshot_exposure(tables.sales, tables.inventory, start, end)
+        out = _snapshot_exposure(net_daily_demand(tables.sales).daily, tables.inventory, start, end)
     return out.with_columns(
         pl.when(pl.col("exposure_days") > 0)
         .then(pl.col("units") / pl.col("exposure_days"))
@@ -655,7 +656,7 @@ def _price_features(
     A store's in-stock SKU-days are split between marked-down and full-price days pro rata to the
     SKU's marked-down days in the window.
     """
-    sales = tables.sales.filter(pl.col("date").is_between(start, end) & (pl.col("units") > 0))
+    sales = net_daily_demand(tables.sales, start=start, end=end).daily.filter(pl.col("units") > 0)
     prices = tables.products.select("sku", "full_price")
     paid = sales.join(prices, on="sku").with_columns(
         (pl.col("revenue") / pl.col("units") / pl.col("full_price")).alias("factor")
@@ -713,8 +714,8 @@ def _weather_features(tables: Tables, start: dt.date, end: dt.date) -> pl.DataFr
     if "is_forecast" in w.columns:
         w = w.filter(~pl.col("is_forecast").fill_null(False))
     daily = (
-        tables.sales.filter(pl.col("date").is_between(start, end))
-        .group_by("store_id", "date")
+        net_daily_demand(tables.sales, start=start, end=end)
+        .daily.group_by("store_id", "date")
         .agg(pl.col("units").cast(pl.Float64).sum().clip(lower_bound=0.0).alias("u"))
     )
     d = w.select("date", "store_id", "temp_c", "precip_mm").join(

@@ -397,6 +397,9 @@ class DemandModel:
             raise HistoryTooShortError(msg)
         sizes = np.array([org.height * len(tg) for org, tg in cands], dtype=np.int64)
         total = int(sizes.sum())
+        if total == 0:  # origins without a stocked series: nothing to learn (shapes fix)
+            msg = f"DemandModel.fit: no stocked series at any origin before {self.as_of_}"
+            raise HistoryTooShortError(msg)
         rng = np.random.default_rng(self.random_state)
         take = (
             np.arange(total, dtype=np.int64)
