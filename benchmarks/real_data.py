@@ -1,0 +1,319 @@
+"""Real-data acceptance: stocktailor's default forecast against simple baselines on a held-out end.
+
+A retail data engineer's test of the product on a converted real data folder (see
+``real_freshretail.py``, ``real_pasta.py``): cut the history at the holdout start (sales,
+stock, trends after it become the truth or are dropped; plan-known rows stay: ``events``,
+``price_plan`` and ``weather`` forecasts for ``--weather-days``), then run the product as a new
+user would, with default settings::
+
+    stocktailor ingest CUT --workspace WS
+    stocktailor forecast --workspace WS --as-of CUT_DATE --out forecast.parquet
+
+(timed; peak memory of each process). Every error a user would see is recorded; when the only
+obstacle is a missing season end (a never-ending assortment on a version that requires one), the
+run is repeated with the smallest config that answers it (``[season] end`` = last holdout
+day) and the table says so.
+
+Scores (holdout of ``--holdout-weeks`` whole weeks after the cut; truth = the contract's demand
+target, daily net units clipped at 0, summed per week): WAPE of holdout totals per store x SKU
+(sum |forecast - actual| / sum actual), total bias (forecast / actual - 1), weekly WAPE (per
+pair-week) and p10-p90 coverage of the weekly actuals, for stocktailor and for seasonal naive
+(last week; and the same weeks a year earlier where the history allows), AutoETS, the 4-week
+mean and a 28-day in-stock velocity.
+
+Run::
+
+    python benchmarks/real_data.py --data /work/data/frn-small --holdout-weeks 4
+    python benchmarks/real_data.py --data /work/data/italian-pasta/contract --holdout-weeks 13
+
+Attribution of the data sets: see ``docs/benchmarks.md`` (real data) and each converter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import real_baselines as rb
+from real_common import KEYS, cut_folder, daily_demand_target, read_meta
+
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], log: Path) -> dict[str, Any]:
+    """Run a CLI command; rc, seconds, peak RSS (MB) and what the user saw on stderr."""
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return {
+        "cmd": " ".join(cmd),
+        "rc": proc.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_mb": round(usage.ru_maxrss / 1024),
+        "stderr_last": lines[-1] if lines else "",
+        "traceback": any(ln.startswith("Traceback") for ln in lines),
+        "stderr_lines": len(lines),
+    }
+
+
+def run_product(
+    cut_dir: Path, work: Path, cut: dt.date, last: dt.date, config: Path | None
+) -> tuple[pl.DataFrame | None, list[dict[str, Any]], str]:
+    """Ingest + forecast through the CLI. Returns the forecast (or None), the step records and
+    the settings used ("default", or the minimal config that was needed)."""
+    exe = str(BIN / "stocktailor")
+    steps: list[dict[str, Any]] = []
+    settings = "default" if config is None else f"--config {config}"
+    cfg_args = [] if config is None else ["--config", str(config)]
+    ws, out = work / "ws", work / "forecast.parquet"
+    for attempt in range(2):
+        if ws.exists():
+            shutil.rmtree(ws)
+        ing = _run([exe, "ingest", str(cut_dir), "--workspace", str(ws), *cfg_args], work / "i.log")
+        ing["step"] = "ingest"
+        steps.append(ing)
+        if ing["rc"] == 0:
+            break
+        if attempt == 0 and config is None and "season_end" in ing["stderr_last"]:
+            # A never-ending assortment on a version that needs a season end: the smallest config
+            # a user would write, ending the forecast with the holdout.
+            config = work / "minimal.toml"
+            config.write_text(f'[season]\nend = "{last.isoformat()}"\n')
+            cfg_args = ["--config", str(config)]
+            settings = f"minimal config: [season] end = {last}"
+            continue
+        return None, steps, settings
+    fc_cmd = [exe, "forecast", "--workspace", str(ws), "--as-of", cut.isoformat()]
+    fst = _run([*fc_cmd, "--out", str(out), *cfg_args], work / "f.log")
+    fst["step"] = "forecast"
+    steps.append(fst)
+    if fst["rc"] != 0 or not out.exists():
+        return None, steps, settings
+    return pl.read_parquet(out), steps, settings
+
+
+def _product_weekly(fc: pl.DataFrame, cut: dt.date, n_weeks: int) -> pl.DataFrame:
+    week = (pl.col("week_start") - pl.lit(cut) - pl.duration(days=1)).dt.total_days() // 7
+    return (
+        fc.with_columns(week.cast(pl.Int64).alias("week"))
+        .filter(pl.col("week").is_between(0, n_weeks - 1))
+        .select(*KEYS, "week", "mean", "p10", "p90")
+    )
+
+
+def truth_and_history(
+    full: dict[str, pl.DataFrame], cut: dt.date, n_weeks: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Daily demand target up to the cut, and ``store_id, sku, week, actual`` after it."""
+    target = daily_demand_target(full["sales"])
+    hist = target.filter(pl.col("date") <= cut)
+    end = cut + dt.timedelta(days=7 * n_weeks)
+    fut = target.filter((pl.col("date") > cut) & (pl.col("date") <= end))
+    week = ((pl.col("date") - pl.lit(cut)).dt.total_days() - 1) // 7
+    truth = (
+        fut.with_columns(week.cast(pl.Int64).alias("week"))
+        .group_by(*KEYS, "week")
+        .agg(pl.col("units").sum().cast(pl.Float64).alias("actual"))
+    )
+    return hist, truth
+
+
+def _grid(pairs: pl.DataFrame, truth: pl.DataFrame, n_weeks: int) -> pl.DataFrame:
+    g = pairs.join(pl.DataFrame({"week": list(range(n_weeks))}), how="cross")
+    g = g.with_columns(pl.col("week").cast(pl.Int64))
+    return g.join(truth, on=[*KEYS, "week"], how="left").with_columns(
+        pl.col("actual").fill_null(0.0)
+    )
+
+
+def baselines(
+    hist: pl.DataFrame,
+    inventory: pl.DataFrame,
+    pairs: pl.DataFrame,
+    cut: dt.date,
+    n_weeks: int,
+    *,
+    ets: str,
+    cache_dir: Path | None = None,
+) -> dict[str, pl.DataFrame]:
+    """The baseline forecasts; AutoETS fits are cached in ``cache_dir`` (they take an hour on
+    50,000 daily series)."""
+    out: dict[str, pl.DataFrame] = {
+        "seasonal naive (last week)": rb.seasonal_naive_week(hist, pairs, cut, n_weeks)
+    }
+    yearly = rb.seasonal_naive_year(hist, pairs, cut, n_weeks)
+    if yearly is not None:
+        out["seasonal naive (52 weeks earlier)"] = yearly
+    for kind in ("daily", "weekly") if ets == "both" else (ets,) if ets != "none" else ():
+        cache = (
+            None if cache_dir is None else cache_dir / f"ets_{kind}_{cut}_{pairs.height}.parquet"
+        )
+        if cache is not None and cache.exists():
+            frame = pl.read_parquet(cache)
+            desc = str(frame["desc"][0])
+            out[desc] = frame.drop("desc")
+            continue
+        t0 = time.perf_counter()
+        frame, desc = rb.auto_ets(hist, pairs, cut, n_weeks, weekly=kind == "weekly")
+        print(f"  {desc}: {time.perf_counter() - t0:.0f} s", flush=True)
+        out[desc] = frame
+        if cache is not None:
+            frame.with_columns(pl.lit(desc).alias("desc")).write_parquet(cache)
+    out["4-week mean"] = rb.mean_4w(hist, pairs, cut, n_weeks)
+    out["28-day in-stock velocity"] = rb.velocity_28d(hist, inventory, pairs, cut, n_weeks)
+    return out
+
+
+def worst_pairs(
+    fc: pl.DataFrame, grid: pl.DataFrame, hist: pl.DataFrame, cut: dt.date, n: int = 8
+) -> pl.DataFrame:
+    """The pairs with the largest absolute error of the holdout total, with their history."""
+    tot = (
+        grid.join(fc, on=[*KEYS, "week"], how="left")
+        .group_by(KEYS)
+        .agg(pl.col("mean").fill_null(0).sum().alias("forecast"), pl.col("actual").sum())
+    )
+    lo = cut - dt.timedelta(days=55)
+    h8 = (
+        hist.filter(pl.col("date") >= lo)
+        .group_by(KEYS)
+        .agg((pl.col("units").sum() / 8.0).alias("hist_8w_mean_week"))
+    )
+    last = hist.filter(pl.col("units") > 0).group_by(KEYS).agg(pl.col("date").max().alias("last"))
+    return (
+        tot.with_columns((pl.col("forecast") - pl.col("actual")).alias("error"))
+        .sort(pl.col("error").abs(), descending=True)
+        .head(n)
+        .join(h8, on=KEYS, how="left")
+        .join(last, on=KEYS, how="left")
+    )
+
+
+def _fmt(x: float | None, pct: bool = False) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:+.1%}" if pct else f"{x:.3f}"
+
+
+def table(rows: dict[str, dict[str, float]], n_weeks: int) -> str:
+    head = (
+        f"| method | WAPE {n_weeks}-week total per pair | bias | weekly WAPE | p10-p90 coverage |\n"
+        "|---|---|---|---|---|"
+    )
+    body = [
+        f"| {name} | {_fmt(r.get('wape'))} | {_fmt(r.get('bias'), True)} | "
+        f"{_fmt(r.get('weekly_wape'))} | {_fmt(r.get('coverage'))} |"
+        for name, r in rows.items()
+    ]
+    return "\n".join([head, *body])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="converted data folder")
+    ap.add_argument("--holdout-weeks", type=int, required=True)
+    ap.add_argument("--stock", choices=["as-is", "single"], default="as-is")
+    ap.add_argument("--weather-days", type=int, default=14)
+    ap.add_argument("--ets", choices=["daily", "weekly", "both", "none"], default="both")
+    ap.add_argument("--config", type=Path, default=None, help="diagnostics only: not default")
+    ap.add_argument("--work", type=Path, default=None, help="default /tmp/real-<folder name>")
+    a = ap.parse_args()
+    run(a)
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    meta = read_meta(a.data)
+    tag = "-".join(a.data.resolve().parts[-2:])
+    work = a.work or Path("/tmp") / f"real-{tag}-{a.holdout_weeks}w-{a.stock}"
+    work.mkdir(parents=True, exist_ok=True)
+    sales = pl.read_parquet(a.data / "sales.parquet", columns=["date"])
+    last = sales["date"].max()
+    assert isinstance(last, dt.date)
+    cut = last - dt.timedelta(days=7 * a.holdout_weeks)
+    end = last
+    print(f"{meta.get('name', a.data)}: history to {cut}, holdout {cut + dt.timedelta(1)}..{end}")
+    cut_dir = work / "data"
+    full = cut_folder(a.data, cut_dir, cut, weather_days=a.weather_days, stock=a.stock)
+    hist, truth = truth_and_history(full, cut, a.holdout_weeks)
+    fc, steps, settings = run_product(cut_dir, work, cut, end, a.config)
+    for s in steps:
+        print(f"  {s['step']}: rc {s['rc']}, {s['seconds']} s, peak {s['peak_mb']} MB")
+        if s["rc"] != 0:
+            print(f"    user saw: {s['stderr_last']}" + (" [traceback]" if s["traceback"] else ""))
+    pairs = pl.concat([hist.select(KEYS), truth.select(KEYS)]).unique()
+    prod = None if fc is None else _product_weekly(fc, cut, a.holdout_weeks)
+    if prod is not None:
+        pairs = pl.concat([pairs, prod.select(KEYS)]).unique()
+    pairs = pairs.sort(KEYS)
+    grid = _grid(pairs, truth, a.holdout_weeks)
+    inv = pl.read_parquet(cut_dir / "inventory.parquet")
+    rows: dict[str, dict[str, float]] = {}
+    if prod is not None:
+        rows["stocktailor (" + settings + ")"] = rb.score(prod, grid)
+    else:
+        rows["stocktailor: FAILED"] = {}
+    for name, frame in baselines(
+        hist, inv, pairs, cut, a.holdout_weeks, ets=a.ets, cache_dir=work
+    ).items():
+        rows[name] = rb.score(frame, grid)
+    print(table(rows, a.holdout_weeks))
+    weekly = grid.group_by("week").agg(pl.col("actual").sum()).sort("week")
+    if prod is not None:
+        pw = prod.group_by("week").agg(pl.col("mean").sum().alias("stocktailor"))
+        weekly = weekly.join(pw, on="week", how="left")
+    print("weekly totals:", weekly.to_dicts())
+    info = {
+        "data": str(a.data),
+        "name": meta.get("name"),
+        "cut": cut,
+        "holdout_weeks": a.holdout_weeks,
+        "stock": a.stock,
+        "pairs": pairs.height,
+        "settings": settings,
+        "steps": steps,
+        "scores": rows,
+        "weekly_totals": weekly.to_dicts(),
+        "commit": _commit(),
+    }
+    if prod is not None:
+        worst = worst_pairs(prod, grid, hist, cut)
+        print("largest errors of the holdout total (stocktailor):")
+        print(worst)
+        info["worst_pairs"] = worst.to_dicts()
+    (work / "results.json").write_text(json.dumps(info, indent=2, default=str))
+    print(f"results: {work / 'results.json'}")
+    return info
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()
