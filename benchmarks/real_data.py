@@ -50,6 +50,7 @@ import real_baselines as rb
 from real_common import KEYS, cut_folder, daily_demand_target, read_meta
 
 BIN = Path(sys.executable).parent
+RUNS = Path(os.environ.get("REAL_RUNS", "/work/data/real-runs"))
 
 
 def _run(cmd: list[str], log: Path) -> dict[str, Any]:
@@ -233,7 +234,12 @@ def main() -> None:
     ap.add_argument("--weather-days", type=int, default=14)
     ap.add_argument("--ets", choices=["daily", "weekly", "both", "none"], default="both")
     ap.add_argument("--config", type=Path, default=None, help="diagnostics only: not default")
-    ap.add_argument("--work", type=Path, default=None, help="default /tmp/real-<folder name>")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="default $REAL_RUNS (/work/data/real-runs)/<folder>-<weeks>w-<stock>",
+    )
     a = ap.parse_args()
     run(a)
 
@@ -241,7 +247,7 @@ def main() -> None:
 def run(a: argparse.Namespace) -> dict[str, Any]:
     meta = read_meta(a.data)
     tag = "-".join(a.data.resolve().parts[-2:])
-    work = a.work or Path("/tmp") / f"real-{tag}-{a.holdout_weeks}w-{a.stock}"
+    work = a.work or RUNS / f"{tag}-{a.holdout_weeks}w-{a.stock}"
     work.mkdir(parents=True, exist_ok=True)
     sales = pl.read_parquet(a.data / "sales.parquet", columns=["date"])
     last = sales["date"].max()
