@@ -84,6 +84,8 @@ def run_product(
     settings = "default" if config is None else f"--config {config}"
     cfg_args = [] if config is None else ["--config", str(config)]
     ws, out = work / "ws", work / "forecast.parquet"
+    for stale in (out, work / "forecast.validation.csv"):
+        stale.unlink(missing_ok=True)
     for attempt in range(2):
         if ws.exists():
             shutil.rmtree(ws)
@@ -298,6 +300,13 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "weekly_totals": weekly.to_dicts(),
         "commit": _commit(),
     }
+    val_path = work / "forecast.validation.csv"
+    if prod is not None and val_path.exists():
+        val = pl.read_csv(val_path)
+        chosen = val.filter(pl.col("chosen").cast(pl.String).str.to_lowercase() == "true")
+        summary = chosen.group_by("candidate").agg(pl.len().alias("groups")).sort("candidate")
+        print("validation (chosen candidate per group):", summary.to_dicts())
+        info["validation_chosen"] = summary.to_dicts()
     if prod is not None:
         worst = worst_pairs(prod, grid, hist, cut)
         print("largest errors of the holdout total (stocktailor):")
