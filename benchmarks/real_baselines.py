@@ -191,6 +191,11 @@ def score(fc: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
         "forecast_total": float(tot["mean"].sum()),
         "actual_total": a,
     }
+    if "frac_in" in j.columns and bool((j["frac_in"] < 1.0).any()):
+        # In-stock days only: the week's forecast pro rata to its in-stock days.
+        a_in = float(j["actual_in"].sum())
+        err = (j["mean"] * j["frac_in"] - j["actual_in"]).abs().sum()
+        res["wape_in_stock"] = float(err) / a_in if a_in else float("nan")
     if "p10" in j.columns and "p90" in j.columns:
         has = j.filter(pl.col("p10").is_not_null())
         inside = (has["actual"] >= has["p10"]) & (has["actual"] <= has["p90"])

@@ -122,27 +122,49 @@ def _product_weekly(fc: pl.DataFrame, cut: dt.date, n_weeks: int) -> pl.DataFram
 
 
 def truth_and_history(
-    full: dict[str, pl.DataFrame], cut: dt.date, n_weeks: int
+    full: dict[str, pl.DataFrame], cut: dt.date, n_weeks: int, *, daily_stock: bool
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Daily demand target up to the cut, and ``store_id, sku, week, actual`` after it."""
+    """Daily demand target up to the cut, and ``store_id, sku, week, actual`` after it.
+
+    With daily stock snapshots the truth also has ``actual_in`` (units sold on the week's
+    in-stock days, closing snapshot > 0) and ``frac_in`` (share of the week's days in stock):
+    there sales measure demand, so a demand forecast can be scored without the censoring.
+    """
     target = daily_demand_target(full["sales"])
     hist = target.filter(pl.col("date") <= cut)
     end = cut + dt.timedelta(days=7 * n_weeks)
+    week = (((pl.col("date") - pl.lit(cut)).dt.total_days() - 1) // 7).cast(pl.Int64)
     fut = target.filter((pl.col("date") > cut) & (pl.col("date") <= end))
-    week = ((pl.col("date") - pl.lit(cut)).dt.total_days() - 1) // 7
+    if daily_stock:
+        inv = full["inventory"].filter((pl.col("date") > cut) & (pl.col("date") <= end))
+        days = inv.select(*KEYS, "date", (pl.col("on_hand") > 0).alias("in_stock"))
+        fut = days.join(fut, on=[*KEYS, "date"], how="full", coalesce=True).with_columns(
+            pl.col("units").fill_null(0), pl.col("in_stock").fill_null(True)
+        )
+    else:
+        fut = fut.with_columns(pl.lit(True).alias("in_stock"))
     truth = (
-        fut.with_columns(week.cast(pl.Int64).alias("week"))
+        fut.with_columns(week.alias("week"))
         .group_by(*KEYS, "week")
-        .agg(pl.col("units").sum().cast(pl.Float64).alias("actual"))
+        .agg(
+            pl.col("units").sum().cast(pl.Float64).alias("actual"),
+            pl.col("units").filter(pl.col("in_stock")).sum().cast(pl.Float64).alias("actual_in"),
+            (pl.col("in_stock").sum() / 7.0).alias("frac_in"),
+        )
     )
     return hist, truth
 
 
 def _grid(pairs: pl.DataFrame, truth: pl.DataFrame, n_weeks: int) -> pl.DataFrame:
-    g = pairs.join(pl.DataFrame({"week": list(range(n_weeks))}), how="cross")
-    g = g.with_columns(pl.col("week").cast(pl.Int64))
-    return g.join(truth, on=[*KEYS, "week"], how="left").with_columns(
-        pl.col("actual").fill_null(0.0)
+    weeks = pl.DataFrame({"week": list(range(n_weeks))}, schema={"week": pl.Int64})
+    return (
+        pairs.join(weeks, how="cross")
+        .join(truth, on=[*KEYS, "week"], how="left")
+        .with_columns(
+            pl.col("actual").fill_null(0.0),
+            pl.col("actual_in").fill_null(0.0),
+            pl.col("frac_in").fill_null(1.0),
+        )
     )
 
 
@@ -217,12 +239,14 @@ def _fmt(x: float | None, pct: bool = False) -> str:
 
 def table(rows: dict[str, dict[str, float]], n_weeks: int) -> str:
     head = (
-        f"| method | WAPE {n_weeks}-week total per pair | bias | weekly WAPE | p10-p90 coverage |\n"
-        "|---|---|---|---|---|"
+        f"| method | WAPE {n_weeks}-week total per pair | bias | weekly WAPE | "
+        "WAPE in-stock days | p10-p90 coverage |\n"
+        "|---|---|---|---|---|---|"
     )
     body = [
         f"| {name} | {_fmt(r.get('wape'))} | {_fmt(r.get('bias'), True)} | "
-        f"{_fmt(r.get('weekly_wape'))} | {_fmt(r.get('coverage'))} |"
+        f"{_fmt(r.get('weekly_wape'))} | {_fmt(r.get('wape_in_stock'))} | "
+        f"{_fmt(r.get('coverage'))} |"
         for name, r in rows.items()
     ]
     return "\n".join([head, *body])
@@ -259,7 +283,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     print(f"{meta.get('name', a.data)}: history to {cut}, holdout {cut + dt.timedelta(1)}..{end}")
     cut_dir = work / "data"
     full = cut_folder(a.data, cut_dir, cut, weather_days=a.weather_days, stock=a.stock)
-    hist, truth = truth_and_history(full, cut, a.holdout_weeks)
+    daily_stock = meta.get("stock") == "daily"
+    hist, truth = truth_and_history(full, cut, a.holdout_weeks, daily_stock=daily_stock)
     fc, steps, settings = run_product(cut_dir, work, cut, end, a.config)
     for s in steps:
         print(f"  {s['step']}: rc {s['rc']}, {s['seconds']} s, peak {s['peak_mb']} MB")
