@@ -162,13 +162,32 @@ def _cut_inventory(
     return inv
 
 
+def _cut_price_plan(plan: pl.DataFrame, cut: dt.date) -> pl.DataFrame:
+    """Rows marked ``known_in_advance = false`` (realised prices) end at the cut; the rest
+    (planned prices and promotions) stay. The marker column is dropped."""
+    if "known_in_advance" not in plan.columns:
+        return plan
+    known = pl.col("known_in_advance").fill_null(True)
+    return (
+        plan.filter(known | (pl.col("start_date") <= cut))
+        .with_columns(
+            pl.when(known)
+            .then(pl.col("end_date"))
+            .otherwise(pl.min_horizontal("end_date", pl.lit(cut)))
+            .alias("end_date")
+        )
+        .drop("known_in_advance")
+    )
+
+
 def cut_folder(
     src: Path, dst: Path, cut: dt.date, *, weather_days: int = 14, stock: str = "as-is"
 ) -> dict[str, pl.DataFrame]:
     """Write the history a retailer would have on ``cut`` (its end of day) into ``dst``.
 
     Dated facts after ``cut`` are dropped (sales, inventory, trends, economy); plan-known future
-    rows stay: ``events``, ``price_plan`` (the retailer's planned prices and promotions) and
+    rows stay: ``events``, ``price_plan`` (the retailer's planned prices and promotions; rows a
+    converter marks ``known_in_advance = false`` end at the cut) and
     ``weather`` up to ``weather_days`` after the cut, marked ``is_forecast``. ``stock="single"``
     keeps only the latest snapshot per pair, dated at the cut (the most common export).
 
@@ -185,6 +204,8 @@ def cut_folder(
         elif name == "weather":
             frame = frame.filter(pl.col("date") <= cut + dt.timedelta(days=weather_days))
             frame = frame.with_columns((pl.col("date") > cut).alias("is_forecast"))
+        elif name == "price_plan":
+            frame = _cut_price_plan(frame, cut)
         elif name in ("trends", "economy", "posts") and "date" in frame.columns:
             frame = frame.filter(pl.col("date") <= cut)
         if frame.height:

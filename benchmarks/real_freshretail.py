@@ -25,9 +25,10 @@ Mapping into the data contract (what each column becomes and what is lost):
 * promotions and planned prices: ``price_plan`` rows (scope ``store``, ``style`` = the product)
   for every run of consecutive days with the same (discount, activity_flag) that is not plain
   full price: ``price_factor`` = discount, ``promotion`` = activity_flag. The whole period is
-  written (history and future): the retailer knows its past and planned promotions; the
-  benchmark keeps the rows after the cut as the plan. 16,039 rows with discount 0 (given away)
-  keep price factor 0.
+  written; an extra column ``known_in_advance`` (= promotion) tells the benchmark which rows a
+  retailer knows ahead: promotion runs are kept after the cut as the plan, the day-to-day price
+  drift outside promotions (realised, e.g. evening clearance of fresh food) only up to the cut.
+  16,039 days with discount 0 (given away) keep price factor 0.
 * stockouts: the contract has closing stock snapshots, not hours. The hourly city-1 data shows
   stockout hours lie at night and in the evening: with 8 or more stockout hours the shelf was
   empty at 21:00 on >= 92 % of days, with 1-2 hours on ~1 %. Rule: a daily closing snapshot per
@@ -192,6 +193,9 @@ def _price_plan(d: pl.DataFrame) -> pl.DataFrame:
             pl.lit(None, pl.String).alias("sku"),
             "price_factor",
             "promotion",
+            # Promotions are planned; the daily price drift outside them is realised, not known
+            # ahead: the benchmark keeps only known_in_advance rows after its cut.
+            pl.col("promotion").alias("known_in_advance"),
         )
         .sort("scope_id", "style", "start_date")
     )
