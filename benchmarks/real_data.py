@@ -231,6 +231,24 @@ def worst_pairs(
     )
 
 
+def acceptance(rows: dict[str, dict[str, float]]) -> str:
+    """Issue 12: the default forecast's total WAPE is no worse than the best seasonal naive and
+    the best AutoETS row."""
+    ours = [r["wape"] for n, r in rows.items() if n.startswith("stocktailor") and "wape" in r]
+    naive = min(
+        (r["wape"] for n, r in rows.items() if n.startswith("seasonal naive")), default=None
+    )
+    ets = min((r["wape"] for n, r in rows.items() if n.startswith("AutoETS")), default=None)
+    if not ours:
+        return "acceptance: FAIL (no forecast)"
+    bars = [b for b in (naive, ets) if b is not None]
+    ok = all(ours[0] <= b for b in bars)
+    return (
+        f"acceptance: {'PASS' if ok else 'FAIL'} (stocktailor {ours[0]:.3f}; best seasonal naive "
+        f"{_fmt(naive)}, best AutoETS {_fmt(ets)})"
+    )
+
+
 def _fmt(x: float | None, pct: bool = False) -> str:
     if x is None or x != x:
         return "-"
@@ -307,6 +325,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     ).items():
         rows[name] = rb.score(frame, grid)
     print(table(rows, a.holdout_weeks))
+    verdict = acceptance(rows)
+    print(verdict)
     weekly = grid.group_by("week").agg(pl.col("actual").sum()).sort("week")
     if prod is not None:
         pw = prod.group_by("week").agg(pl.col("mean").sum().alias("stocktailor"))
@@ -322,6 +342,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "settings": settings,
         "steps": steps,
         "scores": rows,
+        "acceptance": verdict,
         "weekly_totals": weekly.to_dicts(),
         "commit": _commit(),
     }
