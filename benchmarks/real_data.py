@@ -339,7 +339,11 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     print(verdict)
     weekly = grid.group_by("week").agg(pl.col("actual").sum()).sort("week")
     if prod is not None:
-        pw = prod.group_by("week").agg(pl.col("mean").sum().alias("stocktailor"))
+        pw = (
+            prod.join(pairs, on=KEYS, how="semi")
+            .group_by("week")
+            .agg(pl.col("mean").sum().alias("stocktailor"))
+        )
         weekly = weekly.join(pw, on="week", how="left")
     print("weekly totals:", weekly.to_dicts())
     info = {
