@@ -28,7 +28,8 @@ Mapping into the data contract (what each column becomes and what is lost):
   written; an extra column ``known_in_advance`` (= promotion) tells the benchmark which rows a
   retailer knows ahead: promotion runs are kept after the cut as the plan, the day-to-day price
   drift outside promotions (realised, e.g. evening clearance of fresh food) only up to the cut.
-  16,039 days with discount 0 (given away) keep price factor 0.
+  The 16,039 days with discount 0 (given away) get no price_plan row (the contract wants a
+  factor > 0); their sales rows keep revenue 0.
 * stockouts: the contract has closing stock snapshots, not hours. The hourly city-1 data shows
   stockout hours lie at night and in the evening: with 8 or more stockout hours the shelf was
   empty at 21:00 on >= 92 % of days, with 1-2 hours on ~1 %. Rule: a daily closing snapshot per
@@ -183,7 +184,10 @@ def _price_plan(d: pl.DataFrame) -> pl.DataFrame:
     )
     ranges = runs_to_ranges(daily, ["scope_id", "style"], ["price_factor", "promotion"])
     return (
+        # Giveaway days (factor 0) are no price: the contract wants a factor > 0; their sales
+        # rows keep revenue 0.
         ranges.filter((pl.col("price_factor") != 1.0) | pl.col("promotion"))
+        .filter(pl.col("price_factor") > 0)
         .select(
             "start_date",
             "end_date",
