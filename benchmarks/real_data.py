@@ -253,6 +253,20 @@ def acceptance(rows: dict[str, dict[str, float]]) -> str:
             f"acceptance: {'PASS' if ok else 'FAIL'}, {name} {r['wape']:.3f} (best seasonal "
             f"naive {_fmt(naive)}, best AutoETS {_fmt(ets)})"
         )
+        # Issue 12's first bullet (foreign suite and FreshRetailNet): <= 0.67 x the 28-day
+        # velocity, total bias within +-10 %, p10-p90 coverage 70-90 %.
+        vel = rows.get("28-day in-stock velocity", {}).get("wape")
+        cov = r.get("coverage", float("nan"))
+        checks = [
+            ("<= 0.67 x velocity", vel is not None and r["wape"] <= 0.67 * vel),
+            ("|bias| <= 10%", abs(r["bias"]) <= 0.10),
+            ("coverage 70-90%", 0.70 <= cov <= 0.90),
+        ]
+        lines.append(
+            "  also: "
+            + ", ".join(f"{c} {'ok' if passed else 'FAIL'}" for c, passed in checks)
+            + f" (0.67 x velocity = {_fmt(None if vel is None else 0.67 * vel)})"
+        )
     return "\n".join(lines)
 
 
