@@ -25,7 +25,8 @@ Usage::
 
     python benchmarks/demand_foreign.py --scenario foreign-base --seeds 0 1 2 3 4
     python benchmarks/demand_foreign.py --all --seeds 10 11 12 13 14 --out foreign.csv
-    (--no-transfers skips the uplift; --no-ets skips AutoETS)
+    (--no-transfers skips the uplift; --no-ets skips AutoETS; --candidates also scores each
+    candidate of the selecting forecaster alone)
 """
 
 from __future__ import annotations
@@ -236,6 +237,7 @@ class ProductRun:
     error: str = ""
     seconds: float = 0.0
     tables: Any = None
+    clusters: pl.DataFrame | None = None
 
 
 def product_run(net: SyntheticNetwork, settings: Settings) -> ProductRun:
@@ -251,6 +253,7 @@ def product_run(net: SyntheticNetwork, settings: Settings) -> ProductRun:
         run.tables = tables
         result = run_plan(tables, net.as_of, settings)
         run.forecast = result.forecast
+        run.clusters = result.clusters
         run.transfers = _moves(result)
         run.validation, run.candidates = _validation(result)
     except Exception as exc:  # the benchmark reports a crash as a result
@@ -284,6 +287,31 @@ def _validation(result: Any) -> tuple[pl.DataFrame | None, dict[str, pl.DataFram
             val = getattr(holder, "validation_", None)
     cands = getattr(result, "candidate_forecasts", None) or {}
     return (val if isinstance(val, pl.DataFrame) else None), dict(cands)
+
+
+def candidate_forecasts(
+    tables: Any, as_of: dt.date, settings: Settings, clusters: pl.DataFrame | None
+) -> tuple[pl.DataFrame | None, dict[str, pl.DataFrame]]:
+    """The selecting forecaster's validation table and, per candidate it validated, the
+    forecast it makes when that candidate is the only one (level and spread still calibrated
+    on the holdout). Empty when the product has no selecting forecaster."""
+    try:
+        from stocktailor.demand.forecaster import DemandForecaster
+
+        from stocktailor.demand import forecast
+    except ImportError:
+        return None, {}
+    f = DemandForecaster.from_config(settings.demand)
+    forecast(tables, as_of, settings, clusters, model=f)
+    val = getattr(f, "validation_", None)
+    if not isinstance(val, pl.DataFrame):
+        return None, {}
+    names = [c for c in val["candidate"].unique().sort().to_list() if not any(x in c for x in "+-")]
+    out = {}
+    for name in names:
+        g = DemandForecaster.from_config(settings.demand, candidates=(name,))
+        out[name] = forecast(tables, as_of, settings, clusters, model=g)
+    return val, out
 
 
 # ------------------------------------------------------------------------------ transfers
@@ -423,6 +451,13 @@ def run_one(scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any
         row["product_wape"] = wape(product_totals, truth)
         row["product_bias"] = float(product_totals.sum() / max(truth.sum(), 1e-9))
         row["product_coverage"] = coverage(w, realised(net, h, seed), truth)
+    if args.candidates and run.error == "" and not run.candidates:
+        try:
+            val, run.candidates = candidate_forecasts(tables, net.as_of, settings, run.clusters)
+            run.validation = run.validation if run.validation is not None else val
+        except Exception as exc:
+            row["candidates_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            traceback.print_exc(limit=3, file=sys.stderr)
     for name, fc in run.candidates.items():
         row[f"cand_{name}_wape"] = wape(from_forecast(fc, h).daily.sum(axis=0), truth)
     if run.validation is not None:
@@ -543,6 +578,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="CSV of every figure")
     p.add_argument("--no-transfers", action="store_true")
     p.add_argument("--no-ets", action="store_true")
+    p.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also forecast with each validated candidate alone (one forecast per candidate)",
+    )
     args = p.parse_args()
     scenarios = list(FOREIGN_SCENARIOS) if args.all else args.scenario
     if not scenarios:
