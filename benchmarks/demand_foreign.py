@@ -346,6 +346,10 @@ def uplift(
     from stocktailor.transfers import build_instance, plan_transfers_from_arrays, with_daily_demand
     from transfers import score_under  # benchmarks/transfers.py
 
+    if net.open_ended:
+        # products without a season_end: the truth's window is the horizon both plans are
+        # scored on (an empty forecast would otherwise end it at the as-of date)
+        s = s.model_copy(update={"season": s.season.model_copy(update={"end": net.season_end})})
     base = build_instance(tables, net.as_of, pl.DataFrame(schema=FORECAST_SCHEMA), s)
     truth = with_daily_demand(base, h.rates, h.store_ids, h.skus, net.truth.dispersion)
     true_frame, best = plan_transfers_from_arrays(
