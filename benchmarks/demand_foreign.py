@@ -317,46 +317,25 @@ def candidate_forecasts(
 # ------------------------------------------------------------------------------ transfers
 
 
-def lines_from_frame(inst: Any, frame: pl.DataFrame | None) -> tuple[Any, int]:
-    """A transfers frame (sku, from_id, to_id, units) as a LineSet of ``inst``; unmapped lines
-    (a warehouse source, a SKU without movable stock in ``inst``) are counted and dropped."""
-    from stocktailor.transfers import LineSet
-
-    if frame is None or frame.height == 0:
-        return LineSet.empty(), 0
-    sp = {s: i for i, s in enumerate(inst.store_ids)}
-    kp = {k: i for i, k in enumerate(inst.skus)}
-    rows = [
-        (kp.get(k), sp.get(a), sp.get(b), int(u))
-        for k, a, b, u in frame.select("sku", "from_id", "to_id", "units").iter_rows()
-    ]
-    ok = [r for r in rows if None not in r[:3]]
-    if not ok:
-        return LineSet.empty(), len(rows)
-    arr = np.array(ok, dtype=np.int64)
-    return LineSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]), len(rows) - len(ok)
-
-
 def uplift(
-    net: SyntheticNetwork, tables: Any, h: Horizon, product: pl.DataFrame | None, s: Settings
+    net: SyntheticNetwork, tables: Any, product: pl.DataFrame | None, s: Settings
 ) -> dict[str, Any]:
-    """Expected profit of the product's plan and of the same optimiser fed the true demand,
-    both under the true demand (currency, 0 = no transfers)."""
-    from stocktailor.contract import FORECAST_SCHEMA
-    from stocktailor.transfers import build_instance, plan_transfers_from_arrays, with_daily_demand
-    from transfers import score_under  # benchmarks/transfers.py
+    """Expected profit of the product's moves and of the same optimiser fed the true demand,
+    both under the true demand (currency, 0 = no moves): ``benchmarks/transfers.py``'s
+    ``truth_plan_instance``, ``frame_lines`` and ``score_under``."""
+    from stocktailor.transfers import plan_transfers_from_arrays
+    from transfers import frame_lines, score_under, truth_plan_instance
 
     if net.open_ended:
         # products without a season_end: the truth's window is the horizon both plans are
         # scored on (an empty forecast would otherwise end it at the as-of date)
         s = s.model_copy(update={"season": s.season.model_copy(update={"end": net.season_end})})
-    base = build_instance(tables, net.as_of, pl.DataFrame(schema=FORECAST_SCHEMA), s)
-    truth = with_daily_demand(base, h.rates, h.store_ids, h.skus, net.truth.dispersion)
+    truth = truth_plan_instance(net, tables, s)
     true_frame, best = plan_transfers_from_arrays(
         truth, net.as_of, s, products=tables.products, stores=tables.stores
     )
     up_true = score_under(truth, truth, best.lines)
-    lines, dropped = lines_from_frame(truth, product)
+    lines, dropped = frame_lines(truth, [product])
     up_fc = score_under(truth, truth, lines)
     return {
         "uplift_true": up_true,
@@ -474,7 +453,7 @@ def run_one(scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any
     plans: dict[str, pl.DataFrame | None] = {"product": run.transfers}
     if not args.no_transfers:
         try:
-            up = uplift(net, tables, h, run.transfers if not run.error else None, settings)
+            up = uplift(net, tables, run.transfers if not run.error else None, settings)
             plans["true"] = up.pop("true_plan")
             row.update(up)
         except Exception as exc:
