@@ -33,9 +33,6 @@ KNOWN: set[str] = {
     "file contract.py",
     "file contract.py:validate_tables",
     "file demo.py:run_demo",
-    "file simulate/core.py:simulate",
-    "file simulate/policies.py",
-    "file simulate/toy.py:toy_network",
     "file synth/_catalog.py:_build_catalog",
     "file synth/_generate.py:_build",
     "file synth/_network.py:_assemble",
@@ -53,12 +50,8 @@ KNOWN: set[str] = {
     "file workflow/service.py:decide",
     "file workflow/service.py:bulk_decide",
     "private stocktailor.allocation <- stocktailor.transfers._plan",
-    "private stocktailor.simulate.policies <- stocktailor.positions._core_size_skus",
     "private stocktailor.transfers._plan <- stocktailor.positions._core_size_skus",
     "cycle stocktailor.api stocktailor.web",
-    "cycle stocktailor.report stocktailor.simulate.backtest",
-    "cycle stocktailor.simulate.core stocktailor.simulate.policies stocktailor.simulate.sensing "
-    "stocktailor.simulate.view",
 }
 
 

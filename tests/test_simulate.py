@@ -13,9 +13,15 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from stocktailor.config import Settings
-from stocktailor.simulate import Decisions, PolicyView, make_policy, markdown_factors, simulate
+from stocktailor.simulate import (
+    Decisions,
+    PolicyView,
+    make_policy,
+    markdown_factors,
+    simulate_season,
+)
+from stocktailor.simulate.baselines import RulePolicy, northwest_corner
 from stocktailor.simulate.kpis import confidence_interval, kpis
-from stocktailor.simulate.policies import RulePolicy, northwest_corner
 from stocktailor.simulate.toy import ToyNetwork, toy_network
 
 SETTINGS = Settings()
@@ -108,16 +114,16 @@ def test_markdown_factors_hand_case() -> None:
 
 def test_conservation_and_lost_sales_under_rule() -> None:
     net = _net()
-    res = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=3)
+    res = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=3)
     assert res.moves.height > 0
     _check_conservation(res)
 
 
-def test_policy_that_moves_nothing_reproduces_none_exactly() -> None:
+def test_policy_that_moves_nothing_reproduces_hold_exactly() -> None:
     net = _net()
-    base = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=7)
+    base = simulate_season(net, make_policy("hold", net, SETTINGS), SETTINGS, seed=7)
     zero = FixedMoves({0: [("SKU01", "S01", "S02", 0)], 7: [("SKU02", "S02", "S02", 5)]})
-    res = simulate(net, zero, SETTINGS, seed=7)
+    res = simulate_season(net, zero, SETTINGS, seed=7)
     assert res.daily.equals(base.daily)
     assert res.by_store_week.equals(base.by_store_week)
     assert np.array_equal(res.final_on_hand, base.final_on_hand)
@@ -125,13 +131,13 @@ def test_policy_that_moves_nothing_reproduces_none_exactly() -> None:
 
 def test_common_random_numbers_same_customers_across_policies() -> None:
     net = _net()
-    a = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=11)
-    b = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
-    c = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=12)
+    a = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=11)
+    b = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
+    c = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=12)
     assert a.daily["demand_units"].equals(b.daily["demand_units"])
     assert a.by_store_week["demand_units"].equals(b.by_store_week["demand_units"])
     assert not a.daily["demand_units"].equals(c.daily["demand_units"])
-    again = simulate(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
+    again = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=11)
     assert again.daily.equals(b.daily)
 
 
@@ -139,7 +145,7 @@ def test_transfer_lead_time_cost_and_transit() -> None:
     # two stores 50 km apart: derived lane 2 days, 0.4 + 0.0015*km per unit, 25 + 0.05*km fixed
     net = _net(rates=[[0.0], [0.0]], stock=[[0], [10]], warehouse=None)
     pol = FixedMoves({0: [("SKU01", "S02", "S01", 4)]})
-    res = simulate(net, pol, SETTINGS, seed=0)
+    res = simulate_season(net, pol, SETTINGS, seed=0)
     mv = res.moves.row(0, named=True)
     assert mv["units"] == 4
     assert mv["arrival_date"] - mv["ship_date"] == dt.timedelta(days=2)
@@ -161,16 +167,16 @@ def test_transfer_lead_time_cost_and_transit() -> None:
 
 def test_moves_beyond_stock_are_cut_and_unknown_ids_rejected() -> None:
     net = _net(rates=[[0.0], [0.0]], stock=[[0], [3]], warehouse=None)
-    res = simulate(net, FixedMoves({0: [("SKU01", "S02", "S01", 5)]}), SETTINGS, seed=0)
+    res = simulate_season(net, FixedMoves({0: [("SKU01", "S02", "S01", 5)]}), SETTINGS, seed=0)
     mv = res.moves.row(0, named=True)
     assert (mv["requested"], mv["units"]) == (5, 3)
     with pytest.raises(ValueError, match=r"column 'to_id'.*'NOPE'"):
-        simulate(net, FixedMoves({0: [("SKU01", "S02", "NOPE", 1)]}), SETTINGS, seed=0)
+        simulate_season(net, FixedMoves({0: [("SKU01", "S02", "NOPE", 1)]}), SETTINGS, seed=0)
 
 
 def test_salvage_when_nobody_buys() -> None:
     net = _net(rates=[[0.0, 0.0]], stock=[[3, 4]], warehouse=[5, 0])
-    res = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=0)
+    res = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=0)
     k = kpis([res]).runs.row(0, named=True)
     assert k["units_sold"] == 0
     assert k["salvaged_units"] == 12
@@ -179,9 +185,19 @@ def test_salvage_when_nobody_buys() -> None:
     assert k["profit"] == pytest.approx(k["salvage_value"])
 
 
+CLEARANCE = ((4, 0.7), (2, 0.5))
+
+
 def test_markdown_prices_and_full_price_revenue() -> None:
-    net = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, dispersion=math.inf, weeks=6)
-    res = simulate(net, make_policy("none", net, SETTINGS), SETTINGS, seed=2)
+    net = _net(
+        rates=[[1.0]],
+        stock=[[1000]],
+        warehouse=None,
+        dispersion=math.inf,
+        weeks=6,
+        markdown_calendar=CLEARANCE,
+    )
+    res = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=2)
     d = res.daily
     full = d.filter(pl.col("price_factor") == 1.0)
     md = d.filter(pl.col("price_factor") < 1.0)
@@ -195,11 +211,38 @@ def test_markdown_prices_and_full_price_revenue() -> None:
     assert last2 > 2.0 * first2  # type: ignore[operator]
 
 
+def test_markdowns_only_where_declared() -> None:
+    # no calendar declared and none in the settings: full price all season, nothing cleared
+    plain = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, weeks=6)
+    res = simulate_season(plain, make_policy("none", plain, SETTINGS), SETTINGS, seed=2)
+    assert (res.daily["price_factor"] == 1.0).all()
+    assert res.daily["revenue"].sum() == pytest.approx(res.daily["revenue_full"].sum())
+    # the retailer's settings apply to a network without its own calendar ...
+    cfg = Settings.model_validate({"season": {"markdown_calendar": [[1, 0.6]]}})
+    res = simulate_season(plain, make_policy("none", plain, cfg), cfg, seed=2)
+    assert res.daily["price_factor"].tail(7).to_list() == [0.6] * 7
+    # ... and the network's own calendar wins over them
+    own = _net(rates=[[1.0]], stock=[[1000]], warehouse=None, weeks=6, markdown_calendar=CLEARANCE)
+    res = simulate_season(own, make_policy("none", own, cfg), cfg, seed=2)
+    assert res.daily["price_factor"].tail(14).to_list() == [0.5] * 14
+
+
+def test_none_replenishes_from_the_warehouse_without_store_moves() -> None:
+    net = _net(rates=[[3.0], [0.2], [1.0]], stock=[[5], [60], [5]], warehouse=[100])
+    none = simulate_season(net, make_policy("none", net, SETTINGS), SETTINGS, seed=1)
+    rule = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=1)
+    assert none.moves.height > 0
+    assert set(none.moves["from_id"].to_list()) == {"WH"}
+    assert "S02" in rule.moves["from_id"].to_list()  # rule also moves between stores
+    assert none.moves["ship_date"].min() > net.season_start  # a week of sales first
+    _check_conservation(none)
+
+
 def test_broken_size_run_effect_cuts_demand_of_other_sizes() -> None:
     cfg = Settings.model_validate({"simulation": {"broken_size_run_effect": 1.0}})
     # sizes XS S M L XL: core sizes S M L; store 1 has no M -> its other sizes do not sell
     net = _net(rates=[[2.0] * 5, [2.0] * 5], stock=[[50, 50, 0, 50, 50], [50] * 5], warehouse=None)
-    res = simulate(net, make_policy("none", net, cfg), cfg, seed=0)
+    res = simulate_season(net, make_policy("none", net, cfg), cfg, seed=0)
     sold = res.by_store_week.group_by("store_id").agg(pl.col("sold_units").sum()).sort("store_id")
     assert sold["sold_units"].to_list()[0] == 0
     assert sold["sold_units"].to_list()[1] > 0
@@ -224,7 +267,7 @@ def test_rule_moves_excess_to_least_covered_store() -> None:
         rates=[[3.0], [0.3], [0.3]], stock=[[25], [60], [2]], warehouse=None, dispersion=math.inf
     )
     pol = RulePolicy(SETTINGS)
-    res = simulate(net, pol, SETTINGS, seed=0)
+    res = simulate_season(net, pol, SETTINGS, seed=0)
     first = res.moves.filter(pl.col("ship_date") == res.moves["ship_date"].min())
     assert first["from_id"].unique().to_list() == ["S02"]
     assert "S01" in first["to_id"].to_list()
@@ -237,7 +280,7 @@ def test_rule_moves_excess_to_least_covered_store() -> None:
 def test_view_tables_hold_only_the_past() -> None:
     net = _net()
     pol = FixedMoves({})
-    res = simulate(net, pol, SETTINGS, seed=5)
+    res = simulate_season(net, pol, SETTINGS, seed=5)
     view = pol.views[2]
     t = view.tables()
     assert t.sales["date"].max() == view.as_of
@@ -253,12 +296,12 @@ def test_view_tables_hold_only_the_past() -> None:
     assert rev.sum(axis=1).tolist() == week["sold_units"].to_list()
 
 
-def test_kpis_profit_uplift_and_oracle_share() -> None:
+def test_kpis_profit_uplift_and_true_demand_share() -> None:
     net = _net()
     runs = [
-        simulate(net, make_policy(p, net, SETTINGS), SETTINGS, seed=s, policy_name=name)
+        simulate_season(net, make_policy(p, net, SETTINGS), SETTINGS, seed=s, policy_name=name)
         for s in (0, 1)
-        for p, name in (("none", "none"), ("rule", "rule"), ("rule", "oracle"))
+        for p, name in (("none", "none"), ("rule", "rule"), ("rule", "same-optimiser-true-demand"))
     ]
     k = kpis(runs)
     r = k.runs
@@ -268,7 +311,7 @@ def test_kpis_profit_uplift_and_oracle_share() -> None:
     none = r.filter(pl.col("policy") == "none")
     assert (none["profit_uplift"] == 0.0).all()
     rule = r.filter(pl.col("policy") == "rule")
-    assert rule["oracle_uplift_share"].to_list() == pytest.approx([1.0, 1.0])
+    assert rule["true_demand_uplift_share"].to_list() == [None, None]  # rule is the reference
     assert set(k.long["scope"].unique().to_list()) == {"overall", "cluster", "category", "week"}
     s = k.summary.filter((pl.col("policy") == "rule") & (pl.col("kpi") == "profit"))
     assert s["mean"][0] == pytest.approx(rule["profit"].mean())
@@ -307,7 +350,7 @@ def test_conservation_property_random_moves(
     cfg = Settings.model_validate(
         {"simulation": {"broken_size_run_effect": effect, "decision_every_days": 3}}
     )
-    res = simulate(net, RandomMover(seed), cfg, seed=seed)
+    res = simulate_season(net, RandomMover(seed), cfg, seed=seed)
     _check_conservation(res)
     moved = res.moves
     assert (moved["units"] <= moved["requested"]).all()
@@ -323,12 +366,13 @@ def test_sku_season_end_salvages_that_sku_and_its_shipments() -> None:
         season_start=start,
         season_ends=[end1, start + dt.timedelta(days=55)],
         dispersion=math.inf,
+        markdown_calendar=CLEARANCE,
     )
     # a shipment of SKU01 leaving on day 14 (2-day lead) still arrives before its end; one
     # leaving on day 21 would arrive after it (cut: day 21 is after the SKU's last day, and
     # its stock was salvaged, so nothing is on hand to ship)
     pol = FixedMoves({14: [("SKU01", "S02", "S01", 5)], 21: [("SKU01", "S02", "S01", 5)]})
-    res = simulate(net, pol, SETTINGS, seed=0)
+    res = simulate_season(net, pol, SETTINGS, seed=0)
     _check_conservation(res)
     d = res.daily
     assert (
@@ -350,42 +394,17 @@ def test_sku_season_end_salvages_that_sku_and_its_shipments() -> None:
     assert mv["units"].to_list() == [5, 0]
 
 
-def test_oracle_moves_stock_to_where_it_sells() -> None:
+def test_true_demand_policy_moves_stock_to_where_it_sells() -> None:
     cfg = Settings.model_validate({"simulation": {"min_history_days": 0}})
     net = _net(rates=[[3.0, 3.0], [0.1, 0.1]], stock=[[2, 2], [80, 80]], warehouse=None, weeks=6)
-    none = simulate(net, make_policy("none", net, cfg), cfg, seed=1)
-    orc = simulate(net, make_policy("oracle", net, cfg), cfg, seed=1)
+    none = simulate_season(net, make_policy("none", net, cfg), cfg, seed=1)
+    orc = simulate_season(net, make_policy("oracle", net, cfg), cfg, seed=1)  # the alias
     _check_conservation(orc)
     assert orc.moves.height > 0
     assert set(orc.moves["from_id"].to_list()) == {"S02"}
     k = kpis([none, orc]).runs
     profit = dict(zip(k["policy"].to_list(), k["profit"].to_list(), strict=True))
-    assert profit["oracle"] > profit["none"]
-
-
-def test_with_inbound_counts_allocation_as_in_transit() -> None:
-    from stocktailor.simulate.policies import with_inbound
-
-    net = _net()
-    t = net.tables
-    as_of = net.season_start - dt.timedelta(days=1)
-    moves = pl.DataFrame(
-        {
-            "sku": ["SKU01", "SKU01", "SKU02"],
-            "from_id": ["WH"] * 3,
-            "to_id": ["S01", "S01", "S03"],
-            "units": [2, 3, 4],
-        }
-    )
-    out = with_inbound(t, as_of, moves).inventory.filter(pl.col("date") == as_of)
-    got = {
-        (r["store_id"], r["sku"]): (r["on_hand"], r["in_transit"])
-        for r in out.iter_rows(named=True)
-    }
-    assert got[("S01", "SKU01")] == (5, 5)
-    assert got[("S03", "SKU02")] == (10, 4)
-    assert got[("S02", "SKU01")] == (40, 0)
-    assert out.height == t.inventory.height
+    assert profit["same-optimiser-true-demand"] > profit["none"]
 
 
 @pytest.mark.slow
@@ -394,8 +413,8 @@ def test_pipeline_policies_on_a_small_synthetic_network() -> None:
 
     net = generate("default", 0, n_stores=6, n_sku_sizes=30)
     runs = [
-        simulate(net, make_policy(p, net, SETTINGS), SETTINGS, seed=0)
-        for p in ("none", "rule", "stocktailor", "oracle")
+        simulate_season(net, make_policy(p, net, SETTINGS), SETTINGS, seed=0)
+        for p in ("none", "rule", "stocktailor", "same-optimiser-true-demand")
     ]
     for r in runs:
         _check_conservation(r)
@@ -410,7 +429,7 @@ def test_pipeline_policies_on_a_small_synthetic_network() -> None:
             strict=True,
         )
     )
-    assert moved["stocktailor"] > 0 and moved["oracle"] > 0
+    assert moved["stocktailor"] > 0 and moved["same-optimiser-true-demand"] > 0
     st = runs[2].moves
     assert st["ship_date"].min() >= net.season_start + dt.timedelta(
         days=SETTINGS.simulation.min_history_days
@@ -495,7 +514,7 @@ def test_weekly_forecast_windows_match_demand_window() -> None:
 
 def test_optimiser_position_matches_position_at() -> None:
     from stocktailor.positions import position_at
-    from stocktailor.simulate.policies import StocktailorPolicy
+    from stocktailor.simulate.stocktailor_policy import StocktailorPolicy
 
     cfg = Settings.model_validate({"constraints": {"min_days_before_retransfer": 10}})
     net = _net()
@@ -505,7 +524,7 @@ def test_optimiser_position_matches_position_at() -> None:
         21: [("SKU01", "S02", "S03", 3)],
     }
     pol = FixedMoves(moves)
-    simulate(net, pol, cfg, seed=2)
+    simulate_season(net, pol, cfg, seed=2)
     st_pol = StocktailorPolicy(cfg)
     n_s = len(net.truth.store_ids)
     for view in pol.views:
@@ -519,7 +538,7 @@ def test_optimiser_position_matches_position_at() -> None:
 
 
 def test_screen_candidates_keeps_imbalanced_skus() -> None:
-    from stocktailor.simulate.policies import screen_candidates
+    from stocktailor.simulate.optimiser import screen_candidates
 
     # SKU 0: store 0 holds 20 against demand 1, store 1 holds 0 against demand 10 -> keep.
     # SKU 1: both stores hold their demand (balanced) -> drop. SKU 2: nothing movable -> drop.
@@ -552,13 +571,13 @@ def test_screen_candidates_keeps_imbalanced_skus() -> None:
     assert keep2.tolist() == [0] and sc2[0] > sc2[3] > 0
 
 
-def test_oracle_carried_windows_match_true_windows() -> None:
-    from stocktailor.simulate.policies import OraclePolicy, true_windows
+def test_true_demand_carried_windows_match_true_windows() -> None:
+    from stocktailor.simulate.true_demand import SameOptimiserTrueDemandPolicy, true_windows
 
     net = _net(weeks=6)
     pol = FixedMoves({})
-    simulate(net, pol, SETTINGS, seed=0)
-    orc = OraclePolicy(net, SETTINGS)
+    simulate_season(net, pol, SETTINGS, seed=0)
+    orc = SameOptimiserTrueDemandPolicy(net, SETTINGS)
     rows = np.arange(len(net.truth.store_ids))
     cols = np.array([0, 2])
     lead = np.array([0, 2, 3])
@@ -569,14 +588,14 @@ def test_oracle_carried_windows_match_true_windows() -> None:
             assert g == pytest.approx(w, rel=1e-9, abs=1e-9)
 
 
-def test_work_budget_reviews_least_recent_first() -> None:
-    from stocktailor.simulate.policies import _least_recent_first, screen_candidates
+def test_work_budget_reviewsleast_recent_first() -> None:
+    from stocktailor.simulate.optimiser import least_recent_first, screen_candidates
 
     last = np.array([5, 0, 0, 3, -1])
     score = np.array([9.0, 1.0, 2.0, 8.0, 0.5])
     # never reviewed (-1) first, then day 0 by score (2 before 1), then day 3
-    assert _least_recent_first(last, score, 3).tolist() == [1, 2, 4]
-    assert _least_recent_first(last, score, 4).tolist() == [1, 2, 3, 4]
+    assert least_recent_first(last, score, 3).tolist() == [1, 2, 4]
+    assert least_recent_first(last, score, 4).tolist() == [1, 2, 3, 4]
     # three identical imbalanced SKUs, budget 2: the one reviewed longest ago and a tie by score
     stock = np.array([[20, 20, 20], [0, 0, 0]])
     movable = np.array([[19, 19, 19], [0, 0, 0]])
@@ -587,3 +606,163 @@ def test_work_budget_reviews_least_recent_first() -> None:
         stock, movable, mean, mean, price, salvage, unit, 0.0, 2, np.array([7, 0, 7])
     )
     assert keep.tolist() == [0, 1]
+
+
+# -- the season LP bound ----------------------------------------------------------------------
+
+
+def test_bound_hand_worked_two_stores() -> None:
+    # S01 has no customers and 10 units; S02 has ~100 customers a day and none: the best plan
+    # ships the 10 units on day 0 (lane 2 days) and sells them at full price on day 2.
+    from stocktailor.simulate.bound import season_bound
+
+    cfg = Settings.model_validate({"season": {"markdown_calendar": []}})
+    net = _net(rates=[[0.0], [100.0]], stock=[[10], [0]], warehouse=None, weeks=1)
+    b = season_bound(net, cfg, seed=0)
+    res = simulate_season(net, make_policy("bound", net, cfg), cfg, seed=0)
+    unit = res.space.lane_cost_unit[0, 1]
+    assert b.upper_bound == pytest.approx(10 * 50.0 - 10 * unit)
+    assert b.plan.rows() == [(0, "SKU01", "S01", "S02", 10)]
+    # the replay ships the plan and pays the fixed cost the LP leaves out
+    assert kpis([res]).runs["profit"][0] == pytest.approx(
+        b.upper_bound - res.space.lane_cost_shipment[0, 1]
+    )
+
+
+def test_bound_without_customers_is_the_salvage() -> None:
+    from stocktailor.simulate.bound import season_bound
+
+    net = _net(rates=[[0.0, 0.0]], stock=[[3, 4]], warehouse=[5, 0])
+    b = season_bound(net, SETTINGS, seed=0)
+    assert b.upper_bound == pytest.approx(8 * 15.0 + 4 * 18.0)
+    assert b.plan.height == 0
+
+
+def test_bound_refuses_large_networks() -> None:
+    from stocktailor.simulate.bound import season_bound
+
+    cfg = Settings.model_validate({"simulation": {"bound_max_cells": 5}})
+    with pytest.raises(ValueError, match=r"bound_max_cells \(5\)"):
+        season_bound(_net(), cfg, seed=0)
+
+
+def test_demand_draws_are_the_simulated_customers() -> None:
+    from stocktailor.simulate.bound import demand_draws
+
+    net = _net()
+    res = simulate_season(net, make_policy("rule", net, SETTINGS), SETTINGS, seed=4)
+    draws = demand_draws(net, SETTINGS, seed=4)
+    assert draws.sum(axis=(1, 2)).tolist() == res.daily["demand_units"].to_list()
+
+
+@hyp_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rates=st.lists(
+        st.lists(st.one_of(st.just(0.0), st.floats(0.01, 4.0)), min_size=2, max_size=2),
+        min_size=2,
+        max_size=3,
+    ),
+    stock_seed=st.integers(0, 1000),
+    seed=st.integers(0, 1000),
+)
+def test_bound_is_above_every_policy(rates: list[list[float]], stock_seed: int, seed: int) -> None:
+    from stocktailor.simulate.bound import season_bound
+
+    rng = np.random.default_rng(stock_seed)
+    stock = rng.integers(0, 30, size=(len(rates), 2)).tolist()
+    net = toy_network(rates, stock, warehouse=rng.integers(0, 30, size=2).tolist(), weeks=4)
+    cfg = Settings.model_validate({"simulation": {"decision_every_days": 3, "min_history_days": 0}})
+    b = season_bound(net, cfg, seed=seed)
+    runs = [simulate_season(net, RandomMover(seed), cfg, seed=seed, policy_name="random")]
+    runs += [
+        simulate_season(net, make_policy(p, net, cfg), cfg, seed=seed)
+        for p in ("none", "rule", "same-optimiser-true-demand", "bound")
+    ]
+    for profit in kpis(runs).runs["profit"].to_list():
+        assert profit <= b.upper_bound + 1e-6
+
+
+def test_sense_forecast_hand_worked() -> None:
+    from stocktailor.simulate.sensing import sense_forecast
+
+    # one style, two stores; the forecast says 7 units a week per cell. Over the first week
+    # store A sold 14 + 14 (forecast 14) and store B 7 (forecast 14); prior 0, bounds 0.1..5:
+    # style ratio 35/28 = 1.25; A: 28/14 = 2.0, B: 7/14 = 0.5. Week 2 is scaled, week 1 not.
+    w1, w2 = dt.date(2026, 3, 2), dt.date(2026, 3, 9)
+    fc = pl.DataFrame(
+        {
+            "store_id": ["A", "A", "B", "B"] * 2,
+            "sku": ["k1", "k2"] * 4,
+            "week_start": [w1] * 4 + [w2] * 4,
+            "mean": [7.0] * 8,
+            "var": [9.0] * 8,
+            "p90": [10.0] * 8,
+        }
+    )
+    sales = pl.DataFrame(
+        {
+            "date": [w1, w1, w1 + dt.timedelta(days=2), w1 + dt.timedelta(days=2)],
+            "store_id": ["A", "A", "B", "B"],
+            "sku": ["k1", "k2", "k1", "k1"],
+            "units": [14, 14, 9, -2],  # B: a return netted within its day
+        }
+    )
+    products = pl.DataFrame({"sku": ["k1", "k2"], "style": ["S", "S"]})
+    out = sense_forecast(
+        fc,
+        sales,
+        products,
+        since=w1,
+        as_of=w1 + dt.timedelta(days=6),
+        prior_units=0.0,
+        bounds=(0.1, 5.0),
+    ).sort("week_start", "store_id", "sku")
+    assert out.columns == [*fc.columns, "sensing_ratio"]
+    assert out["sensing_ratio"].to_list() == pytest.approx([1.0] * 4 + [2.0, 2.0, 0.5, 0.5])
+    assert out["mean"].to_list() == pytest.approx([7.0] * 4 + [14.0, 14.0, 3.5, 3.5])
+    # var = r mean + r^2 (var - mean): A 2*7 + 4*2 = 22, B 3.5 + 0.25*2 = 4
+    assert out["var"].tail(4).to_list() == pytest.approx([22.0, 22.0, 4.0, 4.0])
+    assert out["p90"].tail(4).to_list() == pytest.approx([20.0, 20.0, 5.0, 5.0])
+    # only in-stock cells count: B's k1 censored -> B has no evidence and takes the style's
+    # network ratio, A's alone (28 / 14 = 2)
+    out2 = sense_forecast(
+        fc,
+        sales,
+        products,
+        since=w1,
+        as_of=w1 + dt.timedelta(days=6),
+        in_stock=pl.DataFrame({"store_id": ["A", "A"], "sku": ["k1", "k2"]}),
+        prior_units=0.0,
+        bounds=(0.1, 2.0),
+    )
+    assert out2.filter(pl.col("week_start") == w2)["sensing_ratio"].to_list() == pytest.approx(
+        [2.0] * 4
+    )
+
+
+def test_declared_prices_are_applied_and_public() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Promo(ToyNetwork):
+        def price_factor(self, start: dt.date, end: dt.date) -> np.ndarray:
+            n = (end - start).days + 1
+            out = np.ones((n, len(self.truth.skus)))
+            out[3:6] = 0.8  # a three-day sale
+            out[-7:] = 0.5  # the last week's clearance
+            return out
+
+    base = _net(rates=[[1.0, 2.0]], stock=[[500, 500]], warehouse=None, weeks=3)
+    net = Promo(base.tables, base.season_start, base.season_end, base.truth)
+    pol = FixedMoves({})
+    res = simulate_season(net, pol, SETTINGS, seed=1)
+    assert res.daily["price_factor"].to_list() == [1.0] * 3 + [0.8] * 3 + [1.0] * 8 + [0.5] * 7
+    plan = pol.views[1].price_plan()  # day 7: weeks from day 7 and day 14
+    assert plan["week_start"].unique().sort().to_list() == [
+        net.season_start + dt.timedelta(days=7),
+        net.season_start + dt.timedelta(days=14),
+    ]
+    assert plan["price_factor"].to_list() == pytest.approx([1.0, 0.5])
+    assert pol.views[0].price_plan().filter(pl.col("week_start") == net.season_start)[
+        "price_factor"
+    ].to_list() == pytest.approx([(4 * 1.0 + 3 * 0.8) / 7])

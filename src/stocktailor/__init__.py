@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "allocate": "stocktailor.allocation",
     "PlanResult": "stocktailor.plan",
     "run_plan": "stocktailor.plan",
-    "simulate": "stocktailor.simulate",
+    "simulate_season": "stocktailor.simulate",
     "backtest": "stocktailor.simulate.backtest",
     "make_engine": "stocktailor.engine",
     "LocalEngine": "stocktailor.engine",
@@ -58,7 +58,7 @@ __all__ = [
     "plan_transfers",
     "read_data_folder",
     "run_plan",
-    "simulate",
+    "simulate_season",
     "validate_tables",
 ]
 
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from stocktailor.demand import DemandModel, forecast
     from stocktailor.engine import DaskEngine, LocalEngine, make_engine
     from stocktailor.plan import PlanResult, run_plan
-    from stocktailor.simulate import simulate
+    from stocktailor.simulate import simulate_season
     from stocktailor.simulate.backtest import backtest
     from stocktailor.sizecurves import SizeCurveEstimator
     from stocktailor.synth import SyntheticNetwork, generate

@@ -503,7 +503,11 @@ def backtest(
     scenario: Annotated[str, typer.Option(help="Generator scenario.")] = "default",
     seed: Annotated[list[int] | None, typer.Option(help="Seed (repeat for several).")] = None,
     policy: Annotated[
-        list[str] | None, typer.Option(help="none, rule, stocktailor, oracle (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="none, rule, stocktailor, same-optimiser-true-demand (alias oracle), bound, "
+            "hold (repeatable)."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("backtest"),
     stores: Annotated[int | None, typer.Option("--stores", help="Stores (scale).")] = None,
@@ -517,7 +521,7 @@ def backtest(
 
         settings = _settings(config)
         seeds = seed or [0]
-        policies = policy or ["none", "rule", "stocktailor", "oracle"]
+        policies = policy or ["none", "rule", "stocktailor", "same-optimiser-true-demand"]
         with (
             make_engine(settings.engine) as engine,
             progress_bar("backtest", len(seeds) * len(policies)) as advance,

@@ -96,8 +96,10 @@ class SeasonConfig(_Section):
         None, description="Last full-price day when products.season_end is missing."
     )
     markdown_calendar: tuple[tuple[int, float], ...] = Field(
-        ((4, 0.7), (2, 0.5)),
-        description="(weeks before season end, price factor) steps applied by the simulator.",
+        (),
+        description="(weeks before season end, price factor) steps the retailer marks down "
+        "by, e.g. [[4, 0.7], [2, 0.5]]; empty = no markdowns. The simulator uses it for a "
+        "network that declares no calendar of its own.",
     )
     horizon_days: int = Field(
         7,
@@ -372,19 +374,19 @@ class SimulationConfig(_Section):
     min_history_days: int = Field(
         21,
         ge=0,
-        description="The stocktailor and oracle policies decide from this many days of season "
-        "sales on (the demand model needs a few weeks), days.",
+        description="The stocktailor and same-optimiser-true-demand policies decide from this "
+        "many days of season sales on (the demand model needs a few weeks), days.",
     )
     oracle_waits_for_history: bool = Field(
         True,
-        description="The oracle keeps the stocktailor decision calendar (True) or decides from "
-        "day 0 (False).",
+        description="same-optimiser-true-demand (formerly 'oracle') keeps the stocktailor "
+        "decision calendar (True) or decides from day 0 (False).",
     )
     oracle_value_weighting: bool = Field(
         True,
-        description="The oracle counts a markdown-day unit of true demand as the share of a "
-        "full-price unit's margin over salvage it earns (the optimiser values sales at full "
-        "price).",
+        description="same-optimiser-true-demand counts a markdown-day unit of true demand as "
+        "the share of a full-price unit's margin over salvage it earns (the optimiser values "
+        "sales at full price).",
     )
     update_between_refits: bool = Field(
         False,
@@ -435,6 +437,12 @@ class SimulationConfig(_Section):
         "heuristic",
         description="solver.fixed_cost_method used by the simulated optimiser policies (the MIP "
         "polish costs up to solver.mip_time_limit_s per decision).",
+    )
+    bound_max_cells: int = Field(
+        100_000,
+        ge=1,
+        description="The bound policy (the season LP with the demand draws known) refuses "
+        "networks with more stores x SKUs than this (its LP grows with locations squared).",
     )
 
 

@@ -111,12 +111,12 @@ def run_demo(
     # --scenario default` runs the full-size one.
     seeds = list(range(seed, seed + backtest_seeds))
     with progress_factory(
-        "backtest (4 policies, 12 stores x 200 SKU-sizes)", 4 * len(seeds)
+        "backtest (5 policies, 12 stores x 200 SKU-sizes)", 5 * len(seeds)
     ) as advance:
         bt = backtest(
             "scale",
             seeds,
-            ["none", "rule", "stocktailor", "oracle"],
+            ["none", "rule", "stocktailor", "same-optimiser-true-demand", "bound"],
             settings,
             out / "backtest",
             n_stores=12,

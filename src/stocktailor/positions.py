@@ -17,7 +17,15 @@ import polars as pl
 from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
 from stocktailor.contract import ContractError, Tables
 
-__all__ = ["core_sizes", "haversine_km", "lane_matrices", "lanes_for", "position_at"]
+__all__ = [
+    "core_sizes",
+    "haversine_km",
+    "lane_matrices",
+    "lanes_for",
+    "movable_units",
+    "position_at",
+    "receipts_between",
+]
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -75,6 +83,38 @@ def core_sizes(products: pl.DataFrame) -> set[str]:
     )
     core = p.filter((pl.col("_n") < 3) | ((pl.col("_r") > 0) & (pl.col("_r") < pl.col("_n") - 1)))
     return set(core["sku"].to_list())
+
+
+def receipts_between(
+    prev_on_hand: npt.ArrayLike, on_hand: npt.ArrayLike, sold: npt.ArrayLike
+) -> npt.NDArray[np.int64]:
+    """Units received between two snapshots: the increase in on hand plus the units sold in
+    between, floored at 0 (units, element-wise)."""
+    prev = np.asarray(prev_on_hand, dtype=np.int64)
+    now = np.asarray(on_hand, dtype=np.int64)
+    out: npt.NDArray[np.int64] = np.maximum(now - prev + np.asarray(sold, dtype=np.int64), 0)
+    return out
+
+
+def movable_units(
+    on_hand: npt.ArrayLike,
+    received: npt.ArrayLike,
+    constraints: ConstraintsConfig,
+    core: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.int64]:
+    """Units that may leave a location (element-wise, units).
+
+    ``on_hand - presentation_minimum - received`` floored at 0, where ``received`` is what
+    arrived in the last ``min_days_before_retransfer`` days; with ``keep_core_size_run``, a
+    core size (``core`` True) keeps at least one unit.
+    """
+    oh = np.asarray(on_hand, dtype=np.int64)
+    mov = np.maximum(oh - constraints.presentation_minimum - np.asarray(received, np.int64), 0)
+    if constraints.keep_core_size_run and core is not None:
+        keep = np.asarray(core, dtype=bool) & (oh > 0)
+        mov = np.where(keep, np.minimum(mov, oh - 1), mov)
+    out: npt.NDArray[np.int64] = mov.astype(np.int64)
+    return out
 
 
 def position_at(
@@ -137,16 +177,14 @@ def position_at(
     pos = pos.join(received, on=["store_id", "sku"], how="left").with_columns(
         pl.col("_recv").fill_null(0)
     )
-    movable = (pl.col("on_hand") - c.presentation_minimum - pl.col("_recv")).clip(lower_bound=0)
-    pos = pos.with_columns(movable.alias("movable"))
-    if c.keep_core_size_run:
-        core = core_sizes(tables.products)
-        pos = pos.with_columns(
-            pl.when(pl.col("sku").is_in(list(core)) & (pl.col("on_hand") > 0))
-            .then(pl.min_horizontal(pl.col("movable"), pl.col("on_hand") - 1))
-            .otherwise(pl.col("movable"))
-            .alias("movable")
-        )
+    core = (
+        pos["sku"].is_in(list(core_sizes(tables.products))).to_numpy()
+        if c.keep_core_size_run
+        else None
+    )
+    oh = pos["on_hand"].fill_null(0).to_numpy()
+    movable = movable_units(oh, pos["_recv"].fill_null(0).to_numpy(), c, core)
+    pos = pos.with_columns(pl.Series("movable", movable, dtype=pl.Int64))
     return pos.select(
         "store_id",
         "sku",
@@ -201,17 +239,17 @@ def _recent_receipts(
         .group_by("store_id", "sku", "date")
         .agg(pl.col("units").sum().alias("_sold"))
     )
-    rec = (
-        grid.join(sold, on=["store_id", "sku", "date"], how="left")
-        .with_columns(
-            (pl.col("on_hand") - pl.col("prev_on_hand") + pl.col("_sold").fill_null(0))
-            .clip(lower_bound=0)
-            .alias("_r")
-        )
+    steps = grid.join(sold, on=["store_id", "sku", "date"], how="left")
+    got = receipts_between(
+        steps["prev_on_hand"].to_numpy(),
+        steps["on_hand"].to_numpy(),
+        steps["_sold"].fill_null(0).to_numpy(),
+    )
+    return (
+        steps.with_columns(pl.Series("_r", got, dtype=pl.Int64))
         .group_by("store_id", "sku")
         .agg(pl.col("_r").sum().cast(pl.Int64).alias("_recv"))
     )
-    return rec
 
 
 def haversine_km(

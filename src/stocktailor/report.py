@@ -10,21 +10,52 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import polars as pl
 
-if TYPE_CHECKING:
-    from stocktailor.simulate.backtest import BacktestResult
+from stocktailor.simulate import SimResult
+from stocktailor.simulate.kpis import KPI_LABELS, KpiTables
+
+
+class BacktestResult(Protocol):
+    """What the report reads of a backtest (``simulate.backtest.BacktestResult`` has it)."""
+
+    @property
+    def scenario(self) -> str: ...
+
+    @property
+    def seeds(self) -> tuple[int, ...]: ...
+
+    @property
+    def policies(self) -> tuple[str, ...]: ...
+
+    @property
+    def results(self) -> Sequence[SimResult]: ...
+
+    @property
+    def kpis(self) -> KpiTables: ...
+
+    @property
+    def segments(self) -> pl.DataFrame | None: ...
+
+    @property
+    def seconds(self) -> float: ...
+
 
 __all__ = ["HEADLINE_KPIS", "flow_stories", "style_story_flows", "write_backtest_report"]
 
 HEADLINE_KPIS: tuple[str, ...] = (
     "profit",
+    "profit_uplift_vs_rule",
+    "bound_profit",
+    "bound_uplift_share",
+    "true_demand_uplift_share",
     "profit_uplift",
-    "oracle_uplift_share",
     "revenue_full_price",
+    "revenue_full_price_uplift_vs_rule_pct",
     "revenue_full_price_uplift_pct",
     "full_price_sell_through",
     "revenue_markdown",
@@ -37,6 +68,7 @@ HEADLINE_KPIS: tuple[str, ...] = (
     "transfer_shipments",
     "transfer_lanes",
     "transfer_cost",
+    "transfer_cost_share_of_gain_vs_rule",
     "transfer_cost_share_of_gain",
 )
 
@@ -44,7 +76,8 @@ _COLORS = {
     "none": "#7f7f7f",
     "rule": "#ff7f0e",
     "stocktailor": "#1f77b4",
-    "oracle": "#2ca02c",
+    "same-optimiser-true-demand": "#2ca02c",
+    "bound": "#9467bd",
 }
 
 
@@ -65,8 +98,6 @@ def _fmt(x: float | None, kpi: str) -> str:
 
 
 def _kpi_table(result: BacktestResult) -> str:
-    from stocktailor.simulate.kpis import KPI_LABELS
-
     s = result.kpis.summary
     policies = list(result.policies)
     head = "".join(f"<th>{html.escape(p)}</th>" for p in policies)
@@ -97,8 +128,9 @@ def _per_seed_table(result: BacktestResult) -> str:
     runs = result.kpis.runs
     cols = [
         "profit",
+        "profit_uplift_vs_rule",
+        "bound_uplift_share",
         "profit_uplift",
-        "oracle_uplift_share",
         "revenue_full_price_uplift_pct",
         "transfer_cost",
     ]
@@ -182,7 +214,7 @@ def _lost_by_cluster(result: BacktestResult) -> str:
 
 
 def _flow_policy(result: BacktestResult) -> str | None:
-    for p in ("stocktailor", "oracle", "rule"):
+    for p in ("stocktailor", "same-optimiser-true-demand", "rule"):
         if p in result.policies:
             return p
     moving = [p for p in result.policies if p != "none"]

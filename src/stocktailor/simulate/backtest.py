@@ -17,9 +17,11 @@ from typing import Any
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.simulate.core import SeasonNetwork, SimResult, build_space, simulate
+from stocktailor.simulate._types import SeasonNetwork, SimResult
 from stocktailor.simulate.kpis import KpiTables, kpis
-from stocktailor.simulate.policies import POLICIES, make_policy
+from stocktailor.simulate.policies import POLICIES, canonical_policy, make_policy
+from stocktailor.simulate.season import simulate_season
+from stocktailor.simulate.space import build_space
 
 __all__ = ["BacktestResult", "backtest", "run_partition"]
 
@@ -39,7 +41,7 @@ class BacktestResult:
     scenario, seeds, policies
         What ran.
     results
-        One :class:`~stocktailor.simulate.core.SimResult` per (seed, policy), seed-major.
+        One :class:`~stocktailor.simulate.SimResult` per (seed, policy), seed-major.
     kpis
         KPI frames (see :class:`~stocktailor.simulate.kpis.KpiTables`).
     segments
@@ -67,13 +69,16 @@ class BacktestResult:
             names
             or (
                 "profit",
+                "profit_uplift_vs_rule",
+                "bound_profit",
+                "bound_uplift_share",
+                "profit_uplift",
                 "revenue_full_price",
                 "full_price_sell_through",
                 "lost_units",
                 "salvaged_units",
                 "transfer_units",
                 "transfer_cost",
-                "oracle_uplift_share",
             )
         )
         s = self.kpis.summary.filter(pl.col("kpi").is_in(names))
@@ -118,7 +123,7 @@ def run_partition(
         _CACHE[space_key] = build_space(net, settings)
     pol = make_policy(policy, net, settings)
     cpu0 = time.process_time()
-    res = simulate(
+    res = simulate_season(
         net,
         pol,
         settings,
@@ -134,6 +139,10 @@ def run_partition(
     res.info["cpu_seconds"] = time.process_time() - cpu0
     res.info["timings"] = dict(getattr(pol, "timings_", {}))
     res.info["cpu_timings"] = dict(getattr(pol, "cpu_timings_", {}))
+    bound = getattr(pol, "bound_", None)
+    if bound is not None:
+        res.info["upper_bound"] = float(bound.upper_bound)
+        res.info["bound_seconds"] = float(bound.seconds)
     stats = getattr(pol, "stats_", None)
     if stats:
         res.info["candidates"] = [dict(x) for x in stats]
@@ -169,8 +178,9 @@ def backtest(
     seeds
         Seeds of the networks and of the demand draws.
     policies
-        Policy names (see :data:`~stocktailor.simulate.policies.POLICIES`); ``none`` and
-        ``oracle`` are needed for the uplift KPIs.
+        Policy names (see :data:`~stocktailor.simulate.policies.POLICIES`; ``oracle`` is an
+        alias of ``same-optimiser-true-demand``); ``none``, ``rule`` and ``bound`` are needed
+        for the uplift KPIs and the share of the bound.
     settings
         Run settings.
     out_dir
@@ -186,6 +196,7 @@ def backtest(
     from stocktailor.engine import LocalEngine
 
     t0 = time.perf_counter()
+    policies = [canonical_policy(p) for p in policies]
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         msg = f"unknown policy {unknown[0]!r}; expected one of {sorted(POLICIES)}"

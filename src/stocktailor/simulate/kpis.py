@@ -2,9 +2,12 @@
 
 Money is in currency units. ``profit = revenue (full price + markdown) + salvage value -
 transfer cost``; the product cost is sunk (bought before the season) and the same for every
-policy, so it is left out. Uplifts compare a policy with ``none`` on the same seed (the same
-customers), and ``oracle_uplift_share`` is the policy's profit uplift over ``none`` divided by
-the oracle's.
+policy, so it is left out. Uplifts compare a policy with a baseline on the same seed (the same
+customers): with ``none`` (what the retailer does without the product: the initial allocation
+and the warehouse replenishing stores by weeks of cover) and with ``rule`` (a planner's
+weeks-of-cover rule with store-to-store moves). ``bound_profit`` is the season LP's upper bound
+(the ``bound`` run of the seed) and ``bound_uplift_share`` a policy's uplift over ``rule``
+divided by the bound's, capped at 1.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from stocktailor.simulate.core import SimResult
+from stocktailor.simulate._types import SimResult
 
 __all__ = ["KPI_LABELS", "KpiTables", "confidence_interval", "kpis", "store_groups_for"]
 
@@ -43,8 +46,15 @@ KPI_LABELS: dict[str, str] = {
     "profit_uplift": "Profit uplift over none",
     "revenue_full_price_uplift_pct": "Full-price revenue uplift over none, %",
     "gain_before_transfer_cost": "Revenue + salvage gained over none",
-    "transfer_cost_share_of_gain": "Transfer cost / gain before transfer cost",
-    "oracle_uplift_share": "Share of the oracle's profit uplift captured",
+    "transfer_cost_share_of_gain": "Transfer cost / gain over none before transfer cost",
+    "profit_uplift_vs_rule": "Profit uplift over rule",
+    "revenue_full_price_uplift_vs_rule_pct": "Full-price revenue uplift over rule, %",
+    "gain_before_transfer_cost_vs_rule": "Revenue + salvage gained over rule",
+    "transfer_cost_share_of_gain_vs_rule": "Transfer cost / gain over rule before transfer cost",
+    "upper_bound": "The season LP's upper bound on profit (bound run only)",
+    "bound_profit": "Upper bound on profit (season LP, demand draws known)",
+    "bound_uplift_share": "Share of the bound's profit uplift over rule (capped at 1)",
+    "true_demand_uplift_share": "Share of same-optimiser-true-demand's uplift over rule",
     "initial_units": "Initial units (stores + warehouse)",
 }
 
@@ -152,6 +162,7 @@ def _overall(r: SimResult) -> dict[str, float]:
         "transfer_cost": cost,
         "cut_units": float((moves["requested"] - moves["units"]).sum()),
         "profit": rev_total + salvage - cost,
+        "upper_bound": float(r.info.get("upper_bound", math.nan)),
     }
 
 
@@ -224,20 +235,75 @@ def _grouped(
     return by_cluster, by_category, by_week
 
 
+def _versus(runs: pl.DataFrame, baseline: str, suffix: str) -> pl.DataFrame:
+    """Uplift columns of every run over ``baseline`` on the same seed (null without it)."""
+    base = runs.filter(pl.col("policy") == baseline).select(
+        "seed",
+        pl.col("profit").alias("_p0"),
+        pl.col("revenue_full_price").alias("_f0"),
+        (pl.col("revenue_total") + pl.col("salvage_value")).alias("_g0"),
+    )
+    gain = pl.col("revenue_total") + pl.col("salvage_value") - pl.col("_g0")
+    return (
+        runs.join(base, on="seed", how="left")
+        .with_columns(
+            (pl.col("profit") - pl.col("_p0")).alias(f"profit_uplift{suffix}"),
+            (100.0 * (pl.col("revenue_full_price") / pl.col("_f0") - 1.0)).alias(
+                f"revenue_full_price_uplift{suffix}_pct"
+            ),
+            gain.alias(f"gain_before_transfer_cost{suffix}"),
+            pl.when(gain > 0)
+            .then(pl.col("transfer_cost") / gain)
+            .otherwise(None)
+            .alias(f"transfer_cost_share_of_gain{suffix}"),
+        )
+        .drop("_p0", "_f0", "_g0")
+    )
+
+
+def _shares(runs: pl.DataFrame, reference: str, bound: str, true_demand: str) -> pl.DataFrame:
+    """``bound_profit``, ``bound_uplift_share`` (capped at 1) and ``true_demand_uplift_share``,
+    both uplifts over ``reference`` on the same seed."""
+    ref = runs.filter(pl.col("policy") == reference).select("seed", pl.col("profit").alias("_r"))
+    ub = runs.filter(pl.col("policy") == bound).select(
+        "seed", pl.col("upper_bound").alias("bound_profit")
+    )
+    td = runs.filter(pl.col("policy") == true_demand).select("seed", pl.col("profit").alias("_t"))
+    up = pl.col("profit") - pl.col("_r")
+
+    def share(top: pl.Expr) -> pl.Expr:
+        return pl.when((top - pl.col("_r")).abs() > 1e-9).then(up / (top - pl.col("_r")))
+
+    return (
+        runs.join(ref, on="seed", how="left")
+        .join(ub, on="seed", how="left")
+        .join(td, on="seed", how="left")
+        .with_columns(
+            share(pl.col("bound_profit")).clip(upper_bound=1.0).alias("bound_uplift_share"),
+            share(pl.col("_t")).alias("true_demand_uplift_share"),
+        )
+        .drop("_r", "_t")
+    )
+
+
 def kpis(
     results: Sequence[SimResult],
     *,
     segments: pl.DataFrame | None = None,
     baseline: str = "none",
-    oracle: str = "oracle",
+    reference: str = "rule",
+    bound: str = "bound",
+    true_demand: str = "same-optimiser-true-demand",
 ) -> KpiTables:
     """KPI tables of ``results`` (several policies and seeds).
 
     Parameters
     ----------
     results
-        Runs; a run of ``baseline`` on the same seed enables the uplift KPIs and a run of
-        ``oracle`` the ``oracle_uplift_share``.
+        Runs; a run of ``baseline`` (``reference``) on the same seed enables the uplift KPIs
+        over it (with the suffix ``_vs_rule`` for ``reference``), a run of ``bound`` the
+        ``bound_profit`` and ``bound_uplift_share`` and a run of ``true_demand`` the
+        ``true_demand_uplift_share`` (both over ``reference``).
     segments
         ``store_id, segment`` used as the cluster of each store (default: store ``format``).
     """
@@ -255,31 +321,9 @@ def kpis(
         clusters.append(c)
         cats.append(k)
         weeks.append(w)
-    runs = pl.DataFrame(rows)
-    base = runs.filter(pl.col("policy") == baseline).select(
-        "seed",
-        pl.col("profit").alias("_p0"),
-        pl.col("revenue_full_price").alias("_f0"),
-        (pl.col("revenue_total") + pl.col("salvage_value")).alias("_g0"),
-    )
-    orc = runs.filter(pl.col("policy") == oracle).select("seed", pl.col("profit").alias("_po"))
-    runs = runs.join(base, on="seed", how="left").join(orc, on="seed", how="left")
-    gain = pl.col("revenue_total") + pl.col("salvage_value") - pl.col("_g0")
-    runs = runs.with_columns(
-        (pl.col("profit") - pl.col("_p0")).alias("profit_uplift"),
-        (100.0 * (pl.col("revenue_full_price") / pl.col("_f0") - 1.0)).alias(
-            "revenue_full_price_uplift_pct"
-        ),
-        gain.alias("gain_before_transfer_cost"),
-        pl.when(gain > 0)
-        .then(pl.col("transfer_cost") / gain)
-        .otherwise(None)
-        .alias("transfer_cost_share_of_gain"),
-        pl.when((pl.col("_po") - pl.col("_p0")).abs() > 1e-9)
-        .then((pl.col("profit") - pl.col("_p0")) / (pl.col("_po") - pl.col("_p0")))
-        .otherwise(None)
-        .alias("oracle_uplift_share"),
-    ).drop("_p0", "_f0", "_g0", "_po")
+    runs = _versus(pl.DataFrame(rows), baseline, "")
+    runs = _versus(runs, reference, "_vs_rule")
+    runs = _shares(runs, reference, bound, true_demand)
     by_cluster = pl.concat(clusters, how="diagonal_relaxed")
     by_category = pl.concat(cats, how="diagonal_relaxed")
     by_week = pl.concat(weeks, how="diagonal_relaxed")

@@ -1,4 +1,5 @@
-"""Dense weekly forecasts and demand sensing for the simulated ``stocktailor`` policy.
+"""Dense weekly forecasts and demand sensing, for the simulated ``stocktailor`` policy and the
+pipeline's daily updates between refits (:func:`sense_forecast`).
 
 The demand model is expensive to fit and to predict at scale, so the policy fits it rarely and
 keeps the forecast as dense arrays (weeks x stores x SKUs). Between refits it corrects the
@@ -14,18 +15,20 @@ the window to both mean and variance).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from stocktailor.simulate.core import FloatArray, IntArray
+from stocktailor.simulate._types import FloatArray, IntArray
 
 __all__ = [
     "DemandSensor",
     "WeeklyForecast",
     "scale_windows",
+    "sense_forecast",
     "sensing_ratio",
 ]
 
@@ -266,3 +269,147 @@ class DemandSensor:
         r, _g = sensing_ratio(self.sales_, self.forecast_, prior_units, bounds)
         out: FloatArray = r[:, self.group]
         return out
+
+
+def sense_forecast(
+    forecast: pl.DataFrame,
+    sales: pl.DataFrame,
+    products: pl.DataFrame,
+    *,
+    since: dt.date,
+    as_of: dt.date,
+    in_stock: pl.DataFrame | None = None,
+    prior_units: float = 20.0,
+    bounds: tuple[float, float] = (0.5, 2.0),
+    group: str = "style",
+) -> pl.DataFrame:
+    """A weekly forecast corrected by the sales seen since it was made (demand sensing).
+
+    Per store x ``group`` (a products column, default the style), the units sold on
+    ``since .. as_of`` are compared with the forecast of the same days (a week counts the share
+    of its days in the window, as :func:`stocktailor.valuation.demand_window`); the ratio is
+    credibility-shrunk twice with :func:`sensing_ratio` (the group's network ratio towards 1,
+    the store's towards the group's, with a prior of ``prior_units`` forecast units) and
+    clipped to ``bounds``. The weeks still to come (ending after ``as_of``) are multiplied by
+    the store x group ratio: ``mean`` and the quantiles ``p10, p50, p90`` (when present) by
+    ``r``, ``var`` as ``r mean + r^2 (var - mean)`` (:func:`scale_windows`).
+
+    Parameters
+    ----------
+    forecast
+        ``store_id, sku, week_start, mean`` and optionally ``var`` (default ``mean``) and
+        quantiles, units per week.
+    sales
+        ``date, store_id, sku, units``: daily sales (returns, units < 0, are netted within the
+        day and the day's net clipped at 0).
+    products
+        ``sku`` and the ``group`` column.
+    since, as_of
+        First and last day of sales to compare, inclusive.
+    in_stock
+        ``store_id, sku`` of the cells that were in stock the whole window; only they count (a
+        stock-out censors sales, which would pull the ratio down). None: every cell counts.
+    prior_units
+        Credibility prior, forecast units.
+    bounds
+        Lowest and highest ratio.
+    group
+        Products column the ratios are shared over.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``forecast`` with the coming weeks scaled and a column ``sensing_ratio``.
+    """
+    from stocktailor.valuation import demand_window
+
+    if as_of < since:
+        msg = f"sense_forecast: as_of {as_of} is before since {since}"
+        raise ValueError(msg)
+    for col in ("sku", group):
+        if col not in products.columns:
+            msg = f"products: missing column {col!r} (sensing groups)"
+            raise ValueError(msg)
+    seen = demand_window(forecast, since, as_of).rename({"mean": "_fc"}).drop("var")
+    sold = (
+        sales.filter(pl.col("date").is_between(since, as_of))
+        .group_by("date", "store_id", "sku")
+        .agg(pl.col("units").sum().clip(lower_bound=0))
+        .group_by("store_id", "sku")
+        .agg(pl.col("units").sum().cast(pl.Float64).alias("_sold"))
+    )
+    cells = seen.join(sold, on=["store_id", "sku"], how="left").with_columns(
+        pl.col("_sold").fill_null(0.0)
+    )
+    if in_stock is not None:
+        cells = cells.join(in_stock.select("store_id", "sku").unique(), on=["store_id", "sku"])
+    grp = products.select("sku", pl.col(group).cast(pl.String).alias("_g")).unique("sku")
+    per = (
+        cells.join(grp, on="sku", how="inner")
+        .group_by("store_id", "_g")
+        .agg(pl.col("_sold").sum(), pl.col("_fc").sum())
+    )
+    stores = sorted(forecast["store_id"].cast(pl.String).unique().to_list())
+    ratios = _group_ratios(per, stores, sorted(grp["_g"].unique().to_list()), prior_units, bounds)
+    return _scale_coming_weeks(forecast, ratios, grp, as_of)
+
+
+def _group_ratios(
+    per: pl.DataFrame,
+    stores: list[str],
+    groups: list[str],
+    prior_units: float,
+    bounds: tuple[float, float],
+) -> pl.DataFrame:
+    """``store_id, _g, sensing_ratio`` from sales and forecast per store x group (a store
+    without evidence takes its group's network ratio)."""
+    if not stores or not groups:
+        return pl.DataFrame(
+            schema={"store_id": pl.String, "_g": pl.String, "sensing_ratio": pl.Float64}
+        )
+    si = {s: i for i, s in enumerate(stores)}
+    gi = {g: i for i, g in enumerate(groups)}
+    s_i = per["store_id"].replace_strict(si, return_dtype=pl.Int64).to_numpy()
+    g_i = per["_g"].replace_strict(gi, return_dtype=pl.Int64).to_numpy()
+    sales = np.zeros((len(stores), len(groups)))
+    fc = np.zeros_like(sales)
+    sales[s_i, g_i] = per["_sold"].to_numpy()
+    fc[s_i, g_i] = per["_fc"].to_numpy()
+    r, _g = sensing_ratio(sales, fc, prior_units, bounds)
+    return _ratio_frame(stores, groups, r)
+
+
+def _ratio_frame(stores: Sequence[str], groups: Sequence[str], r: FloatArray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "store_id": np.repeat(np.array(stores, dtype=object), len(groups)).tolist(),
+            "_g": list(groups) * len(stores),
+            "sensing_ratio": r.ravel(),
+        },
+        schema={"store_id": pl.String, "_g": pl.String, "sensing_ratio": pl.Float64},
+    )
+
+
+def _scale_coming_weeks(
+    forecast: pl.DataFrame, ratios: pl.DataFrame, grp: pl.DataFrame, as_of: dt.date
+) -> pl.DataFrame:
+    cols = forecast.columns
+    r = pl.col("sensing_ratio")
+    coming = (pl.col("week_start") + pl.duration(days=6)) > pl.lit(as_of)
+    ratio = pl.when(coming).then(r.fill_null(1.0)).otherwise(1.0)
+    f = forecast
+    if "var" not in cols:
+        f = f.with_columns(pl.col("mean").alias("var"))
+    out = (
+        f.join(grp, on="sku", how="left")
+        .join(ratios, on=["store_id", "_g"], how="left")
+        .with_columns(ratio.alias("sensing_ratio"))
+    )
+    extra = (pl.col("var") - pl.col("mean")).clip(lower_bound=0.0)
+    scaled = [
+        (r * pl.col("mean") + r * r * extra).alias("var"),
+        (r * pl.col("mean")).alias("mean"),
+    ]
+    scaled += [(r * pl.col(q)).alias(q) for q in ("p10", "p50", "p90") if q in cols]
+    out = out.with_columns(scaled)
+    return out.select(*cols, "sensing_ratio")

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.contract import Tables
-from stocktailor.simulate.core import FloatArray, IntArray
+from stocktailor.simulate._types import FloatArray, IntArray
 
 __all__ = ["ToyNetwork", "ToyTruth", "toy_network"]
 
@@ -65,6 +65,7 @@ class ToyNetwork:
     season_start: dt.date
     season_end: dt.date
     truth: ToyTruth
+    markdown_calendar: tuple[tuple[int, float], ...] | None = None
 
     @property
     def as_of(self) -> dt.date:
@@ -85,6 +86,7 @@ def toy_network(
     coords: Sequence[tuple[float, float]] | None = None,
     segments: Sequence[str] | None = None,
     season_ends: Sequence[dt.date] | None = None,
+    markdown_calendar: Sequence[tuple[int, float]] | None = None,
 ) -> ToyNetwork:
     """Build a toy network.
 
@@ -108,17 +110,19 @@ def toy_network(
         Segment per store (the truth's ``segments``).
     season_ends
         Last selling day per sku (default: the season's last day).
+    markdown_calendar
+        The season's clearance, ``(weeks before season end, price factor)`` steps (default
+        none declared: the simulator falls back to the settings).
     """
     r = np.asarray(rates, dtype=np.float64)
     n_s, n_k = r.shape
-    st = np.asarray(stock, dtype=np.int64)
     store_ids = tuple(f"S{i + 1:02d}" for i in range(n_s))
     skus = tuple(f"SKU{k + 1:02d}" for k in range(n_k))
+    season_end = season_start + dt.timedelta(days=7 * weeks - 1)
     price = list(prices) if prices is not None else [50.0 + 10 * k for k in range(n_k)]
     ladder = ["XS", "S", "M", "L", "XL", "XXL", "3XL", "4XL"]
     size = list(sizes) if sizes is not None else [ladder[k % len(ladder)] for k in range(n_k)]
     xy = list(coords) if coords is not None else [(40.0, -74.0 + 0.6 * i) for i in range(n_s)]
-    season_end = season_start + dt.timedelta(days=7 * weeks - 1)
     stores = pl.DataFrame(
         {
             "store_id": [*store_ids, "WH"],
@@ -142,12 +146,42 @@ def toy_network(
             "size_order": list(range(n_k)),
         }
     )
+    init = _initial_stock(np.asarray(stock, dtype=np.int64), store_ids, skus, warehouse)
+    tables = _toy_tables(stores, products, init, season_start)
+    seg = (
+        pl.DataFrame({"store_id": list(store_ids), "segment": list(segments)})
+        if segments is not None
+        else None
+    )
+    truth = ToyTruth(
+        store_ids=store_ids,
+        skus=skus,
+        rates=r,
+        initial_stock=init,
+        season_tables=tables,
+        elasticity=elasticity,
+        dispersion=dispersion,
+        segments=seg,
+    )
+    return ToyNetwork(
+        tables=tables,
+        season_start=season_start,
+        season_end=season_end,
+        truth=truth,
+        markdown_calendar=None if markdown_calendar is None else tuple(markdown_calendar),
+    )
+
+
+def _initial_stock(
+    st: IntArray, store_ids: tuple[str, ...], skus: tuple[str, ...], warehouse: Sequence[int] | None
+) -> pl.DataFrame:
+    """``store_id, sku, units`` of every positive cell, then the warehouse ``WH``."""
     rows_s, rows_k, rows_u = [], [], []
-    for i in range(n_s):
-        for k in range(n_k):
+    for i, s in enumerate(store_ids):
+        for k, sku in enumerate(skus):
             if st[i, k] > 0:
-                rows_s.append(store_ids[i])
-                rows_k.append(skus[k])
+                rows_s.append(s)
+                rows_k.append(sku)
                 rows_u.append(int(st[i, k]))
     if warehouse is not None:
         for k, u in enumerate(warehouse):
@@ -155,10 +189,16 @@ def toy_network(
                 rows_s.append("WH")
                 rows_k.append(skus[k])
                 rows_u.append(int(u))
-    init = pl.DataFrame(
+    return pl.DataFrame(
         {"store_id": rows_s, "sku": rows_k, "units": rows_u},
         schema={"store_id": pl.String, "sku": pl.String, "units": pl.Int64},
     )
+
+
+def _toy_tables(
+    stores: pl.DataFrame, products: pl.DataFrame, init: pl.DataFrame, season_start: dt.date
+) -> Tables:
+    """Contract tables before the season: no sales, one snapshot of the initial stock."""
     sales = pl.DataFrame(
         schema={
             "date": pl.Date,
@@ -175,20 +215,4 @@ def toy_network(
         pl.col("units").alias("on_hand"),
         pl.lit(0, dtype=pl.Int64).alias("in_transit"),
     )
-    tables = Tables(stores=stores, products=products, sales=sales, inventory=inventory)
-    seg = (
-        pl.DataFrame({"store_id": list(store_ids), "segment": list(segments)})
-        if segments is not None
-        else None
-    )
-    truth = ToyTruth(
-        store_ids=store_ids,
-        skus=skus,
-        rates=r,
-        initial_stock=init,
-        season_tables=tables,
-        elasticity=elasticity,
-        dispersion=dispersion,
-        segments=seg,
-    )
-    return ToyNetwork(tables=tables, season_start=season_start, season_end=season_end, truth=truth)
+    return Tables(stores=stores, products=products, sales=sales, inventory=inventory)

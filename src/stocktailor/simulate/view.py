@@ -4,23 +4,22 @@ A :class:`PolicyView` holds the position (on hand, in transit) at the close of t
 day and can build a contract :class:`~stocktailor.contract.Tables` from the simulated censored
 sales, the decision-day inventory snapshots, the history before the season and the signal
 tables up to that day (weather actuals, then forecasts with error for the next days; events
-already announced; trends and the economy up to the day). It never exposes the true demand.
+already announced; trends and the economy up to the day) and the declared prices
+(``price_plan``, public like the markdown calendar). It never exposes the true demand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
 from stocktailor.contract import TABLE_SPECS, Tables
-
-if TYPE_CHECKING:
-    from stocktailor.simulate.core import FloatArray, IntArray, SimSpace, _History
+from stocktailor.simulate._types import FloatArray, History, IntArray, SimSpace
 
 __all__ = ["PolicyView"]
 
@@ -46,7 +45,9 @@ class PolicyView:
     received_days_ago
         Days since the location last received the sku (large when never).
     price_factor
-        Price factor of every season day (the markdown calendar is public).
+        Price factor of every (season day, sku) (the markdown calendar is public).
+    markdown_calendar
+        The calendar behind ``price_factor``: ``(weeks before season end, price factor)``.
     """
 
     day: dt.date
@@ -61,8 +62,9 @@ class PolicyView:
     settings: Settings
     base_tables: Tables
     season_tables: Tables
-    history: _History
+    history: History
     seed: int
+    markdown_calendar: tuple[tuple[int, float], ...] = ()
     _tables: Tables | None = field(default=None, repr=False)
     _partial: dict[int, Tables] = field(default_factory=dict, repr=False)
 
@@ -96,6 +98,38 @@ class PolicyView:
         """Index (days since season start) of each SKU's last selling day."""
         ends = self.space.sku_end or (self.season_end,) * len(self.space.skus)
         return np.array([(e - self.season_start).days for e in ends], dtype=np.int64)
+
+    def price_plan(self) -> pl.DataFrame:
+        """The declared prices from ``day`` on as ``style, week_start, price_factor``.
+
+        Weeks start on ``day`` (the forecast's weeks); a style's factor is the mean over its
+        SKUs' selling days in the week (markdowns and promotions are public).
+        """
+        sp = self.space
+        pf = self.price_factor[self.day_index :]
+        n_d, n_k = pf.shape
+        if n_d == 0 or n_k == 0:
+            return pl.DataFrame(
+                schema={"style": pl.String, "week_start": pl.Date, "price_factor": pl.Float64}
+            )
+        day = np.arange(self.day_index, self.day_index + n_d)[:, None]
+        selling = day <= self.sku_end_index()[None, :]
+        week = np.broadcast_to(((day - self.day_index) // 7), (n_d, n_k))[selling]
+        style = sp.products["style"].cast(pl.String).to_numpy()
+        sku_style = np.broadcast_to(style[None, :], (n_d, n_k))[selling]
+        return (
+            pl.DataFrame({"_w": week, "style": sku_style, "price_factor": pf[selling]})
+            .group_by("style", "_w")
+            .agg(pl.col("price_factor").mean())
+            .select(
+                "style",
+                (pl.lit(self.day) + pl.duration(days=7 * pl.col("_w")))
+                .cast(pl.Date)
+                .alias("week_start"),
+                "price_factor",
+            )
+            .sort("style", "week_start")
+        )
 
     def sales_units(self, days: int) -> IntArray:
         """Units sold per (store, sku) over the last ``days`` days up to ``as_of``."""
@@ -263,4 +297,5 @@ def _build_tables(view: PolicyView, since: dt.date | None = None) -> Tables:
         trends=trends,
         economy=economy,
         assortment=season.assortment if season.assortment is not None else base.assortment,
+        price_plan=season.price_plan if season.price_plan is not None else base.price_plan,
     )
