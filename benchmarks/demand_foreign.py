@@ -533,6 +533,65 @@ def _mean_row(group: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _rng_of(group: list[dict[str, Any]], key: str, spec: str = "{:.2f}") -> str:
+    vals = [float(r[key]) for r in group if isinstance(r.get(key), float | int)]
+    vals = [v for v in vals if not math.isnan(v)]
+    if not vals:
+        return "-"
+    mean = spec.format(float(np.mean(vals)))
+    return f"{mean} ({spec.format(min(vals))}-{spec.format(max(vals))})"
+
+
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+    """One row per scenario: means (min-max over the seeds) and the acceptance checks."""
+    head = [
+        "scenario",
+        "seeds",
+        "WAPE",
+        "velocity",
+        "s-naive",
+        "AutoETS",
+        "4w mean",
+        "bias",
+        "p10-p90",
+        "capture",
+        "plans losing money",
+        "runs failed",
+        "stories (rule / agrees)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scen in dict.fromkeys(r["scenario"] for r in rows):
+        g = [r for r in rows if r["scenario"] == scen]
+        st = [r for r in g if "story_product_ok" in r]
+        stories = "-"
+        if st:
+            ok = sum(bool(r["story_product_ok"]) for r in st)
+            agree = sum(bool(r.get("story_agrees_with_true")) for r in st)
+            stories = f"{ok} / {agree} of {len(st)}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    scen,
+                    ",".join(str(r["seed"]) for r in g),
+                    _rng_of(g, "product_wape", "{:.3f}"),
+                    _rng_of(g, "velocity_28d_wape", "{:.3f}"),
+                    _rng_of(g, "seasonal_naive_wape", "{:.3f}"),
+                    _rng_of(g, "auto_ets_wape", "{:.3f}"),
+                    _rng_of(g, "mean_4w_wape", "{:.3f}"),
+                    _rng_of(g, "product_bias"),
+                    _rng_of(g, "product_coverage"),
+                    _rng_of(g, "capture"),
+                    str(sum(bool(r.get("loses_money")) for r in g)),
+                    str(sum(bool(r.get("product_error")) for r in g)),
+                    stories,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's acceptance checks, per scenario (means over the seeds run)."""
     out = []
@@ -585,6 +644,8 @@ def main() -> None:
                     print(f"  {key}: {row[key]}", flush=True)
             if args.out is not None:
                 _write_csv(args.out, rows)
+    print()
+    print(summary_markdown(rows))
     print()
     print(markdown(rows))
     print()
