@@ -282,11 +282,18 @@ def _moves(result: Any) -> pl.DataFrame:
 def _validation(result: Any) -> tuple[pl.DataFrame | None, dict[str, pl.DataFrame]]:
     """The forecaster's ``validation_`` table and per-candidate forecasts, when exposed."""
     val = getattr(result, "validation", None)
-    for holder in (result, getattr(result, "model", None), getattr(result, "forecaster", None)):
-        if val is None and holder is not None:
+    cands: dict[str, pl.DataFrame] = {}
+    holders = (result, getattr(result, "model", None), getattr(result, "forecaster", None))
+    for holder in holders:
+        if holder is None:
+            continue
+        if val is None:
             val = getattr(holder, "validation_", None)
-    cands = getattr(result, "candidate_forecasts", None) or {}
-    return (val if isinstance(val, pl.DataFrame) else None), dict(cands)
+        for name in ("candidate_forecasts", "candidate_forecasts_"):
+            found = getattr(holder, name, None)
+            if not cands and isinstance(found, dict):
+                cands = dict(found)
+    return (val if isinstance(val, pl.DataFrame) else None), cands
 
 
 def candidate_forecasts(
