@@ -13,9 +13,11 @@ the contract and run the plan with default settings, as a new user would (``inge
   of the truth's own noise, uncensored);
 - the seed stories where they apply (trench into Los Angeles / out of Seattle, wool into
   Seattle, trench forecast vs truth in Seattle);
-- transfers: the uplift of the product's plan under the true demand, as a share of the uplift
-  of the same optimiser fed the true demand (``benchmarks/transfers.py``'s ``score_under``
-  scores both), and whether the product's plan loses money against no transfers.
+- transfers: the uplift of the product's plan (its transfers and its warehouse allocation)
+  under the true demand, as a share of the uplift of the same optimiser fed the true demand
+  (``benchmarks/transfers.py``'s ``score_under`` scores both; lines the instance cannot hold,
+  e.g. warehouse lines when the optimiser plans stores only, are counted as unscored), and
+  whether the product's plan loses money against no moves.
 
 Settings are never chosen here: tune on seeds 0-4, report seeds 10-14.
 
@@ -23,7 +25,8 @@ Usage::
 
     python benchmarks/demand_foreign.py --scenario foreign-base --seeds 0 1 2 3 4
     python benchmarks/demand_foreign.py --all --seeds 10 11 12 13 14 --out foreign.csv
-    (--no-transfers skips the uplift; --no-ets skips AutoETS)
+    (--no-transfers skips the uplift; --no-ets skips AutoETS; --candidates also scores each
+    candidate of the selecting forecaster alone)
 """
 
 from __future__ import annotations
@@ -234,6 +237,7 @@ class ProductRun:
     error: str = ""
     seconds: float = 0.0
     tables: Any = None
+    clusters: pl.DataFrame | None = None
 
 
 def product_run(net: SyntheticNetwork, settings: Settings) -> ProductRun:
@@ -249,7 +253,8 @@ def product_run(net: SyntheticNetwork, settings: Settings) -> ProductRun:
         run.tables = tables
         result = run_plan(tables, net.as_of, settings)
         run.forecast = result.forecast
-        run.transfers = result.transfers
+        run.clusters = result.clusters
+        run.transfers = _moves(result)
         run.validation, run.candidates = _validation(result)
     except Exception as exc:  # the benchmark reports a crash as a result
         run.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
@@ -259,55 +264,85 @@ def product_run(net: SyntheticNetwork, settings: Settings) -> ProductRun:
     return run
 
 
+def _moves(result: Any) -> pl.DataFrame:
+    """The plan's moves: transfers and the warehouse allocation (a joint plan ships both)."""
+    cols = ["sku", "from_id", "to_id", "units"]
+    frames = [
+        f.select(cols).with_columns(pl.col("units").cast(pl.Int64))
+        for f in (getattr(result, "allocation", None), result.transfers)
+        if isinstance(f, pl.DataFrame) and f.height
+    ]
+    if not frames:
+        return pl.DataFrame(
+            schema={"sku": pl.String, "from_id": pl.String, "to_id": pl.String, "units": pl.Int64}
+        )
+    return pl.concat(frames)
+
+
 def _validation(result: Any) -> tuple[pl.DataFrame | None, dict[str, pl.DataFrame]]:
     """The forecaster's ``validation_`` table and per-candidate forecasts, when exposed."""
     val = getattr(result, "validation", None)
-    for holder in (result, getattr(result, "model", None), getattr(result, "forecaster", None)):
-        if val is None and holder is not None:
+    cands: dict[str, pl.DataFrame] = {}
+    holders = (result, getattr(result, "model", None), getattr(result, "forecaster", None))
+    for holder in holders:
+        if holder is None:
+            continue
+        if val is None:
             val = getattr(holder, "validation_", None)
-    cands = getattr(result, "candidate_forecasts", None) or {}
-    return (val if isinstance(val, pl.DataFrame) else None), dict(cands)
+        for name in ("candidate_forecasts", "candidate_forecasts_"):
+            found = getattr(holder, name, None)
+            if not cands and isinstance(found, dict):
+                cands = dict(found)
+    return (val if isinstance(val, pl.DataFrame) else None), cands
+
+
+def candidate_forecasts(
+    tables: Any, as_of: dt.date, settings: Settings, clusters: pl.DataFrame | None
+) -> tuple[pl.DataFrame | None, dict[str, pl.DataFrame]]:
+    """The selecting forecaster's validation table and, per candidate it validated, the
+    forecast it makes when that candidate is the only one (level and spread still calibrated
+    on the holdout). Empty when the product has no selecting forecaster."""
+    try:
+        from stocktailor.demand.forecaster import DemandForecaster
+
+        from stocktailor.demand import forecast
+    except ImportError:
+        return None, {}
+    f = DemandForecaster.from_config(settings.demand)
+    forecast(tables, as_of, settings, clusters, model=f)
+    val = getattr(f, "validation_", None)
+    if not isinstance(val, pl.DataFrame):
+        return None, {}
+    names = [c for c in val["candidate"].unique().sort().to_list() if not any(x in c for x in "+-")]
+    out = {}
+    for name in names:
+        g = DemandForecaster.from_config(settings.demand, candidates=(name,))
+        out[name] = forecast(tables, as_of, settings, clusters, model=g)
+    return val, out
 
 
 # ------------------------------------------------------------------------------ transfers
 
 
-def lines_from_frame(inst: Any, frame: pl.DataFrame | None) -> tuple[Any, int]:
-    """A transfers frame (sku, from_id, to_id, units) as a LineSet of ``inst``; unmapped lines
-    (a warehouse source, a SKU without movable stock in ``inst``) are counted and dropped."""
-    from stocktailor.transfers import LineSet
-
-    if frame is None or frame.height == 0:
-        return LineSet.empty(), 0
-    sp = {s: i for i, s in enumerate(inst.store_ids)}
-    kp = {k: i for i, k in enumerate(inst.skus)}
-    rows = [
-        (kp.get(k), sp.get(a), sp.get(b), int(u))
-        for k, a, b, u in frame.select("sku", "from_id", "to_id", "units").iter_rows()
-    ]
-    ok = [r for r in rows if None not in r[:3]]
-    if not ok:
-        return LineSet.empty(), len(rows)
-    arr = np.array(ok, dtype=np.int64)
-    return LineSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]), len(rows) - len(ok)
-
-
 def uplift(
-    net: SyntheticNetwork, tables: Any, h: Horizon, product: pl.DataFrame | None, s: Settings
+    net: SyntheticNetwork, tables: Any, product: pl.DataFrame | None, s: Settings
 ) -> dict[str, Any]:
-    """Expected profit of the product's plan and of the same optimiser fed the true demand,
-    both under the true demand (currency, 0 = no transfers)."""
-    from stocktailor.contract import FORECAST_SCHEMA
-    from stocktailor.transfers import build_instance, plan_transfers_from_arrays, with_daily_demand
-    from transfers import score_under  # benchmarks/transfers.py
+    """Expected profit of the product's moves and of the same optimiser fed the true demand,
+    both under the true demand (currency, 0 = no moves): ``benchmarks/transfers.py``'s
+    ``truth_plan_instance``, ``frame_lines`` and ``score_under``."""
+    from stocktailor.transfers import plan_transfers_from_arrays
+    from transfers import frame_lines, score_under, truth_plan_instance
 
-    base = build_instance(tables, net.as_of, pl.DataFrame(schema=FORECAST_SCHEMA), s)
-    truth = with_daily_demand(base, h.rates, h.store_ids, h.skus, net.truth.dispersion)
+    if net.open_ended:
+        # products without a season_end: the truth's window is the horizon both plans are
+        # scored on (an empty forecast would otherwise end it at the as-of date)
+        s = s.model_copy(update={"season": s.season.model_copy(update={"end": net.season_end})})
+    truth = truth_plan_instance(net, tables, s)
     true_frame, best = plan_transfers_from_arrays(
         truth, net.as_of, s, products=tables.products, stores=tables.stores
     )
     up_true = score_under(truth, truth, best.lines)
-    lines, dropped = lines_from_frame(truth, product)
+    lines, dropped = frame_lines(truth, [product])
     up_fc = score_under(truth, truth, lines)
     return {
         "uplift_true": up_true,
@@ -406,6 +441,13 @@ def run_one(scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any
         row["product_wape"] = wape(product_totals, truth)
         row["product_bias"] = float(product_totals.sum() / max(truth.sum(), 1e-9))
         row["product_coverage"] = coverage(w, realised(net, h, seed), truth)
+    if args.candidates and run.error == "" and not run.candidates:
+        try:
+            val, run.candidates = candidate_forecasts(tables, net.as_of, settings, run.clusters)
+            run.validation = run.validation if run.validation is not None else val
+        except Exception as exc:
+            row["candidates_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            traceback.print_exc(limit=3, file=sys.stderr)
     for name, fc in run.candidates.items():
         row[f"cand_{name}_wape"] = wape(from_forecast(fc, h).daily.sum(axis=0), truth)
     if run.validation is not None:
@@ -418,7 +460,7 @@ def run_one(scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any
     plans: dict[str, pl.DataFrame | None] = {"product": run.transfers}
     if not args.no_transfers:
         try:
-            up = uplift(net, tables, h, run.transfers if not run.error else None, settings)
+            up = uplift(net, tables, run.transfers if not run.error else None, settings)
             plans["true"] = up.pop("true_plan")
             row.update(up)
         except Exception as exc:
@@ -498,6 +540,65 @@ def _mean_row(group: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _rng_of(group: list[dict[str, Any]], key: str, spec: str = "{:.2f}") -> str:
+    vals = [float(r[key]) for r in group if isinstance(r.get(key), float | int)]
+    vals = [v for v in vals if not math.isnan(v)]
+    if not vals:
+        return "-"
+    mean = spec.format(float(np.mean(vals)))
+    return f"{mean} ({spec.format(min(vals))}-{spec.format(max(vals))})"
+
+
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+    """One row per scenario: means (min-max over the seeds) and the acceptance checks."""
+    head = [
+        "scenario",
+        "seeds",
+        "WAPE",
+        "velocity",
+        "s-naive",
+        "AutoETS",
+        "4w mean",
+        "bias",
+        "p10-p90",
+        "capture",
+        "plans losing money",
+        "runs failed",
+        "stories (rule / agrees)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scen in dict.fromkeys(r["scenario"] for r in rows):
+        g = [r for r in rows if r["scenario"] == scen]
+        st = [r for r in g if "story_product_ok" in r]
+        stories = "-"
+        if st:
+            ok = sum(bool(r["story_product_ok"]) for r in st)
+            agree = sum(bool(r.get("story_agrees_with_true")) for r in st)
+            stories = f"{ok} / {agree} of {len(st)}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    scen,
+                    ",".join(str(r["seed"]) for r in g),
+                    _rng_of(g, "product_wape", "{:.3f}"),
+                    _rng_of(g, "velocity_28d_wape", "{:.3f}"),
+                    _rng_of(g, "seasonal_naive_wape", "{:.3f}"),
+                    _rng_of(g, "auto_ets_wape", "{:.3f}"),
+                    _rng_of(g, "mean_4w_wape", "{:.3f}"),
+                    _rng_of(g, "product_bias"),
+                    _rng_of(g, "product_coverage"),
+                    _rng_of(g, "capture"),
+                    str(sum(bool(r.get("loses_money")) for r in g)),
+                    str(sum(bool(r.get("product_error")) for r in g)),
+                    stories,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's acceptance checks, per scenario (means over the seeds run)."""
     out = []
@@ -526,6 +627,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="CSV of every figure")
     p.add_argument("--no-transfers", action="store_true")
     p.add_argument("--no-ets", action="store_true")
+    p.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also forecast with each validated candidate alone (one forecast per candidate)",
+    )
     args = p.parse_args()
     scenarios = list(FOREIGN_SCENARIOS) if args.all else args.scenario
     if not scenarios:
@@ -545,6 +651,8 @@ def main() -> None:
                     print(f"  {key}: {row[key]}", flush=True)
             if args.out is not None:
                 _write_csv(args.out, rows)
+    print()
+    print(summary_markdown(rows))
     print()
     print(markdown(rows))
     print()

@@ -103,7 +103,7 @@ def generate_foreign(
     logger.info("synth: building foreign network %s (seed %d)", name, seed)
     stores = build_stores(spec, seed)
     cat = build_catalogue(spec, seed)
-    sizes = size_profiles(stores, cat, seed)
+    sizes = size_profiles(stores, seed)
     share = size_share(stores, cat, sizes)
     carried = ranged(stores, cat, seed)
     weather = build_weather(spec, stores, seed)

@@ -352,7 +352,7 @@ def build_catalogue(spec: ForeignSpec, seed: int) -> Catalogue:
 _APPAREL = np.array([0.08, 0.22, 0.32, 0.24, 0.14])
 
 
-def size_profiles(stores: Stores, cat: Catalogue, seed: int) -> dict[str, FloatArray]:
+def size_profiles(stores: Stores, seed: int) -> dict[str, FloatArray]:
     """Per size group, ``(S, ladder)`` each store's own size shares (independent draws)."""
     rng = foreign_rng(seed, "sizes")
     n = len(stores.formats)
@@ -363,7 +363,6 @@ def size_profiles(stores: Stores, cat: Catalogue, seed: int) -> dict[str, FloatA
     mu = 40.0 + rng.normal(0.0, 0.8, size=n)
     dens = np.exp(-0.5 * ((sizes[None, :] - mu[:, None]) / 2.1) ** 2)
     out["footwear"] = dens / dens.sum(axis=1, keepdims=True)
-    _ = cat
     return out
 
 
