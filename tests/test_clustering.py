@@ -476,7 +476,7 @@ def _style_pairs(seg: list[int], temps: list[float], scale: list[float]) -> pl.D
 
 
 def test_style_mix_removes_climate_and_scale() -> None:
-    from stocktailor.clustering.features import _style_mix_features
+    from stocktailor.clustering.style import style_mix_features
 
     products = pl.DataFrame({"sku": ["A1", "B1", "C1", "D1"], "style": ["A", "B", "C", "D"]})
     temps = [2.0, 6.0, 10.0, 14.0, 18.0, 22.0, 26.0, 30.0]
@@ -484,19 +484,19 @@ def test_style_mix_removes_climate_and_scale() -> None:
     ids = [f"s{i}" for i in range(8)]
     tframe = pl.DataFrame({"store_id": ids, "temp_mean": temps})
     # weather only, very different store sizes: no mix signal left
-    flat = _style_mix_features(
+    flat = style_mix_features(
         _style_pairs([0] * 8, temps, [1, 5, 1, 5, 1, 5, 1, 5]), products, tframe, ids
     )
     assert float(np.abs(flat.drop("store_id").to_numpy()).max()) < 0.01
     # weather + a segment effect: the first axis separates the segments exactly
-    out = _style_mix_features(
+    out = style_mix_features(
         _style_pairs(seg, temps, [1, 5, 1, 5, 1, 5, 1, 5]), products, tframe, ids
     )
     pc1 = out["style_mix__pc1"].to_numpy()
     assert len({bool(v > 0) for v, g in zip(pc1, seg, strict=True) if g}) == 1
     assert set(np.sign(pc1[np.array(seg) == 1])) != set(np.sign(pc1[np.array(seg) == 0]))
     # without the climate adjustment the weather would dominate the first axis
-    none = _style_mix_features(
+    none = style_mix_features(
         _style_pairs(seg, temps, [1] * 8),
         products,
         tframe.with_columns(pl.lit(None, pl.Float64).alias("temp_mean")),
@@ -508,7 +508,7 @@ def test_style_mix_removes_climate_and_scale() -> None:
 
 # ---------------------------------------------------------------- k choice and splits
 def test_permutation_p_hand_worked() -> None:
-    from stocktailor.clustering.model import _permutation_p
+    from stocktailor.clustering.splits import permutation_p as _permutation_p
 
     x = np.array([[0.0], [0.0], [10.0], [10.0]])
     rng = np.random.default_rng(0)

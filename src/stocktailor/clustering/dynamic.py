@@ -10,7 +10,8 @@ import polars as pl
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from stocktailor.clustering.features import StoreFeatures, build_store_features, feature_label
+from stocktailor.clustering.features import StoreFeatures, build_store_features
+from stocktailor.clustering.labels import feature_label
 from stocktailor.clustering.model import StoreClusterer
 from stocktailor.contract import Tables
 

@@ -6,23 +6,27 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from itertools import combinations
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
 
-from stocktailor.clustering.features import (
+from stocktailor.clustering.features import StoreFeatures, build_store_features
+from stocktailor.clustering.labels import (
     DEFAULT_GROUP_WEIGHTS,
     NO_STYLE_GROUP_WEIGHTS,
-    StoreFeatures,
-    build_store_features,
     feature_group,
-    feature_label,
 )
+from stocktailor.clustering.naming import cluster_names, profiles, top_features, unique_names
+from stocktailor.clustering.selection import (
+    STABILITY_MAX_STORES,
+    ScoreRow,
+    choose_k,
+    kmeans,
+    silhouette,
+)
+from stocktailor.clustering.splits import SPLIT_SCHEMA, attribute_splits, centres
 from stocktailor.config import ClusteringConfig
 from stocktailor.contract import Tables
 
@@ -33,8 +37,6 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 _STATIC_GROUPS = frozenset({"demographics", "format", "climate"})
-_STABILITY_MAX_STORES = 300
-_EXACT_PERMUTATIONS = 2000
 IntArray = npt.NDArray[np.int64]
 
 
@@ -371,9 +373,6 @@ class StoreClusterer:
         frame = data.frame if isinstance(data, StoreFeatures) else data
         return self._matrix(frame)
 
-    def _kmeans(self, x: FloatArray, k: int, seed: int, n_init: int = 10) -> KMeans:
-        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
-
     def _fit_features(self, feats: StoreFeatures) -> None:
         frame = feats.frame
         if "store_id" not in frame.columns:
@@ -426,7 +425,7 @@ class StoreClusterer:
         )
         x = self._matrix(frame)
         self.store_ids_: list[str] = [str(s) for s in frame["store_id"].to_list()]
-        rows = self._choose_k(x)
+        rows = self._select_k(x)
         self.scores_ = pl.DataFrame(
             rows,
             schema={
@@ -437,110 +436,57 @@ class StoreClusterer:
             },
             orient="row",
         )
-        km = self._kmeans(x, self.n_clusters_, self.random_state)
+        km = kmeans(x, self.n_clusters_, self.random_state)
         labels = km.labels_.astype(np.int64)
         centers = km.cluster_centers_
-        self.splits_ = pl.DataFrame(schema=_SPLIT_SCHEMA)
+        self.splits_ = pl.DataFrame(schema=SPLIT_SCHEMA)
         if self.n_clusters is None and self.split_attributes:
             labels, centers = self._attribute_splits(x, labels)
         self._set_assignment(x, labels, centers)
 
-    def _choose_k(
-        self, x: FloatArray
-    ) -> list[tuple[int, float | None, float | None, float | None]]:
+    def _select_k(self, x: FloatArray) -> list[ScoreRow]:
+        """Set ``n_clusters_`` (forced or chosen) and return the score rows of the k tried."""
         n = x.shape[0]
         if self.n_clusters is not None:
             k = min(self.n_clusters, n)
             self.n_clusters_: int = k
-            sil = self._silhouette(x, k)
-            return [(k, sil, None, None)]
-        lo, hi = self.k_min, min(self.k_max, n - 1)
-        if hi < lo:
-            self.n_clusters_ = max(1, min(lo, n))
-            return [(self.n_clusters_, None, None, None)]
-        rows: list[tuple[int, float | None, float | None, float | None]] = []
-        halves = self._halves if n <= _STABILITY_MAX_STORES else None
-        use_replication = self.selection == "replication" and halves is not None
-        # bootstrap stability costs ~n_bootstrap k-means per k: beyond _STABILITY_MAX_STORES
-        # stores k is chosen by the (sampled) silhouette alone
-        use_stability = (
-            self.selection in ("stability", "replication")
-            and not use_replication
-            and n <= _STABILITY_MAX_STORES
+            return [(k, silhouette(x, k, self.random_state), None, None)]
+        halves = None
+        if self._halves is not None and n <= STABILITY_MAX_STORES:
+            halves = (self._matrix(self._halves[0]), self._matrix(self._halves[1]))
+        self.n_clusters_, rows = choose_k(
+            x,
+            halves,
+            k_min=self.k_min,
+            k_max=self.k_max,
+            selection=self.selection,
+            replication_threshold=self.replication_threshold,
+            n_bootstrap=self.n_bootstrap,
+            seed=self.random_state,
         )
-        xa = self._matrix(halves[0]) if use_replication and halves is not None else None
-        xb = self._matrix(halves[1]) if use_replication and halves is not None else None
-        for k in range(lo, hi + 1):
-            sil = self._silhouette(x, k)
-            stab = self._stability(x, k) if use_stability else None
-            rep = self._replication(x, xa, xb, k) if xa is not None and xb is not None else None
-            rows.append((k, sil, stab, rep))
-            logger.debug(
-                "clustering: k=%d silhouette=%s stability=%s replication=%s", k, sil, stab, rep
-            )
-        if use_replication:
-            # the largest k whose clusters the two independent half-windows both reproduce
-            ok = [r[0] for r in rows if (r[3] or 0.0) >= self.replication_threshold]
-            self.n_clusters_ = max(ok) if ok else lo
-            return rows
-        if use_stability:
-            # the most silhouette-separated k among the near-most-stable ones (stability alone
-            # favours small k: two big halves are always reproducible)
-            top = max(r[2] or 0.0 for r in rows)
-            near = [r for r in rows if (r[2] or 0.0) >= top - 0.05]
-            best = max(near, key=lambda r: (r[1] if r[1] is not None else -1.0, -r[0]))
-        else:
-            best = max(rows, key=lambda r: (r[1] if r[1] is not None else -1.0, -r[0]))
-        self.n_clusters_ = best[0]
         return rows
 
-    @staticmethod
-    def _scan_n_init(x: FloatArray) -> int:
-        """k-means restarts while scanning k: 10, or 4 beyond 300 stores (speed)."""
-        return 10 if x.shape[0] <= _STABILITY_MAX_STORES else 4
-
-    def _silhouette(self, x: FloatArray, k: int) -> float | None:
-        if k < 2 or k >= x.shape[0]:
-            return None
-        labels = self._kmeans(x, k, self.random_state, n_init=self._scan_n_init(x)).labels_
-        if len(set(labels.tolist())) < 2:
-            return None
-        # on large networks the silhouette is estimated on a fixed random sample of stores
-        sample = min(x.shape[0], 400)
-        return float(
-            silhouette_score(x, labels, sample_size=sample, random_state=self.random_state)
+    def _attribute_splits(self, x: FloatArray, labels: IntArray) -> tuple[IntArray, FloatArray]:
+        """Split off attribute levels whose behaviour differs (:func:`.splits.attribute_splits`)."""
+        cand: list[tuple[str, npt.NDArray[np.bool_]]] = []
+        for col in self.columns_:
+            key = col.partition("__")[2]
+            attr, eq, _ = key.partition("=")
+            if eq and attr in self.split_attributes and _is_one_hot(col):
+                cand.append((key, self.features_.frame[col].fill_null(0.0).to_numpy() > 0.5))
+        beh = self._behaviour_columns()
+        if not cand or not beh:
+            return labels, centres(x, labels)
+        labels, self.splits_ = attribute_splits(
+            x[:, beh],
+            labels,
+            cand,
+            max_clusters=self.k_max,
+            alpha=self.split_alpha,
+            min_silhouette=self.split_min_silhouette,
+            seed=self.random_state,
         )
-
-    def _stability(self, x: FloatArray, k: int) -> float:
-        """Mean ARI, on the stores both resamples hold, between clusterings of bootstrap pairs."""
-        rng = np.random.default_rng(self.random_state)
-        n = x.shape[0]
-        full = self._kmeans(x, k, self.random_state, n_init=self._scan_n_init(x))
-        scores: list[float] = []
-        for b in range(self.n_bootstrap):
-            idx = np.unique(rng.integers(0, n, n))
-            if len(idx) <= k:
-                continue
-            km = KMeans(n_clusters=k, n_init=3, random_state=self.random_state + b + 1).fit(x[idx])
-            scores.append(float(adjusted_rand_score(full.labels_[idx], km.labels_)))
-        return float(np.mean(scores)) if scores else 0.0
-
-    def _replication(self, x: FloatArray, xa: FloatArray, xb: FloatArray, k: int) -> float:
-        """Smallest best-match Jaccard of a full-window cluster in either half's clustering."""
-        full = self._kmeans(x, k, self.random_state).labels_
-        worst = 1.0
-        for half in (xa, xb):
-            lab = self._kmeans(half, k, self.random_state).labels_
-            for c in range(k):
-                own = full == c
-                if not own.any():
-                    continue
-                best = max(
-                    float(np.sum(own & (lab == d))) / float(np.sum(own | (lab == d)))
-                    for d in range(k)
-                )
-                worst = min(worst, best)
-        return worst
+        return labels, centres(x, labels)
 
     def _behaviour_columns(self) -> list[int]:
         """Columns that describe buying behaviour: the style-mix axes when there are any (the
@@ -549,76 +495,6 @@ class StoreClusterer:
         if style:
             return style
         return [i for i, c in enumerate(self.columns_) if feature_group(c) not in _STATIC_GROUPS]
-
-    def _attribute_splits(self, x: FloatArray, labels: IntArray) -> tuple[IntArray, FloatArray]:
-        """Split off the stores of one attribute level whose behaviour sets them apart.
-
-        For every cluster and every level of the ``split_attributes`` with at least two stores
-        in the cluster and two others, the statistic is the squared distance between the
-        level's and the rest's mean behaviour (weighted clustering space without the static
-        store-table columns: the style-mix axes when there are any); its p-value is the share
-        of relabellings of the cluster's stores
-        (all of them up to 2,000, else 999 random ones) with a statistic at least as large. A
-        level is split off when ``p <= split_alpha`` and the mean silhouette of its stores in
-        the two-way split is ``>= split_min_silhouette``; the most significant candidate goes
-        first and the split clusters are tested again (at most ``k_max`` clusters in all).
-        """
-        cand: list[tuple[str, npt.NDArray[np.bool_]]] = []
-        for col in self.columns_:
-            key = col.partition("__")[2]
-            attr, eq, _ = key.partition("=")
-            if eq and attr in self.split_attributes and _is_one_hot(col):
-                cand.append((key, self.features_.frame[col].fill_null(0.0).to_numpy() > 0.5))
-        beh = self._behaviour_columns()
-        labels = labels.copy()
-        records: list[dict[str, object]] = []
-        if not cand or not beh:
-            return labels, _centres(x, labels)
-        xb = x[:, beh]
-        rng = np.random.default_rng(self.random_state)
-        queue = sorted(set(labels.tolist()))
-        while queue and len(set(labels.tolist())) < self.k_max:
-            c = queue.pop(0)
-            idx = np.flatnonzero(labels == c)
-            best: tuple[float, float, str, npt.NDArray[np.bool_]] | None = None
-            for key, member in cand:
-                g = member[idx]
-                m = int(g.sum())
-                if m < 2 or idx.size - m < 2:
-                    continue
-                p = _permutation_p(xb[idx], g, rng)
-                if p > self.split_alpha:
-                    continue
-                sil = float(silhouette_samples(xb[idx], g.astype(np.int64))[g].mean())
-                if sil < self.split_min_silhouette:
-                    continue
-                if best is None or (p, -sil) < (best[0], -best[1]):
-                    best = (p, sil, key, g)
-            if best is None:
-                continue
-            new = int(labels.max()) + 1
-            labels[idx[best[3]]] = new
-            records.append(
-                {
-                    "cluster": int(c),
-                    "attribute": best[2],
-                    "n_stores": int(best[3].sum()),
-                    "n_cluster": int(idx.size),
-                    "p_value": best[0],
-                    "silhouette": best[1],
-                }
-            )
-            logger.info(
-                "clustering: split %s (%d of %d stores) off a cluster, p=%.3f silhouette=%.2f",
-                best[2],
-                int(best[3].sum()),
-                idx.size,
-                best[0],
-                best[1],
-            )
-            queue.extend([c, new])
-        self.splits_ = pl.DataFrame(records, schema=_SPLIT_SCHEMA)
-        return labels, _centres(x, labels)
 
     def _set_assignment(self, x: FloatArray, labels: IntArray, centers: FloatArray) -> None:
         """Order clusters (largest first, ties by first store id), then name and explain them."""
@@ -645,12 +521,25 @@ class StoreClusterer:
         self.cluster_ids_: list[int] = list(cluster_ids)
         self.n_clusters_ = len(cluster_ids)
         self._rows = rows
-        self.profiles_ = self._profiles(rows)
-        generated = self._generate_names()
+        frame = self.features_.frame
+        raw = (
+            np.column_stack(
+                [frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in self.columns_]
+            )
+            if self.columns_
+            else np.zeros((frame.height, 0))
+        )
+        describe = self._describe_weights()
+        self.profiles_ = profiles(
+            raw, self.columns_, self.mean_, self.scale_, self.cluster_ids_, rows, describe
+        )
+        generated = cluster_names(
+            self.profiles_, self.columns_, describe, self.cluster_ids_, self.n_name_features
+        )
         final: dict[int, str] = {}
         for cid in self.cluster_ids_:
             final[cid] = (names or {}).get(cid) or generated[cid]
-        self.names_: dict[int, str] = _unique_names(final)
+        self.names_: dict[int, str] = unique_names(final)
         self.profiles_ = self.profiles_.with_columns(
             pl.col("cluster_id")
             .replace_strict(self.names_, return_dtype=pl.String)
@@ -702,103 +591,6 @@ class StoreClusterer:
             },
         )
 
-    def _profiles(self, rows: IntArray) -> pl.DataFrame:
-        frame = self.features_.frame
-        raw = (
-            np.column_stack(
-                [frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in self.columns_]
-            )
-            if self.columns_
-            else np.zeros((frame.height, 0))
-        )
-        z = np.where(np.isfinite(raw), (raw - self.mean_) / self.scale_, 0.0)
-        net = (
-            np.nanmean(np.where(np.isfinite(raw), raw, np.nan), axis=0) if raw.size else self.mean_
-        )
-        records: list[dict[str, object]] = []
-        for r, cid in enumerate(self.cluster_ids_):
-            mask = rows == r
-            if not mask.any():
-                continue
-            cval = _nanmean0(raw[mask], self.mean_)
-            zc = z[mask].mean(axis=0)
-            # the style-mix axes are latent (no wording of their own): ranked after the
-            # nameable features
-            order = np.argsort(-np.abs(zc * self._describe_weights()), kind="stable")
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(1, len(order) + 1)
-            for j, col in enumerate(self.columns_):
-                records.append(
-                    {
-                        "cluster_id": cid,
-                        "feature": col,
-                        "label": feature_label(col, float(zc[j])),
-                        "group": feature_group(col),
-                        "cluster_value": float(cval[j]),
-                        "network_value": float(net[j]),
-                        "z": float(zc[j]),
-                        "rank": int(rank[j]),
-                    }
-                )
-        schema = {
-            "cluster_id": pl.Int64,
-            "feature": pl.String,
-            "label": pl.String,
-            "group": pl.String,
-            "cluster_value": pl.Float64,
-            "network_value": pl.Float64,
-            "z": pl.Float64,
-            "rank": pl.Int64,
-        }
-        return (
-            pl.DataFrame(records, schema=schema)
-            .with_columns(pl.lit("").alias("cluster_name"))
-            .sort("cluster_id", "rank")
-        )
-
-    def _generate_names(self) -> dict[int, str]:
-        """A short name per cluster from its most distinguishing features."""
-        names: dict[int, str] = {}
-        prof = self.profiles_
-        weights = dict(zip(self.columns_, self._describe_weights().tolist(), strict=True))
-        for cid in self.cluster_ids_:
-            p = prof.filter(pl.col("cluster_id") == cid)
-            lead = ""
-            # a categorical store attribute most of the cluster shares (format, climate, ...)
-            p = p.filter(pl.col("feature").is_in([c for c, w in weights.items() if w > 0]))
-            cat_rows = p.filter(
-                pl.col("feature").str.contains("=")
-                & pl.col("group").is_in(["format", "climate", "demographics"])
-                & (pl.col("z") >= 0.8)
-                & (pl.col("cluster_value") >= 0.6)
-            ).sort("z", descending=True)
-            used: set[str] = set()
-            if cat_rows.height:
-                lead = str(cat_rows["label"][0])
-                used.add(str(cat_rows["feature"][0]))
-            scored = [
-                (float(z) * math.sqrt(max(weights.get(str(f), 0.0), 0.0)), str(f), float(z))
-                for f, z in zip(p["feature"], p["z"], strict=True)
-                if str(f) not in used and weights.get(str(f), 0.0) > 0
-            ]
-            positive = sorted((s for s in scored if s[2] >= 0.5), key=lambda s: -s[0])
-            items: list[str] = []
-            for _, f, z in positive:
-                if "=" in f and feature_group(f) in ("format", "climate", "demographics") and z < 0:
-                    continue
-                label = feature_label(f, z)
-                if label not in items and label != lead:
-                    items.append(label)
-                if len(items) >= self.n_name_features:
-                    break
-            if not items:
-                negative = sorted(scored, key=lambda s: s[0])[: self.n_name_features]
-                items = [feature_label(f, z) for _, f, z in negative if abs(z) >= 0.3]
-            if not lead:
-                lead = items.pop(0) if items else f"cluster {cid}"
-            names[cid] = f"{lead}: {', '.join(items)}" if items else lead
-        return names
-
     def _describe_weights(self) -> FloatArray:
         """Weights used to word clusters: as fitted, with the latent style-mix axes at 0."""
         latent = np.array([feature_group(c) == "style_mix" for c in self.columns_], dtype=bool)
@@ -807,14 +599,9 @@ class StoreClusterer:
 
     def top_features(self, n: int | None = None) -> dict[int, str]:
         """Cluster id -> ``"label (+1.8 sd); ..."`` of its ``n`` most distinguishing features."""
-        n = self.n_name_features if n is None else n
-        out: dict[int, str] = {}
-        for cid in self.cluster_ids_:
-            p = self.profiles_.filter(pl.col("cluster_id") == cid).sort("rank").head(n)
-            out[cid] = "; ".join(
-                f"{lab} ({z:+.1f} sd)" for lab, z in zip(p["label"], p["z"], strict=True)
-            )
-        return out
+        return top_features(
+            self.profiles_, self.cluster_ids_, self.n_name_features if n is None else n
+        )
 
     # ------------------------------------------------------------------ helpers
     def cluster_table(self) -> pl.DataFrame:
@@ -839,75 +626,3 @@ class StoreClusterer:
     def embedding(self) -> FloatArray:
         """Clustering-space coordinates of the fitted stores (rows in ``labels_`` order)."""
         return self._matrix(self.features_.frame)
-
-
-_SPLIT_SCHEMA = {
-    "cluster": pl.Int64,
-    "attribute": pl.String,
-    "n_stores": pl.Int64,
-    "n_cluster": pl.Int64,
-    "p_value": pl.Float64,
-    "silhouette": pl.Float64,
-}
-
-
-def _centres(x: FloatArray, labels: IntArray) -> FloatArray:
-    """Mean of each label's rows, rows in label order ``0..max``."""
-    k = int(labels.max()) + 1
-    out: FloatArray = np.vstack(
-        [
-            x[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(x.shape[1])
-            for c in range(k)
-        ]
-    )
-    return out
-
-
-def _permutation_p(x: FloatArray, group: npt.NDArray[np.bool_], rng: np.random.Generator) -> float:
-    """Permutation p-value of the squared distance between the group's and the rest's means."""
-    n = x.shape[0]
-    m = int(group.sum())
-    total = x.sum(axis=0)
-
-    def stats(members: npt.NDArray[np.float64]) -> FloatArray:
-        # members: (B, n) 0/1 rows; mean of the group minus mean of the rest, squared norm
-        s = members @ x
-        diff = s / m - (total[None, :] - s) / (n - m)
-        out: FloatArray = (diff**2).sum(axis=1)
-        return out
-
-    observed = float(stats(group.astype(np.float64)[None, :])[0])
-    if math.comb(n, m) <= _EXACT_PERMUTATIONS:
-        rows = np.zeros((math.comb(n, m), n))
-        for i, comb in enumerate(combinations(range(n), m)):
-            rows[i, list(comb)] = 1.0
-        null = stats(rows)
-        return float(np.mean(null >= observed - 1e-12))
-    n_perm = 999
-    rows = np.zeros((n_perm, n))
-    for i in range(n_perm):
-        rows[i, rng.choice(n, size=m, replace=False)] = 1.0
-    null = stats(rows)
-    return float((np.sum(null >= observed - 1e-12) + 1) / (n_perm + 1))
-
-
-def _nanmean0(sub: FloatArray, fallback: FloatArray) -> FloatArray:
-    """Column means ignoring NaN; ``fallback`` for all-NaN columns."""
-    finite = np.isfinite(sub)
-    cnt = finite.sum(axis=0)
-    total = np.where(finite, sub, 0.0).sum(axis=0)
-    out: FloatArray = np.where(cnt > 0, total / np.maximum(cnt, 1), fallback)
-    return out
-
-
-def _unique_names(names: Mapping[int, str]) -> dict[int, str]:
-    """Make names unique by suffixing ``#<id>`` to repeats."""
-    seen: dict[str, int] = {}
-    out: dict[int, str] = {}
-    for cid in sorted(names):
-        name = names[cid]
-        if name in seen:
-            name = f"{name} #{cid}"
-        seen[name] = cid
-        out[cid] = name
-    return out

@@ -1,0 +1,187 @@
+"""Mix features: the share of a store's selling rate by product attribute and by size."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from stocktailor.clustering.labels import color_family, size_group
+
+__all__ = ["CORE_PRODUCT_COLUMNS", "mix_features", "product_attributes", "size_features"]
+
+CORE_PRODUCT_COLUMNS = {
+    "sku",
+    "style",
+    "color",
+    "size",
+    "category",
+    "full_price",
+    "unit_cost",
+    "salvage_value",
+    "season_end",
+    "size_order",
+    "tags",
+    "color_family",
+    "name",
+    "description",
+}
+
+
+def product_attributes(products: pl.DataFrame) -> pl.DataFrame:
+    """Long ``sku, attribute, value`` of the mix attributes (tags, colour family, price band...)."""
+    parts: list[pl.DataFrame] = []
+    if "tags" in products.columns:
+        parts.append(
+            products.select(
+                "sku",
+                pl.lit("tag").alias("attribute"),
+                pl.col("tags").cast(pl.String).fill_null("").str.split(";").alias("value"),
+            )
+            .explode("value")
+            .with_columns(pl.col("value").str.strip_chars())
+            .filter(pl.col("value") != "")
+        )
+    if "color_family" in products.columns:
+        fam = products.select("sku", pl.col("color_family").cast(pl.String).alias("value"))
+    else:
+        fam = products.select(
+            "sku",
+            pl.col("color")
+            .cast(pl.String)
+            .map_elements(color_family, return_dtype=pl.String)
+            .alias("value"),
+        )
+    if fam["value"].n_unique() > 1:
+        parts.append(fam.select("sku", pl.lit("color_family").alias("attribute"), "value"))
+    # price band: terciles of full price within the category
+    banded = products.with_columns(
+        (pl.col("full_price").rank("average").over("category") / pl.len().over("category")).alias(
+            "_q"
+        )
+    ).select(
+        "sku",
+        pl.lit("price_band").alias("attribute"),
+        pl.when(pl.col("_q") <= 1 / 3)
+        .then(pl.lit("low"))
+        .when(pl.col("_q") <= 2 / 3)
+        .then(pl.lit("mid"))
+        .otherwise(pl.lit("high"))
+        .alias("value"),
+    )
+    if products["full_price"].n_unique() > 2:
+        parts.append(banded)
+    for col, dtype in products.schema.items():
+        if col in CORE_PRODUCT_COLUMNS or dtype not in (pl.String, pl.Categorical, pl.Boolean):
+            continue
+        n = products[col].n_unique()
+        if 2 <= n <= 12:
+            parts.append(
+                products.select(
+                    "sku",
+                    pl.lit(col).alias("attribute"),
+                    pl.col(col).cast(pl.String).alias("value"),
+                ).filter(pl.col("value").is_not_null())
+            )
+    if not parts:
+        return pl.DataFrame(schema={"sku": pl.String, "attribute": pl.String, "value": pl.String})
+    return pl.concat(parts)
+
+
+def mix_features(
+    pairs: pl.DataFrame, sku_keys: pl.DataFrame, group: str, multi: bool
+) -> pl.DataFrame:
+    """Log share of each key in the store's rate (``sku_keys``: ``sku, key``).
+
+    A key's rate at a store is its pooled units per in-stock SKU-day; its share is that rate over
+    the sum of the rates of all keys (``multi=False``, a partition of the SKUs) or over the store's
+    overall rate (``multi=True``, e.g. tags where a SKU has several). Stores without exposure to a
+    key get null (imputed later). Log shares use a pseudo-share of 10% of the key's network share.
+    """
+    joined = pairs.join(sku_keys, on="sku", how="inner")
+    by_key = joined.group_by("store_id", "key").agg(
+        pl.col("units").sum(), pl.col("exposure_days").sum()
+    )
+    by_key = by_key.filter(pl.col("exposure_days") > 0).with_columns(
+        (pl.col("units") / pl.col("exposure_days")).alias("rate")
+    )
+    if multi:
+        total = (
+            pairs.group_by("store_id")
+            .agg(pl.col("units").sum(), pl.col("exposure_days").sum())
+            .select(
+                "store_id",
+                (pl.col("units") / pl.col("exposure_days").clip(lower_bound=1e-9)).alias("denom"),
+            )
+        )
+        by_key = by_key.join(total, on="store_id")
+    else:
+        by_key = by_key.with_columns(pl.col("rate").sum().over("store_id").alias("denom"))
+    by_key = by_key.with_columns(
+        pl.when(pl.col("denom") > 0)
+        .then(pl.col("rate") / pl.col("denom"))
+        .otherwise(None)
+        .alias("share")
+    )
+    net = by_key.group_by("key").agg(pl.col("share").mean().alias("net_share"))
+    by_key = by_key.join(net, on="key").with_columns(
+        ((pl.col("share") + 0.1 * pl.col("net_share") + 1e-6).log()).alias("value"),
+        (pl.lit(f"{group}__") + pl.col("key")).alias("column"),
+    )
+    if by_key.is_empty():
+        return pl.DataFrame(schema={"store_id": pl.String})
+    return by_key.pivot(on="column", index="store_id", values="value", sort_columns=True)
+
+
+def size_features(pairs: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
+    """Small/large size shares and mean size position, per size group (apparel, footwear)."""
+    if "size_order" not in products.columns:
+        return pl.DataFrame(schema={"store_id": pl.String})
+    prod = products.select(
+        "sku",
+        "category",
+        pl.col("size").cast(pl.String),
+        pl.col("size_order").cast(pl.Float64),
+    ).filter(pl.col("size_order").is_not_null())
+    groups = [size_group(s, c) for s, c in zip(prod["size"], prod["category"], strict=True)]
+    prod = prod.with_columns(pl.Series("size_group", groups, dtype=pl.String)).filter(
+        pl.col("size_group") != "other"
+    )
+    if prod.is_empty():
+        return pl.DataFrame(schema={"store_id": pl.String})
+    # position of each size in its group's ladder, 0 (smallest) .. 1 (largest)
+    ladder = (
+        prod.select("size_group", "size_order")
+        .unique()
+        .with_columns(
+            (
+                (pl.col("size_order").rank("dense").over("size_group") - 1)
+                / (pl.col("size_order").n_unique().over("size_group") - 1).clip(lower_bound=1)
+            ).alias("pos")
+        )
+    )
+    prod = prod.join(ladder, on=["size_group", "size_order"])
+    by_size = (
+        pairs.join(prod.select("sku", "size_group", "pos"), on="sku")
+        .group_by("store_id", "size_group", "pos")
+        .agg(pl.col("units").sum(), pl.col("exposure_days").sum())
+        .filter(pl.col("exposure_days") > 0)
+        .with_columns((pl.col("units") / pl.col("exposure_days")).alias("rate"))
+    )
+    stats = by_size.group_by("store_id", "size_group").agg(
+        (pl.col("rate") * pl.col("pos")).sum().alias("num"),
+        pl.col("rate").filter(pl.col("pos") <= 1 / 3 + 1e-9).sum().alias("small"),
+        pl.col("rate").filter(pl.col("pos") >= 2 / 3 - 1e-9).sum().alias("large"),
+        pl.col("rate").sum().alias("total"),
+    )
+    stats = stats.filter(pl.col("total") > 0).with_columns(
+        (pl.col("num") / pl.col("total")).alias("mean_pos"),
+        (pl.col("small") / pl.col("total")).alias("small_share"),
+        (pl.col("large") / pl.col("total")).alias("large_share"),
+    )
+    long = stats.unpivot(
+        index=["store_id", "size_group"],
+        on=["small_share", "large_share"],
+        variable_name="what",
+    ).with_columns(
+        (pl.lit("size__") + pl.col("size_group") + pl.lit("_") + pl.col("what")).alias("column")
+    )
+    return long.pivot(on="column", index="store_id", values="value", sort_columns=True)
