@@ -25,11 +25,18 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stocktailor.clustering.exposure import pair_exposure
-from stocktailor.clustering.mix import mix_features, product_attributes, size_features
-from stocktailor.clustering.style import StyleBasis, store_mean_temp, style_mix
+from stocktailor.clustering.mix import mix_features, product_attributes, sales_mix, size_features
+from stocktailor.clustering.style import (
+    StyleBasis,
+    fit_style_basis,
+    store_climate,
+    style_raw,
+    style_scores,
+)
 from stocktailor.contract import Tables
 
 __all__ = ["StoreFeatures", "build_store_features"]
@@ -54,7 +61,7 @@ _CORE_STORE_COLUMNS = {
 
 @dataclass(frozen=True)
 class StoreFeatures:
-    """Raw (unstandardised) store features.
+    """Raw store features.
 
     Attributes
     ----------
@@ -64,8 +71,9 @@ class StoreFeatures:
     start, end
         The sales window the features describe (inclusive dates).
     style_basis
-        The principal axes the ``style_mix`` columns were projected on (None without them);
-        passing it to :func:`build_store_features` for another window gives comparable axes.
+        How the ``style_mix`` columns were made (climate slopes, weights, principal axes; None
+        without them); passing it to :func:`build_store_features` for another window gives
+        comparable axes.
     """
 
     frame: pl.DataFrame
@@ -225,6 +233,71 @@ def _store_table_features(stores: pl.DataFrame) -> pl.DataFrame:
     return stores.select(cols)
 
 
+def _mix_parts(pairs: pl.DataFrame, products: pl.DataFrame, window_days: int) -> list[pl.DataFrame]:
+    """Sales mixes by category and product attribute, tag shares, size profile."""
+    cat = products.select("sku", pl.col("category").cast(pl.String).alias("key"))
+    parts = [sales_mix(pairs, cat, "category_mix__", window_days)]
+    attrs = product_attributes(products)
+    for attr in attrs["attribute"].unique().sort().to_list():
+        keys = attrs.filter(pl.col("attribute") == attr).select("sku", pl.col("value").alias("key"))
+        if attr == "tag":
+            parts.append(mix_features(pairs, keys.unique(), "tag_mix", multi=True))
+        else:
+            parts.append(sales_mix(pairs, keys.unique(), f"attribute_mix__{attr}=", window_days))
+    parts.append(size_features(pairs, products))
+    return parts
+
+
+def _velocity(pairs: pl.DataFrame, window_days: int) -> pl.DataFrame:
+    """Log units per in-stock SKU-day and log units per day."""
+    return (
+        pairs.group_by("store_id")
+        .agg(pl.col("units").sum(), pl.col("exposure_days").sum())
+        .select(
+            "store_id",
+            ((pl.col("units") + 0.5) / (pl.col("exposure_days") + 1.0))
+            .log()
+            .alias("velocity__sku_rate"),
+            ((pl.col("units") + 0.5) / float(window_days)).log().alias("velocity__daily_units"),
+        )
+    )
+
+
+def _climate_columns(ids: list[str], climate: npt.NDArray[np.float64]) -> pl.DataFrame:
+    """``weather__temp_mean`` (°C) and ``weather__rain_share`` of the window (null unknown)."""
+    return pl.DataFrame(
+        {
+            "store_id": pl.Series(ids, dtype=pl.String),
+            "weather__temp_mean": pl.Series(climate[:, 0], dtype=pl.Float64),
+            "weather__rain_share": pl.Series(climate[:, 1], dtype=pl.Float64),
+        }
+    ).with_columns(pl.col("weather__temp_mean", "weather__rain_share").fill_nan(None))
+
+
+def _assemble(ids: list[str], parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Join the parts on the store ids; Float64, rounded; drop columns without information."""
+    frame = pl.DataFrame({"store_id": ids}, schema={"store_id": pl.String})
+    for part in parts:
+        if part.width <= 1:
+            continue
+        frame = frame.join(part, on="store_id", how="left")
+    frame = frame.with_columns(
+        pl.col(c).cast(pl.Float64) for c in frame.columns if c != "store_id"
+    ).with_columns(
+        # rounding removes the last-bit noise of parallel float sums, so fits are reproducible
+        pl.col(c).fill_nan(None).round(9)
+        for c in frame.columns
+        if c != "store_id"
+    )
+    keep = ["store_id"]
+    for c in frame.columns[1:]:
+        values = frame[c].drop_nulls().to_numpy().astype(np.float64)
+        values = values[np.isfinite(values)]
+        if values.size >= 2 and float(values.std()) > 1e-12:
+            keep.append(c)
+    return frame.select(keep)
+
+
 def build_store_features(
     tables: Tables,
     as_of: dt.date,
@@ -246,12 +319,13 @@ def build_store_features(
         Length of the sales window, days.
     in_stock
         Optional daily ``date, store_id, sku, in_stock_share`` replacing the snapshot-based
-        in-stock estimate (see :func:`pair_exposure`).
+        in-stock estimate (see :func:`~.exposure.pair_exposure`).
     store_ids
         Stores to describe (default: every ``kind == 'store'`` row of the stores table).
     style_basis
-        Project the style mix on these axes (e.g. another window's
-        :attr:`StoreFeatures.style_basis`) instead of this window's own principal axes.
+        Make the style mix on this basis (e.g. another window's
+        :attr:`StoreFeatures.style_basis`) instead of fitting this window's own (climate
+        slopes across all stores, principal axes).
 
     Returns
     -------
@@ -271,56 +345,39 @@ def build_store_features(
         pl.col("store_id").is_in(ids)
     )
     products = tables.products
-    base = pl.DataFrame({"store_id": ids}, schema={"store_id": pl.String})
-    style_part, basis = style_mix(
-        pairs, products, store_mean_temp(tables, start, as_of), ids, basis=style_basis
+    climate = store_climate(tables, start, as_of, ids)
+    raw = style_raw(
+        pairs,
+        products,
+        ids,
+        climate,
+        styles=style_basis.styles if style_basis is not None else None,
     )
-    parts: list[pl.DataFrame] = [style_part]
-    cat = products.select("sku", pl.col("category").cast(pl.String).alias("key"))
-    parts.append(mix_features(pairs, cat, "category_mix", multi=False))
-    attrs = product_attributes(products)
-    for attr in attrs["attribute"].unique().sort().to_list():
-        keys = attrs.filter(pl.col("attribute") == attr).select(
-            "sku", (pl.lit(f"{attr}=") + pl.col("value")).alias("key")
-        )
-        parts.append(mix_features(pairs, keys.unique(), "attribute_mix", multi=(attr == "tag")))
-    vel = (
-        pairs.group_by("store_id")
-        .agg(pl.col("units").sum(), pl.col("exposure_days").sum())
-        .select(
-            "store_id",
-            ((pl.col("units") + 0.5) / (pl.col("exposure_days") + 1.0))
-            .log()
-            .alias("velocity__sku_rate"),
-            ((pl.col("units") + 0.5) / float(window_days)).log().alias("velocity__daily_units"),
-        )
-    )
-    parts.append(vel)
+    basis = style_basis
+    parts: list[pl.DataFrame] = []
+    if raw is not None:
+        basis = basis if basis is not None else fit_style_basis(raw)
+        parts.append(style_scores(raw, basis))
+    parts.extend(_mix_parts(pairs, products, window_days))
+    parts.append(_velocity(pairs, window_days))
     parts.append(_price_features(tables, pairs, start, as_of))
-    parts.append(size_features(pairs, products))
     parts.append(_weather_features(tables, start, as_of))
-    parts.append(_store_table_features(stores))
-    frame = base
-    for part in parts:
-        if part.width <= 1:
-            continue
-        frame = frame.join(part, on="store_id", how="left")
-    frame = frame.with_columns(
-        pl.col(c).cast(pl.Float64) for c in frame.columns if c != "store_id"
-    ).with_columns(
-        # rounding removes the last-bit noise of parallel float sums, so fits are reproducible
-        pl.col(c).fill_nan(None).round(9)
-        for c in frame.columns
-        if c != "store_id"
+    parts.append(
+        pl.DataFrame(
+            {
+                "store_id": ids,
+                "weather__temp_mean": climate[:, 0],
+                "weather__rain_share": climate[:, 1],
+            },
+            schema={
+                "store_id": pl.String,
+                "weather__temp_mean": pl.Float64,
+                "weather__rain_share": pl.Float64,
+            },
+        ).with_columns(pl.col("weather__temp_mean", "weather__rain_share").fill_nan(None))
     )
-    # drop columns with no information (all null, or one value for every store)
-    keep = ["store_id"]
-    for c in frame.columns[1:]:
-        values = frame[c].drop_nulls().to_numpy().astype(np.float64)
-        values = values[np.isfinite(values)]
-        if values.size >= 2 and float(values.std()) > 1e-12:
-            keep.append(c)
-    frame = frame.select(keep)
+    parts.append(_store_table_features(stores))
+    frame = _assemble(ids, parts)
     logger.info(
         "clustering: %d stores x %d features over %s..%s",
         frame.height,
@@ -328,4 +385,9 @@ def build_store_features(
         start,
         as_of,
     )
-    return StoreFeatures(frame=frame, start=start, end=as_of, style_basis=basis)
+    return StoreFeatures(
+        frame=frame,
+        start=start,
+        end=as_of,
+        style_basis=basis if raw is not None else None,
+    )

@@ -7,7 +7,9 @@ import re
 __all__ = [
     "DEFAULT_GROUP_WEIGHTS",
     "FEATURE_GROUPS",
+    "MIX_GROUPS",
     "NO_STYLE_GROUP_WEIGHTS",
+    "STORE_ATTRIBUTE_GROUPS",
     "color_family",
     "feature_group",
     "feature_label",
@@ -18,6 +20,7 @@ FEATURE_GROUPS: tuple[str, ...] = (
     "style_mix",
     "category_mix",
     "attribute_mix",
+    "tag_mix",
     "velocity",
     "price",
     "size",
@@ -28,34 +31,38 @@ FEATURE_GROUPS: tuple[str, ...] = (
 )
 """Feature groups; :class:`~stocktailor.config.ClusteringConfig.feature_weights` keys."""
 
+MIX_GROUPS: frozenset[str] = frozenset({"style_mix", "category_mix", "attribute_mix"})
+"""Groups measured in mix units (see :mod:`.style`, :mod:`.mix`): compared as they are, not
+z-scored, so a distance keeps its meaning ("a 30% different mix")."""
+
+STORE_ATTRIBUTE_GROUPS: frozenset[str] = frozenset({"demographics", "format", "climate"})
+"""Groups read from the stores table (not behaviour): off unless the retailer weights them."""
+
 DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
-    "style_mix": 2.0,
-    "category_mix": 0.25,
-    "attribute_mix": 0.25,
+    "style_mix": 1.0,
+    "category_mix": 0.5,
+    "attribute_mix": 0.5,
+    "tag_mix": 0.0,
     "velocity": 0.0,
-    "price": 0.25,
-    "size": 0.25,
+    "price": 0.0,
+    "size": 0.0,
     "weather": 0.0,
-    "demographics": 0.25,
-    "format": 0.25,
+    "demographics": 0.0,
+    "format": 0.0,
     "climate": 0.0,
 }
-"""Default weight of each group (a group's columns share its weight, see :func:`weight_vector`)."""
+"""Default weight of each group: buying behaviour only (the style mix, and the sales mixes by
+category and product attribute at half weight); store attributes, velocity, price, size and
+weather response describe clusters but do not form them (a group's columns share its weight,
+see :func:`~.model.weight_vector`)."""
 
 NO_STYLE_GROUP_WEIGHTS: dict[str, float] = {
-    "style_mix": 0.0,
+    **DEFAULT_GROUP_WEIGHTS,
     "category_mix": 1.0,
     "attribute_mix": 1.0,
-    "velocity": 0.25,
-    "price": 0.25,
-    "size": 0.5,
-    "weather": 0.25,
-    "demographics": 0.5,
-    "format": 1.0,
-    "climate": 0.0,
 }
 """Defaults when the features have no style-mix axes (products without a ``style`` column):
-the category and attribute mixes then carry the behaviour."""
+the category and attribute sales mixes then carry the behaviour."""
 
 
 _COLOR_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -170,7 +177,9 @@ def feature_label(column: str, sign: float = 1.0) -> str:
         return f"style-mix axis {key.removeprefix('pc')} {'+' if high else '-'}"
     if group == "category_mix":
         return key.lower() if high else f"few {key.lower()}"
-    if group == "attribute_mix":
+    if group in ("attribute_mix", "tag_mix"):
+        if group == "tag_mix":
+            key = f"tag={key}"
         attr, _, value = key.partition("=")
         text = value.replace("-", " ").replace("_", " ").lower()
         if attr == "tag":

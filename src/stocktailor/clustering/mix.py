@@ -1,4 +1,16 @@
-"""Mix features: the share of a store's selling rate by product attribute and by size."""
+"""Mix features: what share of a store's sales goes to each product attribute level and size.
+
+:func:`sales_mix` is the behaviour the clusterer compares: per product attribute (category,
+gender, fit, fabric, colour family, price band, any other categorical product column), the
+store's *sales* mix over the attribute's levels, in the same unit as the style mix (see
+:mod:`.style`): ``2 (sqrt(p) - sqrt(p_chain))`` per level, so the squared distance between two
+stores is, for small differences, the unit-weighted mean square of their log-ratio differences
+and stays bounded for large ones (a store that sells no men's wear is far from one that sells
+15%, not infinitely far). Units are corrected for stockouts within the store's range (units /
+in-stock share of the level's SKU-days), but a level the store never carried counts as 0: a
+women-only store's 0% men's wear is part of how it sells. :func:`mix_features` (log shares of
+the in-stock selling rate) describes tags; :func:`size_features` the size profile.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +18,17 @@ import polars as pl
 
 from stocktailor.clustering.labels import color_family, size_group
 
-__all__ = ["CORE_PRODUCT_COLUMNS", "mix_features", "product_attributes", "size_features"]
+__all__ = [
+    "CORE_PRODUCT_COLUMNS",
+    "MIN_IN_STOCK_SHARE",
+    "mix_features",
+    "product_attributes",
+    "sales_mix",
+    "size_features",
+]
+
+MIN_IN_STOCK_SHARE = 0.2
+"""A level's units are divided by its in-stock share of SKU-days, floored at this value."""
 
 CORE_PRODUCT_COLUMNS = {
     "sku",
@@ -129,6 +151,49 @@ def mix_features(
     if by_key.is_empty():
         return pl.DataFrame(schema={"store_id": pl.String})
     return by_key.pivot(on="column", index="store_id", values="value", sort_columns=True)
+
+
+def sales_mix(
+    pairs: pl.DataFrame,
+    sku_keys: pl.DataFrame,
+    column_prefix: str,
+    window_days: int,
+) -> pl.DataFrame:
+    """Stockout-corrected sales mix of each store over the keys of ``sku_keys`` (``sku, key``).
+
+    Per store and key: ``units / max(in-stock share, MIN_IN_STOCK_SHARE)``, the in-stock share
+    being the key's in-stock SKU-days over ``window_days`` x the key's SKUs in the store's range
+    (SKUs with an inventory row or a sale in the window); shares of those corrected units over
+    all keys, as ``2 (sqrt(share) - sqrt(chain share))`` columns named
+    ``f"{column_prefix}{key}"``. A store with no sales gets nulls (no information).
+    """
+    joined = pairs.join(sku_keys, on="sku", how="inner")
+    if joined.is_empty():
+        return pl.DataFrame(schema={"store_id": pl.String})
+    by_key = joined.group_by("store_id", "key").agg(
+        pl.col("units").cast(pl.Float64).sum(),
+        pl.col("exposure_days").sum(),
+        pl.len().cast(pl.Float64).alias("n_skus"),
+    )
+    in_stock = (pl.col("exposure_days") / (pl.col("n_skus") * float(max(window_days, 1)))).clip(
+        MIN_IN_STOCK_SHARE, 1.0
+    )
+    by_key = by_key.with_columns((pl.col("units") / in_stock).alias("demand"))
+    keys = by_key.select("key").unique()
+    stores = by_key.select("store_id").unique()
+    full = stores.join(keys, how="cross").join(by_key, on=["store_id", "key"], how="left")
+    full = full.with_columns(pl.col("demand").fill_null(0.0))
+    total = pl.col("demand").sum().over("store_id")
+    chain = full.group_by("key").agg(pl.col("demand").sum().alias("chain"))
+    chain = chain.with_columns((pl.col("chain") / pl.col("chain").sum()).alias("chain_share"))
+    full = full.join(chain.select("key", "chain_share"), on="key").with_columns(
+        pl.when(total > 0)
+        .then(2.0 * ((pl.col("demand") / total).sqrt() - pl.col("chain_share").sqrt()))
+        .otherwise(None)
+        .alias("value"),
+        (pl.lit(column_prefix) + pl.col("key")).alias("column"),
+    )
+    return full.pivot(on="column", index="store_id", values="value", sort_columns=True)
 
 
 def size_features(pairs: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:

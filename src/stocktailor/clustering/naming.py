@@ -1,8 +1,7 @@
-"""Cluster profiles (feature vs network), names and top features."""
+"""Cluster profiles (feature vs network), plain-English names and explanations."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,7 +10,17 @@ import polars as pl
 
 from stocktailor.clustering.labels import feature_group, feature_label
 
-__all__ = ["PROFILE_SCHEMA", "cluster_names", "profiles", "top_features", "unique_names"]
+__all__ = [
+    "MAX_NAME_WORDS",
+    "NAMED_GROUPS",
+    "PROFILE_SCHEMA",
+    "cluster_names",
+    "describe_weights",
+    "phrase",
+    "profiles",
+    "stems",
+    "top_features",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -40,20 +49,24 @@ def _nanmean0(sub: FloatArray, fallback: FloatArray) -> FloatArray:
 def profiles(
     raw: FloatArray,
     columns: list[str],
-    mean: FloatArray,
-    scale: FloatArray,
     cluster_ids: list[int],
     rows: IntArray,
     describe_weights: FloatArray,
 ) -> pl.DataFrame:
     """Per cluster and feature: cluster value, network value, z and rank (1 = most distinct).
 
-    ``raw`` holds the stores' raw feature values (NaN = unknown) in ``columns`` order;
-    ``rows[i]`` is store ``i``'s cluster row (index into ``cluster_ids``). Features are ranked
-    by ``|z| x describe_weights`` (latent features with weight 0 rank last).
+    ``raw`` holds the stores' feature values (NaN = unknown) in ``columns`` order; ``rows[i]``
+    is store ``i``'s cluster row (index into ``cluster_ids``). ``z`` is the cluster's mean in
+    network standard deviations (unknown values count as the network mean). Features are
+    ranked by ``|z| x describe_weights`` (features with weight 0 rank last).
     """
-    z = np.where(np.isfinite(raw), (raw - mean) / scale, 0.0)
-    net = np.nanmean(np.where(np.isfinite(raw), raw, np.nan), axis=0) if raw.size else mean
+    finite = np.isfinite(raw)
+    net = np.nanmean(np.where(finite, raw, np.nan), axis=0) if raw.size else np.zeros(0)
+    net = np.where(np.isfinite(net), net, 0.0)
+    dev = np.where(finite, raw - net, 0.0)
+    std = np.sqrt((dev**2).sum(axis=0) / np.maximum(finite.sum(axis=0) - 1, 1))
+    z = dev / np.where(std > 1e-12, std, 1.0)
+    mean = net
     records: list[dict[str, object]] = []
     for r, cid in enumerate(cluster_ids):
         mask = rows == r
@@ -84,74 +97,173 @@ def profiles(
     )
 
 
+NAMED_GROUPS: dict[str, float] = {"category_mix": 1.0, "attribute_mix": 1.0, "tag_mix": 1.0}
+"""Groups that word a cluster (what its stores sell more or less of): the category and product
+attribute sales mixes and the tag shares. The style-mix axes are latent (no wording); store
+attributes, velocity, price, size and weather do not form clusters by default, so they do not
+name them either."""
+
+MAX_NAME_WORDS = 4
+"""A cluster name has at most this many words."""
+
+NAME_MIN_Z = 0.5
+"""A feature names a cluster when the cluster's mean is at least this many network standard
+deviations from the network's."""
+
+_GENDER_WORDS = {
+    "w": "womenswear",
+    "women": "womenswear",
+    "f": "womenswear",
+    "female": "womenswear",
+    "m": "menswear",
+    "men": "menswear",
+    "male": "menswear",
+    "u": "unisex",
+    "unisex": "unisex",
+    "k": "kidswear",
+    "kids": "kidswear",
+}
+
+
+def describe_weights(columns: list[str]) -> FloatArray:
+    """Per column, its weight in naming and explaining clusters (:data:`NAMED_GROUPS`)."""
+    out: FloatArray = np.array(
+        [NAMED_GROUPS.get(feature_group(c), 0.0) for c in columns], dtype=np.float64
+    )
+    return out
+
+
+def phrase(column: str, z: float) -> str:
+    """Plain-English words for a feature column at a high (``z > 0``) or low value.
+
+    ``category_mix__sandals`` -> "sandals" / "light on sandals";
+    ``attribute_mix__gender=W`` -> "womenswear"; ``attribute_mix__price_band=high`` ->
+    "premium price"; ``attribute_mix__color_family=bright`` -> "bright colours";
+    ``attribute_mix__fit=slim`` -> "slim fit"; ``tag_mix__bright-sneaker`` -> "bright sneaker".
+    """
+    group, _, key = column.partition("__")
+    if group not in NAMED_GROUPS:
+        return feature_label(column, z)
+    attr, eq, value = key.partition("=")
+    if not eq:
+        attr, value = "", key
+    text = value.replace("-", " ").replace("_", " ").strip().lower()
+    if attr == "gender":
+        text = _GENDER_WORDS.get(text, f"{text} gender")
+    elif attr == "price_band":
+        text = {"high": "premium price", "low": "value price"}.get(text, f"{text} price")
+    elif attr == "color_family":
+        text = f"{text} colours"
+    elif attr in ("fabric", "material", "size_group", ""):
+        pass
+    else:
+        text = f"{text} {attr.replace('_', ' ')}"
+    return text if z >= 0 else f"light on {text}"
+
+
+def stems(text: str) -> set[str]:
+    """Word stems of a phrase, plural endings removed ("sandals" -> "sandal", "dresses" ->
+    "dress"), without filler words: two phrases with a common stem say the same thing."""
+    out: set[str] = set()
+    for raw in text.lower().replace("-", " ").split():
+        w = "".join(ch for ch in raw if ch.isalnum())
+        if w in ("on", "light", "and", "of", "the", "few", "price", "colours", "wear") or not w:
+            continue
+        if len(w) > 4 and w.endswith("ies"):
+            w = w[:-3] + "y"
+        elif len(w) > 4 and w.endswith(("sses", "shes", "ches", "xes")):
+            w = w[:-2]
+        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            w = w[:-1]
+        out.add(w)
+    return out
+
+
+def _ranked_phrases(prof: pl.DataFrame, cid: int) -> list[tuple[str, str, float]]:
+    """``(feature, phrase, z)`` of a cluster, most distinguishing first, no repeated stem.
+
+    What the cluster sells distinctly more of (z >= :data:`NAME_MIN_Z`) comes first, then what
+    it sells distinctly less of.
+    """
+    p = prof.filter(
+        (pl.col("cluster_id") == cid) & pl.col("group").is_in(list(NAMED_GROUPS))
+    ).sort("rank")
+    rows = [(str(f), float(z)) for f, z in zip(p["feature"], p["z"], strict=True)]
+    high = [r for r in rows if r[1] >= NAME_MIN_Z]
+    low = [r for r in rows if r[1] <= -NAME_MIN_Z]
+    out: list[tuple[str, str, float]] = []
+    seen: set[str] = set()
+    for f, z in high + low:
+        words = phrase(f, z)
+        s = stems(words)
+        if not s or s & seen:
+            continue
+        seen |= s
+        out.append((f, words, z))
+    return out
+
+
+def _name_phrases(ranked: list[tuple[str, str, float]]) -> list[str]:
+    """The phrases a name is made of: what the cluster sells more of (else less of)."""
+    high = [w for _, w, z in ranked if z > 0]
+    return high if high else [w for _, w, _ in ranked]
+
+
+def _candidates(phrases: list[str]) -> list[str]:
+    """Names from a cluster's phrases, best first: the top two together, the top one alone,
+    then the other pairs and single phrases (each at most :data:`MAX_NAME_WORDS` words)."""
+    combos: list[tuple[int, ...]] = [(0, 1), (0,)]
+    n = len(phrases)
+    combos += [(i, j) for i in range(n) for j in range(i + 1, n) if (i, j) != (0, 1)]
+    combos += [(i,) for i in range(1, n)]
+    out: list[str] = []
+    for combo in combos:
+        if max(combo) >= n:
+            continue
+        text = " & ".join(phrases[i] for i in combo)
+        if len([w for w in text.split() if w != "&"]) <= MAX_NAME_WORDS:
+            out.append(text[0].upper() + text[1:])
+    return list(dict.fromkeys(out))
+
+
 def cluster_names(
     prof: pl.DataFrame,
-    columns: list[str],
-    describe_weights: FloatArray,
     cluster_ids: list[int],
-    n_name_features: int,
+    keep: Mapping[int, str] | None = None,
 ) -> dict[int, str]:
-    """A short name per cluster from its most distinguishing features."""
+    """A short, unique, plain-English name per cluster from what its stores sell more of.
+
+    A name is one or two of the cluster's most distinguishing phrases (:func:`phrase`; no two
+    with a common word stem), at most :data:`MAX_NAME_WORDS` words, e.g. "Sandals & bright
+    colours"; a cluster with nothing distinct is "Core range". ``keep`` (e.g. the previous
+    fit's names when re-clustering) wins for its clusters. Names are unique: a name already
+    taken is replaced by the cluster's next candidate, the last resort numbers it.
+    """
     names: dict[int, str] = {}
-    weights = dict(zip(columns, describe_weights.tolist(), strict=True))
+    taken: set[str] = {v.lower() for v in (keep or {}).values()}
     for cid in cluster_ids:
-        p = prof.filter(pl.col("cluster_id") == cid)
-        lead = ""
-        # a categorical store attribute most of the cluster shares (format, climate, ...)
-        p = p.filter(pl.col("feature").is_in([c for c, w in weights.items() if w > 0]))
-        cat_rows = p.filter(
-            pl.col("feature").str.contains("=")
-            & pl.col("group").is_in(["format", "climate", "demographics"])
-            & (pl.col("z") >= 0.8)
-            & (pl.col("cluster_value") >= 0.6)
-        ).sort("z", descending=True)
-        used: set[str] = set()
-        if cat_rows.height:
-            lead = str(cat_rows["label"][0])
-            used.add(str(cat_rows["feature"][0]))
-        scored = [
-            (float(z) * math.sqrt(max(weights.get(str(f), 0.0), 0.0)), str(f), float(z))
-            for f, z in zip(p["feature"], p["z"], strict=True)
-            if str(f) not in used and weights.get(str(f), 0.0) > 0
-        ]
-        positive = sorted((s for s in scored if s[2] >= 0.5), key=lambda s: -s[0])
-        items: list[str] = []
-        for _, f, z in positive:
-            if "=" in f and feature_group(f) in ("format", "climate", "demographics") and z < 0:
-                continue
-            label = feature_label(f, z)
-            if label not in items and label != lead:
-                items.append(label)
-            if len(items) >= n_name_features:
-                break
-        if not items:
-            negative = sorted(scored, key=lambda s: s[0])[:n_name_features]
-            items = [feature_label(f, z) for _, f, z in negative if abs(z) >= 0.3]
-        if not lead:
-            lead = items.pop(0) if items else f"cluster {cid}"
-        names[cid] = f"{lead}: {', '.join(items)}" if items else lead
+        if keep and cid in keep:
+            names[cid] = keep[cid]
+            continue
+        phrases = _name_phrases(_ranked_phrases(prof, cid))
+        ordered = [*_candidates(phrases), "Core range"]
+        name = next((c for c in ordered if c.lower() not in taken), "")
+        if not name:
+            base = ordered[0]
+            i = 2
+            while f"{base} {i}".lower() in taken:
+                i += 1
+            name = f"{base} {i}"
+        taken.add(name.lower())
+        names[cid] = name
     return names
 
 
 def top_features(prof: pl.DataFrame, cluster_ids: list[int], n: int) -> dict[int, str]:
-    """Cluster id -> ``"label (+1.8 sd); ..."`` of its ``n`` most distinguishing features."""
+    """Cluster id -> ``"sandals (+1.8 sd); bright colours (+1.2 sd)"``: its ``n`` most
+    distinguishing features in the order its name uses them (no repeated stem)."""
     out: dict[int, str] = {}
     for cid in cluster_ids:
-        p = prof.filter(pl.col("cluster_id") == cid).sort("rank").head(n)
-        out[cid] = "; ".join(
-            f"{lab} ({z:+.1f} sd)" for lab, z in zip(p["label"], p["z"], strict=True)
-        )
-    return out
-
-
-def unique_names(names: Mapping[int, str]) -> dict[int, str]:
-    """Make names unique by suffixing ``#<id>`` to repeats."""
-    seen: dict[str, int] = {}
-    out: dict[int, str] = {}
-    for cid in sorted(names):
-        name = names[cid]
-        if name in seen:
-            name = f"{name} #{cid}"
-        seen[name] = cid
-        out[cid] = name
+        ranked = _ranked_phrases(prof, cid)[:n]
+        out[cid] = "; ".join(f"{w} ({z:+.1f} sd)" for _, w, z in ranked)
     return out

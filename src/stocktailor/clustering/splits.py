@@ -73,6 +73,17 @@ def permutation_p(x: FloatArray, group: BoolArray, rng: np.random.Generator) -> 
     return float((np.sum(null >= observed - 1e-12) + 1) / (n_perm + 1))
 
 
+def _cross_fit_difference(
+    halves: tuple[FloatArray, FloatArray], idx: IntArray, g: BoolArray
+) -> float:
+    """Cross-fitted mix difference between the group's and the rest's means (0 if negative)."""
+    a = halves[0][idx]
+    b = halves[1][idx]
+    da = a[g].mean(axis=0) - a[~g].mean(axis=0)
+    db = b[g].mean(axis=0) - b[~g].mean(axis=0)
+    return math.sqrt(max(float(da @ db), 0.0))
+
+
 def _best_split(
     xb: FloatArray,
     idx: IntArray,
@@ -80,13 +91,17 @@ def _best_split(
     alpha: float,
     min_silhouette: float,
     rng: np.random.Generator,
+    halves: tuple[FloatArray, FloatArray] | None,
+    min_difference: float,
 ) -> tuple[float, float, str, BoolArray] | None:
-    """The most significant level of the cluster's stores ``idx`` that passes both thresholds."""
+    """The most significant level of the cluster's stores ``idx`` that passes the thresholds."""
     best: tuple[float, float, str, BoolArray] | None = None
     for key, member in candidates:
         g = member[idx]
         m = int(g.sum())
         if m < 2 or idx.size - m < 2:
+            continue
+        if halves is not None and _cross_fit_difference(halves, idx, g) < min_difference:
             continue
         p = permutation_p(xb[idx], g, rng)
         if p > alpha:
@@ -108,6 +123,8 @@ def attribute_splits(
     alpha: float,
     min_silhouette: float,
     seed: int,
+    halves: tuple[FloatArray, FloatArray] | None = None,
+    min_difference: float = 0.0,
 ) -> tuple[IntArray, pl.DataFrame]:
     """Split off the stores of one attribute level whose behaviour sets them apart.
 
@@ -118,7 +135,10 @@ def attribute_splits(
     statistic at least as large. A level is split off when ``p <= alpha`` and the mean
     silhouette of its stores in the two-way split is ``>= min_silhouette``; the most
     significant candidate goes first and the split clusters are tested again (at most
-    ``max_clusters`` clusters in all). Returns the new labels and the splits made.
+    ``max_clusters`` clusters in all). With ``halves`` (the same stores' behaviour on the two
+    halves of the window) the level must also differ from the rest by at least
+    ``min_difference`` cross-fitted (a real difference large enough to matter, not only a
+    significant one). Returns the new labels and the splits made.
     """
     labels = labels.copy()
     records: list[dict[str, object]] = []
@@ -127,7 +147,7 @@ def attribute_splits(
     while candidates and queue and len(set(labels.tolist())) < max_clusters:
         c = queue.pop(0)
         idx = np.flatnonzero(labels == c)
-        best = _best_split(xb, idx, candidates, alpha, min_silhouette, rng)
+        best = _best_split(xb, idx, candidates, alpha, min_silhouette, rng, halves, min_difference)
         if best is None:
             continue
         new = int(labels.max()) + 1
