@@ -137,10 +137,12 @@ class DemandConfig(_Section):
     color_prior_units: float = Field(
         5.0, ge=0.0, description="Weight of the network colour mix in a store's, units."
     )
-    size_prior_strength: float = Field(
-        20.0,
+    size_prior_strength: float | None = Field(
+        None,
         ge=0.0,
-        description="Weight of the cluster curve in a store's size curve, units.",
+        description="Weight of the cluster curve in a store's size curve, units; empty = "
+        "empirical Bayes per level and size group. One fit per plan serves the forecast's "
+        "size split and the allocation.",
     )
     trend_lead_days: int = Field(
         10, ge=0, description="Days by which trend indices lead sales, days."
@@ -348,6 +350,12 @@ class SolverConfig(_Section):
     )
     max_holdback_share: float = Field(
         0.6, ge=0.0, le=1.0, description="Largest share of warehouse stock held back."
+    )
+    joint_warehouse: bool = Field(
+        True,
+        description="Plan warehouse stock and store stock in one optimisation (the warehouse "
+        "is a source of the transfer network, its lanes outside the per-store lane limits and "
+        "the transfer budget); False plans store-to-store moves only.",
     )
 
 

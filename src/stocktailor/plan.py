@@ -23,7 +23,9 @@ from stocktailor.engine import Engine, LocalEngine
 __all__ = [
     "PlanResult",
     "cluster_step",
+    "demand_history",
     "fit_clusterer",
+    "fit_size_curves",
     "forecast_step",
     "run_plan",
     "size_curve_step",
@@ -43,15 +45,21 @@ class PlanResult:
     forecast
         ``store_id, sku, week_start, mean, p10, p50, p90`` (+ ``var``), units per week.
     allocation
-        ``sku, from_id, to_id, units, expected_gain, reason`` (allocation.csv).
+        ``sku, from_id, to_id, units, expected_gain, reason`` (allocation.csv) + the columns of
+        :data:`stocktailor.transfers.ALLOCATION_COLUMNS` and ``CONTEXT_COLUMNS``.
     transfers
-        The transfers.csv columns of the contract (+ ``gain_p10, gain_p90`` band).
+        The transfers.csv columns of the contract (+ ``gain_p10, gain_p90`` band and the
+        context columns). Allocation and transfers are one joint plan
+        (:func:`stocktailor.transfers.plan_network`).
     kpis
         Headline figures (name -> number), e.g. units moved, lanes, expected net benefit.
     settings
         The settings used, as a JSON-able dict.
     data_fingerprint
         Hash of the workspace tables the plan read.
+    recommendations
+        The lines grouped by style-colour x lane with the size breakdown and cluster-level
+        groups (:func:`stocktailor.transfers.summarise_recommendations`).
     """
 
     as_of: dt.date
@@ -62,6 +70,7 @@ class PlanResult:
     kpis: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
+    recommendations: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
@@ -87,6 +96,52 @@ def cluster_step(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataF
     return labels
 
 
+def demand_history(
+    tables: Tables, as_of: dt.date, settings: Settings, *, clusters: pl.DataFrame | None = None
+) -> Any:
+    """The prepared demand history (:class:`~stocktailor.demand.DemandHistory`) at ``as_of``
+    with the window and censoring of ``settings.demand``: built once per plan and handed to
+    the size curves and the forecast."""
+    from stocktailor.demand import prepare_history
+
+    cfg = settings.demand
+    return prepare_history(
+        tables,
+        as_of,
+        clusters=clusters,
+        history_days=cfg.history_days,
+        threshold_units=cfg.censor_threshold_units,
+        prior_days=cfg.censor_prior_days,
+    )
+
+
+def fit_size_curves(
+    tables: Tables,
+    as_of: dt.date,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame | None = None,
+    history: Any | None = None,
+) -> Any:
+    """The plan's one :class:`~stocktailor.sizecurves.SizeCurveEstimator`, used by both the
+    forecast (style -> size split) and the allocation.
+
+    Prior weight ``settings.demand.size_prior_strength`` (None: empirical Bayes); the window is
+    the demand history's (its stock events are reused when ``history`` still holds them).
+    """
+    from stocktailor.sizecurves import SizeCurveEstimator
+
+    cfg = settings.demand
+    events = history.events if history is not None else None
+    days = (as_of - history.start).days + 1 if history is not None else cfg.history_days
+    return SizeCurveEstimator(
+        prior_strength=cfg.size_prior_strength,
+        history_days=days,
+        threshold_units=cfg.censor_threshold_units,
+        random_state=cfg.random_state,
+    ).fit(tables, as_of, clusters=clusters, events=events)
+
+
 def forecast_step(
     tables: Tables,
     as_of: dt.date,
@@ -95,14 +150,27 @@ def forecast_step(
     clusters: pl.DataFrame | None = None,
     engine: Engine | None = None,
     progress_factory: ProgressFactory | None = None,
+    size_curves: Any | None = None,
+    history: Any | None = None,
 ) -> pl.DataFrame:
-    """Weekly demand forecast per store x SKU (units per week) to season end."""
+    """Weekly demand forecast per store x SKU (units per week) to season end.
+
+    ``size_curves`` and ``history`` (from :func:`fit_size_curves`, :func:`demand_history`)
+    are reused when given, else built here.
+    """
     from stocktailor.demand import forecast
 
     factory = progress_factory or _no_progress
     with factory("forecasting demand", None) as advance:
         frame: pl.DataFrame = forecast(
-            tables, as_of, settings, clusters=clusters, engine=engine, progress=advance
+            tables,
+            as_of,
+            settings,
+            clusters=clusters,
+            engine=engine,
+            progress=advance,
+            size_curves=size_curves,
+            history=history,
         )
     return frame
 
@@ -110,13 +178,9 @@ def forecast_step(
 def size_curve_step(
     tables: Tables, as_of: dt.date, settings: Settings, *, clusters: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Size curves per store, cluster and network (shares per size group)."""
-    from stocktailor.sizecurves import SizeCurveEstimator
-
-    est = SizeCurveEstimator(random_state=settings.demand.random_state).fit(
-        tables, as_of, clusters=clusters
-    )
-    curves: pl.DataFrame = est.curves_
+    """Size curves per store, cluster and network (shares per size group), as
+    :func:`fit_size_curves` fits them."""
+    curves: pl.DataFrame = fit_size_curves(tables, as_of, settings, clusters=clusters).curves_
     return curves
 
 
@@ -149,12 +213,12 @@ def run_plan(
     clusterer
         An already fitted store clusterer to reuse (default: fit one with the settings).
     """
-    from stocktailor.allocation import allocate
-    from stocktailor.transfers import plan_transfers
-
     engine = engine or LocalEngine()
     fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
     clusters: pl.DataFrame = fitted.labels_
+    # One prepared history and one size-curve fit serve the forecast and the allocation.
+    history = demand_history(tables, as_of, settings, clusters=clusters)
+    estimator = fit_size_curves(tables, as_of, settings, clusters=clusters, history=history)
     fc = forecast_step(
         tables,
         as_of,
@@ -162,10 +226,15 @@ def run_plan(
         clusters=clusters,
         engine=engine,
         progress_factory=progress_factory,
+        size_curves=estimator,
+        history=history,
     )
-    curves = size_curve_step(tables, as_of, settings, clusters=clusters)
-    allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
-    transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
+    del history
+    # the forecast is already split over sizes with the plan's one size-curve fit: the joint
+    # plan uses it as it is (one demand for the warehouse's and the stores' moves)
+    allocation, transfers, recommendations, plan_kpis = _plan_moves(
+        tables, as_of, fc, settings, clusters=clusters, engine=engine
+    )
     kpis = {
         "transfer_lines": float(transfers.height),
         "transfer_units": float(transfers["units"].sum() or 0),
@@ -173,6 +242,7 @@ def run_plan(
         "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
         "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
         "allocation_units": float(allocation["units"].sum() or 0),
+        **plan_kpis,
         "forecast_units_to_season_end": float(fc["mean"].sum() or 0.0),
         "stores": float(tables.store_ids.len()),
         "clusters": float(clusters["cluster_id"].n_unique()),
@@ -186,4 +256,46 @@ def run_plan(
         kpis=kpis,
         settings=settings.model_dump(mode="json"),
         data_fingerprint=data_fingerprint,
+        recommendations=recommendations,
     )
+
+
+def _plan_moves(
+    tables: Tables,
+    as_of: dt.date,
+    forecast: pl.DataFrame,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame,
+    engine: Engine,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """The joint allocation + transfer plan: its two halves, recommendations and figures."""
+    from stocktailor.transfers import plan_network, summarise_recommendations
+
+    plan = plan_network(
+        tables,
+        as_of,
+        forecast,
+        settings,
+        clusters=clusters,
+        engine=engine,
+    )
+    recs = summarise_recommendations(
+        plan.allocation,
+        plan.transfers,
+        clusters=clusters,
+        stores=tables.stores,
+        size_order=tables.products.select("sku", "size_order")
+        if "size_order" in tables.products.columns
+        else None,
+    )
+    lines_net = float(plan.allocation["net_benefit"].sum() or 0.0) + float(
+        plan.transfers["net_benefit"].sum() or 0.0
+    )
+    kpis = {
+        "allocation_net_benefit": float(plan.allocation["net_benefit"].sum() or 0.0),
+        "plan_objective": plan.objective,
+        "plan_lines_net_benefit": lines_net,
+        "recommendations": float(recs.height),
+    }
+    return plan.allocation, plan.transfers, recs, kpis

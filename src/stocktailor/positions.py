@@ -15,9 +15,9 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import ContractError, Tables
 
-__all__ = ["haversine_km", "lane_matrices", "lanes_for", "position_at"]
+__all__ = ["core_sizes", "haversine_km", "lane_matrices", "lanes_for", "position_at"]
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -38,22 +38,42 @@ def _economics(e: EconomicsConfig | Settings | None) -> EconomicsConfig:
     return e
 
 
-def _core_size_skus(products: pl.DataFrame) -> set[str]:
-    """SKUs whose size is neither the smallest nor the largest of their style-colour."""
-    order = "size_order" if "size_order" in products.columns else None
-    p = products
-    if order is None or p[order].null_count() == p.height:
-        p = p.with_columns(pl.col("size").rank("dense").over("style", "color").alias("_o"))
-    else:
-        p = p.with_columns(pl.col(order).fill_null(0).alias("_o"))
-    p = p.with_columns(
-        pl.col("_o").min().over("style", "color").alias("_lo"),
-        pl.col("_o").max().over("style", "color").alias("_hi"),
-        pl.len().over("style", "color").alias("_n"),
+def core_sizes(products: pl.DataFrame) -> set[str]:
+    """The SKUs that are core sizes of their style-colour.
+
+    A style-colour's sizes are ranked by ``size_order`` (ties and missing values by the size
+    label); with three or more sizes the core sizes are all but the smallest and the largest
+    (the fringe sizes), with one or two sizes every size is core (a run that short has no
+    fringe). Used wherever core sizes matter: the ``keep_core_size_run`` rule of
+    :func:`position_at`, the broken-size-run bonus of the transfer optimiser and the
+    simulator's broken-size-run effect.
+
+    Parameters
+    ----------
+    products
+        ``sku, style, color, size`` and optionally ``size_order``.
+
+    Returns
+    -------
+    set of str
+        SKUs that are core sizes.
+    """
+    if products.height == 0:
+        return set()
+    order = (
+        pl.col("size_order").cast(pl.Float64)
+        if "size_order" in products.columns
+        else pl.lit(None, dtype=pl.Float64)
     )
-    core = p.filter(
-        (pl.col("_n") >= 3) & (pl.col("_o") > pl.col("_lo")) & (pl.col("_o") < pl.col("_hi"))
+    p = (
+        products.select("sku", "style", "color", pl.col("size").cast(pl.String), order.alias("_o"))
+        .sort(["style", "color", "_o", "size", "sku"], nulls_last=True)
+        .with_columns(
+            pl.int_range(pl.len()).over("style", "color").alias("_r"),
+            pl.len().over("style", "color").alias("_n"),
+        )
     )
+    core = p.filter((pl.col("_n") < 3) | ((pl.col("_r") > 0) & (pl.col("_r") < pl.col("_n") - 1)))
     return set(core["sku"].to_list())
 
 
@@ -120,7 +140,7 @@ def position_at(
     movable = (pl.col("on_hand") - c.presentation_minimum - pl.col("_recv")).clip(lower_bound=0)
     pos = pos.with_columns(movable.alias("movable"))
     if c.keep_core_size_run:
-        core = _core_size_skus(tables.products)
+        core = core_sizes(tables.products)
         pos = pos.with_columns(
             pl.when(pl.col("sku").is_in(list(core)) & (pl.col("on_hand") > 0))
             .then(pl.min_horizontal(pl.col("movable"), pl.col("on_hand") - 1))
@@ -210,35 +230,29 @@ def lane_matrices(
     tables: Tables,
     economics: EconomicsConfig | Settings | None,
     ids: list[str],
+    *,
+    origins: list[str] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Dense lane matrices over ``ids`` (row = from, column = to).
+
+    Given lanes override distance-derived ones. A location without coordinates has only its
+    given lanes: every pair that needs a lane (from ``origins``, default every location) must
+    then have one, else :class:`~stocktailor.contract.ContractError` names the stores.
 
     Returns
     -------
     tuple
-        ``(cost_per_unit, cost_per_shipment, lead_time_days)``, each ``(n, n)``; given lanes
-        override distance-derived ones; the diagonal is 0.
+        ``(cost_per_unit, cost_per_shipment, lead_time_days)``, each ``(n, n)``; the diagonal
+        is 0; a pair with neither coordinates nor a lane that is not needed costs ``inf``
+        (lead time: the largest lead time of the network).
     """
     e = _economics(economics)
-    st = tables.stores.select("store_id", "latitude", "longitude")
     index = {s: i for i, s in enumerate(ids)}
-    coords = dict(
-        zip(
-            st["store_id"].to_list(),
-            zip(st["latitude"].to_list(), st["longitude"].to_list(), strict=True),
-            strict=True,
-        )
-    )
-    missing = [s for s in ids if s not in coords]
-    if missing:
-        msg = f"stores: no row for store_id {missing[0]!r} (needed for lanes)"
-        raise ValueError(msg)
-    lat = np.array([coords[s][0] for s in ids], dtype=np.float64)
-    lon = np.array([coords[s][1] for s in ids], dtype=np.float64)
+    lat, lon = _coordinates(tables, ids)
     km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     unit = e.lane_cost_per_unit_base + e.lane_cost_per_unit_per_km * km
     fixed = e.lane_cost_per_shipment_base + e.lane_cost_per_shipment_per_km * km
-    lead = (e.lane_lead_time_base_days + np.floor(km / e.lane_km_per_day)).astype(np.int64)
+    lead_f = e.lane_lead_time_base_days + np.floor(km / e.lane_km_per_day)
     lanes = tables.lanes
     if lanes is not None and lanes.height:
         fr = lanes["from_id"].to_list()
@@ -249,11 +263,68 @@ def lane_matrices(
             cidx = np.array([index[to[i]] for i in ok], dtype=np.int64)
             unit[r, cidx] = lanes["cost_per_unit"].to_numpy()[ok]
             fixed[r, cidx] = lanes["cost_per_shipment"].to_numpy()[ok]
-            lead[r, cidx] = lanes["lead_time_days"].to_numpy()[ok]
+            lead_f[r, cidx] = lanes["lead_time_days"].to_numpy()[ok]
     np.fill_diagonal(unit, 0.0)
     np.fill_diagonal(fixed, 0.0)
-    np.fill_diagonal(lead, 0)
-    return unit, fixed, lead
+    np.fill_diagonal(lead_f, 0.0)
+    absent = np.isnan(unit)
+    if absent.any():
+        needed = absent.copy()
+        if origins is not None:
+            keep = np.array([s in set(origins) for s in ids], dtype=bool)
+            needed &= keep[:, None]
+        if needed.any():
+            raise _no_lanes(ids, lat, lon, needed)
+        unit[absent] = np.inf
+        fixed[absent] = np.inf
+        finite = lead_f[~absent]
+        lead_f[absent] = float(finite.max()) if finite.size else 0.0
+    return unit, fixed, lead_f.astype(np.int64)
+
+
+def _coordinates(
+    tables: Tables, ids: list[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Latitude and longitude of ``ids`` (NaN where the stores table has none)."""
+    st = tables.stores
+    have = set(st["store_id"].to_list())
+    missing = [s for s in ids if s not in have]
+    if missing:
+        msg = f"no row for store_id {missing[0]!r} (needed for lanes)"
+        raise ContractError(msg, file="stores")
+    cols = [
+        pl.col(c).cast(pl.Float64) if c in st.columns else pl.lit(None, pl.Float64).alias(c)
+        for c in ("latitude", "longitude")
+    ]
+    xy = (
+        pl.DataFrame({"store_id": ids})
+        .join(st.select("store_id", *cols), on="store_id", how="left", maintain_order="left")
+        .fill_null(float("nan"))
+    )
+    return xy["latitude"].to_numpy().astype(np.float64), xy["longitude"].to_numpy().astype(
+        np.float64
+    )
+
+
+def _no_lanes(
+    ids: list[str],
+    lat: npt.NDArray[np.float64],
+    lon: npt.NDArray[np.float64],
+    needed: npt.NDArray[np.bool_],
+) -> ContractError:
+    """The one-line error for pairs that have neither coordinates nor a lane."""
+    blind = ~(np.isfinite(lat) & np.isfinite(lon))
+    names = [ids[i] for i in np.nonzero(blind & (needed.any(axis=0) | needed.any(axis=1)))[0]]
+    r, c = np.nonzero(needed)
+    pairs = [f"{ids[i]} -> {ids[j]}" for i, j in zip(r[:3].tolist(), c[:3].tolist(), strict=True)]
+    more = f" and {len(r) - 3} more" if len(r) > 3 else ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    msg = (
+        f"stores without latitude/longitude ({shown}) need a lane for every move to or from "
+        f"them; the lanes table has no row for {', '.join(pairs)}{more}: add latitude and "
+        "longitude to stores or these from_id,to_id rows to lanes"
+    )
+    return ContractError(msg, file="stores", column="latitude")
 
 
 def lanes_for(tables: Tables, economics: EconomicsConfig | Settings | None = None) -> pl.DataFrame:

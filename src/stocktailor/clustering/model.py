@@ -348,8 +348,8 @@ class StoreClusterer:
         if frame["store_id"].n_unique() != frame.height:
             msg = "clustering: features have duplicate store_id rows"
             raise ValueError(msg)
-        if frame.height < 2:
-            msg = f"clustering: need at least 2 stores, got {frame.height}"
+        if frame.height < 1:
+            msg = "stores: no selling store (kind 'store') to cluster"
             raise ValueError(msg)
         self.store_ids_: list[str] = [str(s) for s in frame["store_id"].to_list()]
         self.climate_: ClimateFit | None = None

@@ -34,8 +34,12 @@ STABILITY_MAX_STORES = 300
 
 
 def kmeans(x: FloatArray, k: int, seed: int, n_init: int = 10) -> KMeans:
-    """k-means with ``n_init`` restarts (deterministic for a seed)."""
-    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+    """k-means with ``n_init`` restarts (deterministic for a seed), k capped at the number of
+    distinct points (stores with identical features, e.g. no history yet)."""
+    if x.shape[1] == 0:  # every feature constant or missing: one undistinguished point
+        x = np.zeros((x.shape[0], 1))
+    distinct = len(np.unique(x, axis=0)) if len(x) else 1
+    return KMeans(n_clusters=max(1, min(k, distinct)), n_init=n_init, random_state=seed).fit(x)
 
 
 def scan_n_init(x: FloatArray) -> int:
