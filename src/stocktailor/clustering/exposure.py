@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 
+from stocktailor.censoring import demand_tables
 from stocktailor.contract import Tables
 
 __all__ = ["pair_exposure", "snapshot_exposure"]
@@ -135,10 +136,12 @@ def pair_exposure(
     Returns
     -------
     pl.DataFrame
-        ``store_id, sku, units`` (units over the window, returns netted out and floored at 0),
+        ``store_id, sku, units`` (units over the window from the daily net-demand view: each
+        day's returns netted against its sales, a day of surplus returns counted as 0),
         ``exposure_days`` (in-stock days) and ``rate`` (units per in-stock day; null without
         exposure).
     """
+    tables = demand_tables(tables)
     if in_stock is not None:
         window = in_stock.filter(pl.col("date").is_between(start, end))
         sold = (

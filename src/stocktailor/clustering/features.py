@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from stocktailor.censoring import demand_tables
 from stocktailor.clustering.exposure import pair_exposure
-from stocktailor.clustering.mix import mix_features, product_attributes, sales_mix, size_features
+from stocktailor.clustering.mix import level_mix, product_attributes, sales_mix, size_features
 from stocktailor.clustering.style import (
     StyleBasis,
     fit_style_basis,
@@ -233,16 +234,18 @@ def _store_table_features(stores: pl.DataFrame) -> pl.DataFrame:
     return stores.select(cols)
 
 
-def _mix_parts(pairs: pl.DataFrame, products: pl.DataFrame, window_days: int) -> list[pl.DataFrame]:
-    """Sales mixes by category and product attribute, tag shares, size profile."""
+def _mix_parts(
+    pairs: pl.DataFrame, products: pl.DataFrame, ids: list[str], window_days: int
+) -> list[pl.DataFrame]:
+    """Mixes by category, tag and product attribute, and the size profile."""
     cat = products.select("sku", pl.col("category").cast(pl.String).alias("key"))
-    parts = [sales_mix(pairs, cat, "category_mix__", window_days)]
+    parts = [level_mix(pairs, cat, ids, "category_mix__")]
     attrs = product_attributes(products)
     for attr in attrs["attribute"].unique().sort().to_list():
         keys = attrs.filter(pl.col("attribute") == attr).select("sku", pl.col("value").alias("key"))
-        if attr == "tag":
-            parts.append(mix_features(pairs, keys.unique(), "tag_mix", multi=True))
-        else:
+        if attr == "tag":  # a SKU counts toward each of its tags
+            parts.append(level_mix(pairs, keys.unique(), ids, "tag_mix__"))
+        else:  # who the store sells to: its range counts (a women-only store sells no menswear)
             parts.append(sales_mix(pairs, keys.unique(), f"attribute_mix__{attr}=", window_days))
     parts.append(size_features(pairs, products))
     return parts
@@ -336,6 +339,8 @@ def build_store_features(
         msg = f"clustering: window_days must be >= 1, got {window_days}"
         raise ValueError(msg)
     start = as_of - dt.timedelta(days=window_days - 1)
+    # returns: every reader sees the daily net-demand view (units >= 0)
+    tables = demand_tables(tables)
     stores = tables.stores.filter(pl.col("kind") == "store")
     ids = sorted(stores["store_id"].to_list()) if store_ids is None else list(store_ids)
     if not ids:
@@ -358,7 +363,7 @@ def build_store_features(
     if raw is not None:
         basis = basis if basis is not None else fit_style_basis(raw)
         parts.append(style_scores(raw, basis))
-    parts.extend(_mix_parts(pairs, products, window_days))
+    parts.extend(_mix_parts(pairs, products, ids, window_days))
     parts.append(_velocity(pairs, window_days))
     parts.append(_price_features(tables, pairs, start, as_of))
     parts.append(_weather_features(tables, start, as_of))

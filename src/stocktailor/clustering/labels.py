@@ -31,7 +31,7 @@ FEATURE_GROUPS: tuple[str, ...] = (
 )
 """Feature groups; :class:`~stocktailor.config.ClusteringConfig.feature_weights` keys."""
 
-MIX_GROUPS: frozenset[str] = frozenset({"style_mix", "category_mix", "attribute_mix"})
+MIX_GROUPS: frozenset[str] = frozenset({"style_mix", "category_mix", "attribute_mix", "tag_mix"})
 """Groups measured in mix units (see :mod:`.style`, :mod:`.mix`): compared as they are, not
 z-scored, so a distance keeps its meaning ("a 30% different mix")."""
 
@@ -42,7 +42,7 @@ DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
     "style_mix": 1.0,
     "category_mix": 0.5,
     "attribute_mix": 0.5,
-    "tag_mix": 0.0,
+    "tag_mix": 0.5,
     "velocity": 0.0,
     "price": 0.0,
     "size": 0.0,
@@ -52,7 +52,7 @@ DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
     "climate": 0.0,
 }
 """Default weight of each group: buying behaviour only (the style mix, and the sales mixes by
-category and product attribute at half weight); store attributes, velocity, price, size and
+category, product attribute and tag at half weight); store attributes, velocity, price, size and
 weather response describe clusters but do not form them (a group's columns share its weight,
 see :func:`~.model.weight_vector`)."""
 
@@ -60,6 +60,7 @@ NO_STYLE_GROUP_WEIGHTS: dict[str, float] = {
     **DEFAULT_GROUP_WEIGHTS,
     "category_mix": 1.0,
     "attribute_mix": 1.0,
+    "tag_mix": 1.0,
 }
 """Defaults when the features have no style-mix axes (products without a ``style`` column):
 the category and attribute sales mixes then carry the behaviour."""

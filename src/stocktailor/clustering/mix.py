@@ -14,6 +14,8 @@ the in-stock selling rate) describes tags; :func:`size_features` the size profil
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stocktailor.clustering.labels import color_family, size_group
@@ -21,6 +23,8 @@ from stocktailor.clustering.labels import color_family, size_group
 __all__ = [
     "CORE_PRODUCT_COLUMNS",
     "MIN_IN_STOCK_SHARE",
+    "level_log_ratios",
+    "level_mix",
     "mix_features",
     "product_attributes",
     "sales_mix",
@@ -151,6 +155,76 @@ def mix_features(
     if by_key.is_empty():
         return pl.DataFrame(schema={"store_id": pl.String})
     return by_key.pivot(on="column", index="store_id", values="value", sort_columns=True)
+
+
+def level_log_ratios(
+    pairs: pl.DataFrame,
+    sku_keys: pl.DataFrame,
+    ids: list[str],
+    levels: tuple[str, ...] | None = None,
+) -> tuple[tuple[str, ...], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Censoring-aware log-ratios of each store's units by level vs the chain.
+
+    Every (store, SKU) pair's expectation is its in-stock days x the SKU's own chain rate per
+    in-stock day, so what a store ranges (which colours and sizes of a style, how many of a
+    category's styles) and when it was out of stock cancel out; the store's scale ``c_s`` (its
+    units over its expectation, all SKUs) cancels too. Per store and level (``sku_keys``:
+    ``sku, key``; a SKU may have several keys, e.g. tags):
+    ``L = log((u + 1) / (c_s x expected + 1))``, rows centred; a level the store never had in
+    stock is 0 (no information).
+
+    Returns
+    -------
+    (levels, L, units)
+        Level names (sorted, or ``levels``), ``(stores, levels)`` log-ratios and units.
+    """
+    p = pairs.filter(pl.col("store_id").is_in(ids)).select(
+        "store_id", "sku", pl.col("units").cast(pl.Float64), "exposure_days"
+    )
+    rate = p.group_by("sku").agg(
+        (pl.col("units").sum() / pl.col("exposure_days").sum().clip(lower_bound=1e-9)).alias("r")
+    )
+    p = p.join(rate, on="sku").with_columns((pl.col("exposure_days") * pl.col("r")).alias("e"))
+    scale = p.group_by("store_id").agg(
+        (pl.col("units").sum() / pl.col("e").sum().clip(lower_bound=1e-9)).alias("c")
+    )
+    g = (
+        p.join(sku_keys, on="sku", how="inner")
+        .group_by("store_id", "key")
+        .agg(pl.col("units").sum(), pl.col("e").sum())
+        .join(scale, on="store_id")
+    )
+    if levels is None:
+        levels = tuple(sorted(str(v) for v in g["key"].unique().to_list()))
+    s_pos = {sid: i for i, sid in enumerate(ids)}
+    j_pos = {lv: j for j, lv in enumerate(levels)}
+    units = np.zeros((len(ids), len(levels)))
+    expected = np.zeros((len(ids), len(levels)))
+    for sid, key, u, e, c in g.iter_rows():
+        if key in j_pos:
+            units[s_pos[sid], j_pos[key]] = u
+            expected[s_pos[sid], j_pos[key]] = e * c
+    mix = np.log((units + 1.0) / (expected + 1.0))
+    mix = np.where(expected > 0, mix, 0.0)
+    mix = mix - mix.mean(axis=1, keepdims=True) if levels else mix
+    return levels, mix, units
+
+
+def level_mix(
+    pairs: pl.DataFrame, sku_keys: pl.DataFrame, ids: list[str], column_prefix: str
+) -> pl.DataFrame:
+    """:func:`level_log_ratios` weighted by the square root of each level's share of the
+    chain's units (the mix unit of :mod:`.style`), columns ``f"{column_prefix}{level}"``."""
+    levels, mix, units = level_log_ratios(pairs, sku_keys, ids)
+    if not levels:
+        return pl.DataFrame(schema={"store_id": pl.String})
+    weights = np.sqrt(units.sum(axis=0) / max(float(units.sum()), 1e-9))
+    coords = mix * weights[None, :]
+    coords = coords - coords.mean(axis=0, keepdims=True)
+    data: dict[str, pl.Series] = {"store_id": pl.Series(ids, dtype=pl.String)}
+    for j, lv in enumerate(levels):
+        data[f"{column_prefix}{lv}"] = pl.Series(coords[:, j], dtype=pl.Float64)
+    return pl.DataFrame(data)
 
 
 def sales_mix(

@@ -103,6 +103,9 @@ attribute sales mixes and the tag shares. The style-mix axes are latent (no word
 attributes, velocity, price, size and weather do not form clusters by default, so they do not
 name them either."""
 
+LOW_WEIGHT = 0.6
+"""A feature the cluster sells less of ranks as if its z were this share of its size."""
+
 MAX_NAME_WORDS = 4
 """A cluster name has at most this many words."""
 
@@ -138,7 +141,7 @@ def phrase(column: str, z: float) -> str:
 
     ``category_mix__sandals`` -> "sandals" / "light on sandals";
     ``attribute_mix__gender=W`` -> "womenswear"; ``attribute_mix__price_band=high`` ->
-    "premium price"; ``attribute_mix__color_family=bright`` -> "bright colours";
+    "premium"; ``attribute_mix__color_family=bright`` -> "bright colours";
     ``attribute_mix__fit=slim`` -> "slim fit"; ``tag_mix__bright-sneaker`` -> "bright sneaker".
     """
     group, _, key = column.partition("__")
@@ -151,7 +154,7 @@ def phrase(column: str, z: float) -> str:
     if attr == "gender":
         text = _GENDER_WORDS.get(text, f"{text} gender")
     elif attr == "price_band":
-        text = {"high": "premium price", "low": "value price"}.get(text, f"{text} price")
+        text = {"high": "premium", "low": "value", "mid": "mid-price"}.get(text, f"{text} price")
     elif attr == "color_family":
         text = f"{text} colours"
     elif attr in ("fabric", "material", "size_group", ""):
@@ -180,49 +183,53 @@ def stems(text: str) -> set[str]:
 
 
 def _ranked_phrases(prof: pl.DataFrame, cid: int) -> list[tuple[str, str, float]]:
-    """``(feature, phrase, z)`` of a cluster, most distinguishing first, no repeated stem.
-
-    What the cluster sells distinctly more of (z >= :data:`NAME_MIN_Z`) comes first, then what
-    it sells distinctly less of.
-    """
-    p = prof.filter(
-        (pl.col("cluster_id") == cid) & pl.col("group").is_in(list(NAMED_GROUPS))
-    ).sort("rank")
-    rows = [(str(f), float(z)) for f, z in zip(p["feature"], p["z"], strict=True)]
-    high = [r for r in rows if r[1] >= NAME_MIN_Z]
-    low = [r for r in rows if r[1] <= -NAME_MIN_Z]
+    """``(feature, phrase, z)`` of a cluster's distinct features (``|z| >=``
+    :data:`NAME_MIN_Z`), most distinguishing first, no two phrases with a common stem."""
+    p = prof.filter((pl.col("cluster_id") == cid) & pl.col("group").is_in(list(NAMED_GROUPS))).sort(
+        "rank"
+    )
     out: list[tuple[str, str, float]] = []
     seen: set[str] = set()
-    for f, z in high + low:
-        words = phrase(f, z)
+    for f, z in zip(p["feature"], p["z"], strict=True):
+        if abs(float(z)) < NAME_MIN_Z:
+            continue
+        words = phrase(str(f), float(z))
         s = stems(words)
         if not s or s & seen:
             continue
         seen |= s
-        out.append((f, words, z))
+        out.append((str(f), words, float(z)))
+    # what a cluster sells more of describes it better than what it sells less of, unless the
+    # shortfall is much the larger (a women-only store: no menswear)
+    out.sort(key=lambda r: -abs(r[2]) * (1.0 if r[2] > 0 else LOW_WEIGHT))
     return out
 
 
-def _name_phrases(ranked: list[tuple[str, str, float]]) -> list[str]:
-    """The phrases a name is made of: what the cluster sells more of (else less of)."""
-    high = [w for _, w, z in ranked if z > 0]
-    return high if high else [w for _, w, _ in ranked]
+def _join(parts: list[tuple[str, float]]) -> str:
+    """ "Sandals & linen", "Sneakers, light on dresses": more-of phrases first."""
+    high = [w for w, z in parts if z > 0]
+    low = [w for w, z in parts if z <= 0]
+    text = " & ".join(high)
+    if low:
+        text = f"{text}, {' & '.join(low)}" if text else " & ".join(low)
+    return text[0].upper() + text[1:]
 
 
-def _candidates(phrases: list[str]) -> list[str]:
-    """Names from a cluster's phrases, best first: the top two together, the top one alone,
-    then the other pairs and single phrases (each at most :data:`MAX_NAME_WORDS` words)."""
+def _candidates(ranked: list[tuple[str, str, float]]) -> list[str]:
+    """Names from a cluster's ranked phrases, best first: the top two together, the top one
+    alone, then the other pairs and single phrases (each at most :data:`MAX_NAME_WORDS`
+    words)."""
+    n = len(ranked)
     combos: list[tuple[int, ...]] = [(0, 1), (0,)]
-    n = len(phrases)
     combos += [(i, j) for i in range(n) for j in range(i + 1, n) if (i, j) != (0, 1)]
     combos += [(i,) for i in range(1, n)]
     out: list[str] = []
     for combo in combos:
         if max(combo) >= n:
             continue
-        text = " & ".join(phrases[i] for i in combo)
-        if len([w for w in text.split() if w != "&"]) <= MAX_NAME_WORDS:
-            out.append(text[0].upper() + text[1:])
+        text = _join([(ranked[i][1], ranked[i][2]) for i in combo])
+        if len([w for w in text.replace(",", " ").split() if w != "&"]) <= MAX_NAME_WORDS:
+            out.append(text)
     return list(dict.fromkeys(out))
 
 
@@ -245,8 +252,7 @@ def cluster_names(
         if keep and cid in keep:
             names[cid] = keep[cid]
             continue
-        phrases = _name_phrases(_ranked_phrases(prof, cid))
-        ordered = [*_candidates(phrases), "Core range"]
+        ordered = [*_candidates(_ranked_phrases(prof, cid)), "Core range"]
         name = next((c for c in ordered if c.lower() not in taken), "")
         if not name:
             base = ordered[0]

@@ -39,7 +39,7 @@ def variable_of(column: str) -> str:
     ``"style_mix__pc3"`` -> ``"style_mix"``; other columns are their own variable.
     """
     group, _, key = column.partition("__")
-    if group in ("style_mix", "category_mix"):
+    if group in ("style_mix", "category_mix", "tag_mix"):
         return group
     if (group in STORE_ATTRIBUTE_GROUPS or group == "attribute_mix") and "=" in key:
         return f"{group}__{key.partition('=')[0]}"

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from stocktailor.clustering.mix import level_log_ratios
 from stocktailor.contract import Tables
 
 __all__ = [
@@ -128,61 +129,21 @@ def store_climate(tables: Tables, start: dt.date, end: dt.date, ids: list[str]) 
     return out
 
 
-ASSORTMENT = True
-
-
 def style_raw(
     pairs: pl.DataFrame,
     products: pl.DataFrame,
     ids: list[str],
     climate: FloatArray,
     styles: tuple[str, ...] | None = None,
-    window_days: int = 84,
 ) -> StyleRaw | None:
     """The window's raw style mix (None without a ``style`` column or with < 3 styles)."""
-    if "style" not in products.columns:
+    if "style" not in products.columns or (styles is None and len(ids) < 3):
         return None
-    g = (
-        pairs.filter(pl.col("store_id").is_in(ids))
-        .join(products.select("sku", pl.col("style").cast(pl.String)), on="sku", how="inner")
-        .group_by("store_id", "style")
-        .agg(
-            pl.col("units").cast(pl.Float64).sum(),
-            pl.col("exposure_days").sum(),
-            pl.len().cast(pl.Float64).alias("n_skus"),
-        )
-    )
-    if styles is None:
-        styles = tuple(sorted(str(s) for s in g["style"].unique().to_list()))
-        if len(styles) < 3 or len(ids) < 3:
-            return None
-    s_pos = {sid: i for i, sid in enumerate(ids)}
-    j_pos = {st: j for j, st in enumerate(styles)}
-    units = np.zeros((len(ids), len(styles)))
-    expo = np.zeros((len(ids), len(styles)))
-    nsku = np.zeros((len(ids), len(styles)))
-    for sid, st, u, e, k in g.iter_rows():
-        if st in j_pos:
-            units[s_pos[sid], j_pos[st]] = u
-            expo[s_pos[sid], j_pos[st]] = e
-            nsku[s_pos[sid], j_pos[st]] = k
-    rate = units.sum(axis=0) / np.maximum(expo.sum(axis=0), 1e-9)
-    expected = expo * rate[None, :]
-    carried = nsku > 0
-    scale = units.sum(axis=1) / np.maximum(expected.sum(axis=1), 1e-9)
-    if ASSORTMENT:
-        # a style the store does not range at all (no inventory row, no sale) sells nothing
-        # there: its expectation is the exposure of a typical store that ranges it
-        typical = np.array(
-            [
-                float(np.median(expo[carried[:, j], j])) if carried[:, j].any() else 0.0
-                for j in range(len(styles))
-            ]
-        )
-        expected = np.where(carried, expected, typical[None, :] * rate[None, :])
-    mix = np.log((units + 1.0) / (expected * scale[:, None] + 1.0))
-    mix = mix - mix.mean(axis=1, keepdims=True)
-    return StyleRaw(tuple(ids), styles, mix, units, climate)
+    keys = products.select("sku", pl.col("style").cast(pl.String).alias("key"))
+    levels, mix, units = level_log_ratios(pairs, keys, ids, styles)
+    if len(levels) < 3:
+        return None
+    return StyleRaw(tuple(ids), levels, mix, units, climate)
 
 
 def _cross_sectional_climate(raw: StyleRaw) -> FloatArray:
