@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import math
 from pathlib import Path
 
@@ -166,12 +165,27 @@ def test_feature_label_words() -> None:
 
 
 def test_weight_vector_shares_group_weight() -> None:
-    cols = ["category_mix__a", "category_mix__b", "category_mix__c", "category_mix__d", "price__x"]
-    w = weight_vector(cols, {"category_mix": 2.0, "price": 1.0})
+    cols = ["size__a", "size__b", "size__c", "size__d", "price__x"]
+    w = weight_vector(cols, {"size": 2.0, "price": 1.0})
     # four columns share weight 2 -> each 2/sqrt(4) = 1; squared weights of a group sum to w_g^2
     np.testing.assert_allclose(w, [1.0, 1.0, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="feature_weights"):
         weight_vector(cols, {"price": -1.0})
+    # a mix is one variable however many levels it has; product attributes share their group
+    mix = [
+        "style_mix__pc1",
+        "style_mix__pc2",
+        "category_mix__a",
+        "category_mix__b",
+        "attribute_mix__gender=W",
+        "attribute_mix__gender=M",
+        "attribute_mix__fit=slim",
+        "attribute_mix__fit=loose",
+        "format__format=urban",
+    ]
+    w = weight_vector(mix, None)
+    half = 0.5 / math.sqrt(2)
+    np.testing.assert_allclose(w, [1.0, 1.0, 0.5, 0.5, half, half, half, half, 0.0])
 
 
 def test_pair_exposure_hand_worked() -> None:
@@ -269,7 +283,7 @@ def test_clusterer_recovers_groups(tiny: tuple[Tables, dict[str, int]]) -> None:
     assert (lab["alt_distance"] >= lab["distance"]).all()
     # the sneaker group's name mentions sneakers; profiles compare to the network average
     sneaker_cluster = lab.filter(pl.col("store_id") == "S000")["cluster_id"].item()
-    assert "sneakers" in cl.names_[sneaker_cluster]
+    assert "sneakers" in cl.names_[sneaker_cluster].lower()
     p = cl.profiles_.filter(
         pl.col("cluster_id") == sneaker_cluster, pl.col("feature") == "category_mix__sneakers"
     )
@@ -287,10 +301,10 @@ def test_clusterer_forced_k_and_deterministic(tiny: tuple[Tables, dict[str, int]
 
 
 def test_clusterer_weights_switch_groups_off(tiny: tuple[Tables, dict[str, int]]) -> None:
-    """With behaviour switched off, only store attributes remain: format splits urban/mall."""
+    """With behaviour switched off and format on, format splits urban/mall."""
     tables, truth = tiny
-    off = dict.fromkeys(("category_mix", "attribute_mix", "velocity", "price", "size"), 0.0)
-    off["demographics"] = 0.0
+    off = dict.fromkeys(("style_mix", "category_mix", "attribute_mix"), 0.0)
+    off["format"] = 1.0
     cl = StoreClusterer(n_clusters=2, feature_weights=off).fit(tables, AS_OF)
     urban = {s for s, g in truth.items() if g == 0}
     lab = cl.labels_
@@ -444,8 +458,6 @@ def test_report_self_contained(tmp_path: Path, tiny: tuple[Tables, dict[str, int
 @pytest.mark.slow
 def test_synth_seed_stories_stories() -> None:
     """seed-stories: Atlanta and Austin urban together, Atlanta suburban apart; geography loses."""
-    if importlib.util.find_spec("stocktailor.synth") is None:
-        pytest.skip("stocktailor.synth not available")
     from stocktailor.synth import generate
 
     net = generate("seed-stories", 0)
@@ -477,40 +489,65 @@ def _style_pairs(seg: list[int], temps: list[float], scale: list[float]) -> pl.D
     ).with_columns(pl.col("units").cast(pl.Int64))
 
 
-def test_style_mix_removes_climate_and_scale() -> None:
-    from stocktailor.clustering.features import _style_mix_features
+def _style_frame(seg: list[int], temps: list[float], scale: list[float]) -> pl.DataFrame:
+    """Style-mix scores (not climate-adjusted) + the climate column, as the features hold them."""
+    from stocktailor.clustering.style import fit_style_basis, style_raw, style_scores
 
     products = pl.DataFrame({"sku": ["A1", "B1", "C1", "D1"], "style": ["A", "B", "C", "D"]})
+    ids = [f"s{i}" for i in range(len(seg))]
+    climate = np.column_stack([np.array(temps), np.full(len(temps), np.nan)])
+    raw = style_raw(_style_pairs(seg, temps, scale), products, ids, climate)
+    assert raw is not None
+    return style_scores(raw, fit_style_basis(raw)).with_columns(
+        pl.Series("weather__temp_mean", temps)
+    )
+
+
+def test_style_mix_removes_climate_and_scale() -> None:
+    from stocktailor.clustering.climate import adjust, fit_climate
+
     temps = [2.0, 6.0, 10.0, 14.0, 18.0, 22.0, 26.0, 30.0]
     seg = [0, 1, 0, 1, 1, 0, 1, 0]
-    ids = [f"s{i}" for i in range(8)]
-    tframe = pl.DataFrame({"store_id": ids, "temp_mean": temps})
-    # weather only, very different store sizes: no mix signal left
-    flat = _style_mix_features(
-        _style_pairs([0] * 8, temps, [1, 5, 1, 5, 1, 5, 1, 5]), products, tframe, ids
-    )
-    assert float(np.abs(flat.drop("store_id").to_numpy()).max()) < 0.01
-    # weather + a segment effect: the first axis separates the segments exactly
-    out = _style_mix_features(
-        _style_pairs(seg, temps, [1, 5, 1, 5, 1, 5, 1, 5]), products, tframe, ids
-    )
-    pc1 = out["style_mix__pc1"].to_numpy()
-    assert len({bool(v > 0) for v, g in zip(pc1, seg, strict=True) if g}) == 1
-    assert set(np.sign(pc1[np.array(seg) == 1])) != set(np.sign(pc1[np.array(seg) == 0]))
-    # without the climate adjustment the weather would dominate the first axis
-    none = _style_mix_features(
-        _style_pairs(seg, temps, [1] * 8),
-        products,
-        tframe.with_columns(pl.lit(None, pl.Float64).alias("temp_mean")),
-        ids,
-    )
-    r = abs(float(np.corrcoef(none["style_mix__pc1"].to_numpy(), temps)[0, 1]))
-    assert r > 0.9
+    pcs = pl.selectors.starts_with("style_mix__")
+    # weather only, very different store sizes: no mix signal left once climate is removed
+    flat = _style_frame([0] * 8, temps, [1, 5, 1, 5, 1, 5, 1, 5])
+    left = adjust(flat, fit_climate(flat)).select(pcs).to_numpy()
+    assert float(np.abs(left).max()) < 0.01
+    # without the adjustment the weather dominates the first axis
+    assert abs(float(np.corrcoef(flat["style_mix__pc1"].to_numpy(), temps)[0, 1])) > 0.9
+    # weather + a segment effect spread over the climates: the segments stay apart
+    both = _style_frame(seg, temps, [1, 5, 1, 5, 1, 5, 1, 5])
+    x = adjust(both, fit_climate(both)).select(pcs).to_numpy()
+    g = np.array(seg) == 1
+    gap = np.linalg.norm(x[g].mean(axis=0) - x[~g].mean(axis=0))
+    assert gap > 5 * max(float(np.linalg.norm(x[g] - x[g].mean(axis=0), axis=1).max()), 1e-3)
+
+
+def test_climate_slopes_within_clusters_keep_a_warm_segment() -> None:
+    """A segment that lives only in warm places: slopes across all stores read it as climate,
+    slopes within the clusters do not."""
+    from stocktailor.clustering.climate import adjust, fit_climate
+
+    temps = [2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 20.0, 23.0, 26.0, 29.0]
+    seg = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]  # the warm stores are the other segment
+    frame = _style_frame(seg, temps, [1.0] * 10)
+    pcs = pl.selectors.starts_with("style_mix__")
+    g = np.array(seg) == 1
+
+    def gap(fitted: pl.DataFrame) -> float:
+        x = fitted.select(pcs).to_numpy()
+        return float(np.linalg.norm(x[g].mean(axis=0) - x[~g].mean(axis=0)))
+
+    across = gap(adjust(frame, fit_climate(frame)))
+    within = gap(adjust(frame, fit_climate(frame, np.array(seg, dtype=np.int64))))
+    true_gap = math.sqrt(0.25) * math.log(3.0)  # style C: 3x, a quarter of the units
+    assert within > 0.7 * true_gap
+    assert across < 0.5 * within
 
 
 # ---------------------------------------------------------------- k choice and splits
 def test_permutation_p_hand_worked() -> None:
-    from stocktailor.clustering.model import _permutation_p
+    from stocktailor.clustering.splits import permutation_p as _permutation_p
 
     x = np.array([[0.0], [0.0], [10.0], [10.0]])
     rng = np.random.default_rng(0)
@@ -540,7 +577,12 @@ def _split_frame(shift: float, seed: int = 0) -> pl.DataFrame:
 
 
 def test_attribute_split_only_when_behaviour_differs() -> None:
-    base = {"k_max": 3, "selection": "silhouette", "random_state": 0}
+    base = {
+        "k_max": 3,
+        "selection": "silhouette",
+        "random_state": 0,
+        "split_attributes": ("format",),
+    }
     cl = StoreClusterer(**base).fit(_split_frame(1.5))  # type: ignore[arg-type]
     assert cl.scores_.sort("silhouette")["k"][-1] == 2  # the silhouette alone picks 2
     assert cl.n_clusters_ == 3
@@ -555,14 +597,14 @@ def test_attribute_split_only_when_behaviour_differs() -> None:
     assert same.splits_.is_empty()
     # a forced k is never split, nor with no split attributes
     assert StoreClusterer(n_clusters=2).fit(_split_frame(1.5)).n_clusters_ == 2
-    none = StoreClusterer(split_attributes=(), **base).fit(_split_frame(1.5))  # type: ignore[arg-type]
+    none = StoreClusterer(**{**base, "split_attributes": ()}).fit(_split_frame(1.5))  # type: ignore[arg-type]
     assert none.n_clusters_ == 2
 
 
 def test_replication_selection(tiny: tuple[Tables, dict[str, int]]) -> None:
-    """Default k choice: the largest k both half-windows reproduce; the 3 groups here."""
+    """k-means k choice: the largest k both half-windows reproduce; the 3 groups here."""
     tables, truth = tiny
-    cl = StoreClusterer(k_max=6, random_state=0).fit(tables, AS_OF)
+    cl = StoreClusterer(k_max=6, selection="replication", random_state=0).fit(tables, AS_OF)
     assert cl.n_clusters_ == 3
     rep = dict(zip(cl.scores_["k"], cl.scores_["replication"], strict=True))
     assert rep[3] >= 0.7
@@ -571,7 +613,9 @@ def test_replication_selection(tiny: tuple[Tables, dict[str, int]]) -> None:
     ari = adjusted_rand_score([truth[s] for s in lab["store_id"]], lab["cluster_id"].to_list())
     assert ari == pytest.approx(1.0)
     # ready features have no half-windows: falls back to bootstrap stability
-    again = StoreClusterer(k_max=6, random_state=0, n_bootstrap=4).fit(cl.features_)
+    again = StoreClusterer(
+        k_max=6, selection="replication", random_state=0, n_bootstrap=4
+    ).fit(cl.features_)
     assert again.scores_["replication"].null_count() == again.scores_.height
     assert again.scores_["stability"].null_count() == 0
 
@@ -588,3 +632,287 @@ def test_style_basis_projects_other_windows() -> None:
     # the same axes: a half window's scores track the full window's
     r = np.corrcoef(half.frame[cols[0]].to_numpy(), full.frame[cols[0]].to_numpy())[0, 1]
     assert r > 0.9
+
+
+# ---------------------------------------------------------------- behaviour only, k rule, names
+_ATTRIBUTE_COLUMNS = ("format", "area_sqm", "median_income")
+
+
+def _permute_store_attributes(tables: Tables, seed: int) -> Tables:
+    """The store attribute columns shuffled across the selling stores (independent of them)."""
+    st_ = tables.stores
+    sel = st_.filter(pl.col("kind") == "store")
+    perm = np.random.default_rng(seed).permutation(sel.height)
+    cols = [c for c in _ATTRIBUTE_COLUMNS if c in st_.columns]
+    shuffled = sel.with_columns([pl.Series(c, sel[c].gather(perm)) for c in cols])
+    return tables.replace(stores=pl.concat([shuffled, st_.filter(pl.col("kind") != "store")]))
+
+
+def test_default_ignores_store_attributes(tiny: tuple[Tables, dict[str, int]]) -> None:
+    """Ablation: the default clusters come from buying alone (attributes shuffled or dropped:
+    the same labels); weighting an attribute in is what lets it matter."""
+    tables, truth = tiny
+    base = StoreClusterer(random_state=0).fit(tables, AS_OF)
+    assert base.n_clusters_ == 3
+    lab = base.labels_
+    ari = adjusted_rand_score([truth[s] for s in lab["store_id"]], lab["cluster_id"].to_list())
+    assert ari == pytest.approx(1.0)
+    shuffled = _permute_store_attributes(tables, 1)
+    assert StoreClusterer(random_state=0).fit(shuffled, AS_OF).labels_.equals(base.labels_)
+    dropped = tables.replace(stores=tables.stores.drop(*_ATTRIBUTE_COLUMNS))
+    assert StoreClusterer(random_state=0).fit(dropped, AS_OF).labels_.equals(base.labels_)
+    # names and explanations never cite a store attribute the clusters were not formed on
+    assert not base.profiles_.filter(
+        pl.col("group").is_in(["format", "demographics"]) & (pl.col("rank") <= 4)
+    ).height
+    heavy = {"format": 3.0, "style_mix": 0.0, "category_mix": 0.0, "attribute_mix": 0.0}
+    on = StoreClusterer(n_clusters=3, feature_weights=heavy, random_state=0)
+    assert not on.fit(shuffled, AS_OF).labels_.equals(base.labels_)
+
+
+def _segment_network(
+    ratio: float, seed: int = 0, n_per: int = 8, days: int = 56
+) -> tuple[Tables, dict[str, int]]:
+    """Two segments of stores spread over climates; segment 1 buys styles 0-5 ``ratio`` times
+    and styles 6-11 1/``ratio`` times as much as segment 0 (its style mix differs by
+    ``ratio - 1``); styles 0-1 sell more in warm weather everywhere."""
+    rng = np.random.default_rng(seed)
+    styles = [f"T{j:02d}" for j in range(12)]
+    products = pl.DataFrame(
+        [
+            {
+                "sku": f"{s}-{size}",
+                "style": s,
+                "color": "black",
+                "size": size,
+                "category": "tops" if j < 6 else "bottoms",
+                "full_price": 40.0,
+                "unit_cost": 15.0,
+            }
+            for j, s in enumerate(styles)
+            for size in ("S", "M", "L")
+        ]
+    )
+    stores, sales, inv, weather, truth = [], [], [], [], {}
+    skus = products["sku"].to_list()
+    for g in range(2):
+        for i in range(n_per):
+            sid = f"G{g}{i:02d}"
+            truth[sid] = g
+            temp = float(rng.uniform(0.0, 30.0))
+            stores.append(
+                {"store_id": sid, "kind": "store", "latitude": 40.0, "longitude": -90.0 + i}
+            )
+            mult = [
+                (ratio if j < 6 else 1.0 / ratio) ** g * math.exp(0.06 * (temp - 15) * (j < 2))
+                for j in range(12)
+            ]
+            for d in range(days):
+                date = START + dt.timedelta(days=d)
+                weather.append({"date": date, "store_id": sid, "temp_c": temp, "precip_mm": 0.0})
+                lam = np.repeat(np.array(mult) * 3.5, 3)
+                units = rng.poisson(lam)
+                for k in np.flatnonzero(units):
+                    sales.append((date, sid, skus[k], int(units[k]), 40.0 * int(units[k])))
+            inv.extend((START + dt.timedelta(days=days - 1), sid, k, 500) for k in skus)
+    tables = Tables(
+        stores=pl.DataFrame(stores),
+        products=products,
+        sales=pl.DataFrame(
+            sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"
+        ),
+        inventory=pl.DataFrame(inv, schema=["date", "store_id", "sku", "on_hand"], orient="row"),
+        weather=pl.DataFrame(weather),
+    )
+    return tables, truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segments_30_percent_apart_are_never_merged(seed: int) -> None:
+    """Issue 12: two segments whose style mix differs by 30% stay apart (automatic k);
+    the same stores with one mix form one cluster (the climate spread does not split them)."""
+    tables, truth = _segment_network(1.3, seed=seed)
+    as_of = START + dt.timedelta(days=55)
+    cl = StoreClusterer(random_state=0).fit(tables, as_of)
+    lab = cl.labels_
+    ari = adjusted_rand_score([truth[s] for s in lab["store_id"]], lab["cluster_id"].to_list())
+    assert cl.n_clusters_ == 2
+    assert ari == pytest.approx(1.0)
+    sep = dict(zip(cl.scores_["k"], cl.scores_["separation"], strict=True))
+    assert sep[2] >= cl.min_mix_difference
+    same, _ = _segment_network(1.0, seed=seed)
+    assert StoreClusterer(random_state=0).fit(same, as_of).n_clusters_ == 1
+
+
+def _apparel_chain(seed: int = 0) -> tuple[Tables, set[str]]:
+    """15 stores, sizes S1-S5; 4 women-only stores range no men's styles, the others sell
+    11-18% menswear; otherwise every store buys the same mix."""
+    rng = np.random.default_rng(seed)
+    styles = [(f"W{j}", "W") for j in range(8)] + [(f"M{j}", "M") for j in range(3)]
+    sizes = ("S1", "S2", "S3", "S4", "S5")
+    products = pl.DataFrame(
+        [
+            {
+                "sku": f"{s}-{z}",
+                "style": s,
+                "color": "navy",
+                "size": z,
+                "category": "dresses" if g == "W" else "shirts",
+                "full_price": 350.0,
+                "unit_cost": 150.0,
+                "gender": g,
+            }
+            for s, g in styles
+            for z in sizes
+        ]
+    )
+    women = {f"A{i:02d}" for i in range(4)}
+    stores, sales, inv = [], [], []
+    for i in range(15):
+        sid = f"A{i:02d}"
+        stores.append({"store_id": sid, "kind": "store", "latitude": 10.8, "longitude": 106.6})
+        men_share = float(rng.uniform(0.11, 0.18))
+        for s, g in styles:
+            if g == "M" and sid in women:
+                continue
+            rate = (men_share / 3 if g == "M" else (1 - men_share) / 8) * 40.0 / len(sizes)
+            for z in sizes:
+                sku = f"{s}-{z}"
+                inv.append((START + dt.timedelta(days=69), sid, sku, 200))
+                for d in range(70):
+                    u = int(rng.poisson(rate))
+                    if u:
+                        sales.append((START + dt.timedelta(days=d), sid, sku, u, 350.0 * u))
+    tables = Tables(
+        stores=pl.DataFrame(stores),
+        products=products,
+        sales=pl.DataFrame(
+            sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"
+        ),
+        inventory=pl.DataFrame(inv, schema=["date", "store_id", "sku", "on_hand"], orient="row"),
+    )
+    return tables, women
+
+
+def test_women_only_stores_separate_by_their_buying() -> None:
+    """Issue 12: women-only stores (0% menswear vs 11-18%) form their own cluster, named so."""
+    tables, women = _apparel_chain()
+    cl = StoreClusterer(random_state=0).fit(tables, START + dt.timedelta(days=69))
+    lab = cl.labels_
+    ari = adjusted_rand_score(
+        [s in women for s in lab["store_id"]], lab["cluster_id"].to_list()
+    )
+    assert ari == pytest.approx(1.0)
+    cid = lab.filter(pl.col("store_id") == next(iter(women)))["cluster_id"].item()
+    assert "menswear" in cl.names_[cid].lower() or "womenswear" in cl.names_[cid].lower()
+    assert "menswear" in lab.filter(pl.col("cluster_id") == cid)["top_features"][0]
+
+
+def test_cross_fit_distances_and_agglomeration_hand_worked() -> None:
+    from stocktailor.clustering.selection import agglomerate, cross_fit_distances
+
+    # two halves of the same 2 stores with opposite noise: the noise cancels in the product
+    xa = np.array([[0.0, 0.1], [1.0, -0.1]])
+    xb = np.array([[0.0, -0.1], [1.0, 0.1]])
+    d = cross_fit_distances(xa, xb)
+    assert d[0, 1] == pytest.approx(1.0 - 0.04)  # 1^2 + (0.2 x -0.2)
+    assert np.diag(d) == pytest.approx([0.0, 0.0])
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    truth = np.repeat([0, 1, 2], 6)
+    mu = centres[truth]
+    a = mu + rng.normal(0, 0.05, mu.shape)
+    b = mu + rng.normal(0, 0.05, mu.shape)
+    labels, rows = agglomerate(a, b, 0.5)
+    assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+    sep = dict((r[0], r[4]) for r in rows)
+    assert sep[3] == pytest.approx(1.0, abs=0.1) and sep[2] is not None and sep[2] > 0.5
+    # closer than min_difference: one group
+    assert agglomerate(a * 0.2, b * 0.2, 0.5)[0].max() == 0
+    # a single store stays alone only when singleton_factor x min_difference away
+    far = np.vstack([a, [[3.0, 3.0]]])
+    farb = np.vstack([b, [[3.0, 3.0]]])
+    assert agglomerate(far, farb, 0.5)[0].max() == 3
+    near = np.vstack([a, [[0.0, -0.75]]])
+    nearb = np.vstack([b, [[0.0, -0.75]]])
+    assert agglomerate(near, nearb, 0.5)[0].max() == 2
+    assert agglomerate(near, nearb, 0.5, singleton_factor=1.0)[0].max() == 3
+
+
+def _profile(rows: list[tuple[int, str, float]]) -> pl.DataFrame:
+    from stocktailor.clustering.labels import feature_group
+
+    out = []
+    for cid in sorted({r[0] for r in rows}):
+        mine = sorted((r for r in rows if r[0] == cid), key=lambda r: -abs(r[2]))
+        for rank, (_, feature, z) in enumerate(mine, start=1):
+            out.append(
+                {
+                    "cluster_id": cid,
+                    "feature": feature,
+                    "label": feature,
+                    "group": feature_group(feature),
+                    "cluster_value": z,
+                    "network_value": 0.0,
+                    "z": z,
+                    "rank": rank,
+                }
+            )
+    return pl.DataFrame(out)
+
+
+def test_names_unique_short_plain_no_repeated_stems() -> None:
+    """Issue 18: "sandals: dresses, sandal, coastal" and "sandals: dresses, coastal, sandal";
+    "outdoor: bottoms, sneaker, sneakers"."""
+    from stocktailor.clustering.naming import MAX_NAME_WORDS, cluster_names, stems, top_features
+
+    assert stems("sandals") == stems("sandal") == {"sandal"}
+    assert stems("Sneakers") == stems("sneaker")
+    assert stems("dresses") == {"dress"} and stems("accessories") == {"accessory"}
+    assert stems("light on menswear") == {"menswear"}
+    prof = _profile(
+        [
+            (1, "category_mix__sandals", 2.0),
+            (1, "category_mix__dresses", 1.9),
+            (1, "tag_mix__sandal", 1.8),
+            (1, "tag_mix__coastal", 1.7),
+            (2, "category_mix__sandals", 2.0),
+            (2, "category_mix__dresses", 1.9),
+            (2, "tag_mix__coastal", 1.8),
+            (2, "tag_mix__sandal", 1.7),
+            (3, "tag_mix__outdoor", 2.0),
+            (3, "category_mix__bottoms", 1.5),
+            (3, "tag_mix__sneaker", 1.4),
+            (3, "category_mix__sneakers", 1.3),
+            (4, "attribute_mix__gender=M", -4.0),
+            (4, "attribute_mix__gender=U", 2.0),
+            (5, "category_mix__bottoms", 0.1),
+            (6, "category_mix__bottoms", -0.2),
+            (7, "format__format=outlet", 3.0),
+        ]
+    )
+    ids = [1, 2, 3, 4, 5, 6, 7]
+    names = cluster_names(prof, ids)
+    assert len(set(names.values())) == len(ids)
+    for cid, name in names.items():
+        words = [w for w in name.replace(",", " ").split() if w != "&"]
+        assert 1 <= len(words) <= MAX_NAME_WORDS, name
+        seen: list[str] = []
+        for w in words:
+            s = stems(w)
+            assert not (s & set(seen)), name
+            seen.extend(s)
+        assert ":" not in name and "#" not in name
+    assert names[1] == "Sandals & dresses"
+    assert names[2] != names[1]
+    assert names[3] == "Outdoor & bottoms"
+    assert names[4] == "Unisex, light on menswear"
+    assert names[5] == "Core range" and names[6] == "Core range 2"
+    assert "outlet" not in names[7].lower()  # store attributes do not name clusters
+    # the explanation starts with what the name says, without repeated stems either
+    top = top_features(prof, ids, 4)
+    assert top[1].startswith("sandals (+2.0 sd); dresses (+1.9 sd); coastal")
+    assert "sneaker (" in top[3] and "sneakers (" not in top[3]
+    # kept names (re-clustering) win and stay unique
+    kept = cluster_names(prof, ids, keep={2: "Sandals & dresses"})
+    assert kept[2] == "Sandals & dresses" and kept[1] != kept[2]

@@ -210,15 +210,37 @@ class ClusteringConfig(_Section):
     window_days: int = Field(84, ge=7, description="Rolling window of sales used, days.")
     feature_weights: dict[str, float] = Field(
         default_factory=dict,
-        description="Weight per feature group (style_mix, category_mix, attribute_mix, velocity, "
-        "price, "
-        "size, weather, demographics, format, climate); missing groups take the defaults of "
-        "stocktailor.clustering.DEFAULT_GROUP_WEIGHTS; 0 switches a group off.",
+        description="Weight per feature group (style_mix, category_mix, attribute_mix, tag_mix, "
+        "velocity, price, size, weather, demographics, format, climate); missing groups take "
+        "the defaults of stocktailor.clustering.DEFAULT_GROUP_WEIGHTS (buying behaviour only: "
+        "style_mix 1, category_mix and attribute_mix 0.5, the rest 0); 0 switches a group off, "
+        "e.g. {demographics = 0.25, format = 0.25} lets store attributes count.",
     )
-    selection: Literal["replication", "silhouette", "stability"] = Field(
-        "replication",
-        description="How k is chosen: the largest k the two half-windows reproduce "
-        "(replication), mean silhouette, or bootstrap stability.",
+    selection: Literal["mix_difference", "replication", "silhouette", "stability"] = Field(
+        "mix_difference",
+        description="How the clusters are found: stores grouped until every two groups' mixes "
+        "differ by at least min_mix_difference (mix_difference, cross-fitted on the two halves "
+        "of the window), or k-means with k chosen by half-window replication, mean silhouette "
+        "or bootstrap stability.",
+    )
+    min_mix_difference: float = Field(
+        0.2,
+        gt=0.0,
+        description="Two groups of stores whose style and sales mixes differ by at least this "
+        "much stay apart (root-mean-square log-ratio per unit sold: 0.2 = the typical unit "
+        "sells about 20% more or less; selection=mix_difference).",
+    )
+    singleton_factor: float = Field(
+        2.0,
+        ge=1.0,
+        description="A single store is its own cluster only when it is this many times "
+        "min_mix_difference from every group.",
+    )
+    climate_iterations: int = Field(
+        3,
+        ge=0,
+        description="Times the style mix's climate slopes are re-estimated within the "
+        "clusters found and the stores clustered again (0: slopes across all stores).",
     )
     replication_threshold: float = Field(
         0.7,
@@ -228,9 +250,10 @@ class ClusteringConfig(_Section):
         "half-window's clustering (selection=replication).",
     )
     split_attributes: list[str] = Field(
-        default_factory=lambda: ["format"],
-        description="Store attributes whose levels are split off a cluster when their "
-        "behaviour differs beyond chance (automatic k only).",
+        default_factory=list,
+        description="Store attributes (e.g. format) whose levels are split off a cluster when "
+        "the stores' behaviour differs beyond chance and by at least min_mix_difference "
+        "(automatic clusters only); empty: store attributes are not trusted.",
     )
     split_alpha: float = Field(
         0.1, gt=0.0, le=1.0, description="Permutation-test p-value for an attribute split."
@@ -238,7 +261,8 @@ class ClusteringConfig(_Section):
     n_bootstrap: int = Field(10, ge=2, description="Bootstrap resamples per k (stability).")
     reliability_weighting: bool = Field(
         True,
-        description="Weight each behaviour feature by its split-half reliability in the window.",
+        description="Weight each z-scored behaviour feature by its split-half reliability in "
+        "the window (mix groups are cross-fitted instead).",
     )
     move_margin: float = Field(
         0.25,

@@ -14,16 +14,15 @@ Typical use::
 from __future__ import annotations
 
 from stocktailor.clustering.dynamic import match_clusters, moved_stores, recluster
-from stocktailor.clustering.features import (
+from stocktailor.clustering.exposure import pair_exposure
+from stocktailor.clustering.features import StoreFeatures, build_store_features
+from stocktailor.clustering.labels import (
     DEFAULT_GROUP_WEIGHTS,
     FEATURE_GROUPS,
     NO_STYLE_GROUP_WEIGHTS,
-    StoreFeatures,
-    build_store_features,
     color_family,
     feature_group,
     feature_label,
-    pair_exposure,
     size_group,
 )
 from stocktailor.clustering.model import StoreClusterer, weight_vector

@@ -6,11 +6,13 @@ import datetime as dt
 import logging
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from stocktailor.clustering.features import StoreFeatures, build_store_features, feature_label
+from stocktailor.clustering.features import StoreFeatures, build_store_features
+from stocktailor.clustering.labels import feature_label
 from stocktailor.clustering.model import StoreClusterer
 from stocktailor.contract import Tables
 
@@ -192,6 +194,47 @@ def _changed_stores(
     return out
 
 
+def _carry_over(
+    previous: StoreClusterer,
+    new: StoreClusterer,
+    x: npt.NDArray[np.float64],
+    old_of: dict[str, int],
+    anchored: bool,
+    keep_k: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[int], dict[int, str]]:
+    """Rows, centres, ids and kept names of the new fit, carried over from ``previous``."""
+    old_rows = np.array([old_of.get(sid, -1) for sid in new.store_ids_], dtype=np.int64)
+    present = [c for c in previous.cluster_ids_ if np.any(old_rows == c)]
+    if anchored and keep_k and len(present) == new.n_clusters_:
+        # k-means started from the old clusters' centres in the new window's space: clusters
+        # keep their identity and only stores whose behaviour moved change cluster
+        init = np.vstack([x[old_rows == c].mean(axis=0) for c in present])
+        km = KMeans(n_clusters=len(present), init=init, n_init=1, random_state=new.random_state)
+        km.fit(x)
+        return (
+            km.labels_.astype(np.int64),
+            km.cluster_centers_,
+            list(present),
+            {c: previous.names_[c] for c in present},
+        )
+    mapping = match_clusters(previous.labels_, new.labels_)
+    next_id = max([*previous.cluster_ids_, 0]) + 1
+    id_of: dict[int, int] = {}
+    for cid in new.cluster_ids_:
+        if cid in mapping:
+            id_of[cid] = mapping[cid]
+        else:
+            id_of[cid] = next_id
+            next_id += 1
+    names = {id_of[c]: previous.names_[id_of[c]] for c in new.cluster_ids_ if c in mapping}
+    return (
+        np.array(new._rows, dtype=np.int64),
+        new.centers_,
+        [id_of[c] for c in new.cluster_ids_],
+        names,
+    )
+
+
 def recluster(
     previous: StoreClusterer,
     data: Tables | StoreFeatures | pl.DataFrame,
@@ -253,32 +296,7 @@ def recluster(
             strict=True,
         )
     )
-    old_rows = np.array([old_of.get(sid, -1) for sid in new.store_ids_], dtype=np.int64)
-    present = [c for c in previous.cluster_ids_ if np.any(old_rows == c)]
-    if anchored and keep_k and len(present) == new.n_clusters_:
-        # k-means started from the old clusters' centres in the new window's space: clusters
-        # keep their identity and only stores whose behaviour moved change cluster
-        init = np.vstack([x[old_rows == c].mean(axis=0) for c in present])
-        km = KMeans(n_clusters=len(present), init=init, n_init=1, random_state=new.random_state)
-        km.fit(x)
-        rows = km.labels_.astype(np.int64)
-        centers = km.cluster_centers_
-        new_ids = list(present)
-        names = {c: previous.names_[c] for c in present}
-    else:
-        mapping = match_clusters(previous.labels_, new.labels_)
-        next_id = max([*previous.cluster_ids_, 0]) + 1
-        id_of: dict[int, int] = {}
-        for cid in new.cluster_ids_:
-            if cid in mapping:
-                id_of[cid] = mapping[cid]
-            else:
-                id_of[cid] = next_id
-                next_id += 1
-        rows = np.array(new._rows, dtype=np.int64)
-        centers = new.centers_
-        new_ids = [id_of[c] for c in new.cluster_ids_]
-        names = {id_of[c]: previous.names_[id_of[c]] for c in new.cluster_ids_ if c in mapping}
+    rows, centers, new_ids, names = _carry_over(previous, new, x, old_of, anchored, keep_k)
     # hysteresis: keep a store in its old cluster unless the new centre is clearly closer
     pos = {c: i for i, c in enumerate(new_ids)}
     dist = np.sqrt(((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from stocktailor.clustering.features import pair_exposure
+from stocktailor.clustering.exposure import pair_exposure
 from stocktailor.contract import Tables
 
 __all__ = ["PRIOR_DAYS_GRID", "cluster_pooled_rates", "pool_rates"]

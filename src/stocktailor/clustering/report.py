@@ -56,8 +56,9 @@ def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | 
     fig = go.Figure()
     for i, cid in enumerate(clusterer.cluster_ids_):
         sub = df.filter(pl.col("cluster_id") == cid)
+        # store, city and cluster names come from the data: escaped before Plotly renders them
         hover = [
-            f"{s}<br>{(c or '')}<br>{n}"
+            f"{html.escape(str(s))}<br>{html.escape(c or '')}<br>{html.escape(n)}"
             for s, c, n in zip(
                 sub["store_id"],
                 sub["city"] if "city" in sub.columns else [None] * sub.height,
@@ -71,7 +72,7 @@ def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | 
                 y=sub["latitude"].to_list(),
                 mode="markers",
                 marker={"size": 9, "color": _colour(i), "line": {"width": 0.5, "color": "#333"}},
-                name=f"{cid}: {clusterer.names_[cid]}",
+                name=html.escape(f"{cid}: {clusterer.names_[cid]}"),
                 text=hover,
                 hoverinfo="text",
             )
@@ -151,6 +152,45 @@ def _mix_figure(clusterer: StoreClusterer) -> go.Figure | None:
     return fig
 
 
+def _cluster_sections(clusterer: StoreClusterer, n_profile_rows: int) -> list[str]:
+    """Per cluster: its stores, its most distinguishing features and its category mix."""
+    sizes = clusterer.labels_.group_by("cluster_id").len()
+    size_of = dict(zip(sizes["cluster_id"].to_list(), sizes["len"].to_list(), strict=True))
+    sections: list[str] = []
+    for cid in clusterer.cluster_ids_:
+        p = clusterer.profiles_.filter(pl.col("cluster_id") == cid)
+        top = (
+            p.sort("rank")
+            .head(n_profile_rows)
+            .select("label", "feature", "cluster_value", "network_value", "z")
+        )
+        mix = (
+            p.filter(pl.col("group") == "category_mix")
+            .with_columns(
+                pl.col("feature").str.replace("^category_mix__", "").alias("category"),
+                (pl.col("cluster_value") - pl.col("network_value")).alias("mix_difference"),
+            )
+            .sort("z", descending=True)
+            .select("category", "mix_difference", "z")
+        )
+        members = clusterer.labels_.filter(pl.col("cluster_id") == cid)["store_id"].to_list()
+        shown = ", ".join(str(m) for m in members[:30]) + (" ..." if len(members) > 30 else "")
+        sections.append(
+            f"<h3>Cluster {cid}: {html.escape(clusterer.names_[cid])} "
+            f"({size_of.get(cid, 0)} stores)</h3>"
+            f"<p class='members'>{html.escape(shown)}</p>"
+            "<h4>Most distinguishing features vs the network average</h4>"
+            + _table(top)
+            + (
+                "<h4>Category mix vs the network (log-ratio x sqrt(share) units; z in network"
+                " standard deviations)</h4>" + _table(mix)
+                if mix.height
+                else ""
+            )
+        )
+    return sections
+
+
 def clusters_report_html(
     clusterer: StoreClusterer,
     stores: pl.DataFrame,
@@ -203,40 +243,7 @@ def clusters_report_html(
         )
     if fmap is None:
         parts.insert(0, "<p><em>No store coordinates: map omitted.</em></p>")
-    sizes = clusterer.labels_.group_by("cluster_id").len()
-    size_of = dict(zip(sizes["cluster_id"].to_list(), sizes["len"].to_list(), strict=True))
-    sections: list[str] = []
-    for cid in clusterer.cluster_ids_:
-        p = clusterer.profiles_.filter(pl.col("cluster_id") == cid)
-        top = (
-            p.sort("rank")
-            .head(n_profile_rows)
-            .select("label", "feature", "cluster_value", "network_value", "z")
-        )
-        mix = (
-            p.filter(pl.col("group") == "category_mix")
-            .with_columns(
-                pl.col("feature").str.replace("^category_mix__", "").alias("category"),
-                pl.col("cluster_value").exp().alias("cluster_share"),
-                pl.col("network_value").exp().alias("network_share"),
-            )
-            .sort("z", descending=True)
-            .select("category", "cluster_share", "network_share", "z")
-        )
-        members = clusterer.labels_.filter(pl.col("cluster_id") == cid)["store_id"].to_list()
-        shown = ", ".join(str(m) for m in members[:30]) + (" ..." if len(members) > 30 else "")
-        sections.append(
-            f"<h3>Cluster {cid}: {html.escape(clusterer.names_[cid])} "
-            f"({size_of.get(cid, 0)} stores)</h3>"
-            f"<p class='members'>{html.escape(shown)}</p>"
-            "<h4>Most distinguishing features vs the network average</h4>"
-            + _table(top)
-            + (
-                "<h4>Category mix (approximate share of the selling rate)</h4>" + _table(mix)
-                if mix.height
-                else ""
-            )
-        )
+    sections = _cluster_sections(clusterer, n_profile_rows)
     scores = _table(clusterer.scores_) if clusterer.scores_.height else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
