@@ -17,9 +17,10 @@ import polars as pl
 from stocktailor.config import Settings
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.demand.baselines import baseline_forecast
+from stocktailor.demand.forecaster import DemandForecaster
 from stocktailor.demand.history import DemandHistory
 from stocktailor.demand.model import DemandModel
-from stocktailor.demand.prices import markdown_price_plan
+from stocktailor.demand.prices import future_prices
 from stocktailor.sizecurves import SizeCurveEstimator
 
 __all__ = ["forecast", "forecast_parts"]
@@ -30,8 +31,11 @@ PART_SHARES = 200_000
 """Store x SKU series per prediction partition at most (about 3M weekly rows, 250 MB)."""
 
 
+Forecaster = DemandModel | DemandForecaster
+
+
 def _predict_part(
-    styles: list[str], *, model: DemandModel, until: dt.date | None, price_plan: pl.DataFrame | None
+    styles: list[str], *, model: Forecaster, until: dt.date | None, price_plan: pl.DataFrame | None
 ) -> pl.DataFrame:
     return model.predict(until, price_plan=price_plan, styles=styles)
 
@@ -44,7 +48,7 @@ def forecast_parts(
     engine: Any | None = None,
     progress: Progress | None = None,
     *,
-    model: DemandModel | None = None,
+    model: Forecaster | None = None,
     size_curves: SizeCurveEstimator | None = None,
     history: DemandHistory | None = None,
 ) -> Iterator[pl.DataFrame]:
@@ -58,6 +62,10 @@ def forecast_parts(
 
     Parameters
     ----------
+    model
+        A :class:`DemandForecaster` or :class:`DemandModel` to fit (or, fitted, to reuse);
+        default: the one ``settings.demand.model`` names. A fitted forecaster's
+        ``validation_`` says what was chosen.
     size_curves
         Fitted size curves to split styles into sizes (a plan fits them once).
     history
@@ -73,8 +81,17 @@ def forecast_parts(
     cfg = settings.demand
     if cfg.model == "baseline":
         return iter([baseline_forecast(tables, as_of, method="auto_ets")])
-    m = model if model is not None else DemandModel.from_config(cfg)
-    if model is None or not hasattr(model, "booster_"):
+    m: Forecaster
+    if model is not None:
+        m = model
+    elif cfg.model == "lightgbm":
+        m = DemandModel.from_config(cfg)
+    else:
+        m = DemandForecaster.from_config(cfg)
+    fitted = hasattr(m, "booster_") or hasattr(m, "choice_")
+    if isinstance(m, DemandModel) and fitted and m.as_of_ != as_of:
+        m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
+    elif not fitted or m.as_of_ != as_of:
         m.fit(
             tables,
             as_of,
@@ -83,9 +100,7 @@ def forecast_parts(
             size_curves=size_curves,
             history=history,
         )
-    elif model.as_of_ != as_of:
-        m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
-    plan = markdown_price_plan(tables, as_of, settings.season.markdown_calendar)
+    plan = future_prices(tables, as_of, settings.season.markdown_calendar)
     styles = sorted(tables.products["style"].unique().to_list())
     by_size = math.ceil(m.shares_.height / PART_SHARES)
     n_parts = max(1, min(max(settings.engine.partitions, by_size), len(styles)))
@@ -109,7 +124,7 @@ def forecast(
     engine: Any | None = None,
     progress: Progress | None = None,
     *,
-    model: DemandModel | None = None,
+    model: Forecaster | None = None,
     size_curves: SizeCurveEstimator | None = None,
     history: DemandHistory | None = None,
 ) -> pl.DataFrame:

@@ -32,6 +32,8 @@ __all__ = [
     "SS",
     "DemandHistory",
     "censored_weekly_demand",
+    "demand_view",
+    "events_until",
     "history_start",
     "pair_expected_demand",
     "prepare_history",
@@ -66,8 +68,9 @@ class DemandHistory:
     rates
         :func:`stocktailor.censoring.pair_demand_rates` per store x SKU.
     sku_weekly
-        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, style,
-        color, size`` (sparse: weeks with sales or out-of-stock days; units per week).
+        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, units_in,
+        demand_sold, style, color, size`` (sparse: weeks with sales or out-of-stock days;
+        units per week).
     phi_daily
         Daily negative-binomial excess dispersion of SKU sales on in-stock days.
     carried
@@ -102,6 +105,74 @@ class DemandHistory:
         """Drop the daily stock events (needed only by the size curves and censoring)."""
         self.events = None
 
+    def last_weeks(self, n: int) -> DemandHistory:
+        """The same history cut to its last ``n`` weeks (itself when it is not longer).
+
+        The weekly frames are filtered; censored rates and dispersion keep the whole window.
+        """
+        if n >= self.n_weeks:
+            return self
+        keep = pl.col("week") >= -n
+        wk = self.sku_weekly.filter(keep)
+        launch = wk.group_by("style").agg(pl.col("week").min().alias("launch_week"))
+        info = (
+            self.style_info.drop("launch_week")
+            .join(launch, on="style", how="left")
+            .with_columns(pl.col("launch_week").fill_null(0))
+        )
+        return DemandHistory(
+            tables=self.tables,
+            as_of=self.as_of,
+            start=self.as_of - dt.timedelta(days=7 * n - 1),
+            n_weeks=n,
+            clusters=self.clusters,
+            events=self.events,
+            rates=self.rates,
+            sku_weekly=wk,
+            phi_daily=self.phi_daily,
+            carried=self.carried.with_columns(pl.max_horizontal("w0", pl.lit(-n, pl.Int32))),
+            grid=self.grid.filter(keep),
+            price=self.price.filter(keep),
+            style_info=info,
+            signals=self.signals,
+        )
+
+
+def demand_view(tables: Tables) -> Tables:
+    """``tables`` with sales as the non-negative daily net-demand view (the demand target).
+
+    Returns (``units < 0``) are netted within the store x SKU x day and a day whose returns
+    exceed its sales counts as zero demand (its revenue too). Tables without returns are
+    returned as they are.
+    """
+    sales = tables.sales
+    if sales.is_empty() or not bool(sales.select((pl.col("units") < 0).any()).item()):
+        return tables
+    net = (
+        sales.group_by("date", "store_id", "sku")
+        .agg(pl.col("units").sum(), pl.col("revenue").sum())
+        .with_columns(pl.col("units").clip(lower_bound=0))
+        .with_columns(
+            pl.when(pl.col("units") > 0).then(pl.col("revenue")).otherwise(0.0).alias("revenue")
+        )
+        .sort("date", "store_id", "sku")
+    )
+    return tables.replace(sales=net.cast(sales.select(net.columns).schema))
+
+
+def events_until(events: Events, tables: Tables, as_of: dt.date) -> Events:
+    """The stock events of a later as-of date cut to ``as_of``: what :func:`stock_events`
+    returns at ``as_of`` (days up to it, pairs ranged by then), without recomputing them."""
+    from stocktailor.censoring import ranged_pairs
+
+    pairs = ranged_pairs(tables, as_of)
+    keys = ["store_id", "sku"]
+    sales_days, out_days = events
+    return (
+        sales_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
+        out_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
+    )
+
 
 def history_start(tables: Tables, as_of: dt.date, history_days: int) -> tuple[dt.date, int]:
     """First day and number of whole weeks of the window ending at ``as_of``.
@@ -126,6 +197,7 @@ def prepare_history(
     threshold_units: int = 0,
     censoring: bool = True,
     prior_days: float = 7.0,
+    events: Events | None = None,
 ) -> DemandHistory:
     """Build the :class:`DemandHistory` of ``tables`` at ``as_of``.
 
@@ -141,9 +213,18 @@ def prepare_history(
         Impute demand on censored days (True) or take sales as demand (False).
     prior_days
         Weight of the cluster prior in a pair's censored rate, days.
+    events
+        :func:`stock_events` of ``tables`` at ``as_of`` from the window's start (or a later
+        date's, cut with :func:`events_until`) when already computed.
     """
     start, n_weeks = history_start(tables, as_of, history_days)
-    events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    if events is None:
+        events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    else:
+        events = (
+            events[0].filter(pl.col("date") >= start),
+            events[1].filter(pl.col("date") >= start),
+        )
     wk, rates, _ = weekly_demand(
         tables,
         as_of,
@@ -430,7 +511,9 @@ def weekly_demand(
     """Weekly censoring-corrected demand per store x SKU, and per-pair rates.
 
     Returns ``(weekly, rates, level)``; weekly has ``store_id, sku, week, units, demand,
-    cens_days, out_days, in_stock_share`` (sparse: weeks with sales or out-of-stock days);
+    cens_days, out_days, in_stock_share, units_in, demand_sold`` (sparse: weeks with sales or
+    out-of-stock days; ``units_in`` = units sold on days that did not sell out,
+    ``demand_sold`` = demand of the days with sales, sell-out days at ``E[D | D >= sales]``);
     level has ``store_id, sku, lam, E7`` (the pair's level relative to the style index and
     its tracked exposure, so ``lam * E7`` is its expected demand over the history).
     """
@@ -466,6 +549,7 @@ def weekly_demand(
         pw.join(wk, on=["store_id", "sku", "week"], how="left")
         .join(lam.select("store_id", "sku", "lam"), on=["store_id", "sku"], how="left")
         .with_columns(pl.col("demand").fill_null(0.0), pl.col("lam").fill_null(0.0))
+        .with_columns(pl.col("demand").alias("demand_sold"))
     )
     # Days out of stock count the pair's level times the style's index of that week.
     if censoring:
@@ -479,7 +563,16 @@ def weekly_demand(
         .clip(0.0, 1.0)
         .alias("in_stock_share")
     ).select(
-        "store_id", "sku", "week", "units", "demand", "cens_days", "out_days", "in_stock_share"
+        "store_id",
+        "sku",
+        "week",
+        "units",
+        "demand",
+        "cens_days",
+        "out_days",
+        "in_stock_share",
+        pl.col("u_in").alias("units_in"),
+        "demand_sold",
     )
     return wk, rates, lam
 
@@ -503,8 +596,8 @@ def censored_weekly_demand(
     Returns
     -------
     pl.DataFrame
-        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share`` (units per
-        week; ``week`` relative to ``as_of``, -1 = the last week).
+        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, units_in,
+        demand_sold`` (units per week; ``week`` relative to ``as_of``, -1 = the last week).
     """
     events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
     wk, _, _ = weekly_demand(

@@ -1,7 +1,10 @@
 """Future prices of the forecast horizon.
 
-:func:`markdown_price_plan` turns a markdown calendar (weeks before season end, price factor)
-into weekly price factors per style.
+:func:`future_prices` gives the price factors the forecast may assume: markdowns are never
+assumed; a markdown calendar applies only when the retailer sets one, and the ``price_plan``
+table (when the contract has it) declares planned prices and promotions.
+:func:`markdown_price_plan` turns a calendar (weeks before season end, price factor) into weekly
+price factors per style.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import polars as pl
 
 from stocktailor.contract import Tables
 
-__all__ = ["markdown_price_plan"]
+__all__ = ["future_prices", "markdown_price_plan"]
 
 
 def markdown_price_plan(
@@ -55,3 +58,79 @@ def markdown_price_plan(
         schema={"style": pl.String, "week_start": pl.Date, "price_factor": pl.Float64},
         orient="row",
     )
+
+
+def future_prices(
+    tables: Tables, as_of: dt.date, markdown_calendar: Sequence[tuple[int, float]] = ()
+) -> pl.DataFrame | None:
+    """Price factors of future weeks per style, or None (full price everywhere).
+
+    From a non-empty ``markdown_calendar`` (the retailer's setting) and the ``price_plan``
+    table; where both give a week the plan wins. Plan rows are averaged over the days of the
+    week, the SKUs of the style and the stores they cover (a store-scoped promotion counts
+    for its share of the network).
+
+    Returns
+    -------
+    pl.DataFrame or None
+        ``style, week_start, price_factor``.
+    """
+    parts = []
+    if markdown_calendar:
+        parts.append(markdown_price_plan(tables, as_of, markdown_calendar))
+    plan = _plan_weeks(tables, as_of)
+    if plan is not None:
+        parts.append(plan)
+    if not parts:
+        return None
+    return pl.concat(parts).unique(["style", "week_start"], keep="last").sort("style", "week_start")
+
+
+def _plan_weeks(tables: Tables, as_of: dt.date) -> pl.DataFrame | None:
+    """The ``price_plan`` table (if any) as ``style, week_start, price_factor`` after as_of."""
+    plan = getattr(tables, "price_plan", None)
+    if plan is None or plan.is_empty():
+        return None
+    pr = tables.products.select("sku", "style", "full_price")
+    n_stores = max(1, tables.store_ids.len())
+    factor = (
+        pl.col("price_factor")
+        if "price_factor" in plan.columns
+        else pl.col("price") / pl.col("full_price")
+    )
+    if "price_factor" in plan.columns and "price" in plan.columns:
+        factor = pl.coalesce(pl.col("price_factor"), pl.col("price") / pl.col("full_price"))
+    sku = pl.col("sku") if "sku" in plan.columns else pl.lit(None, pl.String)
+    rows = (
+        plan.with_columns(sku.alias("_sku"))
+        .drop("sku", strict=False)
+        .join(pr, on="style", how="inner")
+        .filter(pl.col("_sku").is_null() | (pl.col("_sku") == pl.col("sku")))
+        .with_columns(
+            factor.alias("_pf"),
+            pl.when(pl.col("scope") == "store").then(1.0 / n_stores).otherwise(1.0).alias("_w"),
+            pl.date_ranges(
+                pl.max_horizontal("start_date", pl.lit(as_of + dt.timedelta(days=1))),
+                "end_date",
+                interval="1d",
+            ).alias("date"),
+        )
+        .explode("date")
+        .drop_nulls("date")
+    )
+    if rows.is_empty():
+        return None
+    n_sku = pr.group_by("style").agg(pl.len().alias("_n"))
+    week = ((pl.col("date") - pl.lit(as_of)).dt.total_days() - 1) // 7
+    wk: pl.DataFrame = (
+        rows.with_columns(week.alias("_wk"))
+        .group_by("style", "_wk")
+        .agg(((1.0 - pl.col("_pf")) * pl.col("_w")).sum().alias("_cut"))
+        .join(n_sku, on="style", how="left")
+        .select(
+            "style",
+            (pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("_wk"))).alias("week_start"),
+            (1.0 - pl.col("_cut") / (7.0 * pl.col("_n"))).clip(0.05, 2.0).alias("price_factor"),
+        )
+    )
+    return wk

@@ -1,0 +1,924 @@
+"""The selecting forecaster: every forecast is validated on the workspace's own history.
+
+:class:`DemandForecaster` holds out the last weeks of the history at one or more rolling
+origins (the holdout scaled to the history's length), refits every candidate on the history
+before each origin, and scores it on the holdout with a censoring-aware error (in-stock days
+only, :mod:`stocktailor.demand.validation`). Per category x store cluster (a coarser group
+when a group is thin) it chooses the candidate with the smallest error, switches each known
+effect of the LightGBM candidate (temperature, price, trend, lifecycle) on only where it
+improved the holdout, calibrates the level (the holdout bias, shrunk toward none) and the
+spread (so that p10-p90 covers 80 % of the holdout), and caps dormant pairs at their recent
+history. :attr:`DemandForecaster.validation_` says what was chosen and why.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from stocktailor.config import DemandConfig
+from stocktailor.contract import FORECAST_SCHEMA, Tables
+from stocktailor.demand.candidates import SIMPLE_CANDIDATES, YEAR, SimpleCandidate, dense_series
+from stocktailor.demand.distribution import nb_quantiles
+from stocktailor.demand.features import week_start_expr
+from stocktailor.demand.history import (
+    SS,
+    DemandHistory,
+    demand_view,
+    events_until,
+    prepare_history,
+)
+from stocktailor.demand.model import EFFECTS, DemandModel, sku_shares
+from stocktailor.demand.validation import (
+    GROUP_LEVELS,
+    VALIDATION_COLUMNS,
+    calibrate_dispersion,
+    choose,
+    group_keys,
+    holdout_truth,
+    pair_scores,
+    poisson_deviance,
+    shrunk_bias,
+    with_groups,
+)
+from stocktailor.sizecurves import SizeCurveEstimator
+
+__all__ = ["CANDIDATES", "DemandForecaster"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+CANDIDATES = ("lgbm", *SIMPLE_CANDIDATES, "blend")
+"""Every candidate the forecaster knows (see :mod:`stocktailor.demand.candidates`)."""
+_BLEND_SIZE = 3
+
+
+class DemandForecaster:
+    """Chooses, calibrates and combines demand candidates on a rolling-origin holdout.
+
+    Parameters
+    ----------
+    model
+        The LightGBM candidate's settings (a :class:`DemandModel`, cloned per origin).
+    candidates
+        Candidates to validate (subset of :data:`CANDIDATES`; ``seasonal*`` only run with a
+        year plus the holdout of history).
+    n_origins
+        Rolling origins of the holdout (fewer when the history is short).
+    max_holdout_weeks
+        Longest holdout, weeks (the holdout is a third of the history, at most the horizon).
+    min_group_units, min_group_pairs
+        A group chooses for itself only with this many holdout units and pairs; else it
+        takes its parent's choice (category, then the network).
+    bias_prior_units
+        Prior weight of "no bias" in the level calibration, units.
+    coverage
+        Target share of the holdout inside p10-p90.
+    dormant_weeks
+        A pair with no sales in this many weeks is never forecast above the larger of its
+        weekly demand's 90th percentile and its mean over the last year.
+    horizon_weeks
+        Forecast horizon of SKUs without a ``season_end``, weeks.
+    history_days
+        Days of history prepared (longer than the LightGBM window so that seasonal
+        candidates see last year).
+    validation_max_series
+        Store x style series validated at most (a random sample of styles above).
+    validation_train_rows
+        LightGBM training rows of the holdout refits at most.
+    effect_tolerance
+        Relative holdout improvement an effect must bring to be switched on.
+    random_state
+        Seed of the style sample and of the LightGBM refits.
+
+    Attributes
+    ----------
+    validation_
+        One row per group x candidate: :data:`~stocktailor.demand.validation.
+        VALIDATION_COLUMNS` (``chosen`` true for exactly one candidate per group).
+    choice_
+        ``group, candidate, bias_factor, level_dispersion, week_dispersion, effects`` per
+        finest group (category|cluster) that has pairs.
+    holdout_weeks_, origins_
+        The holdout length (weeks) and origins (weeks before ``as_of``).
+    """
+
+    def __init__(
+        self,
+        model: DemandModel | None = None,
+        *,
+        candidates: Sequence[str] = CANDIDATES,
+        n_origins: int = 2,
+        max_holdout_weeks: int = 13,
+        min_group_units: float = 300.0,
+        min_group_pairs: int = 30,
+        bias_prior_units: float = 300.0,
+        coverage: float = 0.8,
+        dormant_weeks: int = 8,
+        horizon_weeks: int = 13,
+        history_days: int = 728,
+        validation_max_series: int = 20_000,
+        validation_train_rows: int = 60_000,
+        effect_tolerance: float = 0.002,
+        random_state: int = 0,
+    ) -> None:
+        self.model = model
+        self.candidates = tuple(candidates)
+        unknown = set(self.candidates) - set(CANDIDATES)
+        if unknown:
+            msg = f"DemandForecaster: unknown candidates {sorted(unknown)}; expected {CANDIDATES}"
+            raise ValueError(msg)
+        self.n_origins = n_origins
+        self.max_holdout_weeks = max_holdout_weeks
+        self.min_group_units = min_group_units
+        self.min_group_pairs = min_group_pairs
+        self.bias_prior_units = bias_prior_units
+        self.coverage = coverage
+        self.dormant_weeks = dormant_weeks
+        self.horizon_weeks = horizon_weeks
+        self.history_days = history_days
+        self.validation_max_series = validation_max_series
+        self.validation_train_rows = validation_train_rows
+        self.effect_tolerance = effect_tolerance
+        self.random_state = random_state
+
+    @classmethod
+    def from_config(cls, config: DemandConfig, **overrides: Any) -> DemandForecaster:
+        """A forecaster with the settings of ``config`` (``overrides`` win)."""
+        params: dict[str, Any] = {
+            "model": DemandModel.from_config(config),
+            "candidates": config.candidates,
+            "n_origins": config.validation_origins,
+            "max_holdout_weeks": config.max_holdout_weeks,
+            "min_group_units": config.min_group_units,
+            "min_group_pairs": config.min_group_pairs,
+            "bias_prior_units": config.bias_prior_units,
+            "dormant_weeks": config.dormant_weeks,
+            "horizon_weeks": config.horizon_weeks,
+            "history_days": max(config.history_days, config.seasonal_history_days),
+            "validation_max_series": config.validation_max_series,
+            "validation_train_rows": config.validation_train_rows,
+            "random_state": config.random_state,
+        }
+        params.update(overrides)
+        return cls(**params)
+
+    # -- fit -----------------------------------------------------------------------------
+
+    def _model(self, **overrides: Any) -> DemandModel:
+        base = self.model if self.model is not None else DemandModel()
+        params = base.get_params()
+        params.update(random_state=self.random_state, **overrides)
+        return DemandModel(**params)
+
+    def _history(
+        self, tables: Tables, as_of: dt.date, clusters: pl.DataFrame | None, events: Any = None
+    ) -> DemandHistory:
+        m = self._model()
+        return prepare_history(
+            tables,
+            as_of,
+            clusters=clusters,
+            history_days=max(self.history_days, m.history_days),
+            threshold_units=m.censor_threshold_units,
+            censoring=m.censoring,
+            prior_days=m.censor_prior_days,
+            events=events,
+        )
+
+    def fit(
+        self,
+        tables: Tables,
+        as_of: dt.date,
+        clusters: pl.DataFrame | None = None,
+        progress: Progress | None = None,
+        *,
+        size_curves: SizeCurveEstimator | None = None,
+        history: DemandHistory | None = None,
+    ) -> DemandForecaster:
+        """Validate the candidates on the history up to ``as_of``, then fit the chosen ones.
+
+        Parameters
+        ----------
+        tables
+            Validated tables (returns are netted into the demand target).
+        as_of
+            Last day of history.
+        clusters
+            Optional ``store_id, cluster_id``: groups and pooling.
+        progress
+            Called with 1 per finished stage.
+        size_curves
+            Fitted size curves (default: fitted here with the model's prior).
+        history
+            The prepared history at ``as_of`` (default: built here).
+        """
+        tables = demand_view(tables)
+        hist = history if history is not None else self._history(tables, as_of, clusters)
+        if hist.events is None:
+            msg = "DemandForecaster.fit: the history's stock events were released"
+            raise ValueError(msg)
+        m = self._model()
+        curves = size_curves
+        if curves is None:
+            curves = SizeCurveEstimator(
+                prior_strength=m.size_prior_strength,
+                history_days=(hist.as_of - hist.start).days + 1,
+                random_state=self.random_state,
+            ).fit(tables, as_of, clusters=clusters, events=hist.events)
+        self.as_of_, self.size_curves_, self.clusters_ = as_of, curves, clusters
+        self.tables_ = tables
+        self.phi_week_ = hist.phi_daily / 7.0
+        n_h = self._horizon(hist)
+        self.holdout_weeks_ = int(np.clip(min(n_h, hist.n_weeks // 3), 1, self.max_holdout_weeks))
+        self.origins_ = [
+            self.holdout_weeks_ * i
+            for i in range(1, self.n_origins + 1)
+            if hist.n_weeks - self.holdout_weeks_ * i >= 3
+        ]
+        scores = self._validate(tables, hist, clusters, curves)
+        if progress is not None:
+            progress(1)
+        self._decide(scores, hist, clusters)
+        if progress is not None:
+            progress(1)
+        self._fit_final(tables, hist, clusters, curves)
+        if progress is not None:
+            progress(1)
+        return self
+
+    def _horizon(self, hist: DemandHistory) -> int:
+        """Forecast horizon in weeks: to the latest season end, else ``horizon_weeks``."""
+        pr = hist.tables.products
+        se = pr["season_end"].max() if "season_end" in pr.columns else None
+        if isinstance(se, dt.date):
+            return max(1, math.ceil((se - hist.as_of).days / 7))
+        return self.horizon_weeks
+
+    def _sample_styles(self, hist: DemandHistory) -> list[str] | None:
+        """Styles validated (None = all): a random sample above ``validation_max_series``."""
+        n = hist.carried.height
+        if n <= self.validation_max_series:
+            return None
+        per = hist.carried.group_by("style").len().sort("style")
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(per.height)
+        cum = np.cumsum(per["len"].to_numpy()[order])
+        k = int(np.searchsorted(cum, self.validation_max_series)) + 1
+        return sorted(per["style"].to_numpy()[order[:k]].tolist())
+
+    def _validate(
+        self,
+        tables: Tables,
+        hist: DemandHistory,
+        clusters: pl.DataFrame | None,
+        curves: SizeCurveEstimator,
+    ) -> pl.DataFrame:
+        """Pair scores of every candidate (and LightGBM effect variant) at every origin."""
+        assert hist.events is not None
+        styles = self._sample_styles(hist)
+        vt, events = tables, hist.events
+        if styles is not None:
+            skus = tables.products.filter(pl.col("style").is_in(styles)).select("sku")
+            vt = tables.replace(
+                sales=tables.sales.join(skus, on="sku", how="semi"),
+                inventory=tables.inventory.join(skus, on="sku", how="semi"),
+            )
+            events = (
+                events[0].join(skus, on="sku", how="semi"),
+                events[1].join(skus, on="sku", how="semi"),
+            )
+        out = []
+        for k in self.origins_:
+            origin = hist.as_of - dt.timedelta(days=7 * k)
+            h_o = self._history(vt, origin, clusters, events_until(events, vt, origin))
+            truth = holdout_truth(hist, k, self.holdout_weeks_)
+            if styles is not None:
+                truth = truth.join(
+                    vt.products.filter(pl.col("style").is_in(styles)).select("sku"),
+                    on="sku",
+                    how="semi",
+                )
+            for name, pred in self._origin_predictions(vt, h_o, hist, k, curves):
+                sc = pair_scores(pred, truth).with_columns(
+                    pl.lit(name).alias("candidate"), pl.lit(k).alias("origin")
+                )
+                out.append(sc)
+        if not out:
+            return pl.DataFrame()
+        return pl.concat(out).with_columns(
+            (pl.col("pred") - pl.col("actual")).abs().alias("abs_err")
+        )
+
+    def _origin_predictions(
+        self,
+        vt: Tables,
+        h_o: DemandHistory,
+        hist: DemandHistory,
+        k: int,
+        curves: SizeCurveEstimator,
+    ) -> list[tuple[str, pl.DataFrame]]:
+        """``(candidate, store_id/sku/week/mean)`` of every candidate fitted at the origin."""
+        h = self.holdout_weeks_
+        shares = sku_shares(h_o, curves, self._model().color_prior_units)
+        preds: list[tuple[str, pl.DataFrame]] = []
+        for name in self.candidates:
+            if name in ("lgbm", "blend"):
+                continue
+            if name.startswith("seasonal") and h_o.n_weeks < YEAR + h:
+                continue
+            preds.append((name, SimpleCandidate(name).fit(h_o, shares).predict(h)))
+        if "lgbm" in self.candidates:
+            m = self._model(
+                max_train_rows=min(self._model().max_train_rows, self.validation_train_rows)
+            )
+            try:
+                m.fit(
+                    vt,
+                    h_o.as_of,
+                    clusters=h_o.clusters,
+                    size_curves=curves,
+                    history=h_o.last_weeks(m.history_days // 7),
+                )
+            except ValueError as exc:
+                logger.info("lgbm candidate skipped at origin -%d weeks: %s", k, exc)
+                return preds
+            realised = hist.price.filter((pl.col("week") >= -k) & (pl.col("week") < -k + h))
+            plan = realised.select(
+                "style",
+                (
+                    pl.lit(h_o.as_of)
+                    + pl.duration(days=1 + 7 * (pl.col("week") + k).cast(pl.Int64))
+                ).alias("week_start"),
+                "price_factor",
+            )
+            st = m.predict_style(h, price_plan=plan)
+            full = m.default_effects
+            variants = {"lgbm": full}
+            for e in full:
+                variants[f"lgbm-{e}"] = full - {e}
+            variants["lgbm+lifecycle"] = full | {"lifecycle"}
+            for name, eff in variants.items():
+                preds.append((name, _lgbm_skus(st, m.shares_, eff)))
+        return preds
+
+    def _decide(
+        self, scores: pl.DataFrame, hist: DemandHistory, clusters: pl.DataFrame | None
+    ) -> None:
+        """Choose per group, decide the effects, calibrate level and spread."""
+        sku_g, store_g = group_keys(hist.tables.products, clusters, hist.tables.store_ids.to_list())
+        self.group_skus_, self.group_stores_ = sku_g, store_g
+        if scores.is_empty():
+            self._no_validation(hist)
+            return
+        scores = with_groups(scores, sku_g, store_g)
+        base = scores.filter(~pl.col("candidate").str.contains("[-+]"))
+        base = self._with_blend(base)
+        names = [c for c in self.candidates if c in set(base["candidate"].unique().to_list())]
+        table = choose(base, self.min_group_units, self.min_group_pairs, names)
+        effects = self._effects(scores)
+        calib = self._calibrate(base, table)
+        self._finish(table, effects, calib)
+
+    def _with_blend(self, base: pl.DataFrame) -> pl.DataFrame:
+        """Add ``blend``: the equal mean of the three best candidates on the whole network."""
+        if "blend" not in self.candidates:
+            return base
+        net = (
+            base.group_by("candidate")
+            .agg(
+                (pl.col("abs_err").sum() / pl.col("actual").sum().clip(lower_bound=1e-9)).alias("w")
+            )
+            .sort("w", "candidate")
+        )
+        top = net["candidate"].head(_BLEND_SIZE).to_list()
+        self.blend_ = top
+        if len(top) < 2:
+            return base
+        parts = base.filter(pl.col("candidate").is_in(top))
+        keys = ["store_id", "sku", "origin"]
+        tot = parts.group_by(keys).agg(
+            pl.col("pred").mean(),
+            pl.col("actual").first(),
+            pl.col("actual_w").first(),
+            *[pl.col(c).first() for c in base.columns if c.startswith("g_")],
+        )
+        wk = (
+            parts.select(*keys, "candidate", "pred_w")
+            .explode("pred_w")
+            .with_columns(pl.int_range(pl.len()).over(*keys, "candidate").alias("_i"))
+            .group_by(*keys, "_i")
+            .agg(pl.col("pred_w").mean())
+            .sort("_i")
+            .group_by(keys, maintain_order=True)
+            .agg(pl.col("pred_w"))
+        )
+        bl = tot.join(wk, on=keys, how="left").with_columns(
+            pl.lit("blend").alias("candidate"),
+            (pl.col("pred") - pl.col("actual")).abs().alias("abs_err"),
+            poisson_deviance(pl.col("actual"), pl.col("pred")).alias("deviance"),
+        )
+        return pl.concat([base, bl.select(base.columns)])
+
+    def _level_of(self, finest: str, level: str) -> str:
+        """The id at ``level`` of the finest group ``finest`` (``category|cluster``)."""
+        if level == "all":
+            return "all"
+        if level == "category":
+            return finest.split("|", 1)[0]
+        return finest
+
+    def _effects(self, scores: pl.DataFrame) -> dict[str, tuple[frozenset[str], str]]:
+        """Per finest group: the LightGBM effects switched on, and a note of the evidence.
+
+        An effect trained into the booster stays on only where removing it worsens the
+        holdout's mean Poisson deviance by more than ``effect_tolerance`` (relative); the
+        lifecycle extrapolation (not trained) is switched on only where adding it improves it
+        by that much. Decided on the finest group with enough holdout data.
+        """
+        var = scores.filter(pl.col("candidate").str.starts_with("lgbm"))
+        if var.is_empty():
+            return {}
+        full = self._model().default_effects
+        stats: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+        thick: dict[tuple[str, str], bool] = {}
+        for level in GROUP_LEVELS:
+            col = f"g_{level}"
+            agg = var.group_by(col, "candidate").agg(
+                pl.col("deviance").mean(),
+                pl.col("pred").sum(),
+                pl.col("actual").sum(),
+                pl.struct("store_id", "sku").n_unique().alias("pairs"),
+            )
+            for g, c, dev, pred, act, pairs in agg.iter_rows():
+                stats.setdefault((level, str(g)), {})[str(c)] = (dev, pred)
+                if c == "lgbm":
+                    thick[(level, str(g))] = act >= self.min_group_units and (
+                        pairs >= self.min_group_pairs
+                    )
+        out: dict[str, tuple[frozenset[str], str]] = {}
+        decided: dict[tuple[str, str], tuple[frozenset[str], list[str]]] = {}
+        for g in sorted(var["g_category|cluster"].unique().to_list()):
+            parent: tuple[frozenset[str], list[str]] | None = None
+            for level in reversed(GROUP_LEVELS):
+                key = (level, self._level_of(g, level))
+                if key not in decided:
+                    st = stats.get(key, {})
+                    if parent is not None and not thick.get(key, False):
+                        decided[key] = parent
+                    else:
+                        on, notes = self._effect_votes(st, full, parent)
+                        decided[key] = (on, [f"[{level}] " + "; ".join(notes)])
+                parent = decided[key]
+            assert parent is not None
+            out[str(g)] = (parent[0], parent[1][0])
+        return out
+
+    def _effect_votes(
+        self,
+        st: dict[str, tuple[float, float]],
+        full: frozenset[str],
+        parent: tuple[frozenset[str], list[str]] | None,
+    ) -> tuple[frozenset[str], list[str]]:
+        """Effects on for one group from its holdout ``{variant: (deviance, pred total)}``.
+
+        At the network level an effect that moved the holdout totals by less than 2 % cannot
+        be judged there and keeps its (shrunk) estimate; one that moved them stays on only if
+        it improved the deviance by more than ``effect_tolerance``. A sub-group keeps its
+        parent's decision unless its own holdout disagrees by more than 2 % of deviance.
+        """
+        ref, ref_p = st.get("lgbm", (float("nan"), 0.0))
+        tol = self.effect_tolerance if parent is None else 0.02
+        on: set[str] = set()
+        notes = []
+        for e in sorted(full | {"lifecycle"}):
+            trained = e in full
+            name = f"lgbm-{e}" if trained else f"lgbm+{e}"
+            dev, pred = st.get(name, (ref, ref_p))
+            with_e, without = (ref, dev) if trained else (dev, ref)
+            before = (e in parent[0]) if parent is not None else trained
+            moved = abs(ref_p - pred) / max(ref_p, 1e-9)
+            if moved < 0.02 or not np.isfinite(ref):
+                now = before
+            elif parent is None:
+                now = with_e < without * (1.0 - tol)
+            elif before:
+                now = not without < with_e * (1.0 - tol)
+            else:
+                now = with_e < without * (1.0 - tol)
+            on |= {e} if now else set()
+            notes.append(
+                f"{e} {'on' if now else 'off'} (deviance {with_e:.3f} on, {without:.3f} off)"
+            )
+        return frozenset(on), notes
+
+    def _calibrate(
+        self, base: pl.DataFrame, table: pl.DataFrame
+    ) -> dict[str, tuple[float, float, float, float]]:
+        """Per finest group: ``bias, phi_level, phi_week, coverage`` of its chosen candidate,
+        calibrated on the finest group around it (itself, its category, the network) with
+        enough holdout data."""
+        fin = table.filter((pl.col("level") == GROUP_LEVELS[0]) & pl.col("chosen"))
+        size = {
+            (str(lv), str(g), str(c)): (u, p)
+            for lv, g, c, u, p in table.select(
+                "level", "group", "candidate", "holdout_units", "pairs"
+            ).iter_rows()
+        }
+        cache: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
+        out = {}
+        for g, cand in fin.select("group", "candidate").iter_rows():
+            at = "all"
+            for lv in GROUP_LEVELS:
+                u, p = size.get((lv, self._level_of(str(g), lv), str(cand)), (0.0, 0))
+                if u >= self.min_group_units and p >= self.min_group_pairs:
+                    at = lv
+                    break
+            gid = self._level_of(str(g), at)
+            key = (at, gid, str(cand))
+            if key not in cache:
+                rows = base.filter((pl.col(f"g_{at}") == gid) & (pl.col("candidate") == cand))
+                cache[key] = self._calibration(rows)
+            out[str(g)] = cache[key]
+        return out
+
+    def _calibration(self, rows: pl.DataFrame) -> tuple[float, float, float, float]:
+        """Level factor and dispersion of one group's holdout rows (pairs x origins)."""
+        by_o = rows.group_by("origin").agg(pl.col("pred").sum(), pl.col("actual").sum())
+        b = shrunk_bias(by_o["pred"].to_numpy(), by_o["actual"].to_numpy(), self.bias_prior_units)
+        m = rows["pred"].to_numpy() * b
+        a = rows["actual"].to_numpy()
+        mw = rows["pred_w"].explode().to_numpy().astype(np.float64) * b
+        aw = rows["actual_w"].explode().to_numpy().astype(np.float64)
+        phi_l, phi_w, cov = calibrate_dispersion((m, a), (mw, aw), self.phi_week_, self.coverage)
+        return b, phi_l, phi_w, cov
+
+    def _finish(
+        self,
+        table: pl.DataFrame,
+        effects: dict[str, tuple[frozenset[str], str]],
+        calib: dict[str, tuple[float, float, float, float]],
+    ) -> None:
+        """Build ``choice_`` and ``validation_`` from the decisions."""
+        fin = table.filter((pl.col("level") == GROUP_LEVELS[0]) & pl.col("chosen"))
+        default_eff = self._model().default_effects
+        rows = []
+        for g, cand in fin.select("group", "candidate").iter_rows():
+            b, phi_l, phi_w, cov = calib[str(g)]
+            eff, note = effects.get(str(g), (default_eff, ""))
+            rows.append((str(g), str(cand), b, phi_l, phi_w, cov, ",".join(sorted(eff)), note))
+        self.choice_ = pl.DataFrame(
+            rows,
+            schema={
+                "group": pl.String,
+                "candidate": pl.String,
+                "bias_factor": pl.Float64,
+                "level_dispersion": pl.Float64,
+                "week_dispersion": pl.Float64,
+                "coverage_p10_p90": pl.Float64,
+                "effects": pl.String,
+                "effects_note": pl.String,
+            },
+            orient="row",
+        )
+        ch = self.choice_.select(
+            "group",
+            "bias_factor",
+            "level_dispersion",
+            "coverage_p10_p90",
+            pl.col("effects_note").alias("effects"),
+            pl.lit(True).alias("chosen"),
+            pl.lit(GROUP_LEVELS[0]).alias("level"),
+        )
+        v = table.join(ch, on=["level", "group", "chosen"], how="left").with_columns(
+            pl.lit(len(self.origins_)).cast(pl.Int64).alias("origins"),
+            pl.lit(self.holdout_weeks_).cast(pl.Int64).alias("horizon_weeks"),
+        )
+        self.validation_ = v.select(list(VALIDATION_COLUMNS)).cast(VALIDATION_COLUMNS)  # type: ignore[arg-type]
+        self.validation_ = self.validation_.sort(
+            pl.col("level").replace_strict({lv: i for i, lv in enumerate(GROUP_LEVELS)}),
+            "group",
+            "holdout_wape",
+        )
+
+    def _no_validation(self, hist: DemandHistory) -> None:
+        """Too short a history for a holdout: velocity everywhere, uncalibrated."""
+        logger.info(
+            "forecast: %d weeks of history, no holdout possible; using the velocity candidate",
+            hist.n_weeks,
+        )
+        self.blend_ = []
+        groups = (
+            with_groups(
+                self.group_skus_.join(self.group_stores_, how="cross").select("store_id", "sku"),
+                self.group_skus_,
+                self.group_stores_,
+            )["g_category|cluster"]
+            .unique()
+            .sort()
+        )
+        self.choice_ = pl.DataFrame(
+            {
+                "group": groups,
+                "candidate": "velocity",
+                "bias_factor": 1.0,
+                "level_dispersion": 0.25,
+                "week_dispersion": self.phi_week_,
+                "coverage_p10_p90": None,
+                "effects": "",
+                "effects_note": "no holdout",
+            },
+            schema_overrides={"coverage_p10_p90": pl.Float64},
+        )
+        self.validation_ = self.choice_.select(
+            "group",
+            pl.lit(GROUP_LEVELS[0]).alias("level"),
+            "candidate",
+            pl.lit(None, pl.Float64).alias("holdout_wape"),
+            pl.lit(None, pl.Float64).alias("holdout_bias"),
+            pl.lit(True).alias("chosen"),
+            pl.lit(None, pl.Float64).alias("holdout_deviance"),
+            pl.lit(0).alias("pairs"),
+            pl.lit(0.0).alias("holdout_units"),
+            pl.lit(0).alias("origins"),
+            pl.lit(0).alias("horizon_weeks"),
+            pl.lit("no holdout").alias("decided_at"),
+            "bias_factor",
+            "level_dispersion",
+            "coverage_p10_p90",
+            pl.col("effects_note").alias("effects"),
+        ).cast(VALIDATION_COLUMNS)  # type: ignore[arg-type]
+
+    def _fit_final(
+        self,
+        tables: Tables,
+        hist: DemandHistory,
+        clusters: pl.DataFrame | None,
+        curves: SizeCurveEstimator,
+    ) -> None:
+        """Fit the chosen candidates on the whole history; dormant caps."""
+        m = self._model()
+        self.shares_ = sku_shares(hist, curves, m.color_prior_units)
+        self.caps_ = _dormant_caps(hist, self.dormant_weeks)
+        used = set(self.choice_["candidate"].to_list())
+        if "blend" in used:
+            used |= set(self.blend_)
+        self.used_ = sorted(used - {"blend"})
+        self.simple_: dict[str, SimpleCandidate] = {}
+        for name in self.used_:
+            if name != "lgbm":
+                self.simple_[name] = SimpleCandidate(name).fit(hist, self.shares_)
+        self.model_: DemandModel | None = None
+        if "lgbm" in self.used_:
+            self.model_ = m.fit(
+                tables,
+                hist.as_of,
+                clusters=clusters,
+                size_curves=curves,
+                history=hist.last_weeks(m.history_days // 7),
+            )
+        hist.release_events()
+        self.history_ = hist
+        self.style_category_ = (
+            tables.products.group_by("style")
+            .agg(pl.col("sku").first())
+            .join(self.group_skus_, on="sku", how="left")
+            .select("style", "category")
+        )
+
+    def for_prediction(self) -> DemandForecaster:
+        """A copy holding only what :meth:`predict` needs (no sales, inventory or history):
+        what a partitioned forecast ships to each worker."""
+        if not hasattr(self, "choice_"):
+            msg = "DemandForecaster.for_prediction: call fit() first"
+            raise ValueError(msg)
+        slim = copy.copy(self)
+        tb = self.tables_
+        slim.tables_ = tb.replace(sales=tb.sales.clear(), inventory=tb.inventory.clear())
+        if self.model_ is not None:
+            slim.model_ = self.model_.for_prediction()
+        if hasattr(slim, "history_"):
+            del slim.history_
+        return slim
+
+    # -- predict -------------------------------------------------------------------------
+
+    def _last_day(self, until: dt.date | None) -> tuple[dt.date, pl.DataFrame]:
+        pr = self.tables_.products
+        ends = (
+            pr.select("sku", "season_end")
+            if "season_end" in pr.columns
+            else pr.select("sku").with_columns(pl.lit(None, pl.Date).alias("season_end"))
+        )
+        if until is not None:
+            return until, ends
+        mx = ends["season_end"].max()
+        default = self.as_of_ + dt.timedelta(days=7 * self.horizon_weeks)
+        return (mx if isinstance(mx, dt.date) else default), ends
+
+    def predict(
+        self,
+        until: dt.date | None = None,
+        progress: Progress | None = None,
+        *,
+        price_plan: pl.DataFrame | None = None,
+        styles: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Weekly demand distribution per store x SKU from ``as_of + 1`` on.
+
+        Each pair takes its group's chosen candidate (with the group's effects), times the
+        group's level factor; a week cut by the SKU's ``season_end`` counts only its days
+        (SKUs without one run ``horizon_weeks``); dormant pairs are capped. ``var`` is the
+        week's share of the horizon's variance (``m + phi_w m^2 + phi_L m M`` with ``M`` the
+        pair's horizon total), so variances of weeks add up to the total's; the quantiles are
+        those of the week alone (``m + (phi_w + phi_L) m^2``).
+
+        Parameters
+        ----------
+        until
+            Last day forecast (default: the latest ``season_end``, else ``horizon_weeks``).
+        price_plan
+            Optional ``style, week_start, price_factor`` for future weeks (full price else).
+        styles
+            Only these styles (used to partition prediction).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``store_id, sku, week_start, mean, var, p10, p50, p90`` (units per week).
+        """
+        if not hasattr(self, "choice_"):
+            msg = "DemandForecaster.predict: call fit() first"
+            raise ValueError(msg)
+        last, ends = self._last_day(until)
+        n_w = max(0, math.ceil((last - self.as_of_).days / 7))
+        if n_w == 0:
+            return pl.DataFrame(schema=FORECAST_SCHEMA)
+        pairs = self.shares_
+        if styles is not None:
+            pairs = pairs.filter(pl.col("style").is_in(list(styles)))
+        pairs = with_groups(pairs.select("store_id", "sku"), self.group_skus_, self.group_stores_)
+        pairs = pairs.select("store_id", "sku", pl.col("g_category|cluster").alias("group")).join(
+            self.choice_, on="group", how="left"
+        )
+        weekly = self._candidate_means(pairs, n_w, price_plan, styles)
+        out = self._distribution(weekly, pairs, ends, last)
+        if progress is not None:
+            progress(1)
+        return out
+
+    def _candidate_means(
+        self,
+        pairs: pl.DataFrame,
+        n_w: int,
+        price_plan: pl.DataFrame | None,
+        styles: Sequence[str] | None,
+    ) -> pl.DataFrame:
+        """``store_id, sku, week, mean`` of each pair's chosen candidate (before calibration)."""
+        keys = ["store_id", "sku"]
+        frames: dict[str, pl.DataFrame] = {}
+        for name, cand in self.simple_.items():
+            frames[name] = cand.predict(n_w, styles)
+        if self.model_ is not None:
+            st = self.model_.predict_style(n_w, price_plan=price_plan, styles=styles)
+            frames["lgbm"] = self._lgbm_with_effects(st)
+        parts = []
+        for name in pairs["candidate"].unique().to_list():
+            want = pairs.filter(pl.col("candidate") == name).select(keys)
+            if name == "blend":
+                comp = [frames[c].join(want, on=keys, how="semi") for c in self.blend_]
+                fr = (
+                    pl.concat(comp)
+                    .group_by(*keys, "week")
+                    .agg((pl.col("mean").sum() / len(comp)).alias("mean"))
+                )
+            else:
+                fr = frames[str(name)].join(want, on=keys, how="semi")
+            parts.append(fr.select(*keys, pl.col("week").cast(pl.Int32), "mean"))
+        if not parts:
+            return pl.DataFrame(
+                schema={
+                    "store_id": pl.String,
+                    "sku": pl.String,
+                    "week": pl.Int32,
+                    "mean": pl.Float64,
+                }
+            )
+        return pl.concat(parts)
+
+    def _lgbm_with_effects(self, st: pl.DataFrame) -> pl.DataFrame:
+        """SKU means of the LightGBM rows with each group's effects switched on."""
+        assert self.model_ is not None
+        st = st.join(self.style_category_, on="style", how="left").join(
+            self.group_stores_, on="store_id", how="left"
+        )
+        st = st.with_columns(
+            (pl.col("category").fill_null("none") + "|" + pl.col("cluster").fill_null("all")).alias(
+                "group"
+            )
+        ).join(self.choice_.select("group", "effects"), on="group", how="left")
+        off = st["off_base"].to_numpy().copy()
+        eff = st["effects"].fill_null(",".join(sorted(self.model_.default_effects)))
+        for e in EFFECTS:
+            on = eff.str.contains(e, literal=True).to_numpy()
+            off = off + np.where(on, st[f"off_{e}"].to_numpy(), 0.0)
+        mu = np.where(st["base"].to_numpy() > 0, np.exp(st["raw"].to_numpy() + off), 0.0)
+        return _split(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), self.shares_)
+
+    def _distribution(
+        self, weekly: pl.DataFrame, pairs: pl.DataFrame, ends: pl.DataFrame, last: dt.date
+    ) -> pl.DataFrame:
+        """Calibrated weekly means, season-end cut, caps, variance and quantiles."""
+        sk = (
+            weekly.join(
+                pairs.select(
+                    "store_id", "sku", "bias_factor", "level_dispersion", "week_dispersion"
+                ),
+                on=["store_id", "sku"],
+                how="inner",
+            )
+            .join(ends, on="sku", how="left")
+            .join(self.caps_, on=["store_id", "sku"], how="left")
+        )
+        end_day = pl.min_horizontal(pl.col("season_end").fill_null(pl.lit(last)), pl.lit(last))
+        sk = (
+            sk.with_columns(week_start_expr(self.as_of_).alias("week_start"))
+            .with_columns(
+                (((end_day - pl.col("week_start")).dt.total_days() + 1).clip(0, 7) / 7.0).alias(
+                    "_f"
+                )
+            )
+            .filter(pl.col("_f") > 0)
+            .with_columns(
+                pl.min_horizontal(
+                    pl.col("mean") * pl.col("bias_factor").fill_null(1.0),
+                    pl.col("cap").fill_null(float("inf")),
+                )
+                .clip(lower_bound=0.0)
+                .mul(pl.col("_f"))
+                .alias("mean")
+            )
+        )
+        sk = sk.with_columns(pl.col("mean").sum().over("store_id", "sku").alias("_tot"))
+        m = sk["mean"].to_numpy()
+        phi_l = sk["level_dispersion"].fill_null(0.25).to_numpy()
+        phi_w = sk["week_dispersion"].fill_null(0.0).to_numpy()
+        var = m + phi_w * m**2 + phi_l * m * sk["_tot"].to_numpy()
+        q = nb_quantiles(m, m + (phi_w + phi_l) * m**2, (0.1, 0.5, 0.9))
+        out = sk.select("store_id", "sku", "week_start").with_columns(
+            pl.Series("mean", m),
+            pl.Series("var", var),
+            pl.Series("p10", q[0]),
+            pl.Series("p50", q[1]),
+            pl.Series("p90", q[2]),
+        )
+        return out.sort("store_id", "sku", "week_start").select(list(FORECAST_SCHEMA))
+
+
+def _split(st: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """Style-week means ``mu`` -> ``store_id, sku, week, mean`` with the SKU shares."""
+    return st.join(shares, on=SS, how="inner").select(
+        "store_id", "sku", "week", (pl.col("mu") * pl.col("sku_share")).alias("mean")
+    )
+
+
+def _lgbm_skus(st: pl.DataFrame, shares: pl.DataFrame, effects: frozenset[str]) -> pl.DataFrame:
+    """SKU means of LightGBM style rows (:meth:`DemandModel.predict_style`) with ``effects``."""
+    off = st["off_base"].to_numpy().copy()
+    for e in effects:
+        off = off + st[f"off_{e}"].to_numpy()
+    mu = np.where(st["base"].to_numpy() > 0, np.exp(st["raw"].to_numpy() + off), 0.0)
+    return _split(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), shares)
+
+
+def _dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
+    """``store_id, sku, cap``: weekly caps of pairs that sold before but not in the last
+    ``dormant_weeks`` weeks.
+
+    The cap is the larger of the 90th percentile and the mean of the pair's weekly
+    (censoring-corrected) demand over the last year of history (units per week).
+    """
+    n = min(hist.n_weeks, YEAR)
+    prods = hist.tables.products.select("sku", "style")
+    start = hist.carried.join(prods, on="style", how="inner").select("store_id", "sku", "w0")
+    start = start.filter(pl.col("w0") <= -dormant_weeks)
+    if start.is_empty() or hist.n_weeks < dormant_weeks:
+        return pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "cap": pl.Float64})
+    keys, d = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n)
+    _, u = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="units")
+    # Dormant: it sold before, and not in the last weeks (a pair that never sold is not yet
+    # selling, e.g. a season's style ahead of its weather; the model forecasts it).
+    dormant = (np.nansum(u[:, n - dormant_weeks :], axis=1) <= 0) & (np.nansum(u, axis=1) > 0)
+    with np.errstate(all="ignore"):
+        q90 = np.nan_to_num(np.nanquantile(d, 0.9, axis=1), nan=0.0)
+        mean = np.nan_to_num(np.nanmean(d, axis=1), nan=0.0)
+    cap = np.maximum(q90, mean)
+    return keys.with_columns(pl.Series("cap", cap)).filter(pl.Series(dormant))
