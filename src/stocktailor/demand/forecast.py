@@ -14,12 +14,13 @@ from typing import Any
 
 import polars as pl
 
+from stocktailor.censoring import velocity_forecast
 from stocktailor.config import Settings
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.demand.baselines import baseline_forecast
 from stocktailor.demand.forecaster import DemandForecaster
 from stocktailor.demand.history import DemandHistory
-from stocktailor.demand.model import DemandModel
+from stocktailor.demand.model import DemandModel, HistoryTooShortError
 from stocktailor.demand.prices import future_prices
 from stocktailor.sizecurves import SizeCurveEstimator
 
@@ -92,14 +93,24 @@ def forecast_parts(
     if isinstance(m, DemandModel) and fitted and m.as_of_ != as_of:
         m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
     elif not fitted or m.as_of_ != as_of:
-        m.fit(
-            tables,
-            as_of,
-            clusters=clusters,
-            progress=progress,
-            size_curves=size_curves,
-            history=history,
-        )
+        try:
+            m.fit(
+                tables,
+                as_of,
+                clusters=clusters,
+                progress=progress,
+                size_curves=size_curves,
+                history=history,
+            )
+        except HistoryTooShortError:
+            # Nothing to learn from yet: censoring-aware velocity (shapes fallback).
+            return iter(
+                [
+                    velocity_forecast(
+                        tables, as_of, clusters=clusters, horizon_weeks=cfg.horizon_weeks
+                    )
+                ]
+            )
     plan = future_prices(tables, as_of, settings.season.markdown_calendar)
     styles = sorted(tables.products["style"].unique().to_list())
     by_size = math.ceil(m.shares_.height / PART_SHARES)

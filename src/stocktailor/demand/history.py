@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.censoring import (
+    demand_tables,
     expected_demand_given_at_least,
     first_snapshots,
     pair_demand_rates,
@@ -139,25 +140,10 @@ class DemandHistory:
 
 
 def demand_view(tables: Tables) -> Tables:
-    """``tables`` with sales as the non-negative daily net-demand view (the demand target).
-
-    Returns (``units < 0``) are netted within the store x SKU x day and a day whose returns
-    exceed its sales counts as zero demand (its revenue too). Tables without returns are
-    returned as they are.
-    """
-    sales = tables.sales
-    if sales.is_empty() or not bool(sales.select((pl.col("units") < 0).any()).item()):
-        return tables
-    net = (
-        sales.group_by("date", "store_id", "sku")
-        .agg(pl.col("units").sum(), pl.col("revenue").sum())
-        .with_columns(pl.col("units").clip(lower_bound=0))
-        .with_columns(
-            pl.when(pl.col("units") > 0).then(pl.col("revenue")).otherwise(0.0).alias("revenue")
-        )
-        .sort("date", "store_id", "sku")
-    )
-    return tables.replace(sales=net.cast(sales.select(net.columns).schema))
+    """``tables`` with sales as the non-negative daily net-demand view (the demand target):
+    :func:`stocktailor.censoring.demand_tables` (returns netted within the day, surplus
+    returns dropped; idempotent)."""
+    return demand_tables(tables)
 
 
 def events_until(events: Events, tables: Tables, as_of: dt.date) -> Events:
@@ -217,6 +203,7 @@ def prepare_history(
         :func:`stock_events` of ``tables`` at ``as_of`` from the window's start (or a later
         date's, cut with :func:`events_until`) when already computed.
     """
+    tables = demand_tables(tables)
     start, n_weeks = history_start(tables, as_of, history_days)
     if events is None:
         events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)

@@ -38,7 +38,7 @@ from stocktailor.demand.features import (
     weather_origin,
     week_start_expr,
 )
-from stocktailor.demand.history import SS, DemandHistory, prepare_history
+from stocktailor.demand.history import SS, DemandHistory, demand_view, prepare_history
 from stocktailor.demand.offsets import (
     estimate_trend_lead,
     fit_trend_slopes,
@@ -51,7 +51,7 @@ from stocktailor.demand.offsets import (
 from stocktailor.signals import week_of
 from stocktailor.sizecurves import SizeCurveEstimator, size_group_of
 
-__all__ = ["EFFECTS", "SIGNAL_GROUPS", "DemandModel", "sku_shares"]
+__all__ = ["EFFECTS", "SIGNAL_GROUPS", "DemandModel", "HistoryTooShortError", "sku_shares"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ def sku_shares(
     )
     sk = sk.with_columns((pl.col("color_share") * pl.col("size_share")).alias("sku_share"))
     return sk.select("store_id", "style", "sku", "sku_share")
+
+
+class HistoryTooShortError(ValueError):
+    """The history holds no training example (too few weeks with sales and stock)."""
 
 
 class DemandModel:
@@ -415,7 +419,7 @@ class DemandModel:
                 f"DemandModel.fit: sales history before {self.as_of_} is too short "
                 f"({n_weeks} weeks); need at least 3 weeks"
             )
-            raise ValueError(msg)
+            raise HistoryTooShortError(msg)
         sizes = np.array([org.height * len(tg) for org, tg in cands], dtype=np.int64)
         total = int(sizes.sum())
         rng = np.random.default_rng(self.random_state)
@@ -475,6 +479,7 @@ class DemandModel:
         if history is not None and history.as_of != as_of:
             msg = f"DemandModel.fit: history is as of {history.as_of}, not {as_of}"
             raise ValueError(msg)
+        tables = demand_view(tables)
         hist = history if history is not None else self._history(tables, as_of, clusters)
         self._prepare(hist, size_curves)
         self.trend_lead_days_ = self.trend_lead_days
@@ -493,6 +498,9 @@ class DemandModel:
             if hasattr(self, attr):
                 delattr(self, attr)
         rows = self._training_rows()
+        if rows.height < 10:  # LightGBM cannot bag fewer rows (shapes fix)
+            msg = f"DemandModel.fit: {rows.height} training rows in the history before {as_of}"
+            raise HistoryTooShortError(msg)
         if self.trend_lead_days is None and "trends" in self.signals:
             rows = self._choose_trend_lead(rows)
         if progress is not None:

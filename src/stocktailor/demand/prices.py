@@ -87,45 +87,51 @@ def future_prices(
 
 
 def _plan_weeks(tables: Tables, as_of: dt.date) -> pl.DataFrame | None:
-    """The ``price_plan`` table (if any) as ``style, week_start, price_factor`` after as_of."""
-    plan = getattr(tables, "price_plan", None)
-    if plan is None or plan.is_empty():
+    """The ``price_plan`` table (if any) as ``style, week_start, price_factor`` after as_of.
+
+    Rules are resolved per SKU and day (:func:`stocktailor.contract.resolve_price_plan`: the
+    highest-priority all-stores rule sets the day's price, a store rule moves its store's
+    price, weighing ``1 / stores``); days without a rule sell at full price.
+    """
+    from stocktailor.contract import resolve_price_plan
+
+    rules = resolve_price_plan(tables)
+    if rules.is_empty():
         return None
-    pr = tables.products.select("sku", "style", "full_price")
     n_stores = max(1, tables.store_ids.len())
-    factor = (
-        pl.col("price_factor")
-        if "price_factor" in plan.columns
-        else pl.col("price") / pl.col("full_price")
-    )
-    if "price_factor" in plan.columns and "price" in plan.columns:
-        factor = pl.coalesce(pl.col("price_factor"), pl.col("price") / pl.col("full_price"))
-    sku = pl.col("sku") if "sku" in plan.columns else pl.lit(None, pl.String)
-    rows = (
-        plan.with_columns(sku.alias("_sku"))
-        .drop("sku", strict=False)
-        .join(pr, on="style", how="inner")
-        .filter(pl.col("_sku").is_null() | (pl.col("_sku") == pl.col("sku")))
-        .with_columns(
-            factor.alias("_pf"),
-            pl.when(pl.col("scope") == "store").then(1.0 / n_stores).otherwise(1.0).alias("_w"),
-            pl.date_ranges(
-                pl.max_horizontal("start_date", pl.lit(as_of + dt.timedelta(days=1))),
-                "end_date",
-                interval="1d",
-            ).alias("date"),
+    day0 = as_of + dt.timedelta(days=1)
+    days = (
+        rules.with_columns(
+            pl.date_ranges(pl.max_horizontal("start_date", pl.lit(day0)), "end_date").alias("date")
         )
         .explode("date")
         .drop_nulls("date")
     )
-    if rows.is_empty():
+    if days.is_empty():
         return None
-    n_sku = pr.group_by("style").agg(pl.len().alias("_n"))
+    top = ["sku", "date", "store_id"]
+    # The winning rule per SKU, day and store (null store = all stores).
+    win = days.sort("priority", "start_date").group_by(top).agg(pl.col("price_factor").last())
+    base = win.filter(pl.col("store_id").is_null()).select(
+        "sku", "date", pl.col("price_factor").alias("_b")
+    )
+    local = (
+        win.filter(pl.col("store_id").is_not_null())
+        .join(base, on=["sku", "date"], how="left")
+        .group_by("sku", "date")
+        .agg(((pl.col("price_factor") - pl.col("_b").fill_null(1.0)).sum() / n_stores).alias("_d"))
+    )
+    daily = (
+        base.join(local, on=["sku", "date"], how="full", coalesce=True)
+        .with_columns((pl.col("_b").fill_null(1.0) + pl.col("_d").fill_null(0.0)).alias("_f"))
+        .join(tables.products.select("sku", "style"), on="sku", how="inner")
+    )
+    n_sku = tables.products.group_by("style").agg(pl.len().alias("_n"))
     week = ((pl.col("date") - pl.lit(as_of)).dt.total_days() - 1) // 7
-    wk: pl.DataFrame = (
-        rows.with_columns(week.alias("_wk"))
+    out: pl.DataFrame = (
+        daily.with_columns(week.alias("_wk"))
         .group_by("style", "_wk")
-        .agg(((1.0 - pl.col("_pf")) * pl.col("_w")).sum().alias("_cut"))
+        .agg((1.0 - pl.col("_f")).sum().alias("_cut"))
         .join(n_sku, on="style", how="left")
         .select(
             "style",
@@ -133,4 +139,4 @@ def _plan_weeks(tables: Tables, as_of: dt.date) -> pl.DataFrame | None:
             (1.0 - pl.col("_cut") / (7.0 * pl.col("_n"))).clip(0.05, 2.0).alias("price_factor"),
         )
     )
-    return wk
+    return out
