@@ -25,9 +25,9 @@ import polars as pl
 
 from stocktailor.config import DemandConfig
 from stocktailor.contract import FORECAST_SCHEMA, Tables
-from stocktailor.demand.candidates import SIMPLE_CANDIDATES, YEAR, SimpleCandidate, dense_series
-from stocktailor.demand.distribution import nb_quantiles
-from stocktailor.demand.features import week_start_expr
+from stocktailor.demand.assemble import dormant_caps, lgbm_skus, split_styles, weekly_distribution
+from stocktailor.demand.candidates import SIMPLE_CANDIDATES, YEAR, SimpleCandidate
+from stocktailor.demand.effects import decide_effects, level_of, with_blend
 from stocktailor.demand.history import (
     SS,
     DemandHistory,
@@ -44,7 +44,6 @@ from stocktailor.demand.validation import (
     group_keys,
     holdout_truth,
     pair_scores,
-    poisson_deviance,
     shrunk_bias,
     with_groups,
 )
@@ -367,7 +366,7 @@ class DemandForecaster:
                 variants[f"lgbm-{e}"] = full - {e}
             variants["lgbm+lifecycle"] = full | {"lifecycle"}
             for name, eff in variants.items():
-                preds.append((name, _lgbm_skus(st, m.shares_, eff)))
+                preds.append((name, lgbm_skus(st, m.shares_, eff)))
         return preds
 
     def _decide(
@@ -381,144 +380,31 @@ class DemandForecaster:
             return
         scores = with_groups(scores, sku_g, store_g)
         base = scores.filter(~pl.col("candidate").str.contains("[-+]"))
-        base = self._with_blend(base)
+        self.blend_: list[str] = []
+        if "blend" in self.candidates:
+            base, self.blend_ = with_blend(base, _BLEND_SIZE)
         names = [c for c in self.candidates if c in set(base["candidate"].unique().to_list())]
         table = choose(base, self.min_group_units, self.min_group_pairs, names)
-        effects = self._effects(scores)
+        effects = decide_effects(
+            scores,
+            self._model().default_effects,
+            min_units=self.min_group_units,
+            min_pairs=self.min_group_pairs,
+            tolerance=self.effect_tolerance,
+        )
         calib = self._calibrate(base, table)
         self._finish(table, effects, calib)
-
-    def _with_blend(self, base: pl.DataFrame) -> pl.DataFrame:
-        """Add ``blend``: the equal mean of the three best candidates on the whole network."""
-        if "blend" not in self.candidates:
-            return base
-        net = (
-            base.group_by("candidate")
-            .agg(
-                (pl.col("abs_err").sum() / pl.col("actual").sum().clip(lower_bound=1e-9)).alias("w")
-            )
-            .sort("w", "candidate")
-        )
-        top = net["candidate"].head(_BLEND_SIZE).to_list()
-        self.blend_ = top
-        if len(top) < 2:
-            return base
-        parts = base.filter(pl.col("candidate").is_in(top))
-        keys = ["store_id", "sku", "origin"]
-        tot = parts.group_by(keys).agg(
-            pl.col("pred").mean(),
-            pl.col("actual").first(),
-            pl.col("actual_w").first(),
-            *[pl.col(c).first() for c in base.columns if c.startswith("g_")],
-        )
-        wk = (
-            parts.select(*keys, "candidate", "pred_w")
-            .explode("pred_w")
-            .with_columns(pl.int_range(pl.len()).over(*keys, "candidate").alias("_i"))
-            .group_by(*keys, "_i")
-            .agg(pl.col("pred_w").mean())
-            .sort("_i")
-            .group_by(keys, maintain_order=True)
-            .agg(pl.col("pred_w"))
-        )
-        bl = tot.join(wk, on=keys, how="left").with_columns(
-            pl.lit("blend").alias("candidate"),
-            (pl.col("pred") - pl.col("actual")).abs().alias("abs_err"),
-            poisson_deviance(pl.col("actual"), pl.col("pred")).alias("deviance"),
-        )
-        return pl.concat([base, bl.select(base.columns)])
-
-    def _level_of(self, finest: str, level: str) -> str:
-        """The id at ``level`` of the finest group ``finest`` (``category|cluster``)."""
-        if level == "all":
-            return "all"
-        if level == "category":
-            return finest.split("|", 1)[0]
-        return finest
-
-    def _effects(self, scores: pl.DataFrame) -> dict[str, tuple[frozenset[str], str]]:
-        """Per finest group: the LightGBM effects switched on, and a note of the evidence.
-
-        An effect trained into the booster stays on only where removing it worsens the
-        holdout's mean Poisson deviance by more than ``effect_tolerance`` (relative); the
-        lifecycle extrapolation (not trained) is switched on only where adding it improves it
-        by that much. Decided on the finest group with enough holdout data.
-        """
-        var = scores.filter(pl.col("candidate").str.starts_with("lgbm"))
-        if var.is_empty():
-            return {}
-        full = self._model().default_effects
-        stats: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
-        thick: dict[tuple[str, str], bool] = {}
-        for level in GROUP_LEVELS:
-            col = f"g_{level}"
-            agg = var.group_by(col, "candidate").agg(
-                pl.col("deviance").mean(),
-                pl.col("pred").sum(),
-                pl.col("actual").sum(),
-                pl.struct("store_id", "sku").n_unique().alias("pairs"),
-            )
-            for g, c, dev, pred, act, pairs in agg.iter_rows():
-                stats.setdefault((level, str(g)), {})[str(c)] = (dev, pred)
-                if c == "lgbm":
-                    thick[(level, str(g))] = act >= self.min_group_units and (
-                        pairs >= self.min_group_pairs
-                    )
-        out: dict[str, tuple[frozenset[str], str]] = {}
-        decided: dict[tuple[str, str], tuple[frozenset[str], list[str]]] = {}
-        for g in sorted(var["g_category|cluster"].unique().to_list()):
-            parent: tuple[frozenset[str], list[str]] | None = None
-            for level in reversed(GROUP_LEVELS):
-                key = (level, self._level_of(g, level))
-                if key not in decided:
-                    st = stats.get(key, {})
-                    if parent is not None and not thick.get(key, False):
-                        decided[key] = parent
-                    else:
-                        on, notes = self._effect_votes(st, full, parent)
-                        decided[key] = (on, [f"[{level}] " + "; ".join(notes)])
-                parent = decided[key]
-            assert parent is not None
-            out[str(g)] = (parent[0], parent[1][0])
-        return out
-
-    def _effect_votes(
-        self,
-        st: dict[str, tuple[float, float]],
-        full: frozenset[str],
-        parent: tuple[frozenset[str], list[str]] | None,
-    ) -> tuple[frozenset[str], list[str]]:
-        """Effects on for one group from its holdout ``{variant: (deviance, pred total)}``.
-
-        At the network level an effect that moved the holdout totals by less than 2 % cannot
-        be judged there and keeps its (shrunk) estimate; one that moved them stays on only if
-        it improved the deviance by more than ``effect_tolerance``. A sub-group keeps its
-        parent's decision unless its own holdout disagrees by more than 2 % of deviance.
-        """
-        ref, ref_p = st.get("lgbm", (float("nan"), 0.0))
-        tol = self.effect_tolerance if parent is None else 0.02
-        on: set[str] = set()
-        notes = []
-        for e in sorted(full | {"lifecycle"}):
-            trained = e in full
-            name = f"lgbm-{e}" if trained else f"lgbm+{e}"
-            dev, pred = st.get(name, (ref, ref_p))
-            with_e, without = (ref, dev) if trained else (dev, ref)
-            before = (e in parent[0]) if parent is not None else trained
-            moved = abs(ref_p - pred) / max(ref_p, 1e-9)
-            if moved < 0.02 or not np.isfinite(ref):
-                now = before
-            elif parent is None:
-                now = with_e < without * (1.0 - tol)
-            elif before:
-                now = not without < with_e * (1.0 - tol)
-            else:
-                now = with_e < without * (1.0 - tol)
-            on |= {e} if now else set()
-            notes.append(
-                f"{e} {'on' if now else 'off'} (deviance {with_e:.3f} on, {without:.3f} off)"
-            )
-        return frozenset(on), notes
+        # Groups without holdout pairs (e.g. a category that only starts now) take the
+        # network's choice, calibrated on the whole holdout.
+        pick = str(table.filter((pl.col("level") == "all") & pl.col("chosen"))["candidate"].item())
+        b, phi_l, phi_w, cov = self._calibration(base.filter(pl.col("candidate") == pick))
+        self.fallback_ = {
+            "candidate": pick,
+            "bias_factor": b,
+            "level_dispersion": phi_l,
+            "week_dispersion": phi_w,
+            "effects": ",".join(sorted(self._model().default_effects)),
+        }
 
     def _calibrate(
         self, base: pl.DataFrame, table: pl.DataFrame
@@ -538,11 +424,11 @@ class DemandForecaster:
         for g, cand in fin.select("group", "candidate").iter_rows():
             at = "all"
             for lv in GROUP_LEVELS:
-                u, p = size.get((lv, self._level_of(str(g), lv), str(cand)), (0.0, 0))
+                u, p = size.get((lv, level_of(str(g), lv), str(cand)), (0.0, 0))
                 if u >= self.min_group_units and p >= self.min_group_pairs:
                     at = lv
                     break
-            gid = self._level_of(str(g), at)
+            gid = level_of(str(g), at)
             key = (at, gid, str(cand))
             if key not in cache:
                 rows = base.filter((pl.col(f"g_{at}") == gid) & (pl.col("candidate") == cand))
@@ -638,6 +524,13 @@ class DemandForecaster:
             },
             schema_overrides={"coverage_p10_p90": pl.Float64},
         )
+        self.fallback_ = {
+            "candidate": "velocity",
+            "bias_factor": 1.0,
+            "level_dispersion": 0.25,
+            "week_dispersion": self.phi_week_,
+            "effects": "",
+        }
         self.validation_ = self.choice_.select(
             "group",
             pl.lit(GROUP_LEVELS[0]).alias("level"),
@@ -667,7 +560,7 @@ class DemandForecaster:
         """Fit the chosen candidates on the whole history; dormant caps."""
         m = self._model()
         self.shares_ = sku_shares(hist, curves, m.color_prior_units)
-        self.caps_ = _dormant_caps(hist, self.dormant_weeks)
+        self.caps_ = dormant_caps(hist, self.dormant_weeks)
         used = set(self.choice_["candidate"].to_list())
         if "blend" in used:
             used |= set(self.blend_)
@@ -766,11 +659,13 @@ class DemandForecaster:
         if styles is not None:
             pairs = pairs.filter(pl.col("style").is_in(list(styles)))
         pairs = with_groups(pairs.select("store_id", "sku"), self.group_skus_, self.group_stores_)
-        pairs = pairs.select("store_id", "sku", pl.col("g_category|cluster").alias("group")).join(
-            self.choice_, on="group", how="left"
+        pairs = (
+            pairs.select("store_id", "sku", pl.col("g_category|cluster").alias("group"))
+            .join(self.choice_, on="group", how="left")
+            .with_columns([pl.col(c).fill_null(v) for c, v in self.fallback_.items()])
         )
         weekly = self._candidate_means(pairs, n_w, price_plan, styles)
-        out = self._distribution(weekly, pairs, ends, last)
+        out = weekly_distribution(weekly, pairs, ends, self.caps_, self.as_of_, last)
         if progress is not None:
             progress(1)
         return out
@@ -831,94 +726,4 @@ class DemandForecaster:
             on = eff.str.contains(e, literal=True).to_numpy()
             off = off + np.where(on, st[f"off_{e}"].to_numpy(), 0.0)
         mu = np.where(st["base"].to_numpy() > 0, np.exp(st["raw"].to_numpy() + off), 0.0)
-        return _split(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), self.shares_)
-
-    def _distribution(
-        self, weekly: pl.DataFrame, pairs: pl.DataFrame, ends: pl.DataFrame, last: dt.date
-    ) -> pl.DataFrame:
-        """Calibrated weekly means, season-end cut, caps, variance and quantiles."""
-        sk = (
-            weekly.join(
-                pairs.select(
-                    "store_id", "sku", "bias_factor", "level_dispersion", "week_dispersion"
-                ),
-                on=["store_id", "sku"],
-                how="inner",
-            )
-            .join(ends, on="sku", how="left")
-            .join(self.caps_, on=["store_id", "sku"], how="left")
-        )
-        end_day = pl.min_horizontal(pl.col("season_end").fill_null(pl.lit(last)), pl.lit(last))
-        sk = (
-            sk.with_columns(week_start_expr(self.as_of_).alias("week_start"))
-            .with_columns(
-                (((end_day - pl.col("week_start")).dt.total_days() + 1).clip(0, 7) / 7.0).alias(
-                    "_f"
-                )
-            )
-            .filter(pl.col("_f") > 0)
-            .with_columns(
-                pl.min_horizontal(
-                    pl.col("mean") * pl.col("bias_factor").fill_null(1.0),
-                    pl.col("cap").fill_null(float("inf")),
-                )
-                .clip(lower_bound=0.0)
-                .mul(pl.col("_f"))
-                .alias("mean")
-            )
-        )
-        sk = sk.with_columns(pl.col("mean").sum().over("store_id", "sku").alias("_tot"))
-        m = sk["mean"].to_numpy()
-        phi_l = sk["level_dispersion"].fill_null(0.25).to_numpy()
-        phi_w = sk["week_dispersion"].fill_null(0.0).to_numpy()
-        var = m + phi_w * m**2 + phi_l * m * sk["_tot"].to_numpy()
-        q = nb_quantiles(m, m + (phi_w + phi_l) * m**2, (0.1, 0.5, 0.9))
-        out = sk.select("store_id", "sku", "week_start").with_columns(
-            pl.Series("mean", m),
-            pl.Series("var", var),
-            pl.Series("p10", q[0]),
-            pl.Series("p50", q[1]),
-            pl.Series("p90", q[2]),
-        )
-        return out.sort("store_id", "sku", "week_start").select(list(FORECAST_SCHEMA))
-
-
-def _split(st: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
-    """Style-week means ``mu`` -> ``store_id, sku, week, mean`` with the SKU shares."""
-    return st.join(shares, on=SS, how="inner").select(
-        "store_id", "sku", "week", (pl.col("mu") * pl.col("sku_share")).alias("mean")
-    )
-
-
-def _lgbm_skus(st: pl.DataFrame, shares: pl.DataFrame, effects: frozenset[str]) -> pl.DataFrame:
-    """SKU means of LightGBM style rows (:meth:`DemandModel.predict_style`) with ``effects``."""
-    off = st["off_base"].to_numpy().copy()
-    for e in effects:
-        off = off + st[f"off_{e}"].to_numpy()
-    mu = np.where(st["base"].to_numpy() > 0, np.exp(st["raw"].to_numpy() + off), 0.0)
-    return _split(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), shares)
-
-
-def _dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
-    """``store_id, sku, cap``: weekly caps of pairs that sold before but not in the last
-    ``dormant_weeks`` weeks.
-
-    The cap is the larger of the 90th percentile and the mean of the pair's weekly
-    (censoring-corrected) demand over the last year of history (units per week).
-    """
-    n = min(hist.n_weeks, YEAR)
-    prods = hist.tables.products.select("sku", "style")
-    start = hist.carried.join(prods, on="style", how="inner").select("store_id", "sku", "w0")
-    start = start.filter(pl.col("w0") <= -dormant_weeks)
-    if start.is_empty() or hist.n_weeks < dormant_weeks:
-        return pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "cap": pl.Float64})
-    keys, d = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n)
-    _, u = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="units")
-    # Dormant: it sold before, and not in the last weeks (a pair that never sold is not yet
-    # selling, e.g. a season's style ahead of its weather; the model forecasts it).
-    dormant = (np.nansum(u[:, n - dormant_weeks :], axis=1) <= 0) & (np.nansum(u, axis=1) > 0)
-    with np.errstate(all="ignore"):
-        q90 = np.nan_to_num(np.nanquantile(d, 0.9, axis=1), nan=0.0)
-        mean = np.nan_to_num(np.nanmean(d, axis=1), nan=0.0)
-    cap = np.maximum(q90, mean)
-    return keys.with_columns(pl.Series("cap", cap)).filter(pl.Series(dormant))
+        return split_styles(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), self.shares_)
