@@ -160,6 +160,11 @@ class DemandConfig(_Section):
         ge=100,
         description="Store x style series validated at most (a random sample of styles above).",
     )
+    keep_candidate_forecasts: bool = Field(
+        False,
+        description="Also forecast with every candidate (PlanResult.candidate_forecasts; for "
+        "benchmarks: costs a fit of each).",
+    )
     validation_train_rows: int = Field(
         60_000, ge=1000, description="LightGBM training rows of the holdout refits at most."
     )

@@ -23,9 +23,11 @@ from stocktailor.engine import Engine, LocalEngine
 __all__ = [
     "PlanResult",
     "cluster_step",
+    "demand_forecaster",
     "demand_history",
     "fit_clusterer",
     "fit_size_curves",
+    "forecast_prices",
     "forecast_step",
     "run_plan",
     "size_curve_step",
@@ -54,6 +56,14 @@ class PlanResult:
         The settings used, as a JSON-able dict.
     data_fingerprint
         Hash of the workspace tables the plan read.
+    validation
+        The forecast's validation on the workspace's own history (one row per group x
+        candidate, ``chosen`` true for one per group: see
+        :class:`~stocktailor.demand.DemandForecaster`); empty with ``demand.model`` other than
+        ``select``.
+    candidate_forecasts
+        Every candidate's own forecast (name -> forecast frame), only with
+        ``demand.keep_candidate_forecasts`` (benchmarks).
     """
 
     as_of: dt.date
@@ -63,6 +73,8 @@ class PlanResult:
     transfers: pl.DataFrame
     kpis: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    validation: pl.DataFrame = field(default_factory=pl.DataFrame)
+    candidate_forecasts: dict[str, pl.DataFrame] = field(default_factory=dict)
     data_fingerprint: str = ""
 
 
@@ -98,14 +110,34 @@ def demand_history(
     from stocktailor.demand import prepare_history
 
     cfg = settings.demand
+    days = cfg.history_days
+    if cfg.model == "select":
+        days = max(days, cfg.seasonal_history_days)
     return prepare_history(
         tables,
         as_of,
         clusters=clusters,
-        history_days=cfg.history_days,
+        history_days=days,
         threshold_units=cfg.censor_threshold_units,
         prior_days=cfg.censor_prior_days,
     )
+
+
+def demand_forecaster(settings: Settings) -> Any | None:
+    """An unfitted :class:`~stocktailor.demand.DemandForecaster` with ``settings.demand``
+    (None when ``demand.model`` is not ``select``)."""
+    from stocktailor.demand import DemandForecaster
+
+    if settings.demand.model != "select":
+        return None
+    return DemandForecaster.from_config(settings.demand)
+
+
+def forecast_prices(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame | None:
+    """The future price factors the forecast assumes (price plan, declared calendar)."""
+    from stocktailor.demand import future_prices
+
+    return future_prices(tables, as_of, settings.season.markdown_calendar)
 
 
 def fit_size_curves(
@@ -145,11 +177,14 @@ def forecast_step(
     progress_factory: ProgressFactory | None = None,
     size_curves: Any | None = None,
     history: Any | None = None,
+    model: Any | None = None,
 ) -> pl.DataFrame:
     """Weekly demand forecast per store x SKU (units per week) to season end.
 
     ``size_curves`` and ``history`` (from :func:`fit_size_curves`, :func:`demand_history`)
-    are reused when given, else built here.
+    are reused when given, else built here. ``model`` (e.g. an unfitted
+    :class:`~stocktailor.demand.DemandForecaster`) is fitted and used instead of the one
+    ``settings.demand.model`` names; its ``validation_`` then says what was chosen.
     """
     from stocktailor.demand import forecast
 
@@ -164,6 +199,7 @@ def forecast_step(
             progress=advance,
             size_curves=size_curves,
             history=history,
+            model=model,
         )
     return frame
 
@@ -215,6 +251,7 @@ def run_plan(
     # One prepared history and one size-curve fit serve the forecast and the allocation.
     history = demand_history(tables, as_of, settings, clusters=clusters)
     estimator = fit_size_curves(tables, as_of, settings, clusters=clusters, history=history)
+    forecaster = demand_forecaster(settings)
     fc = forecast_step(
         tables,
         as_of,
@@ -224,8 +261,15 @@ def run_plan(
         progress_factory=progress_factory,
         size_curves=estimator,
         history=history,
+        model=forecaster,
     )
     del history
+    validation: pl.DataFrame = getattr(forecaster, "validation_", pl.DataFrame())
+    candidates: dict[str, pl.DataFrame] = {}
+    if forecaster is not None and settings.demand.keep_candidate_forecasts:
+        candidates = forecaster.candidate_forecasts(
+            price_plan=forecast_prices(tables, as_of, settings)
+        )
     curves: pl.DataFrame = estimator.curves_
     allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
     transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
@@ -249,4 +293,6 @@ def run_plan(
         kpis=kpis,
         settings=settings.model_dump(mode="json"),
         data_fingerprint=data_fingerprint,
+        validation=validation,
+        candidate_forecasts=candidates,
     )

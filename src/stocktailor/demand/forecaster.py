@@ -397,7 +397,7 @@ class DemandForecaster:
         # Groups without holdout pairs (e.g. a category that only starts now) take the
         # network's choice, calibrated on the whole holdout.
         pick = str(table.filter((pl.col("level") == "all") & pl.col("chosen"))["candidate"].item())
-        b, phi_l, phi_w, cov = self._calibration(base.filter(pl.col("candidate") == pick))
+        b, phi_l, phi_w, _ = self._calibration(base.filter(pl.col("candidate") == pick))
         self.fallback_ = {
             "candidate": pick,
             "bias_factor": b,
@@ -668,6 +668,61 @@ class DemandForecaster:
         out = weekly_distribution(weekly, pairs, ends, self.caps_, self.as_of_, last)
         if progress is not None:
             progress(1)
+        return out
+
+    def candidate_forecasts(
+        self, until: dt.date | None = None, *, price_plan: pl.DataFrame | None = None
+    ) -> dict[str, pl.DataFrame]:
+        """Every validated candidate's own forecast of every pair (benchmarks).
+
+        Candidates not chosen anywhere are fitted now on the whole history (LightGBM with
+        every effect it was trained with); each forecast is uncalibrated (level factor 1)
+        with the chosen groups' spread.
+
+        Returns
+        -------
+        dict
+            Candidate name -> forecast frame (the columns of :meth:`predict`).
+        """
+        if not hasattr(self, "history_"):
+            msg = "DemandForecaster.candidate_forecasts: needs the fitted history (not a slim copy)"
+            raise ValueError(msg)
+        last, ends = self._last_day(until)
+        n_w = max(0, math.ceil((last - self.as_of_).days / 7))
+        names = sorted(set(self.validation_["candidate"].unique().to_list()) - {"blend"})
+        pairs = with_groups(
+            self.shares_.select("store_id", "sku"), self.group_skus_, self.group_stores_
+        )
+        pairs = (
+            pairs.select("store_id", "sku", pl.col("g_category|cluster").alias("group"))
+            .join(self.choice_.drop("candidate", "effects"), on="group", how="left")
+            .with_columns(
+                pl.lit(1.0).alias("bias_factor"),
+                pl.col("level_dispersion").fill_null(self.fallback_["level_dispersion"]),
+                pl.col("week_dispersion").fill_null(self.fallback_["week_dispersion"]),
+            )
+        )
+        out: dict[str, pl.DataFrame] = {}
+        for name in names:
+            if name == "lgbm":
+                model = self.model_
+                if model is None:
+                    m = self._model()
+                    model = m.fit(
+                        self.tables_,
+                        self.as_of_,
+                        clusters=self.clusters_,
+                        size_curves=self.size_curves_,
+                        history=self.history_.last_weeks(m.history_days // 7),
+                    )
+                st = model.predict_style(n_w, price_plan=price_plan)
+                weekly = lgbm_skus(st, self.shares_, model.default_effects)
+            else:
+                cand = self.simple_.get(name) or SimpleCandidate(name).fit(
+                    self.history_, self.shares_
+                )
+                weekly = cand.predict(n_w)
+            out[name] = weekly_distribution(weekly, pairs, ends, self.caps_, self.as_of_, last)
         return out
 
     def _candidate_means(
