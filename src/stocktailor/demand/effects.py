@@ -67,8 +67,8 @@ def decide_effects(
     """Per finest group: the LightGBM effects switched on, and a note of the evidence.
 
     Decided from the network down (see :func:`effect_votes`): the network decides on its
-    holdout; a category, then a category x cluster with enough holdout data, keeps its
-    parent's decision unless its own holdout disagrees clearly.
+    holdout; a category with enough holdout data keeps the network's decision unless its own
+    holdout disagrees clearly; its clusters follow it.
 
     Parameters
     ----------
@@ -103,7 +103,9 @@ def decide_effects(
             key = (level, level_of(g, level))
             if key not in decided:
                 st = stats.get(key, {})
-                if parent is not None and not thick.get(key, False):
+                # Effects are estimated per style across stores: a cluster's own holdout is
+                # too thin a judge, so decisions stop at the category.
+                if parent is not None and (not thick.get(key, False) or level == GROUP_LEVELS[0]):
                     decided[key] = parent
                 else:
                     on, notes = effect_votes(st, full, parent, tolerance)
