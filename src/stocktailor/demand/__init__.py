@@ -31,11 +31,13 @@ from stocktailor.demand.history import (
 )
 from stocktailor.demand.model import SIGNAL_GROUPS, DemandModel
 from stocktailor.demand.prices import future_prices, markdown_price_plan
+from stocktailor.demand.validation import VALIDATION_COLUMNS, validation_summary
 
 __all__ = [
     "CANDIDATES",
     "FORECAST_COLUMNS",
     "SIGNAL_GROUPS",
+    "VALIDATION_COLUMNS",
     "BaselineMethod",
     "DemandForecaster",
     "DemandHistory",
@@ -51,6 +53,7 @@ __all__ = [
     "prepare_history",
     "prob_at_least",
     "season_demand",
+    "validation_summary",
 ]
 
 FORECAST_COLUMNS = ("store_id", "sku", "week_start", "mean", "var", "p10", "p50", "p90")

@@ -127,10 +127,11 @@ def effect_votes(
     At the network level an effect that moved the holdout totals by less than 2 % cannot
     be judged there and keeps its (shrunk) estimate; one that moved them stays on only if
     it improved the deviance by more than ``effect_tolerance``. A sub-group keeps its
-    parent's decision unless its own holdout disagrees by more than 2 % of deviance.
+    parent's decision unless its own holdout disagrees by more than 2 % of deviance. The
+    lifecycle extrapolation (not trained unless ``lifecycle_offset``) is only reported.
     """
     ref, ref_p = st.get("lgbm", (float("nan"), 0.0))
-    tol = tolerance if parent is None else 0.02
+    base_tol = tolerance if parent is None else 0.02
     on: set[str] = set()
     notes = []
     for e in sorted(full | {"lifecycle"}):
@@ -139,8 +140,13 @@ def effect_votes(
         dev, pred = st.get(name, (ref, ref_p))
         with_e, without = (ref, dev) if trained else (dev, ref)
         before = (e in parent[0]) if parent is not None else trained
+        tol = base_tol
         moved = abs(ref_p - pred) / max(ref_p, 1e-9)
-        if moved < 0.02 or not np.isfinite(ref):
+        if not trained:
+            # Extrapolating an untrained recent slope is reported, never switched on: on the
+            # tuning data it won short holdouts and lost the horizon after them.
+            now = before
+        elif moved < 0.02 or not np.isfinite(ref):
             now = before
         elif parent is None:
             now = with_e < without * (1.0 - tol)

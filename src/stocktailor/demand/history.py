@@ -331,9 +331,14 @@ def _style_info(tables: Tables, wk: pl.DataFrame) -> pl.DataFrame:
 
 
 def price_weekly(tables: Tables, as_of: dt.date, start: dt.date) -> pl.DataFrame:
-    """Units-weighted price paid / full price per style and week (network)."""
+    """Units-weighted price paid / full price per style and week (network; sales with
+    revenue only)."""
+    # A sale without revenue has an unknown price, not a free one.
     s = tables.sales.filter(
-        (pl.col("date") >= start) & (pl.col("date") <= as_of) & (pl.col("units") > 0)
+        (pl.col("date") >= start)
+        & (pl.col("date") <= as_of)
+        & (pl.col("units") > 0)
+        & (pl.col("revenue") > 0)
     )
     s = s.join(tables.products.select("sku", "style", "full_price"), on="sku", how="inner")
     return (

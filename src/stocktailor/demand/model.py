@@ -363,7 +363,9 @@ class DemandModel:
             rows = price_features(rows, hist, price)
             if self.price_offset:
                 pooled = float(getattr(self, "elasticity_", self.price_elasticity_prior))
-                rows = price_offset(rows, pooled, getattr(self, "style_elasticity_", None))
+                rows = price_offset(
+                    rows, pooled, getattr(self, "style_elasticity_", None), hist.price
+                )
         if "calendar" in sig:
             rows = calendar_features(rows, hist)
         return rows
@@ -382,7 +384,8 @@ class DemandModel:
             )
             parts["trend"] = b.to_numpy() * rows["trend_x"].to_numpy()
         slope = rows["life_slope"].fill_null(0.0).to_numpy() * self.lifecycle_damping
-        parts["lifecycle"] = slope * (rows["h"].to_numpy() + 2.5)
+        # An extrapolated slope never moves a week by more than 35 % either way.
+        parts["lifecycle"] = np.clip(slope * (rows["h"].to_numpy() + 2.5), -0.3, 0.3)
         return {k: np.asarray(v, dtype=np.float64) for k, v in parts.items()}
 
     @property

@@ -178,10 +178,11 @@ def _style_day_prices(tables: Tables, as_of: dt.date, start: dt.date) -> pl.Data
     """Network units and log price paid / full price per style-day (days with sales)."""
     s = tables.sales.filter((pl.col("date") >= start) & (pl.col("date") <= as_of))
     s = s.join(tables.products.select("sku", "style", "full_price"), on="sku", how="inner")
+    priced = pl.col("revenue") > 0  # a sale without revenue has an unknown price
     sd = s.group_by("style", "date").agg(
         pl.col("units").sum().cast(pl.Float64).alias("u"),
-        (pl.col("units") * pl.col("full_price")).sum().alias("_full"),
-        pl.col("revenue").sum().alias("_rev"),
+        (pl.col("units") * pl.col("full_price")).filter(priced).sum().alias("_full"),
+        pl.col("revenue").filter(priced).sum().alias("_rev"),
     )
     return sd.with_columns(
         (pl.col("_rev") / pl.col("_full").clip(lower_bound=1e-9))
@@ -192,7 +193,7 @@ def _style_day_prices(tables: Tables, as_of: dt.date, start: dt.date) -> pl.Data
         (pl.col("u") + 0.5).log().alias("y"),
         week_of("date", as_of).alias("week"),
         pl.col("date").dt.weekday().alias("dow"),
-    ).filter(pl.col("u") > 0)
+    ).filter((pl.col("u") > 0) & (pl.col("_rev") > 0))
 
 
 def _per_style_elasticity(
@@ -284,23 +285,53 @@ def price_elasticities(
     return pooled, per
 
 
-def price_offset(rows: pl.DataFrame, pooled: float, per_style: pl.DataFrame | None) -> pl.DataFrame:
-    """Add ``price_off = -e log(price_factor)``: the log demand change at the target week's
-    price factor, with the style's elasticity ``e`` (:func:`price_elasticities`).
+def price_offset(
+    rows: pl.DataFrame,
+    pooled: float,
+    per_style: pl.DataFrame | None,
+    history_price: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Add ``price_off = -e log(price_factor / base_price)``: the log demand change from the
+    series' base weeks (the 4 before the origin) to the target week, with the style's
+    elasticity ``e`` (:func:`price_elasticities`).
 
-    Only the target side: a promotion inside the base weeks is left to the trees (the
-    price-ratio features); deflating the base as well cost 0.01-0.02 WAPE on ``default``.
+    The base level already holds the base weeks' price: a style sold at 15 % off all along
+    and planned at 15 % off gets no lift (measuring from full price counted its discount
+    twice). ``history_price`` is ``style, week, price_factor`` (weeks without a row sold at
+    full price); without it the base weeks count as full price.
     """
     rows = (
         rows.join(per_style, on="style", how="left")
         if per_style is not None and per_style.height
         else rows.with_columns(pl.lit(None, pl.Float64).alias("elasticity"))
     )
+    if history_price is not None and history_price.height:
+        base = (
+            rows.select("style", "origin")
+            .unique()
+            .with_columns(
+                pl.int_ranges(pl.col("origin") - 4, pl.col("origin"), dtype=pl.Int32).alias("week")
+            )
+            .explode("week")
+            .join(
+                history_price.select("style", "week", "price_factor"),
+                on=["style", "week"],
+                how="left",
+            )
+            .group_by("style", "origin")
+            .agg(pl.col("price_factor").fill_null(1.0).log().mean().alias("_lpb"))
+        )
+        rows = rows.join(base, on=["style", "origin"], how="left")
+    else:
+        rows = rows.with_columns(pl.lit(0.0).alias("_lpb"))
     return rows.with_columns(
-        (-pl.col("elasticity").fill_null(pooled) * pl.col("price_factor").log())
+        (
+            -pl.col("elasticity").fill_null(pooled)
+            * (pl.col("price_factor").log() - pl.col("_lpb").fill_null(0.0))
+        )
         .clip(-3.0, 3.0)
         .alias("price_off")
-    ).drop("elasticity")
+    ).drop("elasticity", "_lpb")
 
 
 # ------------------------------------------------------------------------------------------

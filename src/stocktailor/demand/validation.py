@@ -32,6 +32,7 @@ __all__ = [
     "holdout_truth",
     "pair_scores",
     "shrunk_bias",
+    "validation_summary",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -346,3 +347,21 @@ def choose(
 def _parent(level: str) -> str:
     i = GROUP_LEVELS.index(level)
     return f"g_{GROUP_LEVELS[min(i + 1, len(GROUP_LEVELS) - 1)]}"
+
+
+def validation_summary(validation: pl.DataFrame) -> pl.DataFrame:
+    """A short view of a validation table: per candidate, its holdout WAPE and bias on the
+    whole network and in how many category x cluster groups it was chosen."""
+    if validation.is_empty():
+        return validation
+    net = validation.filter(pl.col("level") == "all").select(
+        "candidate", "holdout_wape", "holdout_bias", "chosen"
+    )
+    fin = validation.filter((pl.col("level") == GROUP_LEVELS[0]) & pl.col("chosen"))
+    n = fin.group_by("candidate").agg(pl.len().cast(pl.Int64).alias("groups_chosen"))
+    return (
+        net.join(n, on="candidate", how="left")
+        .with_columns(pl.col("groups_chosen").fill_null(0))
+        .rename({"chosen": "chosen_network"})
+        .sort("holdout_wape", nulls_last=True)
+    )
