@@ -350,15 +350,20 @@ def test_price_elasticity_recovered_from_a_promotion() -> None:
 
 def test_markdown_plan_lifts_the_forecast_by_the_elasticity() -> None:
     t, as_of = _network()
-    m = DemandModel.from_config(CFG).fit(t, as_of)
     plan = markdown_price_plan(t, as_of, ((40, 0.5),))  # every future week at half price
-    base = m.predict()
-    cut = m.predict(price_plan=plan)
-    ratio = cut["mean"].sum() / base["mean"].sum()
-    # No promotion in the history: the prior elasticity 1.5 -> 0.5 ** -1.5 = 2.83.
-    assert m.elasticity_ == pytest.approx(DemandConfig().price_elasticity_prior)
+    # No promotion in the history: the elasticity stays at its prior, 0 by default (no
+    # effect the data has not earned), so a declared markdown does not move the forecast.
+    m0 = DemandModel.from_config(CFG).fit(t, as_of)
+    assert m0.elasticity_ == pytest.approx(0.0)
+    assert m0.predict(price_plan=plan)["mean"].sum() == pytest.approx(m0.predict()["mean"].sum())
+    # A retailer's prior of 1.5: 0.5 ** -1.5 = 2.83.
+    m = DemandModel.from_config(CFG, price_elasticity_prior=1.5).fit(t, as_of)
+    ratio = m.predict(price_plan=plan)["mean"].sum() / m.predict()["mean"].sum()
+    assert m.elasticity_ == pytest.approx(1.5)
     assert ratio == pytest.approx(0.5**-1.5, rel=0.05)
-    no_price = DemandModel.from_config(CFG, signals=SIGNAL_GROUPS - {"price"}).fit(t, as_of)
+    no_price = DemandModel.from_config(
+        CFG, price_elasticity_prior=1.5, signals=SIGNAL_GROUPS - {"price"}
+    ).fit(t, as_of)
     assert no_price.predict(price_plan=plan)["mean"].sum() == pytest.approx(
         no_price.predict()["mean"].sum()
     )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from stocktailor.contract import Tables
 from stocktailor.signals import (
+    anomaly_persistence,
     build_features,
     climate_normals,
     economy_weekly,
@@ -198,8 +199,10 @@ def test_climate_normals_recover_the_harmonic_and_fill_future_weeks() -> None:
             for i in range(7)
         ]
     )
-    assert w10["temp_c"].item() == pytest.approx(expect, abs=0.1)
-    assert w10["temp_anom"].item() == 0.0
+    # The anomaly (+1 C every day of the history) persists week to week (rho capped at 0.95),
+    # so it decays from the last forecast week (week 1) over 9 weeks.
+    assert w10["temp_anom"].item() == pytest.approx(0.95**9, abs=0.02)
+    assert w10["temp_c"].item() == pytest.approx(expect + 0.95**9, abs=0.1)
     # Forecast weeks keep their own values (actual + 1 C), not the climate.
     assert out.filter(pl.col("week") == 0)["temp_anom"].item() == pytest.approx(1.0)
 
@@ -217,3 +220,24 @@ def test_climate_normals_amplitude_nonnegative(mean: float, amp: float) -> None:
         2 * np.pi * (doy - cn["phase"].item()) / 365.25
     )
     assert np.abs(fitted - temp).max() < 0.5
+
+
+def test_a_passing_anomaly_decays_at_once_past_the_forecasts() -> None:
+    # Weekly anomalies alternate +2 / -2 C: no persistence, so the climate weeks after the
+    # forecasts carry the seasonal normal alone.
+    start = AS_OF - dt.timedelta(days=90)
+    days = [start + dt.timedelta(days=i) for i in range(90 + 7 + 1)]
+    rows = []
+    for d in days:
+        n = 10.0 - 8.0 * np.cos(2 * np.pi * (d.timetuple().tm_yday - 20.0) / 365.25)
+        a = 2.0 if ((d - start).days // 7) % 2 == 0 else -2.0
+        rows.append((d, "A", n + a, 0.0, d > AS_OF, n))
+    w = pl.DataFrame(
+        rows,
+        schema=["date", "store_id", "temp_c", "precip_mm", "is_forecast", "temp_normal_c"],
+        orient="row",
+    )
+    norm = climate_normals(w, AS_OF)
+    assert anomaly_persistence(w, norm, AS_OF) == 0.0
+    out = weather_weekly(_tables(weather=w), AS_OF, horizon_weeks=6)
+    assert out.filter(pl.col("week") == 4)["temp_anom"].item() == pytest.approx(0.0, abs=1e-6)

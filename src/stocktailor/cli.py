@@ -359,11 +359,13 @@ def forecast(
         settings = _settings(config)
         _, tables = _load_workspace(workspace)
         date = _as_of(as_of, tables)
+        from stocktailor.demand import validation_summary
         from stocktailor.engine import make_engine
-        from stocktailor.plan import forecast_step
+        from stocktailor.plan import demand_forecaster, forecast_step
 
         with console.status("clustering stores"):
             clusters = _fit_clusters(tables, date, settings).labels_
+        forecaster = demand_forecaster(settings)
         with make_engine(settings.engine) as engine:
             fc = forecast_step(
                 tables,
@@ -372,12 +374,19 @@ def forecast(
                 clusters=clusters,
                 engine=engine,
                 progress_factory=progress_bar,
+                model=forecaster,
             )
         write_frame(fc, out)
         console.print(
             f"forecast for {fc['store_id'].n_unique()} stores x {fc['sku'].n_unique()} SKUs, "
             f"{fc['week_start'].n_unique()} weeks: wrote {out}"
         )
+        validation = getattr(forecaster, "validation_", None)
+        if validation is not None:
+            vpath = out.with_name(f"{out.stem}.validation.csv")
+            validation.write_csv(vpath)
+            _print_frame(validation_summary(validation), "Forecast validation (holdout)")
+            console.print(f"wrote {vpath}")
 
 
 def _plan(

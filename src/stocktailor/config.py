@@ -111,7 +111,65 @@ class SeasonConfig(_Section):
 class DemandConfig(_Section):
     """Demand model settings."""
 
-    model: Literal["lightgbm", "baseline"] = "lightgbm"
+    model: Literal["select", "lightgbm", "baseline"] = Field(
+        "select",
+        description="select: validate every candidate on the workspace's own history and "
+        "choose per category x cluster (stocktailor.demand.DemandForecaster); lightgbm: the "
+        "global LightGBM model alone; baseline: statsforecast AutoETS.",
+    )
+    candidates: tuple[str, ...] = Field(
+        ("lgbm", "velocity", "ses", "croston", "tsb", "seasonal_naive", "seasonal", "blend"),
+        description="Candidates the selecting forecaster validates (seasonal ones only with a "
+        "year plus the holdout of history).",
+    )
+    validation_origins: int = Field(
+        2, ge=1, description="Rolling origins of the holdout (fewer when history is short)."
+    )
+    max_holdout_weeks: int = Field(
+        13, ge=1, description="Longest holdout (a third of the history at most), weeks."
+    )
+    min_group_units: float = Field(
+        300.0,
+        ge=0.0,
+        description="Holdout units a category x cluster group needs to choose for itself "
+        "(else its category's, then the network's choice), units.",
+    )
+    min_group_pairs: int = Field(
+        30, ge=1, description="Store x SKU pairs a group needs to choose for itself."
+    )
+    bias_prior_units: float = Field(
+        300.0,
+        ge=0.0,
+        description="Prior weight of 'no bias' when the level is calibrated on the holdout, units.",
+    )
+    dormant_weeks: int = Field(
+        8,
+        ge=1,
+        description="A pair that sold before but not in this many weeks is never forecast "
+        "above its recent weekly demand's 90th percentile (or mean), weeks.",
+    )
+    horizon_weeks: int = Field(
+        13, ge=1, description="Forecast horizon of SKUs without a season_end, weeks."
+    )
+    seasonal_history_days: int = Field(
+        728,
+        ge=14,
+        description="Days of history prepared for the candidates (the LightGBM model keeps "
+        "history_days), so seasonal candidates see last year, days.",
+    )
+    validation_max_series: int = Field(
+        20_000,
+        ge=100,
+        description="Store x style series validated at most (a random sample of styles above).",
+    )
+    keep_candidate_forecasts: bool = Field(
+        False,
+        description="Also forecast with every candidate (PlanResult.candidate_forecasts; for "
+        "benchmarks: costs a fit of each).",
+    )
+    validation_train_rows: int = Field(
+        60_000, ge=1000, description="LightGBM training rows of the holdout refits at most."
+    )
     censor_threshold_units: int = Field(
         0, ge=0, description="A day whose opening stock is at most this is censored, units."
     )
@@ -146,8 +204,11 @@ class DemandConfig(_Section):
         "empirical Bayes per level and size group. One fit per plan serves the forecast's "
         "size split and the allocation.",
     )
-    trend_lead_days: int = Field(
-        10, ge=0, description="Days by which trend indices lead sales, days."
+    trend_lead_days: int | None = Field(
+        None,
+        ge=0,
+        description="Days by which trend indices lead sales, days; empty = estimated from the "
+        "history (no significant lead: trends unused).",
     )
     train_origins: int = Field(8, ge=1, description="Weekly forecast origins in the training set.")
     max_horizon_weeks: int = Field(
@@ -181,7 +242,10 @@ class DemandConfig(_Section):
         "per-store slope fitted on the training rows.",
     )
     trend_beta_sd: float = Field(
-        0.5, gt=0.0, description="Prior sd of the trend slope (pooled toward 1, stores to pooled)."
+        0.5, gt=0.0, description="Prior sd of the trend slope (pooled, and stores to pooled)."
+    )
+    trend_beta_prior: float = Field(
+        0.0, description="Prior mean of the pooled trend slope (0: no effect unless earned)."
     )
     price_offset: bool = Field(
         True,
@@ -189,7 +253,10 @@ class DemandConfig(_Section):
         "elasticity estimated from the history's promotions (price-ratio tree features stay).",
     )
     price_elasticity_prior: float = Field(
-        1.5, ge=0.0, description="Prior price elasticity (demand ~ price_factor ** -e)."
+        0.0,
+        ge=0.0,
+        description="Prior price elasticity (demand ~ price_factor ** -e); the estimate from "
+        "the history's price variation is shrunk toward it (0: no effect unless earned).",
     )
     price_elasticity_prior_sd: float = Field(
         0.75, gt=0.0, description="Prior standard deviation of the pooled price elasticity."

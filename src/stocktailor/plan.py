@@ -23,9 +23,11 @@ from stocktailor.engine import Engine, LocalEngine
 __all__ = [
     "PlanResult",
     "cluster_step",
+    "demand_forecaster",
     "demand_history",
     "fit_clusterer",
     "fit_size_curves",
+    "forecast_prices",
     "forecast_step",
     "run_plan",
     "size_curve_step",
@@ -60,6 +62,14 @@ class PlanResult:
     recommendations
         The lines grouped by style-colour x lane with the size breakdown and cluster-level
         groups (:func:`stocktailor.transfers.summarise_recommendations`).
+    validation
+        The forecast's validation on the workspace's own history (one row per group x
+        candidate, ``chosen`` true for one per group: see
+        :class:`~stocktailor.demand.DemandForecaster`); empty with ``demand.model`` other than
+        ``select``.
+    candidate_forecasts
+        Every candidate's own forecast (name -> forecast frame), only with
+        ``demand.keep_candidate_forecasts`` (benchmarks).
     """
 
     as_of: dt.date
@@ -69,6 +79,8 @@ class PlanResult:
     transfers: pl.DataFrame
     kpis: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    validation: pl.DataFrame = field(default_factory=pl.DataFrame)
+    candidate_forecasts: dict[str, pl.DataFrame] = field(default_factory=dict)
     data_fingerprint: str = ""
     recommendations: pl.DataFrame = field(default_factory=pl.DataFrame)
 
@@ -105,14 +117,34 @@ def demand_history(
     from stocktailor.demand import prepare_history
 
     cfg = settings.demand
+    days = cfg.history_days
+    if cfg.model == "select":
+        days = max(days, cfg.seasonal_history_days)
     return prepare_history(
         tables,
         as_of,
         clusters=clusters,
-        history_days=cfg.history_days,
+        history_days=days,
         threshold_units=cfg.censor_threshold_units,
         prior_days=cfg.censor_prior_days,
     )
+
+
+def demand_forecaster(settings: Settings) -> Any | None:
+    """An unfitted :class:`~stocktailor.demand.DemandForecaster` with ``settings.demand``
+    (None when ``demand.model`` is not ``select``)."""
+    from stocktailor.demand import DemandForecaster
+
+    if settings.demand.model != "select":
+        return None
+    return DemandForecaster.from_config(settings.demand)
+
+
+def forecast_prices(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame | None:
+    """The future price factors the forecast assumes (price plan, declared calendar)."""
+    from stocktailor.demand import future_prices
+
+    return future_prices(tables, as_of, settings.season.markdown_calendar)
 
 
 def fit_size_curves(
@@ -152,11 +184,14 @@ def forecast_step(
     progress_factory: ProgressFactory | None = None,
     size_curves: Any | None = None,
     history: Any | None = None,
+    model: Any | None = None,
 ) -> pl.DataFrame:
     """Weekly demand forecast per store x SKU (units per week) to season end.
 
     ``size_curves`` and ``history`` (from :func:`fit_size_curves`, :func:`demand_history`)
-    are reused when given, else built here.
+    are reused when given, else built here. ``model`` (e.g. an unfitted
+    :class:`~stocktailor.demand.DemandForecaster`) is fitted and used instead of the one
+    ``settings.demand.model`` names; its ``validation_`` then says what was chosen.
     """
     from stocktailor.demand import forecast
 
@@ -171,6 +206,7 @@ def forecast_step(
             progress=advance,
             size_curves=size_curves,
             history=history,
+            model=model,
         )
     return frame
 
@@ -219,6 +255,7 @@ def run_plan(
     # One prepared history and one size-curve fit serve the forecast and the allocation.
     history = demand_history(tables, as_of, settings, clusters=clusters)
     estimator = fit_size_curves(tables, as_of, settings, clusters=clusters, history=history)
+    forecaster = demand_forecaster(settings)
     fc = forecast_step(
         tables,
         as_of,
@@ -228,8 +265,15 @@ def run_plan(
         progress_factory=progress_factory,
         size_curves=estimator,
         history=history,
+        model=forecaster,
     )
     del history
+    validation: pl.DataFrame = getattr(forecaster, "validation_", pl.DataFrame())
+    candidates: dict[str, pl.DataFrame] = {}
+    if forecaster is not None and settings.demand.keep_candidate_forecasts:
+        candidates = forecaster.candidate_forecasts(
+            price_plan=forecast_prices(tables, as_of, settings)
+        )
     # the forecast is already split over sizes with the plan's one size-curve fit: the joint
     # plan uses it as it is (one demand for the warehouse's and the stores' moves)
     allocation, transfers, recommendations, plan_kpis = _plan_moves(
@@ -257,6 +301,8 @@ def run_plan(
         settings=settings.model_dump(mode="json"),
         data_fingerprint=data_fingerprint,
         recommendations=recommendations,
+        validation=validation,
+        candidate_forecasts=candidates,
     )
 
 

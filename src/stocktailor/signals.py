@@ -21,6 +21,7 @@ from stocktailor.contract import Tables
 
 __all__ = [
     "SignalWeeks",
+    "anomaly_persistence",
     "build_features",
     "calendar_weekly",
     "climate_normals",
@@ -133,7 +134,8 @@ def weather_weekly(
     climate normal of that day), else its mean temperature over the ``normal_days`` days
     before the week (before ``as_of + 1`` for future weeks). Weeks after the last weather
     row (past the forecasts) up to ``horizon_weeks - 1`` carry the store's seasonal climate
-    (:func:`climate_normals`; anomaly 0, history-mean precipitation) when ``horizon_weeks``
+    (:func:`climate_normals`) plus its last anomaly decaying at the rate the history supports
+    (:func:`anomaly_persistence`), with history-mean precipitation, when ``horizon_weeks``
     is positive (default 0: no climate weeks; the demand model uses them for its temperature
     offset, not as tree features).
 
@@ -208,21 +210,72 @@ def weather_weekly(
     return weekly.cast(schema)  # type: ignore[arg-type]
 
 
+def _harmonic(norm: pl.DataFrame, day: pl.Expr) -> pl.Expr:
+    """The fitted seasonal normal (degrees C) of ``day`` for the joined ``mean, amp, phase``."""
+    doy = day.dt.ordinal_day().cast(pl.Float64)
+    return pl.col("mean") - pl.col("amp") * (2.0 * np.pi * (doy - pl.col("phase")) / 365.25).cos()
+
+
+def anomaly_persistence(
+    weather: pl.DataFrame, norm: pl.DataFrame, as_of: dt.date, *, min_weeks: int = 8
+) -> float:
+    """Week-to-week persistence of temperature anomalies (vs the seasonal normal).
+
+    The pooled lag-1 autocorrelation of each store's weekly mean anomaly up to ``as_of``,
+    clipped to [0, 0.95]; 0 (no persistence) with fewer than ``min_weeks`` weeks.
+    """
+    w = (
+        weather.filter(pl.col("date") <= as_of)
+        .join(norm, on="store_id", how="inner")
+        .with_columns((pl.col("temp_c") - _harmonic(norm, pl.col("date"))).alias("a"))
+        .with_columns(week_of("date", as_of).alias("week"))
+        .group_by("store_id", "week")
+        .agg(pl.col("a").mean())
+        .sort("store_id", "week")
+        .with_columns(
+            pl.col("a").shift(1).over("store_id").alias("a1"),
+            (pl.col("week") - pl.col("week").shift(1).over("store_id")).alias("gap"),
+        )
+        .filter(pl.col("gap") == 1)
+    )
+    if w.height < min_weeks:
+        return 0.0
+    den = float((w["a1"] ** 2).sum())
+    rho = float((w["a"] * w["a1"]).sum()) / den if den > 0 else 0.0
+    return float(np.clip(rho, 0.0, 0.95))
+
+
 def _climate_weeks(
     weather: pl.DataFrame, weekly: pl.DataFrame, as_of: dt.date, horizon_weeks: int
 ) -> pl.DataFrame:
     """Weeks after each store's last weather row up to ``horizon_weeks - 1``: the climate.
 
-    Temperature = the fitted seasonal normal (:func:`climate_normals`) averaged over the week,
-    anomaly 0, precipitation and rain days = the store's history means.
+    Temperature = the fitted seasonal normal (:func:`climate_normals`) averaged over the week
+    plus the store's last known anomaly (its last weather week, forecasts included) decaying
+    by the history's week-to-week persistence (:func:`anomaly_persistence`);
+    precipitation and rain days = the store's history means.
     """
     cols = ["store_id", "week", "temp_c", "temp_anom", "precip_mm", "rain_days"]
     norm = climate_normals(weather, as_of)
     if norm.is_empty():
         return weekly.clear().select(cols)
+    rho = anomaly_persistence(weather, norm, as_of)
     hist = weekly.filter(pl.col("week") < 0)
     wet = hist.group_by("store_id").agg(pl.col("precip_mm").mean(), pl.col("rain_days").mean())
-    last = weekly.group_by("store_id").agg(pl.col("week").max().alias("_last"))
+    d0 = pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))
+    # Mean of the harmonic over a week's 7 days.
+    week_normal = (
+        pl.sum_horizontal([_harmonic(norm, d0 + pl.duration(days=i)) for i in range(7)]) / 7.0
+    )
+    last = (
+        weekly.sort("week")
+        .group_by("store_id")
+        .agg(pl.col("week").last().alias("_last"), pl.col("temp_c").last().alias("_t"))
+        .join(norm, on="store_id", how="inner")
+        .with_columns(pl.col("_last").alias("week"))
+        .with_columns((pl.col("_t") - week_normal).fill_null(0.0).alias("_a"))
+        .drop("week", "mean", "amp", "phase")
+    )
     fut = (
         last.with_columns(
             pl.int_ranges(
@@ -234,16 +287,12 @@ def _climate_weeks(
         .join(norm, on="store_id", how="inner")
         .join(wet, on="store_id", how="left")
     )
-    # Mean of the harmonic over the week's 7 days (day of year of each day, 365.25-day year).
-    d0 = pl.lit(as_of) + pl.duration(days=1 + 7 * pl.col("week").cast(pl.Int64))
-    doy = d0.dt.ordinal_day().cast(pl.Float64)
-    ang = [2.0 * np.pi * (doy + i - pl.col("phase")) / 365.25 for i in range(7)]
-    cos_m = pl.sum_horizontal([a.cos() for a in ang]) / 7.0
+    decay = pl.lit(rho) ** (pl.col("week") - pl.col("_last")).cast(pl.Float64)
     return fut.select(
         "store_id",
         "week",
-        (pl.col("mean") - pl.col("amp") * cos_m).alias("temp_c"),
-        pl.lit(0.0).alias("temp_anom"),
+        (week_normal + pl.col("_a") * decay).alias("temp_c"),
+        (pl.col("_a") * decay).alias("temp_anom"),
         pl.col("precip_mm").fill_null(0.0),
         pl.col("rain_days").fill_null(0.0),
     ).select(cols)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from stocktailor.censoring import demand_tables
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.demand.distribution import nb_quantiles
 from stocktailor.signals import week_of
@@ -127,6 +128,7 @@ def baseline_forecast(
     """
     from statsforecast import StatsForecast
 
+    tables = demand_tables(tables)
     pr = tables.products
     last = until
     if last is None:

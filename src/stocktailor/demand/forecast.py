@@ -18,9 +18,10 @@ from stocktailor.censoring import velocity_forecast
 from stocktailor.config import Settings
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.demand.baselines import baseline_forecast
+from stocktailor.demand.forecaster import DemandForecaster
 from stocktailor.demand.history import DemandHistory
 from stocktailor.demand.model import DemandModel, HistoryTooShortError
-from stocktailor.demand.prices import markdown_price_plan
+from stocktailor.demand.prices import future_prices
 from stocktailor.sizecurves import SizeCurveEstimator
 
 __all__ = ["forecast", "forecast_parts"]
@@ -31,8 +32,11 @@ PART_SHARES = 200_000
 """Store x SKU series per prediction partition at most (about 3M weekly rows, 250 MB)."""
 
 
+Forecaster = DemandModel | DemandForecaster
+
+
 def _predict_part(
-    styles: list[str], *, model: DemandModel, until: dt.date | None, price_plan: pl.DataFrame | None
+    styles: list[str], *, model: Forecaster, until: dt.date | None, price_plan: pl.DataFrame | None
 ) -> pl.DataFrame:
     return model.predict(until, price_plan=price_plan, styles=styles)
 
@@ -45,7 +49,7 @@ def forecast_parts(
     engine: Any | None = None,
     progress: Progress | None = None,
     *,
-    model: DemandModel | None = None,
+    model: Forecaster | None = None,
     size_curves: SizeCurveEstimator | None = None,
     history: DemandHistory | None = None,
 ) -> Iterator[pl.DataFrame]:
@@ -59,6 +63,10 @@ def forecast_parts(
 
     Parameters
     ----------
+    model
+        A :class:`DemandForecaster` or :class:`DemandModel` to fit (or, fitted, to reuse);
+        default: the one ``settings.demand.model`` names. A fitted forecaster's
+        ``validation_`` says what was chosen.
     size_curves
         Fitted size curves to split styles into sizes (a plan fits them once).
     history
@@ -74,8 +82,17 @@ def forecast_parts(
     cfg = settings.demand
     if cfg.model == "baseline":
         return iter([baseline_forecast(tables, as_of, method="auto_ets")])
-    m = model if model is not None else DemandModel.from_config(cfg)
-    if model is None or not hasattr(model, "booster_"):
+    m: Forecaster
+    if model is not None:
+        m = model
+    elif cfg.model == "lightgbm":
+        m = DemandModel.from_config(cfg)
+    else:
+        m = DemandForecaster.from_config(cfg)
+    fitted = hasattr(m, "booster_") or hasattr(m, "choice_")
+    if isinstance(m, DemandModel) and fitted and m.as_of_ != as_of:
+        m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
+    elif not fitted or m.as_of_ != as_of:
         try:
             m.fit(
                 tables,
@@ -87,10 +104,14 @@ def forecast_parts(
             )
         except HistoryTooShortError:
             # Nothing to learn from yet: censoring-aware velocity (shapes fallback).
-            return iter([velocity_forecast(tables, as_of, clusters=clusters)])
-    elif model.as_of_ != as_of:
-        m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
-    plan = markdown_price_plan(tables, as_of, settings.season.markdown_calendar)
+            return iter(
+                [
+                    velocity_forecast(
+                        tables, as_of, clusters=clusters, horizon_weeks=cfg.horizon_weeks
+                    )
+                ]
+            )
+    plan = future_prices(tables, as_of, settings.season.markdown_calendar)
     styles = sorted(tables.products["style"].unique().to_list())
     by_size = math.ceil(m.shares_.height / PART_SHARES)
     n_parts = max(1, min(max(settings.engine.partitions, by_size), len(styles)))
@@ -114,7 +135,7 @@ def forecast(
     engine: Any | None = None,
     progress: Progress | None = None,
     *,
-    model: DemandModel | None = None,
+    model: Forecaster | None = None,
     size_curves: SizeCurveEstimator | None = None,
     history: DemandHistory | None = None,
 ) -> pl.DataFrame:

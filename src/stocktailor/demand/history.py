@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.censoring import (
+    demand_tables,
     expected_demand_given_at_least,
     first_snapshots,
     pair_demand_rates,
@@ -32,6 +33,8 @@ __all__ = [
     "SS",
     "DemandHistory",
     "censored_weekly_demand",
+    "demand_view",
+    "events_until",
     "history_start",
     "pair_expected_demand",
     "prepare_history",
@@ -66,8 +69,9 @@ class DemandHistory:
     rates
         :func:`stocktailor.censoring.pair_demand_rates` per store x SKU.
     sku_weekly
-        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, style,
-        color, size`` (sparse: weeks with sales or out-of-stock days; units per week).
+        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, units_in,
+        demand_sold, style, color, size`` (sparse: weeks with sales or out-of-stock days;
+        units per week).
     phi_daily
         Daily negative-binomial excess dispersion of SKU sales on in-stock days.
     carried
@@ -102,6 +106,59 @@ class DemandHistory:
         """Drop the daily stock events (needed only by the size curves and censoring)."""
         self.events = None
 
+    def last_weeks(self, n: int) -> DemandHistory:
+        """The same history cut to its last ``n`` weeks (itself when it is not longer).
+
+        The weekly frames are filtered; censored rates and dispersion keep the whole window.
+        """
+        if n >= self.n_weeks:
+            return self
+        keep = pl.col("week") >= -n
+        wk = self.sku_weekly.filter(keep)
+        launch = wk.group_by("style").agg(pl.col("week").min().alias("launch_week"))
+        info = (
+            self.style_info.drop("launch_week")
+            .join(launch, on="style", how="left")
+            .with_columns(pl.col("launch_week").fill_null(0))
+        )
+        return DemandHistory(
+            tables=self.tables,
+            as_of=self.as_of,
+            start=self.as_of - dt.timedelta(days=7 * n - 1),
+            n_weeks=n,
+            clusters=self.clusters,
+            events=self.events,
+            rates=self.rates,
+            sku_weekly=wk,
+            phi_daily=self.phi_daily,
+            carried=self.carried.with_columns(pl.max_horizontal("w0", pl.lit(-n, pl.Int32))),
+            grid=self.grid.filter(keep),
+            price=self.price.filter(keep),
+            style_info=info,
+            signals=self.signals,
+        )
+
+
+def demand_view(tables: Tables) -> Tables:
+    """``tables`` with sales as the non-negative daily net-demand view (the demand target):
+    :func:`stocktailor.censoring.demand_tables` (returns netted within the day, surplus
+    returns dropped; idempotent)."""
+    return demand_tables(tables)
+
+
+def events_until(events: Events, tables: Tables, as_of: dt.date) -> Events:
+    """The stock events of a later as-of date cut to ``as_of``: what :func:`stock_events`
+    returns at ``as_of`` (days up to it, pairs ranged by then), without recomputing them."""
+    from stocktailor.censoring import ranged_pairs
+
+    pairs = ranged_pairs(tables, as_of)
+    keys = ["store_id", "sku"]
+    sales_days, out_days = events
+    return (
+        sales_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
+        out_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
+    )
+
 
 def history_start(tables: Tables, as_of: dt.date, history_days: int) -> tuple[dt.date, int]:
     """First day and number of whole weeks of the window ending at ``as_of``.
@@ -126,6 +183,7 @@ def prepare_history(
     threshold_units: int = 0,
     censoring: bool = True,
     prior_days: float = 7.0,
+    events: Events | None = None,
 ) -> DemandHistory:
     """Build the :class:`DemandHistory` of ``tables`` at ``as_of``.
 
@@ -141,9 +199,19 @@ def prepare_history(
         Impute demand on censored days (True) or take sales as demand (False).
     prior_days
         Weight of the cluster prior in a pair's censored rate, days.
+    events
+        :func:`stock_events` of ``tables`` at ``as_of`` from the window's start (or a later
+        date's, cut with :func:`events_until`) when already computed.
     """
+    tables = demand_tables(tables)
     start, n_weeks = history_start(tables, as_of, history_days)
-    events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    if events is None:
+        events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
+    else:
+        events = (
+            events[0].filter(pl.col("date") >= start),
+            events[1].filter(pl.col("date") >= start),
+        )
     wk, rates, _ = weekly_demand(
         tables,
         as_of,
@@ -263,9 +331,14 @@ def _style_info(tables: Tables, wk: pl.DataFrame) -> pl.DataFrame:
 
 
 def price_weekly(tables: Tables, as_of: dt.date, start: dt.date) -> pl.DataFrame:
-    """Units-weighted price paid / full price per style and week (network)."""
+    """Units-weighted price paid / full price per style and week (network; sales with
+    revenue only)."""
+    # A sale without revenue has an unknown price, not a free one.
     s = tables.sales.filter(
-        (pl.col("date") >= start) & (pl.col("date") <= as_of) & (pl.col("units") > 0)
+        (pl.col("date") >= start)
+        & (pl.col("date") <= as_of)
+        & (pl.col("units") > 0)
+        & (pl.col("revenue") > 0)
     )
     s = s.join(tables.products.select("sku", "style", "full_price"), on="sku", how="inner")
     return (
@@ -430,7 +503,9 @@ def weekly_demand(
     """Weekly censoring-corrected demand per store x SKU, and per-pair rates.
 
     Returns ``(weekly, rates, level)``; weekly has ``store_id, sku, week, units, demand,
-    cens_days, out_days, in_stock_share`` (sparse: weeks with sales or out-of-stock days);
+    cens_days, out_days, in_stock_share, units_in, demand_sold`` (sparse: weeks with sales or
+    out-of-stock days; ``units_in`` = units sold on days that did not sell out,
+    ``demand_sold`` = demand of the days with sales, sell-out days at ``E[D | D >= sales]``);
     level has ``store_id, sku, lam, E7`` (the pair's level relative to the style index and
     its tracked exposure, so ``lam * E7`` is its expected demand over the history).
     """
@@ -466,6 +541,7 @@ def weekly_demand(
         pw.join(wk, on=["store_id", "sku", "week"], how="left")
         .join(lam.select("store_id", "sku", "lam"), on=["store_id", "sku"], how="left")
         .with_columns(pl.col("demand").fill_null(0.0), pl.col("lam").fill_null(0.0))
+        .with_columns(pl.col("demand").alias("demand_sold"))
     )
     # Days out of stock count the pair's level times the style's index of that week.
     if censoring:
@@ -479,7 +555,16 @@ def weekly_demand(
         .clip(0.0, 1.0)
         .alias("in_stock_share")
     ).select(
-        "store_id", "sku", "week", "units", "demand", "cens_days", "out_days", "in_stock_share"
+        "store_id",
+        "sku",
+        "week",
+        "units",
+        "demand",
+        "cens_days",
+        "out_days",
+        "in_stock_share",
+        pl.col("u_in").alias("units_in"),
+        "demand_sold",
     )
     return wk, rates, lam
 
@@ -503,8 +588,8 @@ def censored_weekly_demand(
     Returns
     -------
     pl.DataFrame
-        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share`` (units per
-        week; ``week`` relative to ``as_of``, -1 = the last week).
+        ``store_id, sku, week, units, demand, cens_days, out_days, in_stock_share, units_in,
+        demand_sold`` (units per week; ``week`` relative to ``as_of``, -1 = the last week).
     """
     events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
     wk, _, _ = weekly_demand(

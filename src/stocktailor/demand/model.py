@@ -38,8 +38,9 @@ from stocktailor.demand.features import (
     weather_origin,
     week_start_expr,
 )
-from stocktailor.demand.history import SS, DemandHistory, prepare_history
+from stocktailor.demand.history import SS, DemandHistory, demand_view, prepare_history
 from stocktailor.demand.offsets import (
+    estimate_trend_lead,
     fit_trend_slopes,
     price_elasticities,
     price_offset,
@@ -50,7 +51,7 @@ from stocktailor.demand.offsets import (
 from stocktailor.signals import week_of
 from stocktailor.sizecurves import SizeCurveEstimator, size_group_of
 
-__all__ = ["SIGNAL_GROUPS", "DemandModel", "HistoryTooShortError", "sku_shares"]
+__all__ = ["EFFECTS", "SIGNAL_GROUPS", "DemandModel", "HistoryTooShortError", "sku_shares"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ Progress = Callable[[int], None]
 SIGNAL_GROUPS = frozenset(
     {"weather", "events", "trends", "economy", "calendar", "store", "product", "price"}
 )
+EFFECTS = ("temperature", "price", "trend", "lifecycle")
+"""Known effects entered as log offsets (switched per group by the selecting forecaster)."""
 _NOT_FEATURES = frozenset(
     {
         "store_id",
@@ -177,6 +180,12 @@ class DemandModel:
         Pooled trend slope and ``{store_id: slope}`` (trend offset; only with ``trends``).
     temperature_curves_
         ``style, tbin, g`` (temperature offset; empty without weather).
+    trend_lead_days_
+        Days by which trends lead sales (``trend_lead_days``, else estimated by
+        :func:`~stocktailor.demand.offsets.estimate_trend_lead`; None: no evidence, and the
+        ``trends`` signals are then not used).
+    signals_
+        The signal groups used.
     """
 
     def __init__(
@@ -198,7 +207,7 @@ class DemandModel:
         base_prior_weeks: float = 3.0,
         color_prior_units: float = 5.0,
         size_prior_strength: float | None = None,
-        trend_lead_days: int = 10,
+        trend_lead_days: int | None = None,
         train_origins: int = 8,
         max_horizon_weeks: int = 11,
         max_train_rows: int = 150_000,
@@ -209,8 +218,9 @@ class DemandModel:
         temperature_offset: bool = True,
         trend_offset: bool = True,
         trend_beta_sd: float = 0.5,
+        trend_beta_prior: float = 0.0,
         price_offset: bool = True,
-        price_elasticity_prior: float = 1.5,
+        price_elasticity_prior: float = 0.0,
         price_elasticity_prior_sd: float = 0.75,
     ) -> None:
         self.signals = SIGNAL_GROUPS if signals is None else frozenset(signals)
@@ -244,6 +254,7 @@ class DemandModel:
         self.temperature_offset = temperature_offset
         self.trend_offset = trend_offset
         self.trend_beta_sd = trend_beta_sd
+        self.trend_beta_prior = trend_beta_prior
         self.price_offset = price_offset
         self.price_elasticity_prior = price_elasticity_prior
         self.price_elasticity_prior_sd = price_elasticity_prior_sd
@@ -339,10 +350,10 @@ class DemandModel:
         return self._decorate(rows, price)
 
     def _decorate(self, rows: pl.DataFrame, price: pl.DataFrame | None) -> pl.DataFrame:
-        sig, hist = self.signals, self.history_
-        rows = signal_features(rows, hist, sig, self.trend_lead_days)
+        sig, hist, lead = self.signals_, self.history_, self.trend_lead_days_ or 0
+        rows = signal_features(rows, hist, sig, lead)
         if "trends" in sig and "trend" in rows.columns and self.trend_offset:
-            rows = trend_x(rows, hist.signals, self.trend_lead_days)
+            rows = trend_x(rows, hist.signals, lead)
         if "weather" in sig and self.temperature_offset:
             temps = hist.signals.climate.select("store_id", "week", "temp_c")
             rows = temperature_offset(rows, temps, self.temperature_curves_)
@@ -352,26 +363,43 @@ class DemandModel:
             rows = price_features(rows, hist, price)
             if self.price_offset:
                 pooled = float(getattr(self, "elasticity_", self.price_elasticity_prior))
-                rows = price_offset(rows, pooled, getattr(self, "style_elasticity_", None))
+                rows = price_offset(
+                    rows, pooled, getattr(self, "style_elasticity_", None), hist.price
+                )
         if "calendar" in sig:
             rows = calendar_features(rows, hist)
         return rows
 
-    def _offset(self, rows: pl.DataFrame) -> FloatArray:
-        """log of the series base plus the known effects (and the lifecycle, if enabled)."""
-        base = np.log(np.maximum(rows["base"].to_numpy(), 1e-3))
-        for c in ("temp_off", "price_off"):
-            if c in rows.columns:
-                base = base + rows[c].to_numpy()
+    def offset_parts(self, rows: pl.DataFrame) -> dict[str, FloatArray]:
+        """The log offsets of ``rows``: ``base`` (log of the series base) and one per known
+        effect of :data:`EFFECTS` (0 where the effect is not estimated)."""
+        zero = np.zeros(rows.height)
+        parts = {"base": np.log(np.maximum(rows["base"].to_numpy(), 1e-3))}
+        parts["temperature"] = rows["temp_off"].to_numpy() if "temp_off" in rows.columns else zero
+        parts["price"] = rows["price_off"].to_numpy() if "price_off" in rows.columns else zero
+        parts["trend"] = zero
         if "trend_x" in rows.columns and hasattr(self, "trend_beta_"):
             b = rows["store_id"].replace_strict(
                 self.store_trend_beta_, default=self.trend_beta_, return_dtype=pl.Float64
             )
-            base = base + b.to_numpy() * rows["trend_x"].to_numpy()
-        if self.lifecycle_offset:
-            slope = rows["life_slope"].fill_null(0.0).to_numpy() * self.lifecycle_damping
-            base = base + slope * (rows["h"].to_numpy() + 2.5)
-        return np.asarray(base, dtype=np.float64)
+            parts["trend"] = b.to_numpy() * rows["trend_x"].to_numpy()
+        slope = rows["life_slope"].fill_null(0.0).to_numpy() * self.lifecycle_damping
+        # An extrapolated slope never moves a week by more than 35 % either way.
+        parts["lifecycle"] = np.clip(slope * (rows["h"].to_numpy() + 2.5), -0.3, 0.3)
+        return {k: np.asarray(v, dtype=np.float64) for k, v in parts.items()}
+
+    @property
+    def default_effects(self) -> frozenset[str]:
+        """The effects the booster was trained with (lifecycle only with lifecycle_offset)."""
+        return frozenset(e for e in EFFECTS if e != "lifecycle" or self.lifecycle_offset)
+
+    def _offset(self, rows: pl.DataFrame) -> FloatArray:
+        """log of the series base plus the known effects (and the lifecycle, if enabled)."""
+        parts = self.offset_parts(rows)
+        off = parts["base"]
+        for e in self.default_effects:
+            off = off + parts[e]
+        return np.asarray(off, dtype=np.float64)
 
     def _training_rows(self) -> pl.DataFrame:
         """Sampled (series, origin, target week) training rows with features and target.
@@ -457,8 +485,11 @@ class DemandModel:
         if history is not None and history.as_of != as_of:
             msg = f"DemandModel.fit: history is as of {history.as_of}, not {as_of}"
             raise ValueError(msg)
+        tables = demand_view(tables)
         hist = history if history is not None else self._history(tables, as_of, clusters)
         self._prepare(hist, size_curves)
+        self.trend_lead_days_ = self.trend_lead_days
+        self.signals_ = self.signals
         if "price" in self.signals and self.price_offset:
             self.elasticity_, self.style_elasticity_ = price_elasticities(
                 tables,
@@ -469,10 +500,15 @@ class DemandModel:
             )
         if progress is not None:
             progress(1)
+        for attr in ("trend_beta_", "store_trend_beta_"):
+            if hasattr(self, attr):
+                delattr(self, attr)
         rows = self._training_rows()
         if rows.height < 10:  # LightGBM cannot bag fewer rows (shapes fix)
             msg = f"DemandModel.fit: {rows.height} training rows in the history before {as_of}"
             raise HistoryTooShortError(msg)
+        if self.trend_lead_days is None and "trends" in self.signals:
+            rows = self._choose_trend_lead(rows)
         if progress is not None:
             progress(1)
         self.features_ = [
@@ -480,13 +516,10 @@ class DemandModel:
         ]
         x = rows.select(self.features_).to_numpy().astype(np.float32)
         y = rows["demand"].to_numpy()
-        for attr in ("trend_beta_", "store_trend_beta_"):
-            if hasattr(self, attr):
-                delattr(self, attr)
         offset = self._offset(rows)
         if "trend_x" in rows.columns:
             self.trend_beta_, self.store_trend_beta_ = fit_trend_slopes(
-                rows, y, offset, prior_sd=self.trend_beta_sd
+                rows, y, offset, prior_sd=self.trend_beta_sd, prior_mean=self.trend_beta_prior
             )
             offset = self._offset(rows)
         self._train(x, y, offset)
@@ -503,6 +536,26 @@ class DemandModel:
             self.level_dispersion_,
         )
         return self
+
+    def _choose_trend_lead(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Estimate the trend lead on the training rows (built at lead 0) and rebuild them at
+        it; without a significant lead the trends are dropped from the signals."""
+        if "trend" not in rows.columns:
+            self.signals_ = self.signals - {"trends"}
+            return rows
+        lead, _ = estimate_trend_lead(
+            rows,
+            rows["demand"].to_numpy(),
+            self._offset(rows),
+            self.history_.signals,
+            prior_sd=self.trend_beta_sd,
+        )
+        self.trend_lead_days_ = lead
+        if lead is None:
+            self.signals_ = self.signals - {"trends"}
+        if lead != 0:
+            rows = self._training_rows()
+        return rows
 
     def _train(self, x: npt.NDArray[np.float32], y: FloatArray, offset: FloatArray) -> None:
         import lightgbm as lgb
@@ -647,23 +700,51 @@ class DemandModel:
         n_w = max(0, math.ceil(((last - as_of).days) / 7))
         if n_w == 0:
             return pl.DataFrame(schema=FORECAST_SCHEMA)
+        st = self.predict_style(n_w, price_plan=price_plan, styles=styles)
+        off = st["off_base"].to_numpy()
+        for e in self.default_effects:
+            off = off + st[f"off_{e}"].to_numpy()
+        mu = np.where(st["base"].to_numpy() > 0, np.exp(st["raw"].to_numpy() + off), 0.0)
+        out = self._to_skus(st.select(*SS, "week").with_columns(pl.Series("mu", mu)), ends, last)
+        if progress is not None:
+            progress(1)
+        return out
+
+    def predict_style(
+        self,
+        n_weeks: int,
+        *,
+        price_plan: pl.DataFrame | None = None,
+        styles: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """The store x style rows of weeks ``0 .. n_weeks - 1`` with the booster's raw score
+        and each log offset, so effects can be switched when combining them.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``store_id, style, week, h, base, raw, off_base`` and ``off_<effect>`` for each of
+            :data:`EFFECTS`; the mean demand (units per week) of a set of effects ``E`` is
+            ``exp(raw + off_base + sum(off_e for e in E))`` where ``base > 0``, else 0.
+        """
+        if not hasattr(self, "booster_"):
+            msg = "DemandModel.predict: call fit() first"
+            raise ValueError(msg)
         plan = None
         if price_plan is not None:
             plan = price_plan.select(
                 "style",
-                week_of(pl.col("week_start"), as_of).alias("week"),
+                week_of(pl.col("week_start"), self.as_of_).alias("week"),
                 pl.col("price_factor").cast(pl.Float64),
             )
-        rows = self._rows(0, list(range(n_w)), plan, styles)
+        rows = self._rows(0, list(range(n_weeks)), plan, styles)
         x = rows.select(self.features_).to_numpy().astype(np.float32)
-        base = rows["base"].to_numpy()
-        mu = np.exp(self.booster_.predict(x, raw_score=True) + self._offset(rows))
-        mu = np.where(base > 0, mu, 0.0)
-        st = rows.select(*SS, "week").with_columns(pl.Series("mu", mu))
-        out = self._to_skus(st, ends, last)
-        if progress is not None:
-            progress(1)
-        return out
+        raw = self.booster_.predict(x, raw_score=True)
+        parts = self.offset_parts(rows)
+        return rows.select(*SS, "week", "h", "base").with_columns(
+            pl.Series("raw", np.asarray(raw, dtype=np.float64)),
+            *[pl.Series(f"off_{k}", v) for k, v in parts.items()],
+        )
 
     def _to_skus(self, st: pl.DataFrame, ends: pl.DataFrame, last: dt.date) -> pl.DataFrame:
         """Style-week means ``mu`` -> SKU-week distributions, cut at each ``season_end``."""
