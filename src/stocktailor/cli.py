@@ -226,6 +226,15 @@ def generate(
 def ingest(
     data_dir: Annotated[Path, typer.Argument(help="Folder with one CSV/Parquet file per table.")],
     workspace: WorkspaceOpt = None,
+    append: Annotated[
+        bool,
+        typer.Option(
+            "--append",
+            help="Add an increment (new days of sales, snapshots, signals; new stores or "
+            "products) to the stored history instead of replacing it. Rows already stored are "
+            "skipped; a row that contradicts a stored one is refused.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Validate a data folder and load it into the workspace (all or nothing)."""
@@ -234,6 +243,13 @@ def ingest(
 
         settings = _settings(config)
         ws = Workspace(_workspace_path(workspace))
+        if append:
+            from stocktailor.pipeline import append_increment
+
+            with console.status(f"validating the increment {data_dir}"):
+                increment = append_increment(ws, data_dir, settings)
+            console.print(increment)
+            return
         with console.status(f"validating {data_dir}"):
             report = ws.ingest(data_dir, settings)
         console.print(f"ingested {data_dir} into {ws.path}")
