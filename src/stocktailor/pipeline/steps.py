@@ -1,0 +1,355 @@
+"""The steps of a plan run, each a function of stored inputs that writes one stored output.
+
+=============  ============  =====================================  ================================
+step           dated on      reads                                  writes
+=============  ============  =====================================  ================================
+clusters       refit day     tables                                 labels.parquet, model.pkl
+size_curves    refit day     tables, clusters                       curves.parquet
+demand         refit day     tables, clusters                       forecast/ parts, model.pkl,
+                                                                    validation.parquet
+forecast       as-of date    tables, demand                         forecast/ parts (sensed), or
+                                                                    the demand parts on a refit day
+allocation     as-of date    tables, forecast, clusters, curves     allocation.parquet
+transfers      as-of date    tables, forecast, clusters             transfers.parquet
+=============  ============  =====================================  ================================
+
+A step reads the tables as they were known on its date (:func:`tables_at`): dated
+observations after it are cut off and weather after it counts as forecast, so a step's output
+depends on the data up to its date only, whenever it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stocktailor.config import Settings
+from stocktailor.contract import TABLE_SPECS, Tables
+from stocktailor.engine import Engine
+from stocktailor.partstore import is_dated, read_parts, scan_parts
+from stocktailor.pipeline.store import StoredOutput
+from stocktailor.plan import ProgressFactory
+from stocktailor.workspace import Workspace, write_parts
+
+__all__ = ["STEPS", "Context", "Step", "forecast_scan", "read_output", "tables_at"]
+
+logger = logging.getLogger(__name__)
+
+
+def tables_at(ws: Workspace, day: dt.date) -> Tables:
+    """The workspace tables as known at the end of ``day``.
+
+    Dated observations (sales, inventory, trends, economy, ...) are read up to ``day`` (parts
+    starting later are not read at all); weather is read whole with the rows after ``day``
+    flagged ``is_forecast``; undated tables are read whole.
+    """
+    index = ws.parts_index()
+    frames: dict[str, pl.DataFrame | None] = {}
+    for name in TABLE_SPECS:
+        parts = index.get(name, [])
+        if not parts:
+            frames[name] = None
+            continue
+        if name == "weather":
+            frame = read_parts(ws.tables_dir, parts)
+            assert frame is not None
+            later = pl.col("date") > pl.lit(day, dtype=pl.Date)
+            frames[name] = frame.with_columns(pl.col("is_forecast").fill_null(False) | later)
+            continue
+        if not is_dated(name):
+            frames[name] = read_parts(ws.tables_dir, parts)
+            continue
+        known = [p for p in parts if p.min_date is None or p.min_date <= day]
+        if not known:
+            frames[name] = scan_parts(ws.tables_dir, parts[:1]).head(0).collect()
+        elif all(p.max_date is not None and p.max_date <= day for p in known):
+            frames[name] = read_parts(ws.tables_dir, known)
+        else:
+            scan = scan_parts(ws.tables_dir, known)
+            frames[name] = scan.filter(pl.col("date") <= pl.lit(day, dtype=pl.Date)).collect()
+    return Tables(**frames)  # type: ignore[arg-type]
+
+
+@dataclass
+class Context:
+    """What a step gets: the workspace, settings, engine, dates and the tables on demand.
+
+    Attributes
+    ----------
+    day
+        The run's as-of date.
+    refit_day
+        The refit day the model steps are dated on (on or before ``day``).
+    """
+
+    ws: Workspace
+    settings: Settings
+    engine: Engine
+    progress: ProgressFactory
+    day: dt.date
+    refit_day: dt.date
+    _tables: tuple[dt.date, Tables] | None = field(default=None, repr=False)
+
+    def tables(self, at: dt.date) -> Tables:
+        """The tables as known on ``at`` (one date is held at a time)."""
+        if self._tables is None or self._tables[0] != at:
+            self._tables = None  # free the other date's tables before reading
+            self._tables = (at, tables_at(self.ws, at))
+        return self._tables[1]
+
+    def release(self) -> None:
+        """Drop the tables held."""
+        self._tables = None
+
+
+Compute = Callable[[Context, Mapping[str, StoredOutput], Path, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its name, date, inputs, the settings it reads and how it computes.
+
+    Attributes
+    ----------
+    on_refit_day
+        Dated on the refit day (models) rather than the as-of date.
+    needs
+        Upstream steps whose outputs it reads (their keys are part of its key).
+    sections
+        Settings sections that change its output (part of its key).
+    revision
+        Bumped when the step's code changes its output for the same inputs.
+    """
+
+    name: str
+    on_refit_day: bool
+    needs: tuple[str, ...]
+    sections: tuple[str, ...]
+    revision: int
+    compute: Compute
+    description: str
+
+
+def read_output(output: StoredOutput, name: str) -> pl.DataFrame:
+    """A Parquet file of a stored output."""
+    return pl.read_parquet(output.file(name))
+
+
+def forecast_scan(output: StoredOutput) -> pl.LazyFrame:
+    """The weekly forecast of a ``demand`` or ``forecast`` output, as a scan of its parts."""
+    folder = output.path / output.meta.get("forecast_dir", "forecast")
+    files = sorted(folder.glob("part-*.parquet"))
+    if not files:
+        return pl.LazyFrame(schema=_forecast_schema())
+    return pl.scan_parquet(files)
+
+
+def _forecast_schema() -> dict[str, pl.DataType]:
+    from stocktailor.contract import FORECAST_SCHEMA
+
+    return dict(FORECAST_SCHEMA)
+
+
+def _pickle(obj: object, path: Path) -> None:
+    with path.open("wb") as handle:
+        pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# --------------------------------------------------------------------------- refit-day steps
+
+
+def _clusters(
+    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
+) -> None:
+    from stocktailor.plan import fit_clusterer
+
+    del up
+    with ctx.progress("clustering stores", 1) as advance:
+        model = fit_clusterer(ctx.tables(ctx.refit_day), ctx.refit_day, ctx.settings)
+        advance(1)
+    labels: pl.DataFrame = model.labels_
+    labels.write_parquet(out / "labels.parquet")
+    _pickle(model, out / "model.pkl")
+    meta["rows"] = labels.height
+
+
+def _size_curves(
+    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
+) -> None:
+    from stocktailor.plan import size_curve_step
+
+    clusters = read_output(up["clusters"], "labels.parquet")
+    with ctx.progress("fitting size curves", 1) as advance:
+        curves = size_curve_step(
+            ctx.tables(ctx.refit_day), ctx.refit_day, ctx.settings, clusters=clusters
+        )
+        advance(1)
+    curves.write_parquet(out / "curves.parquet")
+    meta["rows"] = curves.height
+
+
+def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]) -> None:
+    from stocktailor.demand import DemandModel, forecast_parts
+
+    cfg = ctx.settings.demand
+    clusters = read_output(up["clusters"], "labels.parquet")
+    model = None if cfg.model == "baseline" else DemandModel(cfg, random_state=cfg.random_state)
+    tables = ctx.tables(ctx.refit_day)
+    with ctx.progress("forecasting demand (fit, then parts)", None) as advance:
+        parts = forecast_parts(
+            tables,
+            ctx.refit_day,
+            ctx.settings,
+            clusters,
+            ctx.engine,
+            advance,
+            model=model,
+        )
+        scan = write_parts(parts, out / "forecast")
+    meta["rows"] = int(scan.select(pl.len()).collect().item())
+    if model is not None and hasattr(model, "booster_"):
+        _pickle(model.for_prediction(), out / "model.pkl")
+        validation = getattr(model, "validation_", None)
+        if isinstance(validation, pl.DataFrame):
+            validation.write_parquet(out / "validation.parquet")
+
+
+# --------------------------------------------------------------------------- as-of-date steps
+
+
+def _forecast(
+    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
+) -> None:
+    from stocktailor.pipeline.sensing import redate_part, sensing_ratios
+
+    demand = up["demand"]
+    if ctx.day == ctx.refit_day:
+        # the refit day's forecast is the demand step's: point at it instead of copying it
+        meta["forecast_dir"] = str(Path("..", "..", "demand", demand.path.name, "forecast"))
+        meta["rows"] = demand.meta.get("rows", 0)
+        meta["sensed"] = False
+        return
+    tables = ctx.tables(ctx.day)
+    base = forecast_scan(demand)
+    ratios = sensing_ratios(tables, base, ctx.refit_day, ctx.day, ctx.settings)
+    ratios.write_parquet(out / "ratios.parquet")
+    sources = sorted((demand.path / "forecast").glob("part-*.parquet"))
+    (out / "forecast").mkdir()
+    styles = tables.products.select("sku", "style")
+    ctx.release()
+    with ctx.progress("updating the forecast (demand sensing)", len(sources)) as advance:
+        rows = ctx.engine.map(
+            redate_part,
+            [str(p) for p in sources],
+            progress=advance,
+            target_dir=str(out / "forecast"),
+            fitted_on=ctx.refit_day,
+            day=ctx.day,
+            ratios=ratios.select("store_id", "style", "ratio"),
+            styles=styles,
+            quantiles=tuple(ctx.settings.demand.quantiles),
+        )
+    meta["rows"] = int(sum(rows))
+    meta["sensed"] = True
+
+
+def _allocation(
+    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
+) -> None:
+    from stocktailor.allocation import allocate
+
+    tables = ctx.tables(ctx.day)
+    clusters = read_output(up["clusters"], "labels.parquet")
+    curves = read_output(up["size_curves"], "curves.parquet")
+    with ctx.progress("allocating warehouse stock", 1) as advance:
+        skus = _warehouse_skus(tables, ctx.day, ctx.settings)
+        fc = forecast_scan(up["forecast"]).filter(pl.col("sku").is_in(skus)).collect()
+        lines = allocate(tables, ctx.day, fc, ctx.settings, clusters=clusters, size_curves=curves)
+        advance(1)
+    lines.write_parquet(out / "allocation.parquet")
+    meta["rows"] = lines.height
+
+
+def _warehouse_skus(tables: Tables, day: dt.date, settings: Settings) -> list[str]:
+    from stocktailor.positions import position_at
+
+    warehouses = tables.warehouse_ids
+    pos = position_at(tables, day, settings.constraints)
+    held = pos.filter(pl.col("store_id").is_in(warehouses.implode()) & (pl.col("on_hand") > 0))
+    return sorted(held["sku"].unique().to_list())
+
+
+def _transfers(
+    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
+) -> None:
+    from stocktailor.transfers import plan_transfers
+
+    tables = ctx.tables(ctx.day)
+    clusters = read_output(up["clusters"], "labels.parquet")
+    with ctx.progress("rebalancing (store-to-store transfers)", None) as advance:
+        lines = plan_transfers(
+            tables,
+            ctx.day,
+            forecast_scan(up["forecast"]),
+            ctx.settings,
+            clusters=clusters,
+            engine=ctx.engine,
+            progress=advance,
+        )
+    lines.write_parquet(out / "transfers.parquet")
+    meta["rows"] = lines.height
+
+
+_PLAN_SECTIONS = ("economics", "constraints", "solver", "season")
+
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        Step("clusters", True, (), ("clustering",), 1, _clusters, "store clusters"),
+        Step("size_curves", True, ("clusters",), ("demand",), 1, _size_curves, "size curves"),
+        Step(
+            "demand",
+            True,
+            ("clusters",),
+            ("demand", "season"),
+            1,
+            _demand,
+            "demand model and its forecast",
+        ),
+        Step(
+            "forecast",
+            False,
+            ("demand",),
+            ("pipeline.sensing_prior_units", "pipeline.sensing_bounds", "demand.quantiles"),
+            1,
+            _forecast,
+            "forecast as of the day (sensed between refits)",
+        ),
+        Step(
+            "allocation",
+            False,
+            ("forecast", "clusters", "size_curves"),
+            _PLAN_SECTIONS,
+            1,
+            _allocation,
+            "warehouse-to-store allocation",
+        ),
+        Step(
+            "transfers",
+            False,
+            ("forecast", "clusters"),
+            _PLAN_SECTIONS,
+            1,
+            _transfers,
+            "store-to-store transfers",
+        ),
+    )
+}
+"""Every step, upstream first."""
