@@ -459,6 +459,13 @@ class PipelineConfig(_Section):
         dt.date(2000, 1, 3),
         description="A refit day (2000-01-03 is a Monday: weekly refits fall on Mondays).",
     )
+    weather_forecast_days: int = Field(
+        14,
+        ge=0,
+        description="A step dated on a day reads weather up to this many days after it (the "
+        "forecasts a daily feed has sent by then), so its output does not depend on forecasts "
+        "appended later, days.",
+    )
     sensing_prior_units: float = Field(
         20.0,
         ge=0.0,

@@ -35,6 +35,7 @@ __all__ = [
     "err_console",
     "errors",
     "fmt",
+    "kpi_rows",
     "parse_date",
     "print_frame",
     "progress_bar",
@@ -219,19 +220,49 @@ def progress_bar(
     return _plain_lines(description, total)
 
 
-def print_frame(frame: pl.DataFrame, title: str, *, max_rows: int = 20) -> None:
-    """A frame as a table: integers without decimals, money with cents, headers never cut."""
+def print_frame(
+    frame: pl.DataFrame, title: str, *, max_rows: int = 20, right: tuple[str, ...] = ()
+) -> None:
+    """A frame as a table: integers without decimals, money with cents, headers never cut.
+
+    Numeric columns (and those named in ``right``) are right-aligned and never wrapped; text
+    wraps at word boundaries rather than being cut.
+    """
     table = Table(title=title)
     for name in frame.columns:
-        numeric = frame[name].dtype.is_numeric()
+        numeric = frame[name].dtype.is_numeric() or name in right
         table.add_column(
-            name, justify="right" if numeric else "left", no_wrap=numeric, min_width=len(name)
+            name,
+            justify="right" if numeric else "left",
+            no_wrap=numeric,
+            min_width=len(name),
+            overflow="fold",
         )
     for row in frame.head(max_rows).iter_rows():
         table.add_row(*[fmt(v) for v in row])
     console.print(table)
     if frame.height > max_rows:
         console.print(f"... {frame.height - max_rows} more rows")
+
+
+_COUNT_SUFFIXES = ("units", "lines", "lanes", "stores", "skus", "clusters", "count", "rows")
+
+
+def kpi_rows(frame: pl.DataFrame, key: str = "kpi") -> pl.DataFrame:
+    """A KPI-per-row table as text: counts (``*_units``, ``*_lines``, ...) as whole numbers,
+    other figures with two decimals, so a count never prints as ``60.00``."""
+
+    def cell(name: str, value: object) -> str:
+        if value is None:
+            return "-"
+        number = float(value)  # type: ignore[arg-type]
+        return f"{round(number):,}" if name.endswith(_COUNT_SUFFIXES) else fmt(number)
+
+    rows = [
+        {c: (str(v) if c == key else cell(str(row[key]), v)) for c, v in row.items()}
+        for row in frame.iter_rows(named=True)
+    ]
+    return pl.DataFrame(rows, schema=dict.fromkeys(frame.columns, pl.String))
 
 
 def fmt(value: object) -> str:

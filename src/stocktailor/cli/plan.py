@@ -272,28 +272,10 @@ def rebalance(
 
 
 def _publish_report(ws: Any, report: Any, settings: Settings, database_url: str | None) -> None:
-    from stocktailor import workflow
-    from stocktailor.pipeline import plan_result, tables_at
+    from stocktailor.pipeline.publish import publish_report, shown_url
 
-    url = database_url or settings.serve.database_url or ws.database_url
-    result = plan_result(ws, report, settings)
-    tables = tables_at(ws, report.day)
-    workflow.upgrade(url)
-    engine = workflow.connect(url)
-    try:
-        positions = workflow.stock_context(tables, result.as_of, settings)
-        run_id = workflow.publish_run(
-            engine,
-            result,
-            tables.stores,
-            tables.products,
-            positions=positions,
-            config=settings.serve,
-            user="cli",
-        )
-    finally:
-        engine.dispose()
-    console.print(f"published run {run_id} to {url}")
+    run_id, url = publish_report(ws, report, settings, database_url)
+    console.print(f"published run {run_id} to {shown_url(url)}")
 
 
 # --------------------------------------------------------------------------- clusters

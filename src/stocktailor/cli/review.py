@@ -13,6 +13,7 @@ from stocktailor.cli.app import (
     app,
     console,
     errors,
+    kpi_rows,
     print_frame,
     progress_bar,
     settings_for,
@@ -59,10 +60,12 @@ def backtest(
                 engine=engine,
                 progress=advance,
             )
+        table = kpi_rows(kpis_by_policy(result.kpi_table()))
         print_frame(
-            kpis_by_policy(result.kpi_table()), f"Backtest {scenario}, seeds {seeds}", max_rows=40
+            table, f"Backtest {scenario}, seeds {seeds}", max_rows=40, right=tuple(policies)
         )
-        console.print(f"report: {result.report_path}")
+        path = result.report_path
+        console.print(f"report: {path.absolute() if path is not None else '-'}")
 
 
 @app.command()
@@ -86,7 +89,11 @@ def serve(
         workflow.upgrade(url)
         h = host or settings.serve.host
         p = port or settings.serve.port
-        console.print(f"stocktailor dashboard on http://{h}:{p}/ (API docs at /docs), db {url}")
+        from stocktailor.pipeline.publish import shown_url
+
+        console.print(
+            f"stocktailor dashboard on http://{h}:{p}/ (API docs at /docs), db {shown_url(url)}"
+        )
         serve_app(settings, url, h, p)
 
 

@@ -435,17 +435,18 @@ def _resolve(
     if not compare:
         differs = pl.lit(False)
     both = both.with_columns(differs.alias("_differs"))
-    clash = both.filter(pl.col("_differs"))
+    replace = pl.col("_differs")
+    clash = both.filter(replace)
     if name == "weather":
-        replace_ok = pl.col(
-            "is_forecast_old" if "is_forecast_old" in both.columns else "is_forecast"
-        )
-        clash = clash.filter(~replace_ok.fill_null(False))
+        # a stored forecast gives way to any revision, and to its actual even if equal
+        was_forecast = pl.col("is_forecast_old").fill_null(False)
+        clash = clash.filter(~was_forecast)
+        replace = was_forecast & (replace | ~pl.col("is_forecast").fill_null(False))
     if clash.height:
         row = clash.sort("_row").row(0, named=True)
         column = next(c for c in compare if row[c] != row[f"{c}_old"])
         raise _contradiction(name, source, row, key, column)
-    replaced = both.filter(pl.col("_differs"))
+    replaced = both.filter(replace)
     fresh = new.join(both.select(key), on=key, how="anti")
     change = _Change(added=fresh.height, replaced=replaced.height)
     change.unchanged = both.height - replaced.height

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import polars as pl
 from stocktailor.config import Settings
 from stocktailor.contract import TABLE_SPECS, Tables
 from stocktailor.engine import Engine
-from stocktailor.partstore import is_dated, read_parts, scan_parts
+from stocktailor.partstore import Part, is_dated, read_parts, scan_parts
 from stocktailor.pipeline.store import StoredOutput
 from stocktailor.plan import ProgressFactory
 from stocktailor.workspace import Workspace, write_parts
@@ -43,37 +43,42 @@ __all__ = ["STEPS", "Context", "Step", "forecast_scan", "read_output", "tables_a
 logger = logging.getLogger(__name__)
 
 
-def tables_at(ws: Workspace, day: dt.date) -> Tables:
+def _read_upto(ws: Workspace, parts: Sequence[Part], last: dt.date) -> pl.DataFrame:
+    """The rows of a dated table's parts dated on or before ``last`` (later parts unread)."""
+    known = [p for p in parts if p.min_date is None or p.min_date <= last]
+    if not known:
+        return scan_parts(ws.tables_dir, parts[:1]).head(0).collect()
+    if all(p.max_date is not None and p.max_date <= last for p in known):
+        frame = read_parts(ws.tables_dir, known)
+        assert frame is not None
+        return frame
+    scan = scan_parts(ws.tables_dir, known)
+    return scan.filter(pl.col("date") <= pl.lit(last, dtype=pl.Date)).collect()
+
+
+def tables_at(ws: Workspace, day: dt.date, weather_days: int = 14) -> Tables:
     """The workspace tables as known at the end of ``day``.
 
     Dated observations (sales, inventory, trends, economy, ...) are read up to ``day`` (parts
-    starting later are not read at all); weather is read whole with the rows after ``day``
-    flagged ``is_forecast``; undated tables are read whole.
+    starting later are not read at all); weather up to ``weather_days`` after it, the rows
+    after ``day`` flagged ``is_forecast``; undated tables are read whole. Dated tables come
+    sorted by their key (date first), so the order in which days were appended does not
+    matter.
     """
     index = ws.parts_index()
     frames: dict[str, pl.DataFrame | None] = {}
     for name in TABLE_SPECS:
         parts = index.get(name, [])
-        if not parts:
-            frames[name] = None
-            continue
-        if name == "weather":
-            frame = read_parts(ws.tables_dir, parts)
-            assert frame is not None
-            later = pl.col("date") > pl.lit(day, dtype=pl.Date)
-            frames[name] = frame.with_columns(pl.col("is_forecast").fill_null(False) | later)
-            continue
-        if not is_dated(name):
+        if not parts or not is_dated(name):
             frames[name] = read_parts(ws.tables_dir, parts)
             continue
-        known = [p for p in parts if p.min_date is None or p.min_date <= day]
-        if not known:
-            frames[name] = scan_parts(ws.tables_dir, parts[:1]).head(0).collect()
-        elif all(p.max_date is not None and p.max_date <= day for p in known):
-            frames[name] = read_parts(ws.tables_dir, known)
+        if name == "weather":
+            frame = _read_upto(ws, parts, day + dt.timedelta(days=weather_days))
+            later = pl.col("date") > pl.lit(day, dtype=pl.Date)
+            frame = frame.with_columns(pl.col("is_forecast").fill_null(False) | later)
         else:
-            scan = scan_parts(ws.tables_dir, known)
-            frames[name] = scan.filter(pl.col("date") <= pl.lit(day, dtype=pl.Date)).collect()
+            frame = _read_upto(ws, parts, day)
+        frames[name] = frame.sort(list(TABLE_SPECS[name].key), maintain_order=True)
     return Tables(**frames)  # type: ignore[arg-type]
 
 
@@ -101,7 +106,8 @@ class Context:
         """The tables as known on ``at`` (one date is held at a time)."""
         if self._tables is None or self._tables[0] != at:
             self._tables = None  # free the other date's tables before reading
-            self._tables = (at, tables_at(self.ws, at))
+            weather = self.settings.pipeline.weather_forecast_days
+            self._tables = (at, tables_at(self.ws, at, weather))
         return self._tables[1]
 
     def release(self) -> None:
