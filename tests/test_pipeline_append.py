@@ -20,10 +20,18 @@ from stocktailor.pipeline import append_increment
 from stocktailor.workspace import Workspace, WorkspaceError, read_data_folder
 
 DAY4 = {
-    "sales": "date,store_id,sku,units,revenue\n2024-03-04,S1,T1-RED-M,1,40\n2024-03-04,S2,T1-RED-S,2,80\n",
-    "inventory": "date,store_id,sku,on_hand,in_transit\n2024-03-04,S1,T1-RED-M,4,0\n2024-03-04,S2,T1-RED-S,1,0\n",
+    "sales": (
+        "date,store_id,sku,units,revenue\n"
+        "2024-03-04,S1,T1-RED-M,1,40\n"
+        "2024-03-04,S2,T1-RED-S,2,80\n"
+    ),
+    "inventory": (
+        "date,store_id,sku,on_hand,in_transit\n"
+        "2024-03-04,S1,T1-RED-M,4,0\n"
+        "2024-03-04,S2,T1-RED-S,1,0\n"
+    ),
     "weather": "date,store_id,temp_c,precip_mm\n2024-03-04,S1,10,0\n2024-03-05,S1,11,0\n",
-}  # fmt: skip
+}
 
 
 def _merged(extra: dict[str, str]) -> dict[str, str]:
@@ -101,7 +109,11 @@ def test_a_contradicting_row_is_one_line_naming_file_row_and_key(
     ws: Workspace, tmp_path: Path
 ) -> None:
     before = snapshot(ws.path)
-    text = "date,store_id,sku,units,revenue\n2024-03-05,S1,T1-RED-M,1,40\n2024-03-02,S1,SH1-BLK-41,2,180\n"
+    text = (
+        "date,store_id,sku,units,revenue\n"
+        "2024-03-05,S1,T1-RED-M,1,40\n"
+        "2024-03-02,S1,SH1-BLK-41,2,180\n"
+    )
     inc = _increment(tmp_path, {"sales": text})
     with pytest.raises(ContractError) as err:
         append_increment(ws, inc)
@@ -112,9 +124,7 @@ def test_a_contradicting_row_is_one_line_naming_file_row_and_key(
     assert snapshot(ws.path) == before
 
 
-def test_an_invalid_increment_is_refused_like_a_full_ingest(
-    ws: Workspace, tmp_path: Path
-) -> None:
+def test_an_invalid_increment_is_refused_like_a_full_ingest(ws: Workspace, tmp_path: Path) -> None:
     before = snapshot(ws.path)
     bad = "date,store_id,sku,units,revenue\n2024-03-04,S1,T1-RED-M,1,40\n2024-03-04,S1,NOPE,1,40\n"
     with pytest.raises(ContractError, match=r"sales.csv, row 2, column 'sku': unknown sku 'NOPE'"):

@@ -52,7 +52,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # tables keep the console width; lines are never broken
 err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -199,7 +199,7 @@ def _plain_lines(description: str, total: int | None) -> Iterator[Callable[[int]
     def advance(n: int) -> None:
         state["done"] += n
         now = time.perf_counter()
-        if now - state["shown"] >= _PLAIN_EVERY_S:
+        if now - state["shown"] >= _PLAIN_EVERY_S and state["done"] != total:
             state["shown"] = now
             line(f"{int(state['done'])}{of} done ({now - start:,.0f} s)")
 

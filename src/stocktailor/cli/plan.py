@@ -34,7 +34,7 @@ from stocktailor.cli.app import (
 )
 from stocktailor.config import Settings
 
-__all__ = ["allocate", "cluster", "forecast", "rebalance", "run", "status"]
+__all__ = ["allocate", "cluster", "forecast", "rebalance", "run", "status", "write_validation"]
 
 PublishOpt = Annotated[
     bool, typer.Option("--publish", help="Store the run in the workflow database for review.")
@@ -203,10 +203,10 @@ def forecast(
         ).collect()
         stores, skus, weeks = shape.row(0)
         console.print(f"forecast for {stores} stores x {skus} SKUs, {weeks} weeks: wrote {out}")
-        _write_validation(report.output("demand"), out)
+        write_validation(report.output("demand"), out)
 
 
-def _write_validation(demand: Any, out: Path) -> None:
+def write_validation(demand: Any, out: Path) -> None:
     """``F.validation.csv`` beside ``F`` from the demand model's holdout, and a short table."""
     file = demand.file("validation.parquet")
     if not file.is_file():

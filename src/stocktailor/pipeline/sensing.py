@@ -8,9 +8,10 @@ part by part (a part never needs the rest of the forecast):
    forecast of the same cells and days give a ratio, shrunk towards the style's network ratio
    (itself shrunk towards 1) with a credibility prior of ``pipeline.sensing_prior_units``
    forecast units and clipped to ``pipeline.sensing_bounds``: the simulator's sensing
-   (:func:`stocktailor.simulate.sensing.sensing_ratio`). A cell counts as in stock when it
-   holds stock at the end of both the refit day and the as-of date (a cell that ran out sold
-   less than its demand).
+   (:func:`stocktailor.simulate.sensing.sensing_ratio`). A cell counts when its stock on the
+   refit day covered the window's demand with room to spare (:data:`SENSING_COVER_SD`): a
+   cell that ran out sold less than its demand, and choosing cells by their stock at the
+   end of the window would keep only the slow sellers.
 2. **Re-dating.** The weekly forecast (weeks from the refit day + 1) is cut into weeks from
    the as-of date + 1, pro rata by days (the rule of :func:`stocktailor.valuation.demand_window`:
    a week gives each of its days 1/7 of its mean and variance), and the mean scaled by the
@@ -37,9 +38,53 @@ from stocktailor.contract import Tables
 from stocktailor.demand import FORECAST_COLUMNS, nb_quantiles
 from stocktailor.positions import position_at
 from stocktailor.simulate.sensing import scale_windows, sensing_ratio
-from stocktailor.valuation import demand_window
 
-__all__ = ["redate_part", "sensing_ratios"]
+__all__ = [
+    "PROFILE_WEEKS",
+    "SENSING_COVER_SD",
+    "day_share",
+    "redate_part",
+    "sensing_ratios",
+    "weekday_profile",
+]
+
+PROFILE_WEEKS = 8
+"""Weeks of network sales the weekday profile is read from."""
+
+SENSING_COVER_SD = 3.0
+"""A cell's sales count when its stock on the refit day was at least the window's forecast
+mean plus this many standard deviations plus one unit (it could not run out in the window)."""
+
+
+def weekday_profile(
+    tables: Tables, fitted_on: dt.date, weeks: int = PROFILE_WEEKS
+) -> tuple[float, ...]:
+    """Share of a week's units sold on each weekday (Monday first), from the network's sales.
+
+    Read from the ``weeks`` whole weeks ending on ``fitted_on``; uniform (1/7 each) with less
+    than two weeks of sales. A weekly forecast spreads over its days by this profile: a
+    window of Tuesday to Thursday expects less than 3/7 of its week where weekends sell more.
+    """
+    first = fitted_on - dt.timedelta(days=7 * weeks - 1)
+    days = (
+        tables.sales.lazy()
+        .filter(pl.col("date").is_between(first, fitted_on))
+        .group_by("date")
+        .agg(pl.col("units").sum().clip(lower_bound=0).cast(pl.Float64))
+        .collect()
+    )
+    seen = days.height
+    if seen < 14 or float(days["units"].sum()) <= 0:
+        return tuple([1.0 / 7] * 7)
+    by_day = days.group_by(pl.col("date").dt.weekday().alias("wd")).agg(pl.col("units").sum())
+    units = np.zeros(7)
+    units[by_day["wd"].to_numpy() - 1] = by_day["units"].to_numpy()
+    return tuple(float(u) for u in units / units.sum())
+
+
+def day_share(profile: Sequence[float], first: dt.date, n_days: int) -> float:
+    """Share of a week's demand on the ``n_days`` days from ``first`` (by the weekday profile)."""
+    return float(sum(profile[(first + dt.timedelta(days=t)).weekday()] for t in range(n_days)))
 
 
 def _in_stock_sales(tables: Tables, fitted_on: dt.date, day: dt.date) -> pl.DataFrame:
@@ -61,6 +106,7 @@ def sensing_ratios(
     fitted_on: dt.date,
     day: dt.date,
     settings: Settings,
+    profile: Sequence[float],
 ) -> pl.DataFrame:
     """Sensing ratio per store x style for the days after ``fitted_on`` up to ``day``.
 
@@ -73,6 +119,9 @@ def sensing_ratios(
         units per week; read as a scan.
     fitted_on, day
         The refit day and the as-of date (``day > fitted_on``).
+    profile
+        Weekday shares of a week's demand (:func:`weekday_profile`): the forecast of the days
+        since the refit is their share of their weeks.
 
     Returns
     -------
@@ -82,26 +131,35 @@ def sensing_ratios(
         was observed anywhere for the style).
     """
     cfg = settings.pipeline
-    start = fitted_on + dt.timedelta(days=1)
-    window = demand_window(forecast.filter(pl.col("week_start") <= day), start, day).collect()
-    styles = tables.products.select("sku", "style")
-    stock_then = position_at(tables, fitted_on, settings.constraints)
-    stock_now = position_at(tables, day, settings.constraints)
-    in_stock = (
-        stock_then.filter(pl.col("on_hand") > 0)
-        .select("store_id", "sku")
-        .join(
-            stock_now.filter(pl.col("on_hand") > 0).select("store_id", "sku"),
-            on=["store_id", "sku"],
-        )
-        .with_columns(pl.lit(True).alias("_in"))
+    q, o = divmod((day - fitted_on).days, 7)
+    first = fitted_on + dt.timedelta(days=1)
+    early = day_share(profile, first, o)
+    week = ((pl.col("week_start") - pl.lit(first)).dt.total_days() // 7).alias("_w")
+    share = pl.when(pl.col("_w") < q).then(1.0).when(pl.col("_w") == q).then(early).otherwise(0.0)
+    window = (
+        forecast.with_columns(week)
+        .filter(pl.col("_w") <= q)
+        .group_by("store_id", "sku")
+        .agg((pl.col("mean") * share).sum(), (pl.col("var") * share).sum())
+        .collect()
     )
+    styles = tables.products.select("sku", "style")
+    # A cell counts when its stock on the refit day covered the window's demand with room to
+    # spare: chosen before the window, so a cell that sold fast is not dropped for running
+    # out (keeping only cells still in stock at the end would keep the slow sellers only).
+    stock = position_at(tables, fitted_on, settings.constraints).select(
+        "store_id", "sku", pl.col("on_hand").alias("_stock")
+    )
+    cover = pl.col("fc") + SENSING_COVER_SD * pl.col("_var").sqrt() + 1.0
     cells = (
-        window.select("store_id", "sku", pl.col("mean").alias("fc"))
+        window.select("store_id", "sku", pl.col("mean").alias("fc"), pl.col("var").alias("_var"))
         .join(_in_stock_sales(tables, fitted_on, day), on=["store_id", "sku"], how="left")
-        .join(in_stock, on=["store_id", "sku"], how="left")
+        .join(stock, on=["store_id", "sku"], how="left")
         .join(styles, on="sku", how="inner")
-        .with_columns(pl.col("sold").fill_null(0.0), pl.col("_in").fill_null(False))
+        .with_columns(
+            pl.col("sold").fill_null(0.0),
+            (pl.col("_stock").fill_null(0).cast(pl.Float64) >= cover).alias("_in"),
+        )
         .with_columns(
             pl.when("_in").then("sold").otherwise(0.0).alias("sold"),
             pl.when("_in").then("fc").otherwise(0.0).alias("fc"),
@@ -147,6 +205,7 @@ def redate_part(
     ratios: pl.DataFrame,
     styles: pl.DataFrame,
     quantiles: Sequence[float],
+    profile: Sequence[float] = (1 / 7,) * 7,
 ) -> int:
     """Update one forecast part from ``fitted_on`` to ``day``; write it to ``target``.
 
@@ -165,6 +224,9 @@ def redate_part(
         ``sku, style``.
     quantiles
         The three quantile levels of ``p10, p50, p90``.
+    profile
+        Weekday shares of a week's demand (:func:`weekday_profile`): a new week takes the
+        share of each old week's demand that falls on its days.
 
     Returns
     -------
@@ -173,13 +235,14 @@ def redate_part(
     """
     q, o = divmod((day - fitted_on).days, 7)
     first = fitted_on + dt.timedelta(days=1)
+    early = day_share(profile, first, o)
     part = pl.scan_parquet(source).with_columns(
         ((pl.col("week_start") - pl.lit(first)).dt.total_days() // 7).alias("_w")
     )
-    pieces = [part.with_columns((pl.col("_w") - q).alias("_j"), pl.lit((7 - o) / 7).alias("_f"))]
+    pieces = [part.with_columns((pl.col("_w") - q).alias("_j"), pl.lit(1.0 - early).alias("_f"))]
     if o:
         pieces.append(
-            part.with_columns((pl.col("_w") - q - 1).alias("_j"), pl.lit(o / 7).alias("_f"))
+            part.with_columns((pl.col("_w") - q - 1).alias("_j"), pl.lit(early).alias("_f"))
         )
     weekly = (
         pl.concat(pieces)

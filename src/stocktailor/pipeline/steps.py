@@ -233,7 +233,7 @@ def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[
 def _forecast(
     ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
 ) -> None:
-    from stocktailor.pipeline.sensing import redate_part, sensing_ratios
+    from stocktailor.pipeline.sensing import redate_part, sensing_ratios, weekday_profile
 
     demand = up["demand"]
     if ctx.day == ctx.refit_day:
@@ -244,7 +244,9 @@ def _forecast(
         return
     tables = ctx.tables(ctx.day)
     base = forecast_scan(demand)
-    ratios = sensing_ratios(tables, base, ctx.refit_day, ctx.day, ctx.settings)
+    profile = weekday_profile(tables, ctx.refit_day)
+    meta["weekday_profile"] = [round(p, 6) for p in profile]
+    ratios = sensing_ratios(tables, base, ctx.refit_day, ctx.day, ctx.settings, profile)
     ratios.write_parquet(out / "ratios.parquet")
     sources = sorted((demand.path / "forecast").glob("part-*.parquet"))
     (out / "forecast").mkdir()
@@ -261,6 +263,7 @@ def _forecast(
             ratios=ratios.select("store_id", "style", "ratio"),
             styles=styles,
             quantiles=tuple(ctx.settings.demand.quantiles),
+            profile=profile,
         )
     meta["rows"] = int(sum(rows))
     meta["sensed"] = True
