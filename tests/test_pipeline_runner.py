@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -158,35 +159,43 @@ def test_status_sees_what_an_append_makes_stale(loop: Loop, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_the_update_stays_within_its_tolerance_of_a_refit(loop: Loop) -> None:
-    """The stated update tolerance (docs/benchmarks.md, pipeline section) on a small network."""
+    """The stated update tolerance (docs/benchmarks.md, pipeline section) on a small network.
+
+    Between refits the forecast is updated, not refitted. Compared with a refit on the same
+    day: its first week is at most 3 WAPE points less accurate against the true demand, and
+    its network total to season end within 15%.
+    """
     day = loop.reports[-1].day
     refit = Pipeline(
         loop.fresh_ws,
         SETTINGS.model_copy(update={"pipeline": PipelineConfig(refit_every_days=1)}),
     ).run(day, ["forecast"])
-    styles = loop.network.tables.products.select("sku", "style")
+    assert refit.refit_day == day != loop.reports[-1].refit_day
+    truth = loop.network.truth
+    actual = truth.expected_demand(day + dt.timedelta(days=1), day + dt.timedelta(days=7))
+    week = actual.sum(axis=0)
+    stores = {s: i for i, s in enumerate(truth.store_ids)}
+    skus = {s: i for i, s in enumerate(truth.skus)}
 
-    def by_style(report: RunReport) -> pl.DataFrame:
+    def first_week_wape(report: RunReport) -> float:
         scan = forecast_scan(report.output("forecast"))
-        return (
-            scan.join(styles.lazy(), on="sku")
-            .group_by("store_id", "style")
-            .agg(pl.col("mean").sum())
-            .collect()
-        )
+        fc = scan.filter(pl.col("week_start") == day + dt.timedelta(days=1)).collect()
+        got = np.zeros_like(week)
+        rows = [stores[s] for s in fc["store_id"].to_list()]
+        cols = [skus[k] for k in fc["sku"].to_list()]
+        got[rows, cols] = fc["mean"].to_numpy()
+        return float(np.abs(got - week).sum() / week.sum())
 
-    updated, fitted = by_style(loop.reports[-1]), by_style(refit)
-    both = updated.join(
-        fitted, on=["store_id", "style"], how="full", suffix="_refit", coalesce=True
-    )
-    both = both.fill_null(0.0)
-    total = float(both["mean"].sum()) / float(both["mean_refit"].sum()) - 1.0
-    wape = float((both["mean"] - both["mean_refit"]).abs().sum() / both["mean_refit"].sum())
-    assert abs(total) <= UPDATE_TOTAL_TOLERANCE
-    assert wape <= UPDATE_WAPE_TOLERANCE
+    def total(report: RunReport) -> float:
+        scan = forecast_scan(report.output("forecast"))
+        return float(scan.select(pl.col("mean").sum()).collect().item())
+
+    updated, refitted = loop.reports[-1], refit
+    assert first_week_wape(updated) <= first_week_wape(refitted) + UPDATE_WAPE_POINTS
+    assert abs(total(updated) / total(refitted) - 1.0) <= UPDATE_TOTAL_SHARE
 
 
-UPDATE_TOTAL_TOLERANCE = 0.10
-"""The updated forecast's network total is within 10% of a refit's on the same day."""
-UPDATE_WAPE_TOLERANCE = 0.30
-"""Store x style totals to season end differ from a refit's by at most 30% (WAPE)."""
+UPDATE_WAPE_POINTS = 0.03
+"""The update's first-week WAPE against true demand exceeds a same-day refit's by at most this."""
+UPDATE_TOTAL_SHARE = 0.15
+"""The update's network total to season end is within this share of a same-day refit's."""

@@ -467,11 +467,12 @@ class PipelineConfig(_Section):
         "appended later, days.",
     )
     sensing_prior_units: float = Field(
-        20.0,
+        200.0,
         ge=0.0,
         description="Credibility prior of the daily update's sensing ratios (in-stock sales since "
         "the refit / their forecast, per store x style, shrunk to the style's network ratio): "
-        "forecast units that weigh as much as the prior ratio, units.",
+        "forecast units that weigh as much as the prior ratio, units. 200 was chosen on seeds "
+        "0-4 of scale 20 x 300 (20 and 60 let one day's sales move the forecast too far).",
     )
     sensing_bounds: tuple[float, float] = Field(
         (0.5, 2.0), description="Lowest and highest sensing ratio of the daily update."
