@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stocktailor.config import DemandConfig
 from stocktailor.demand import (
     DemandModel,
     baseline_forecast,
@@ -96,7 +95,7 @@ def accuracy(scenario: str, seeds: list[int], baselines: list[str]) -> None:
         end = t.products["season_end"].max()
         truth, rate = truth_totals(net, a + dt.timedelta(days=1), end)
         t0 = time.perf_counter()
-        m = DemandModel(DemandConfig(), random_state=seed).fit(t, a)
+        m = DemandModel(random_state=seed).fit(t, a)
         fc = m.predict()
         el = time.perf_counter() - t0
         sd = season_demand(fc, a + dt.timedelta(days=1), end)
@@ -106,7 +105,7 @@ def accuracy(scenario: str, seeds: list[int], baselines: list[str]) -> None:
             "coverage": coverage(sd, truth, rate, net, seed),
             "model_s": el,
         }
-        nc = DemandModel(DemandConfig(), random_state=seed, censoring=False).fit(t, a).predict()
+        nc = DemandModel(random_state=seed, censoring=False).fit(t, a).predict()
         res["model_no_censoring"] = wape(season_demand(nc, a + dt.timedelta(days=1), end), truth)
         for b in baselines:
             t0 = time.perf_counter()
@@ -359,7 +358,7 @@ def speed(n_stores: int, n_skus: int) -> None:
         f"inventory {net.tables.inventory.height:,} rows"
     )
     t0 = time.perf_counter()
-    m = DemandModel(DemandConfig()).fit(net.tables, net.as_of)
+    m = DemandModel().fit(net.tables, net.as_of)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     fc = m.predict()

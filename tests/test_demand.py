@@ -17,8 +17,6 @@ from stocktailor.demand import (
     FORECAST_COLUMNS,
     SIGNAL_GROUPS,
     DemandModel,
-    _price_elasticities,
-    _temperature_curves,
     baseline_forecast,
     censored_weekly_demand,
     markdown_price_plan,
@@ -27,6 +25,7 @@ from stocktailor.demand import (
     prob_at_least,
     season_demand,
 )
+from stocktailor.demand.offsets import fit_trend_slopes, price_elasticities, temperature_curves
 from stocktailor.valuation import prob_at_least as valuation_prob_at_least
 
 D = dt.date
@@ -189,7 +188,7 @@ CFG = DemandConfig(num_boost_round=20, min_data_in_leaf=5, max_train_rows=5000)
 
 def test_predict_frame_contract() -> None:
     t, as_of = _network()
-    m = DemandModel(CFG).fit(t, as_of)
+    m = DemandModel.from_config(CFG).fit(t, as_of)
     fc = m.predict()
     assert tuple(fc.columns) == FORECAST_COLUMNS
     assert fc["week_start"].min() == as_of + dt.timedelta(days=1)
@@ -201,13 +200,13 @@ def test_predict_frame_contract() -> None:
     assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all()
     assert fc.select(pl.struct("store_id", "sku").n_unique()).item() == 9
     # Deterministic for the same inputs and seed.
-    assert DemandModel(CFG).fit(t, as_of).predict().equals(fc)
+    assert DemandModel.from_config(CFG).fit(t, as_of).predict().equals(fc)
 
 
 def test_sold_out_store_keeps_its_demand() -> None:
     t, as_of = _network()
-    fc = DemandModel(CFG).fit(t, as_of).predict()
-    naive = DemandModel(CFG, censoring=False).fit(t, as_of).predict()
+    fc = DemandModel.from_config(CFG).fit(t, as_of).predict()
+    naive = DemandModel.from_config(CFG, censoring=False).fit(t, as_of).predict()
     wk = fc.filter(pl.col("week_start") == as_of + dt.timedelta(days=1))
     wk_naive = naive.filter(pl.col("week_start") == as_of + dt.timedelta(days=1))
 
@@ -221,7 +220,7 @@ def test_sold_out_store_keeps_its_demand() -> None:
 
 def test_update_reuses_booster_and_moves_weeks() -> None:
     t, as_of = _network(n_weeks=10)
-    m = DemandModel(CFG).fit(t, as_of - dt.timedelta(days=7))
+    m = DemandModel.from_config(CFG).fit(t, as_of - dt.timedelta(days=7))
     booster = m.booster_
     m.update(t, as_of)
     assert m.booster_ is booster
@@ -308,7 +307,7 @@ def test_temperature_curves_pool_stores_and_stay_flat_outside() -> None:
     tw = pl.DataFrame(temps, schema=["store_id", "week", "temp_c"], orient="row").with_columns(
         pl.col("week").cast(pl.Int32)
     )
-    cur = _temperature_curves(grid, tw)
+    cur = temperature_curves(grid, tw)
     g = dict(zip(cur["tbin"].to_list(), cur["g"].to_list(), strict=True))
     # 2-degree bins: 4 C -> bin 2, 24 C -> bin 12; true log ratio 2.0 (smoothing pulls a bit).
     assert g[12] - g[2] == pytest.approx(2.0, abs=0.35)
@@ -336,7 +335,7 @@ def test_price_elasticity_recovered_from_a_promotion() -> None:
             schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
         ),
     )
-    pooled, per = _price_elasticities(
+    pooled, per = price_elasticities(
         t, start + dt.timedelta(days=55), start, prior=1.0, prior_sd=5.0
     )
     assert pooled == pytest.approx(2.0, abs=0.25)
@@ -344,14 +343,14 @@ def test_price_elasticity_recovered_from_a_promotion() -> None:
     # No price variation: the prior.
     flat = t.sales.with_columns((pl.col("units") * 10.0).alias("revenue"))
     t2 = Tables(t.stores, t.products, flat, t.inventory)
-    assert _price_elasticities(t2, start + dt.timedelta(days=55), start, prior=1.3, prior_sd=0.5)[
+    assert price_elasticities(t2, start + dt.timedelta(days=55), start, prior=1.3, prior_sd=0.5)[
         0
     ] == pytest.approx(1.3)
 
 
 def test_markdown_plan_lifts_the_forecast_by_the_elasticity() -> None:
     t, as_of = _network()
-    m = DemandModel(CFG).fit(t, as_of)
+    m = DemandModel.from_config(CFG).fit(t, as_of)
     plan = markdown_price_plan(t, as_of, ((40, 0.5),))  # every future week at half price
     base = m.predict()
     cut = m.predict(price_plan=plan)
@@ -359,7 +358,7 @@ def test_markdown_plan_lifts_the_forecast_by_the_elasticity() -> None:
     # No promotion in the history: the prior elasticity 1.5 -> 0.5 ** -1.5 = 2.83.
     assert m.elasticity_ == pytest.approx(DemandConfig().price_elasticity_prior)
     assert ratio == pytest.approx(0.5**-1.5, rel=0.05)
-    no_price = DemandModel(CFG, signals=SIGNAL_GROUPS - {"price"}).fit(t, as_of)
+    no_price = DemandModel.from_config(CFG, signals=SIGNAL_GROUPS - {"price"}).fit(t, as_of)
     assert no_price.predict(price_plan=plan)["mean"].sum() == pytest.approx(
         no_price.predict()["mean"].sum()
     )
@@ -374,11 +373,10 @@ def test_trend_slope_fitted_per_store() -> None:
     slope = np.where(store == "A", 1.0, 0.2)
     y = rng.poisson(np.exp(off + slope * x)).astype(float)
     rows = pl.DataFrame({"store_id": store, "trend_x": x})
-    m = DemandModel()
-    m._fit_trend_beta(rows, y, off)
-    assert m.store_trend_beta_["A"] == pytest.approx(1.0, abs=0.2)
-    assert m.store_trend_beta_["B"] == pytest.approx(0.2, abs=0.2)
-    assert 0.2 < m.trend_beta_ < 1.0
+    pooled, per_store = fit_trend_slopes(rows, y, off, prior_sd=0.5)
+    assert per_store["A"] == pytest.approx(1.0, abs=0.2)
+    assert per_store["B"] == pytest.approx(0.2, abs=0.2)
+    assert 0.2 < pooled < 1.0
 
 
 def test_weekly_autoets_baseline_forecasts_weekly_sums_to_season_end() -> None:
@@ -393,3 +391,25 @@ def test_weekly_autoets_baseline_forecasts_weekly_sums_to_season_end() -> None:
     # Store A sells t-M at 3 units a day (Poisson): about 21 a week for the 4 weeks left.
     a = fc.filter((pl.col("store_id") == "A") & (pl.col("sku") == "t-M"))["mean"].sum()
     assert 0.75 * 84 <= a <= 1.25 * 84
+
+
+def test_model_parameters_are_flat_and_round_trip_from_config() -> None:
+    m = DemandModel.from_config(CFG, censoring=False)
+    params = m.get_params()
+    assert params["num_boost_round"] == CFG.num_boost_round
+    assert params["censoring"] is False
+    assert DemandModel(**params).get_params() == params
+
+
+def test_fitted_size_curves_are_used_as_given() -> None:
+    from stocktailor.demand import prepare_history
+    from stocktailor.sizecurves import SizeCurveEstimator
+
+    t, as_of = _network()
+    hist = prepare_history(t, as_of)
+    est = SizeCurveEstimator(prior_strength=5.0).fit(t, as_of, events=hist.events)
+    m = DemandModel.from_config(CFG).fit(t, as_of, size_curves=est, history=hist)
+    assert m.size_curves_ is est
+    assert m.history_ is hist and hist.events is None  # events released after the split
+    with pytest.raises(ValueError, match="history is as of"):
+        DemandModel.from_config(CFG).fit(t, as_of - dt.timedelta(days=7), history=hist)

@@ -97,12 +97,12 @@ def test_prediction_copy_ships_no_history_and_predicts_the_same(
 
     from stocktailor.demand import DemandModel
 
-    model = DemandModel(Settings().demand).fit(network.tables, network.as_of)
+    model = DemandModel.from_config(Settings().demand).fit(network.tables, network.as_of)
     slim = model.for_prediction()
-    assert slim._tables.sales.height == 0
-    assert slim._tables.inventory.height == 0
-    assert slim._sku_weekly.height == 0
-    assert model._tables.sales.height > 0  # the fitted model keeps its history
+    assert slim.history_.tables.sales.height == 0
+    assert slim.history_.tables.inventory.height == 0
+    assert slim.history_.sku_weekly.height == 0
+    assert model.history_.tables.sales.height > 0  # the fitted model keeps its history
     assert_frame_equal(slim.predict(), model.predict())
     assert len(pickle.dumps(slim)) < len(pickle.dumps(model)) / 2
 

@@ -52,11 +52,24 @@ def _check_contract(tables: Tables) -> None:
         )
         if spec.key and frame.height:
             assert frame.select(spec.key).is_duplicated().sum() == 0, f"{name} key not unique"
-        assert frame.select(pl.all().is_null().any()).row(0) is not None
+        required = [c for c in spec.required_columns if c in frame.columns]
+        nulls = frame.select(pl.col(required).null_count()).row(0, named=True)
+        assert not any(nulls.values()), f"{name}: nulls in required columns {nulls}"
 
 
 def test_scenarios_listed() -> None:
-    assert SCENARIOS == ("seed-stories", "default", "scale")
+    assert SCENARIOS[:3] == ("seed-stories", "default", "scale")
+    assert all(name.startswith("foreign-") for name in SCENARIOS[3:])
+
+
+def test_contract_check_can_fail() -> None:
+    """_check_contract rejects a table with a null in a required column."""
+    net = generate("default", 1, n_stores=3, n_sku_sizes=20)
+    bad = net.tables.sales.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("sku")).alias("sku")
+    )
+    with pytest.raises(AssertionError, match="nulls in required columns"):
+        _check_contract(net.tables.replace(sales=bad))
 
 
 @pytest.mark.parametrize("which", ["stories", "small"])
@@ -106,7 +119,7 @@ def test_written_folder_reads_back_through_the_contract(
 
 
 def test_same_seed_same_bytes_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import stocktailor.synth._network as network
+    import stocktailor.synth._synthetic as network
 
     monkeypatch.setattr(network, "PARQUET_MIN_ROWS", 500)
     kw = {"n_stores": 6, "n_sku_sizes": 150}

@@ -137,10 +137,12 @@ class DemandConfig(_Section):
     color_prior_units: float = Field(
         5.0, ge=0.0, description="Weight of the network colour mix in a store's, units."
     )
-    size_prior_strength: float = Field(
-        20.0,
+    size_prior_strength: float | None = Field(
+        None,
         ge=0.0,
-        description="Weight of the cluster curve in a store's size curve, units.",
+        description="Weight of the cluster curve in a store's size curve, units; empty = "
+        "empirical Bayes per level and size group. One fit per plan serves the forecast's "
+        "size split and the allocation.",
     )
     trend_lead_days: int = Field(
         10, ge=0, description="Days by which trend indices lead sales, days."

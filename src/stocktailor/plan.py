@@ -23,7 +23,9 @@ from stocktailor.engine import Engine, LocalEngine
 __all__ = [
     "PlanResult",
     "cluster_step",
+    "demand_history",
     "fit_clusterer",
+    "fit_size_curves",
     "forecast_step",
     "run_plan",
     "size_curve_step",
@@ -87,6 +89,52 @@ def cluster_step(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataF
     return labels
 
 
+def demand_history(
+    tables: Tables, as_of: dt.date, settings: Settings, *, clusters: pl.DataFrame | None = None
+) -> Any:
+    """The prepared demand history (:class:`~stocktailor.demand.DemandHistory`) at ``as_of``
+    with the window and censoring of ``settings.demand``: built once per plan and handed to
+    the size curves and the forecast."""
+    from stocktailor.demand import prepare_history
+
+    cfg = settings.demand
+    return prepare_history(
+        tables,
+        as_of,
+        clusters=clusters,
+        history_days=cfg.history_days,
+        threshold_units=cfg.censor_threshold_units,
+        prior_days=cfg.censor_prior_days,
+    )
+
+
+def fit_size_curves(
+    tables: Tables,
+    as_of: dt.date,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame | None = None,
+    history: Any | None = None,
+) -> Any:
+    """The plan's one :class:`~stocktailor.sizecurves.SizeCurveEstimator`, used by both the
+    forecast (style -> size split) and the allocation.
+
+    Prior weight ``settings.demand.size_prior_strength`` (None: empirical Bayes); the window is
+    the demand history's (its stock events are reused when ``history`` still holds them).
+    """
+    from stocktailor.sizecurves import SizeCurveEstimator
+
+    cfg = settings.demand
+    events = history.events if history is not None else None
+    days = (as_of - history.start).days + 1 if history is not None else cfg.history_days
+    return SizeCurveEstimator(
+        prior_strength=cfg.size_prior_strength,
+        history_days=days,
+        threshold_units=cfg.censor_threshold_units,
+        random_state=cfg.random_state,
+    ).fit(tables, as_of, clusters=clusters, events=events)
+
+
 def forecast_step(
     tables: Tables,
     as_of: dt.date,
@@ -95,14 +143,27 @@ def forecast_step(
     clusters: pl.DataFrame | None = None,
     engine: Engine | None = None,
     progress_factory: ProgressFactory | None = None,
+    size_curves: Any | None = None,
+    history: Any | None = None,
 ) -> pl.DataFrame:
-    """Weekly demand forecast per store x SKU (units per week) to season end."""
+    """Weekly demand forecast per store x SKU (units per week) to season end.
+
+    ``size_curves`` and ``history`` (from :func:`fit_size_curves`, :func:`demand_history`)
+    are reused when given, else built here.
+    """
     from stocktailor.demand import forecast
 
     factory = progress_factory or _no_progress
     with factory("forecasting demand", None) as advance:
         frame: pl.DataFrame = forecast(
-            tables, as_of, settings, clusters=clusters, engine=engine, progress=advance
+            tables,
+            as_of,
+            settings,
+            clusters=clusters,
+            engine=engine,
+            progress=advance,
+            size_curves=size_curves,
+            history=history,
         )
     return frame
 
@@ -110,13 +171,9 @@ def forecast_step(
 def size_curve_step(
     tables: Tables, as_of: dt.date, settings: Settings, *, clusters: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Size curves per store, cluster and network (shares per size group)."""
-    from stocktailor.sizecurves import SizeCurveEstimator
-
-    est = SizeCurveEstimator(random_state=settings.demand.random_state).fit(
-        tables, as_of, clusters=clusters
-    )
-    curves: pl.DataFrame = est.curves_
+    """Size curves per store, cluster and network (shares per size group), as
+    :func:`fit_size_curves` fits them."""
+    curves: pl.DataFrame = fit_size_curves(tables, as_of, settings, clusters=clusters).curves_
     return curves
 
 
@@ -155,6 +212,9 @@ def run_plan(
     engine = engine or LocalEngine()
     fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
     clusters: pl.DataFrame = fitted.labels_
+    # One prepared history and one size-curve fit serve the forecast and the allocation.
+    history = demand_history(tables, as_of, settings, clusters=clusters)
+    estimator = fit_size_curves(tables, as_of, settings, clusters=clusters, history=history)
     fc = forecast_step(
         tables,
         as_of,
@@ -162,8 +222,11 @@ def run_plan(
         clusters=clusters,
         engine=engine,
         progress_factory=progress_factory,
+        size_curves=estimator,
+        history=history,
     )
-    curves = size_curve_step(tables, as_of, settings, clusters=clusters)
+    del history
+    curves: pl.DataFrame = estimator.curves_
     allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
     transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
     kpis = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ import polars as pl
 from stocktailor.contract import Tables
 
 __all__ = [
+    "SignalWeeks",
     "build_features",
     "calendar_weekly",
     "climate_normals",
@@ -481,6 +483,50 @@ def calendar_weekly(weeks: pl.Series, as_of: dt.date) -> pl.DataFrame:
     )
 
 
+class SignalWeeks:
+    """The weekly signal tables of one as-of date, each computed once on first use.
+
+    A forecast joins the same weekly weather, events and economy onto its training rows, its
+    prediction rows and their origins; building them once per as-of date and handing this
+    object down keeps them consistent and cheap.
+
+    Parameters
+    ----------
+    tables
+        Validated tables (the signal tables are read).
+    as_of
+        The as-of date that defines week 0.
+    """
+
+    def __init__(self, tables: Tables, as_of: dt.date) -> None:
+        self.tables = tables
+        self.as_of = as_of
+
+    @cached_property
+    def weather(self) -> pl.DataFrame:
+        """:func:`weather_weekly` (history and forecast weeks)."""
+        return weather_weekly(self.tables, self.as_of)
+
+    @cached_property
+    def climate(self) -> pl.DataFrame:
+        """:func:`weather_weekly` with the seasonal climate carried to week 59."""
+        return weather_weekly(self.tables, self.as_of, horizon_weeks=60)
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """:func:`event_weekly`."""
+        return event_weekly(self.tables, self.as_of)
+
+    @cached_property
+    def economy(self) -> pl.DataFrame:
+        """:func:`economy_weekly`."""
+        return economy_weekly(self.tables, self.as_of)
+
+    def trends(self, lead_days: int, keys: pl.DataFrame | None = None) -> pl.DataFrame:
+        """:func:`trend_weekly` for the rows ``keys`` (not cached: it depends on them)."""
+        return trend_weekly(self.tables, self.as_of, lead_days=lead_days, keys=keys)
+
+
 def build_features(
     tables: Tables,
     as_of: dt.date,
@@ -489,6 +535,7 @@ def build_features(
     clusters: pl.DataFrame | None = None,
     trend_lead_days: int = 10,
     use: frozenset[str] | None = None,
+    weeks: SignalWeeks | None = None,
 ) -> pl.DataFrame:
     """Join every signal onto ``keys`` (``store_id, style, week``), keyed by week.
 
@@ -507,6 +554,9 @@ def build_features(
     use
         Signal groups to include (``weather, events, trends, economy, calendar, store,
         product``); default all.
+    weeks
+        The weekly signal tables of ``tables`` at ``as_of`` when already built (default:
+        built here).
 
     Returns
     -------
@@ -518,22 +568,23 @@ def build_features(
         if use is not None
         else frozenset({"weather", "events", "trends", "economy", "calendar", "store", "product"})
     )
+    sw = weeks if weeks is not None else SignalWeeks(tables, as_of)
     out = keys
     if "weather" in groups:
-        out = out.join(weather_weekly(tables, as_of), on=["store_id", "week"], how="left")
+        out = out.join(sw.weather, on=["store_id", "week"], how="left")
     if "events" in groups:
-        ev = event_weekly(tables, as_of)
+        ev = sw.events
         out = out.join(ev, on=["store_id", "week"], how="left").with_columns(
             [pl.col(c).fill_null(0.0) for c in ev.columns if c not in ("store_id", "week")]
         )
     if "trends" in groups:
         out = out.join(
-            trend_weekly(tables, as_of, lead_days=trend_lead_days, keys=keys),
+            sw.trends(trend_lead_days, keys),
             on=["store_id", "style", "week"],
             how="left",
         ).with_columns(pl.col("trend").fill_null(1.0))
     if "economy" in groups:
-        out = out.join(economy_weekly(tables, as_of), on=["store_id", "week"], how="left")
+        out = out.join(sw.economy, on=["store_id", "week"], how="left")
     if "calendar" in groups:
         out = out.join(calendar_weekly(keys["week"], as_of), on="week", how="left")
     if "store" in groups:

@@ -761,7 +761,7 @@ class StocktailorPolicy(_OptimiserPolicy):
         t0 = time.perf_counter()
         cfg = self.settings.demand
         if cfg.model != "baseline":
-            self.model_ = DemandModel(cfg, random_state=cfg.random_state).fit(
+            self.model_ = DemandModel.from_config(cfg).fit(
                 tables, view.as_of, clusters=self.clusters_
             )
         self._time("fit", t0)

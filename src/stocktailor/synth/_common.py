@@ -19,6 +19,8 @@ TREND_LEAD_DAYS = 10
 STORE_DAILY_UNITS = 70.0  # units per day of an average store carrying the whole catalogue
 WAREHOUSE_SHARE = 0.25
 COLD_OVERBUY = 1.6  # buy of cold-weather styles relative to their expected season demand
+# The fashion scenarios' declared clearance: (weeks before a style's season end, price factor).
+MARKDOWN_CALENDAR: tuple[tuple[int, float], ...] = ((4, 0.7), (2, 0.5))
 WAREHOUSE = ("WH01", "Memphis Distribution Center", "Memphis", "TN", "Southeast", 35.15, -90.05)
 
 FORMATS: tuple[str, ...] = ("urban flagship", "urban", "mall", "suburban", "outlet")

@@ -22,8 +22,9 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.contract import Tables
+from stocktailor.synth._common import TREND_LEAD_DAYS
 
-__all__ = ["DemandFactors", "Truth", "nb_sample"]
+__all__ = ["DemandFactors", "Truth", "nb_sample", "price_array"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -80,6 +81,35 @@ def nb_sample(mu: FloatArray, r: float, rng: np.random.Generator) -> IntArray:
         if idx.size:  # numerically unresolved tail: fall back to a direct draw
             out[idx] = rng.negative_binomial(r, 1.0 - qq)
     return out.reshape(m.shape)
+
+
+def price_array(price_factor: npt.ArrayLike | None, n_days: int, n_skus: int) -> FloatArray | None:
+    """A price factor argument as a ``(days, skus)`` array (None stays None).
+
+    Accepts a scalar, ``(days,)`` or ``(days, skus)``; ValueError for another shape or a
+    factor that is not finite and positive.
+    """
+    if price_factor is None:
+        return None
+    pf = np.asarray(price_factor, dtype=np.float64)
+    if pf.ndim == 0:
+        pf = np.full((n_days, n_skus), float(pf))
+    elif pf.ndim == 1:
+        if pf.shape[0] != n_days:
+            msg = f"price_factor has {pf.shape[0]} days, expected {n_days}"
+            raise ValueError(msg)
+        pf = np.repeat(pf[:, None], n_skus, axis=1)
+    elif pf.ndim == 2:
+        if pf.shape != (n_days, n_skus):
+            msg = f"price_factor has shape {pf.shape}, expected ({n_days}, {n_skus})"
+            raise ValueError(msg)
+    else:
+        msg = f"price_factor must be (days,) or (days, skus), got ndim {pf.ndim}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(pf)) or float(pf.min(initial=1.0)) <= 0:
+        msg = "price_factor must be finite and > 0"
+        raise ValueError(msg)
+    return pf
 
 
 @dataclass(frozen=True)
@@ -216,29 +246,20 @@ class Truth:
     factors: DemandFactors
     stores: pl.DataFrame
 
-    def _price_array(self, price_factor: npt.ArrayLike | None, n_days: int) -> FloatArray | None:
-        if price_factor is None:
-            return None
-        pf = np.asarray(price_factor, dtype=np.float64)
-        k = self.factors.n_skus
-        if pf.ndim == 0:
-            pf = np.full((n_days, k), float(pf))
-        elif pf.ndim == 1:
-            if pf.shape[0] != n_days:
-                msg = f"price_factor has {pf.shape[0]} days, expected {n_days}"
-                raise ValueError(msg)
-            pf = np.repeat(pf[:, None], k, axis=1)
-        elif pf.ndim == 2:
-            if pf.shape != (n_days, k):
-                msg = f"price_factor has shape {pf.shape}, expected ({n_days}, {k})"
-                raise ValueError(msg)
-        else:
-            msg = f"price_factor must be (days,) or (days, skus), got ndim {pf.ndim}"
-            raise ValueError(msg)
-        if not np.all(np.isfinite(pf)) or float(pf.min(initial=1.0)) <= 0:
-            msg = "price_factor must be finite and > 0"
-            raise ValueError(msg)
-        return pf
+    @property
+    def trend_lead_days(self) -> int:
+        """Days by which the trend index leads true demand."""
+        return TREND_LEAD_DAYS
+
+    @property
+    def window_end(self) -> dt.date:
+        """The last day with a true demand rate."""
+        return self.factors.start + dt.timedelta(days=self.factors.n_days - 1)
+
+    def demand_cells(self) -> int:
+        """Ranged store x SKU x day cells of the whole season (size of :meth:`demand_frame`)."""
+        f = self.factors
+        return int(f.carried[:, f.sku_sc].sum()) * f.n_days
 
     def expected_demand(
         self,
@@ -267,7 +288,7 @@ class Truth:
             msg = f"end {end} is before start {start}"
             raise ValueError(msg)
         n = t1 - t0 + 1
-        pf = self._price_array(price_factor, n)
+        pf = price_array(price_factor, n, self.factors.n_skus)
         static = f.static_dense()
         out = np.empty((n, f.n_stores, f.n_skus), dtype=np.float64)
         for i in range(n):
@@ -318,7 +339,7 @@ class Truth:
             msg = f"store_idx and sku_idx must be 1-d of equal length, got {ps.shape}, {pk.shape}"
             raise ValueError(msg)
         n = t1 - t0 + 1
-        pf = self._price_array(price_factor, n)
+        pf = price_array(price_factor, n, self.factors.n_skus)
         static = f.static_pairs(ps, pk)
         out = np.empty((n, ps.size), dtype=np.float64)
         for i in range(n):

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,99 +15,22 @@ from stocktailor.synth import _data as D
 from stocktailor.synth import _generate as G
 from stocktailor.synth import _stores as S
 from stocktailor.synth._model import Truth
+from stocktailor.synth._prices import StylePrices, calendar_factors
+from stocktailor.synth._synthetic import SyntheticNetwork, with_price_plan
+from stocktailor.synth.foreign import FOREIGN_SCENARIOS, foreign_spec, generate_foreign
 
-__all__ = ["SCENARIOS", "SyntheticNetwork", "generate"]
+__all__ = ["FASHION_SCENARIOS", "SCENARIOS", "SyntheticNetwork", "generate"]
 
 logger = logging.getLogger(__name__)
 
-SCENARIOS: tuple[str, ...] = ("seed-stories", "default", "scale")
+FASHION_SCENARIOS: tuple[str, ...] = ("seed-stories", "default", "scale")
+SCENARIOS: tuple[str, ...] = FASHION_SCENARIOS + FOREIGN_SCENARIOS
 
 _DEFAULT_SIZE: dict[str, tuple[int, int | None]] = {
     "seed-stories": (len(S._SEED_STORES), None),
     "default": (60, 1000),
     "scale": (1000, 20000),
 }
-PARQUET_MIN_ROWS = 250_000  # tables with more rows are written as Parquet
-
-
-@dataclass(frozen=True)
-class SyntheticNetwork:
-    """A generated network: what the retailer sees at ``as_of`` and the ground truth.
-
-    Attributes
-    ----------
-    tables
-        Contract tables as of ``as_of``: sales and inventory snapshots up to ``as_of``, weather
-        actuals to ``as_of`` plus forecasts (``is_forecast``) for 14 days after, planned events
-        for the season, trends and economy up to ``as_of``, lanes and assortment.
-    truth
-        Ground truth (segments, size curves, position, initial stock, true demand).
-    as_of, season_start, season_end
-        As-of date, first selling day and the latest product ``season_end``.
-    scenario, seed
-        How the network was generated.
-    """
-
-    tables: Tables
-    truth: Truth
-    as_of: dt.date
-    season_start: dt.date
-    season_end: dt.date
-    scenario: str
-    seed: int
-
-    def write(self, out_dir: Path | str) -> None:
-        """Write the data folder (``NAME.csv``, or ``NAME.parquet`` when large) and ``truth/``.
-
-        Output bytes depend only on the scenario, seed and options.
-        """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.tables.items():
-            _write_frame(frame, out / name)
-        truth_dir = out / "truth"
-        truth_dir.mkdir(exist_ok=True)
-        t = self.truth
-        for name, frame in (
-            ("segments", t.segments),
-            ("size_curves", t.size_curves),
-            ("position", t.position),
-            ("initial_stock", t.initial_stock),
-            ("products", t.products),
-            ("stores", t.stores),
-        ):
-            frame.write_parquet(truth_dir / f"{name}.parquet")
-        season_dir = truth_dir / "season"
-        season_dir.mkdir(exist_ok=True)
-        for name in ("weather", "events", "trends", "economy"):
-            season_frame = t.season_tables.get(name)
-            if season_frame is not None:
-                season_frame.write_parquet(season_dir / f"{name}.parquet")
-        f = t.factors
-        n_cells = int(f.carried[:, f.sku_sc].sum()) * f.n_days
-        if n_cells <= 3_000_000:
-            end = self.season_start + dt.timedelta(days=f.n_days - 1)
-            t.demand_frame(self.season_start, end).write_parquet(truth_dir / "demand.parquet")
-        meta = {
-            "scenario": self.scenario,
-            "seed": self.seed,
-            "as_of": self.as_of.isoformat(),
-            "season_start": self.season_start.isoformat(),
-            "season_end": self.season_end.isoformat(),
-            "dispersion": t.dispersion,
-            "n_stores": len(t.store_ids),
-            "n_skus": len(t.skus),
-            "trend_lead_days": C.TREND_LEAD_DAYS,
-            "demand_written": n_cells <= 3_000_000,
-        }
-        (truth_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
-def _write_frame(frame: pl.DataFrame, stem: Path) -> None:
-    if frame.height > PARQUET_MIN_ROWS:
-        frame.write_parquet(stem.with_suffix(".parquet"))
-    else:
-        frame.write_csv(stem.with_suffix(".csv"))
 
 
 def generate(
@@ -123,14 +43,16 @@ def generate(
     as_of: dt.date | None = None,
     snapshot_every_days: int | None = None,
 ) -> SyntheticNetwork:
-    """Generate a synthetic fashion network with known ground truth.
+    """Generate a synthetic network with known ground truth.
 
     Parameters
     ----------
     scenario
-        One of :data:`SCENARIOS`: ``seed-stories`` (26 hand-placed stores, 357 SKU-sizes, the
-        story network), ``default`` (60 stores, 1,000 SKU-sizes) or ``scale`` (default 1,000
-        stores x 20,000 SKU-sizes).
+        One of :data:`SCENARIOS`: the fashion scenarios ``seed-stories`` (26 hand-placed
+        stores, 357 SKU-sizes, the story network), ``default`` (60 stores, 1,000 SKU-sizes) or
+        ``scale`` (default 1,000 stores x 20,000 SKU-sizes), or a foreign scenario
+        (``foreign-...``, see :mod:`stocktailor.synth.foreign`; built with other functional
+        forms, for scoring the product on data it was not designed around).
     seed
         Random seed; the same seed and options give the same tables and the same file bytes.
     n_stores, n_sku_sizes
@@ -139,13 +61,15 @@ def generate(
     switch_segments
         Number of stores that switch behaviour segment between week 4 and two weeks before
         ``as_of`` (on day 28 when ``as_of`` is earlier), recorded in ``truth.segments``
-        (``segment_after``, ``switch_date``) and in ``truth.factors.seg_day``.
+        (``segment_after``, ``switch_date``) and in ``truth.factors.seg_day``. Fashion
+        scenarios only.
     as_of
-        The date the retailer's view ends (default 2026-04-19, the end of week 11).
+        The date the retailer's view ends (default 2026-04-19, the end of week 11; for a
+        foreign scenario its own as-of date, and a different one keeps the window's end).
     snapshot_every_days
         Inventory snapshot spacing in days (rounded to whole weeks, Sundays); default 7, and 28
         for ``scale``. The opening position (the day before the season) and ``as_of`` are
-        always snapshots.
+        always snapshots. Fashion scenarios only (a foreign scenario fixes its snapshots).
 
     Returns
     -------
@@ -154,6 +78,21 @@ def generate(
     if scenario not in SCENARIOS:
         msg = f"unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}"
         raise ValueError(msg)
+    if scenario in FOREIGN_SCENARIOS:
+        if switch_segments or snapshot_every_days is not None:
+            msg = (
+                f"scenario {scenario!r} fixes its segments and snapshots; switch_segments and "
+                "snapshot_every_days are fashion-scenario options"
+            )
+            raise ValueError(msg)
+        return generate_foreign(
+            foreign_spec(scenario),
+            seed,
+            name=scenario,
+            n_stores=n_stores,
+            n_sku_sizes=n_sku_sizes,
+            as_of=as_of,
+        )
     if scenario == "seed-stories" and (n_stores is not None or n_sku_sizes is not None):
         msg = "scenario 'seed-stories' has a fixed network; n_stores/n_sku_sizes are not options"
         raise ValueError(msg)
@@ -196,14 +135,32 @@ def generate(
 def _assemble(
     scenario: str, seed: int, as_of: dt.date, b: G._Built, alloc: G._Allocation, hist: G._History
 ) -> SyntheticNetwork:
-    cat = b.catalog
+    stores = _fashion_stores(b, alloc)
+    products = G._conform("products", b.catalog.frame)
+    sales, inventory = _fashion_history(b, alloc, hist)
+    tables, season_tables = _fashion_tables(seed, as_of, b, stores, products, sales, inventory)
+    truth = _fashion_truth(b, alloc, hist, season_tables)
     f = b.factors
+    season_end = products["season_end"].max()
+    assert isinstance(season_end, dt.date)
+    prices = _fashion_prices(products, b.promo_price, f.n_days)
+    return SyntheticNetwork(
+        tables=with_price_plan(tables, prices.frame()),
+        truth=truth,
+        as_of=as_of,
+        season_start=C.SEASON_START,
+        season_end=season_end,
+        scenario=scenario,
+        seed=seed,
+        markdown_calendar=C.MARKDOWN_CALENDAR,
+        prices=prices,
+    )
+
+
+def _fashion_stores(b: G._Built, alloc: G._Allocation) -> pl.DataFrame:
+    """Selling stores and the warehouse; capacity from the initial allocation."""
     store_ids = b.stores.frame["store_id"].to_list()
-    skus = cat.frame["sku"].to_list()
-    ids_s = pl.Series("store_id", store_ids, dtype=pl.String)
-    sku_s = pl.Series("sku", skus, dtype=pl.String)
     wh_id = C.WAREHOUSE[0]
-    as_idx = (as_of - C.SEASON_START).days
     # stores (+ warehouse), capacity from the initial allocation
     init_total = np.bincount(alloc.ps, weights=alloc.units, minlength=len(store_ids))
     capacity = (np.ceil(1.3 * init_total / 10.0) * 10.0).astype(np.int64)
@@ -227,8 +184,19 @@ def _assemble(
         },
         schema_overrides={"capacity_units": pl.Int64},
     )
-    stores = G._conform("stores", pl.concat([stores, wh], how="diagonal_relaxed"))
-    products = G._conform("products", cat.frame)
+    return G._conform("stores", pl.concat([stores, wh], how="diagonal_relaxed"))
+
+
+def _fashion_history(
+    b: G._Built, alloc: G._Allocation, hist: G._History
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sales and inventory snapshot tables of the history."""
+    cat = b.catalog
+    store_ids = b.stores.frame["store_id"].to_list()
+    skus = cat.frame["sku"].to_list()
+    ids_s = pl.Series("store_id", store_ids, dtype=pl.String)
+    sku_s = pl.Series("sku", skus, dtype=pl.String)
+    wh_id = C.WAREHOUSE[0]
     price = cat.frame["full_price"].to_numpy()
     # sales
     pk = alloc.pk[hist.sales_pair]
@@ -267,6 +235,22 @@ def _assemble(
             )
         )
     inventory = G._conform("inventory", pl.concat(snaps))
+    return sales, inventory
+
+
+def _fashion_tables(
+    seed: int,
+    as_of: dt.date,
+    b: G._Built,
+    stores: pl.DataFrame,
+    products: pl.DataFrame,
+    sales: pl.DataFrame,
+    inventory: pl.DataFrame,
+) -> tuple[Tables, Tables]:
+    """(tables as of ``as_of``, the same with the whole season's signals)."""
+    store_ids = b.stores.frame["store_id"].to_list()
+    f = b.factors
+    as_idx = (as_of - C.SEASON_START).days
     lanes = G._conform("lanes", G._lanes(stores))
     season_last = f.n_days - 1
     weather_season = G._conform(
@@ -319,42 +303,24 @@ def _assemble(
         trends=trends_season,
         economy=economy_season,
     )
-    # truth
-    seg_names = [D.SEGMENTS[int(g)] for g in b.stores.segment]
-    seg = pl.DataFrame({"store_id": store_ids, "segment": seg_names})
-    if b.switches:
-        after: list[str | None] = [None] * len(store_ids)
-        when: list[dt.date | None] = [None] * len(store_ids)
-        for j, new, day in b.switches:
-            after[j] = D.SEGMENTS[new]
-            when[j] = C.SEASON_START + dt.timedelta(days=day)
-        seg = seg.with_columns(
-            pl.Series("segment_after", after, dtype=pl.String),
-            pl.Series("switch_date", when, dtype=pl.Date),
-        )
-    curve_frames = []
-    groups = sorted(set(cat.sku_size_group))
-    for g in groups:
-        ladder = G._LADDERS[g]
-        share = b.curves[g]
-        n_s = len(store_ids)
-        curve_frames.append(
-            pl.DataFrame(
-                {
-                    "store_id": np.repeat(np.array(store_ids, dtype=object), len(ladder)).tolist(),
-                    "size_group": [g] * (n_s * len(ladder)),
-                    "size": list(ladder) * n_s,
-                    "share": share.ravel(),
-                },
-                schema={
-                    "store_id": pl.String,
-                    "size_group": pl.String,
-                    "size": pl.String,
-                    "share": pl.Float64,
-                },
-            )
-        )
-    size_curves = pl.concat(curve_frames)
+    return tables, season_tables
+
+
+def _fashion_truth(
+    b: G._Built, alloc: G._Allocation, hist: G._History, season_tables: Tables
+) -> Truth:
+    """The ground truth of a fashion network."""
+    cat = b.catalog
+    store_ids = b.stores.frame["store_id"].to_list()
+    skus = cat.frame["sku"].to_list()
+    ids_s = pl.Series("store_id", store_ids, dtype=pl.String)
+    sku_s = pl.Series("sku", skus, dtype=pl.String)
+    wh_id = C.WAREHOUSE[0]
+    f = b.factors
+    wh_k = np.flatnonzero(alloc.warehouse > 0)
+    pair_store = ids_s.gather(alloc.ps)
+    pair_sku = sku_s.gather(alloc.pk)
+    seg_names, seg, size_curves = _fashion_segments(b)
     position = pl.DataFrame(
         {
             "store_id": pl.concat(
@@ -415,14 +381,60 @@ def _assemble(
         factors=f,
         stores=truth_stores,
     )
-    season_end = products["season_end"].max()
-    assert isinstance(season_end, dt.date)
-    return SyntheticNetwork(
-        tables=tables,
-        truth=truth,
-        as_of=as_of,
-        season_start=C.SEASON_START,
-        season_end=season_end,
-        scenario=scenario,
-        seed=seed,
-    )
+    return truth
+
+
+def _fashion_segments(b: G._Built) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
+    """Segment names per store, the ``segments`` truth frame and the true size curves."""
+    cat = b.catalog
+    store_ids = b.stores.frame["store_id"].to_list()
+    seg_names = [D.SEGMENTS[int(g)] for g in b.stores.segment]
+    seg = pl.DataFrame({"store_id": store_ids, "segment": seg_names})
+    if b.switches:
+        after: list[str | None] = [None] * len(store_ids)
+        when: list[dt.date | None] = [None] * len(store_ids)
+        for j, new, day in b.switches:
+            after[j] = D.SEGMENTS[new]
+            when[j] = C.SEASON_START + dt.timedelta(days=day)
+        seg = seg.with_columns(
+            pl.Series("segment_after", after, dtype=pl.String),
+            pl.Series("switch_date", when, dtype=pl.Date),
+        )
+    curve_frames = []
+    groups = sorted(set(cat.sku_size_group))
+    for g in groups:
+        ladder = G._LADDERS[g]
+        share = b.curves[g]
+        n_s = len(store_ids)
+        curve_frames.append(
+            pl.DataFrame(
+                {
+                    "store_id": np.repeat(np.array(store_ids, dtype=object), len(ladder)).tolist(),
+                    "size_group": [g] * (n_s * len(ladder)),
+                    "size": list(ladder) * n_s,
+                    "share": share.ravel(),
+                },
+                schema={
+                    "store_id": pl.String,
+                    "size_group": pl.String,
+                    "size": pl.String,
+                    "share": pl.Float64,
+                },
+            )
+        )
+    size_curves = pl.concat(curve_frames)
+    return seg_names, seg, size_curves
+
+
+def _fashion_prices(products: pl.DataFrame, promo_price: np.ndarray, n_days: int) -> StylePrices:
+    """Declared prices of a fashion network: its network-wide promotions (the spring sale) and
+    the clearance calendar counted back from every style's season end."""
+    ends = products.group_by("style", maintain_order=True).agg(pl.col("season_end").max())
+    styles = ends["style"].to_list()
+    factor = np.empty((n_days, len(styles)))
+    promotion = np.zeros((n_days, len(styles)), dtype=np.bool_)
+    for j, end in enumerate(ends["season_end"].to_list()):
+        md = calendar_factors(n_days, (end - C.SEASON_START).days, C.MARKDOWN_CALENDAR)
+        factor[:, j] = np.minimum(md, promo_price)
+        promotion[:, j] = promo_price < md
+    return StylePrices(C.SEASON_START, tuple(styles), factor, promotion)

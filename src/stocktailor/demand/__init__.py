@@ -1,0 +1,48 @@
+"""Demand: censoring-aware store x SKU weekly demand distributions.
+
+The package, one module per concept:
+
+- :mod:`~stocktailor.demand.history`: the prepared history of one as-of date (stock events,
+  censored rates, weekly demand grids, prices, signal weeks), built once and handed down;
+- :mod:`~stocktailor.demand.features`: origin state and signal features of the global model;
+- :mod:`~stocktailor.demand.offsets`: temperature, price and trend effects as log offsets;
+- :mod:`~stocktailor.demand.model`: :class:`DemandModel`, the global LightGBM model;
+- :mod:`~stocktailor.demand.prices`: future price factors;
+- :mod:`~stocktailor.demand.distribution`: negative-binomial quantiles and window totals;
+- :mod:`~stocktailor.demand.baselines`: statsforecast reference forecasts;
+- :mod:`~stocktailor.demand.forecast`: the forecast step (fit, then predict in partitions).
+"""
+
+from __future__ import annotations
+
+from stocktailor.demand.baselines import BaselineMethod, baseline_forecast
+from stocktailor.demand.distribution import nb_quantiles, prob_at_least, season_demand
+from stocktailor.demand.forecast import forecast, forecast_parts
+from stocktailor.demand.history import (
+    DemandHistory,
+    censored_weekly_demand,
+    pair_expected_demand,
+    prepare_history,
+)
+from stocktailor.demand.model import SIGNAL_GROUPS, DemandModel
+from stocktailor.demand.prices import markdown_price_plan
+
+__all__ = [
+    "FORECAST_COLUMNS",
+    "SIGNAL_GROUPS",
+    "BaselineMethod",
+    "DemandHistory",
+    "DemandModel",
+    "baseline_forecast",
+    "censored_weekly_demand",
+    "forecast",
+    "forecast_parts",
+    "markdown_price_plan",
+    "nb_quantiles",
+    "pair_expected_demand",
+    "prepare_history",
+    "prob_at_least",
+    "season_demand",
+]
+
+FORECAST_COLUMNS = ("store_id", "sku", "week_start", "mean", "var", "p10", "p50", "p90")
