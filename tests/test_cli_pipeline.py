@@ -65,7 +65,7 @@ def test_run_append_run_status_and_the_outputs(
     data, ws, config = setup
     common = ["--workspace", str(ws), "--config", str(config)]
     first = _cli("run", *common)
-    assert "computed clusters, size_curves, demand, forecast, allocation, transfers" in first
+    assert "computed clusters, demand, forecast, allocation, transfers" in first
     # progress: plain lines when the output is not a terminal
     assert "forecasting demand (fit, then parts): started" in first
     assert "rebalancing (store-to-store transfers): " in first
@@ -82,7 +82,7 @@ def test_run_append_run_status_and_the_outputs(
     assert "stale: forecast, allocation, transfers" in stale
     second = _cli("run", *common)
     assert "as of 2026-04-18 (models from the refit day 2026-04-13): computed forecast," in second
-    assert "reused clusters, size_curves, demand" in second
+    assert "reused clusters, demand" in second
     # the per-output commands reuse what run stored
     out = tmp_path / "f.parquet"
     text = _cli("forecast", *common, "--out", str(out))

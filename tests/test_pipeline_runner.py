@@ -102,7 +102,7 @@ def test_models_refit_on_schedule_and_days_between_reuse_them(loop: Loop) -> Non
     assert days == [CUT + dt.timedelta(days=i) for i in range(DAYS + 1)]
     assert [r.refit_day for r in loop.reports] == [MONDAY - dt.timedelta(days=7)] * 2 + [MONDAY] * 2
     assert _computed(loop.reports[0]) == [
-        "clusters", "size_curves", "demand", "forecast", "allocation", "transfers"
+        "clusters", "demand", "forecast", "allocation", "transfers"
     ]  # fmt: skip
     daily = ["forecast", "allocation", "transfers"]
     assert _computed(loop.reports[1]) == daily
@@ -121,7 +121,7 @@ def test_the_daily_loop_equals_a_fresh_workspace(loop: Loop) -> None:
     assert [s.key for s in last.states] != [s.key for s in loop.fresh.states]  # other parts
     for step, file in (
         ("clusters", "labels.parquet"),
-        ("size_curves", "curves.parquet"),
+        ("demand", "curves.parquet"),
         ("allocation", "allocation.parquet"),
         ("transfers", "transfers.parquet"),
     ):
@@ -145,7 +145,7 @@ def test_status_sees_what_an_append_makes_stale(loop: Loop, tmp_path: Path) -> N
     later = day + dt.timedelta(days=1)
     states = {s.step: s.action for s in pipeline.plan(later)}
     assert states == {
-        "clusters": "stored", "size_curves": "stored", "demand": "stored",
+        "clusters": "stored", "demand": "stored",
         "forecast": "stale", "allocation": "stale", "transfers": "stale",
     }  # fmt: skip
     # other settings of one step make it and what reads it stale, nothing upstream

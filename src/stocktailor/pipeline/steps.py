@@ -4,18 +4,19 @@
 step           dated on      reads                                  writes
 =============  ============  =====================================  ================================
 clusters       refit day     tables                                 labels.parquet, model.pkl
-size_curves    refit day     tables, clusters                       curves.parquet
-demand         refit day     tables, clusters                       forecast/ parts, model.pkl,
+demand         refit day     tables, clusters                       curves.parquet (size curves),
+                                                                    forecast/ parts, model.pkl,
                                                                     validation.parquet
 forecast       as-of date    tables, demand                         forecast/ parts (sensed), or
                                                                     the demand parts on a refit day
-allocation     as-of date    tables, forecast, clusters, curves     allocation.parquet
+allocation     as-of date    tables, forecast, clusters, demand     allocation.parquet
 transfers      as-of date    tables, forecast, clusters             transfers.parquet
 =============  ============  =====================================  ================================
 
-A step reads the tables as they were known on its date (:func:`tables_at`): dated
-observations after it are cut off and weather after it counts as forecast, so a step's output
-depends on the data up to its date only, whenever it runs.
+The demand step fits the size curves and the demand model on one prepared history, as
+:func:`stocktailor.plan.run_plan` does. A step reads the tables as they were known on its
+date (:func:`tables_at`): dated observations after it are cut off and weather after it counts
+as forecast, so a step's output depends on the data up to its date only, whenever it runs.
 """
 
 from __future__ import annotations
@@ -186,38 +187,33 @@ def _clusters(
     meta["rows"] = labels.height
 
 
-def _size_curves(
-    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
-) -> None:
-    from stocktailor.plan import size_curve_step
-
-    clusters = read_output(up["clusters"], "labels.parquet")
-    with ctx.progress("fitting size curves", 1) as advance:
-        curves = size_curve_step(
-            ctx.tables(ctx.refit_day), ctx.refit_day, ctx.settings, clusters=clusters
-        )
-        advance(1)
-    curves.write_parquet(out / "curves.parquet")
-    meta["rows"] = curves.height
-
-
 def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]) -> None:
+    """One prepared history serves the size curves and the demand model (as in ``run_plan``)."""
     from stocktailor.demand import DemandModel, forecast_parts
+    from stocktailor.plan import demand_history, fit_size_curves
 
     cfg = ctx.settings.demand
     clusters = read_output(up["clusters"], "labels.parquet")
-    model = None if cfg.model == "baseline" else DemandModel(cfg, random_state=cfg.random_state)
-    tables = ctx.tables(ctx.refit_day)
+    tables, day = ctx.tables(ctx.refit_day), ctx.refit_day
+    with ctx.progress("fitting size curves", 1) as advance:
+        history = demand_history(tables, day, ctx.settings, clusters=clusters)
+        curves = fit_size_curves(tables, day, ctx.settings, clusters=clusters, history=history)
+        advance(1)
+    curves.curves_.write_parquet(out / "curves.parquet")
+    model = None if cfg.model == "baseline" else DemandModel.from_config(cfg)
     with ctx.progress("forecasting demand (fit, then parts)", None) as advance:
         parts = forecast_parts(
             tables,
-            ctx.refit_day,
+            day,
             ctx.settings,
             clusters,
             ctx.engine,
             advance,
             model=model,
+            size_curves=curves,
+            history=history,
         )
+        del history
         scan = write_parts(parts, out / "forecast")
     meta["rows"] = int(scan.select(pl.len()).collect().item())
     if model is not None and hasattr(model, "booster_"):
@@ -276,7 +272,7 @@ def _allocation(
 
     tables = ctx.tables(ctx.day)
     clusters = read_output(up["clusters"], "labels.parquet")
-    curves = read_output(up["size_curves"], "curves.parquet")
+    curves = read_output(up["demand"], "curves.parquet")
     with ctx.progress("allocating warehouse stock", 1) as advance:
         skus = _warehouse_skus(tables, ctx.day, ctx.settings)
         fc = forecast_scan(up["forecast"]).filter(pl.col("sku").is_in(skus)).collect()
@@ -322,15 +318,14 @@ STEPS: dict[str, Step] = {
     s.name: s
     for s in (
         Step("clusters", True, (), ("clustering",), 1, _clusters, "store clusters"),
-        Step("size_curves", True, ("clusters",), ("demand",), 1, _size_curves, "size curves"),
         Step(
             "demand",
             True,
             ("clusters",),
             ("demand", "season"),
-            1,
+            2,
             _demand,
-            "demand model and its forecast",
+            "size curves, demand model and its forecast",
         ),
         Step(
             "forecast",
@@ -344,7 +339,7 @@ STEPS: dict[str, Step] = {
         Step(
             "allocation",
             False,
-            ("forecast", "clusters", "size_curves"),
+            ("forecast", "clusters", "demand"),
             _PLAN_SECTIONS,
             1,
             _allocation,
