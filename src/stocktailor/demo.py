@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 
-from stocktailor.cli.app import kpi_rows
+from stocktailor.cli.common import kpi_rows
 from stocktailor.config import Settings
 from stocktailor.engine import make_engine
 from stocktailor.plan import ProgressFactory
@@ -96,8 +96,14 @@ def run_demo(
     progress_factory: ProgressFactory,
     print_frame: Callable[..., None],
     write_frame: Callable[[pl.DataFrame, Path], Path],
+    scenario: str = "default",
+    shape: tuple[int | None, int | None] = (None, None),
+    backtest_shape: tuple[int, int] = BACKTEST_SHAPE,
 ) -> dict[str, Any]:
     """Generate ``default``, ingest it, plan, publish for review and backtest.
+
+    ``scenario``, ``shape`` (stores, SKU-sizes) and ``backtest_shape`` change the networks
+    (the tests use small ones).
 
     Returns
     -------
@@ -105,7 +111,15 @@ def run_demo(
         Paths and figures of the run (``workspace``, ``results``, ``report``, ``token``, ...).
     """
     demo = _Demo(
-        Path(out).absolute(), settings, console, progress_factory, print_frame, write_frame
+        Path(out).absolute(),
+        settings,
+        console,
+        progress_factory,
+        print_frame,
+        write_frame,
+        scenario,
+        shape,
+        backtest_shape,
     )
     started = time.perf_counter()
     ws = _ingest(demo, seed)
@@ -146,10 +160,8 @@ def _plan(demo: _Demo, ws: Any) -> tuple[Any, Any]:
     plan = plan_result(ws, report, demo.settings)
     tables = tables_at(ws, report.day)
     clusters = plan.clusters.select("store_id", pl.col("cluster_name").alias("group"))
-    demo.print_frame(
-        network_summary(tables, report.day, groups=clusters),
-        f"Network as of {report.day}, by store cluster",
-    )
+    summary = network_summary(tables, report.day, groups=clusters).rename({"group": "cluster"})
+    demo.print_frame(summary, f"Network as of {report.day}, by store cluster")
     results = demo.results
     results.mkdir(parents=True, exist_ok=True)
     demo.write_frame(plan.clusters, results / "clusters.csv")

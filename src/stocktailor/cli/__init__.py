@@ -13,7 +13,7 @@ import os
 import sys
 
 from stocktailor.cli import data, plan, review
-from stocktailor.cli.app import app, console, progress_bar, write_frame
+from stocktailor.cli.common import app, console, progress_bar, write_frame
 
 __all__ = ["app", "console", "data", "main", "plan", "progress_bar", "review", "write_frame"]
 

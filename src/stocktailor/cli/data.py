@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stocktailor.cli.app import (
+from stocktailor.cli.common import (
     ConfigOpt,
     UsageError,
     WorkspaceOpt,

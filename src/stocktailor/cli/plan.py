@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
-from stocktailor.cli.app import (
+from stocktailor.cli.common import (
     AsOfOpt,
     ConfigOpt,
     UsageError,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stocktailor.cli.app import (
+from stocktailor.cli.common import (
     ConfigOpt,
     WorkspaceOpt,
     app,

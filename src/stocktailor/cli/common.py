@@ -223,23 +223,39 @@ def progress_bar(
 def print_frame(
     frame: pl.DataFrame, title: str, *, max_rows: int = 20, right: tuple[str, ...] = ()
 ) -> None:
-    """A frame as a table: integers without decimals, money with cents, headers never cut.
+    """A frame as a table that fits the console: headers are never cut, only wrapped.
 
-    Numeric columns (and those named in ``right``) are right-aligned and never wrapped; text
-    wraps at word boundaries rather than being cut.
+    Headers show ``snake_case`` names as words (``units per week``), which wrap between words
+    when space is short; numbers are right-aligned and never wrapped (integers without
+    decimals, floats with cents, see :func:`fmt`); text wraps at word boundaries.
     """
+    shown = frame.head(max_rows)
+    cells = {c: [fmt(v) for v in shown[c].to_list()] for c in frame.columns}
+    numeric = {c: frame[c].dtype.is_numeric() or c in right for c in frame.columns}
+    need: dict[str, int] = {}  # the least a column needs: a number whole, a word whole
+    want: dict[str, int] = {}  # what it would take on one line
+    for c in frame.columns:
+        words = [len(w) for w in c.split("_")] + [len(w) for v in cells[c] for w in v.split()]
+        values = [len(v) for v in cells[c]]
+        need[c] = max([*words, *(values if numeric[c] else [])], default=1)
+        want[c] = max([len(c), *values], default=1)
+    spare = console.width - (3 * len(need) + 1) - sum(need.values())
+    widths = dict(need)
+    # text first (it wraps into many lines), then headers of numbers; smallest gaps first
+    for c in sorted(frame.columns, key=lambda c: (numeric[c], want[c] - need[c])):
+        extra = min(max(spare, 0), want[c] - need[c])
+        widths[c] += extra
+        spare -= extra
     table = Table(title=title)
-    for name in frame.columns:
-        numeric = frame[name].dtype.is_numeric() or name in right
+    for c in frame.columns:
         table.add_column(
-            name,
-            justify="right" if numeric else "left",
-            no_wrap=numeric,
-            min_width=len(name),
+            c.replace("_", " "),
+            justify="right" if numeric[c] else "left",
+            width=widths[c],
             overflow="fold",
         )
-    for row in frame.head(max_rows).iter_rows():
-        table.add_row(*[fmt(v) for v in row])
+    for row in zip(*cells.values(), strict=True):
+        table.add_row(*row)
     console.print(table)
     if frame.height > max_rows:
         console.print(f"... {frame.height - max_rows} more rows")
