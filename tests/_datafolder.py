@@ -68,6 +68,11 @@ TINY: dict[str, str] = {
     ),
     "economy": "date,region,indicator,value\n2024-03-01,NY,cpi,3.1\n",
     "assortment": "store_id,attribute,value,allowed\nS2,gender,M,no\nS1,gender,F,TRUE\n",
+    "price_plan": (
+        "start_date,end_date,scope,scope_id,style,sku,price,price_factor,promotion\n"
+        "2024-03-08,2024-03-14,all,,T1,,,0.8,true\n"
+        "2024-03-08,2024-03-14,store,S1,T1,T1-RED-M,30,,\n"
+    ),
 }
 
 

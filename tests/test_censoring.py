@@ -12,14 +12,18 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from stocktailor.censoring import (
+    backcast_pairs,
     censored_poisson_rate,
+    demand_tables,
     expected_demand_given_at_least,
     first_snapshots,
+    net_daily_demand,
     pair_demand_rates,
     pooled_expected_demand,
     ranged_pairs,
     reconstruct_stock,
     stock_events,
+    velocity_forecast,
 )
 from stocktailor.contract import Tables
 
@@ -298,3 +302,103 @@ def test_pooled_beats_sales_on_stocked_out_pairs_of_the_generator() -> None:
     e_sales = float((j["units"] - j["true"]).abs().sum())
     e_est = float((j["expected"] - j["true"]).abs().sum())
     assert e_est < 0.6 * e_sales
+
+
+# ------------------------------------------------------------------ returns and back-casting
+
+
+def test_net_daily_demand_clips_surplus_returns() -> None:
+    sales = pl.DataFrame(
+        {
+            "date": [D(2024, 1, 2), D(2024, 1, 2), D(2024, 1, 3), D(2024, 1, 4)],
+            "store_id": ["A", "A", "A", "A"],
+            "sku": ["x", "x", "x", "x"],
+            "units": [3, -1, -2, 4],
+            "revenue": [30.0, -10.0, -20.0, 40.0],
+        }
+    )
+    view = net_daily_demand(sales)
+    d = view.daily.sort("date")
+    # Jan 2 nets to 2; Jan 3 is a surplus return (demand 0, revenue 0); Jan 4 sells 4.
+    assert d["units"].to_list() == [2, 0, 4]
+    assert d["net_units"].to_list() == [2, -2, 4]
+    assert d["revenue"].to_list() == [20.0, 0.0, 40.0]
+    assert (view.sold_units, view.returned_units) == (6, 2)
+    assert view.return_rate == pytest.approx(2 / 6)
+    assert net_daily_demand(sales, start=D(2024, 1, 4)).sold_units == 4
+    # No returns: the view is the table's own columns; applying it twice changes nothing.
+    clean = sales.filter(pl.col("units") > 0)
+    assert net_daily_demand(clean).daily["units"].to_list() == [3, 4]
+    t = _tables([(D(2024, 1, 2), "A", "x", 2)], [(D(2024, 1, 1), "A", "x", 5)])
+    twice = demand_tables(demand_tables(t.replace(sales=sales)))
+    assert twice.sales["units"].min() == 0
+    assert net_daily_demand(twice.sales).returned_units == 2
+
+
+def test_returns_restock_and_never_make_negative_demand() -> None:
+    # 2 units on hand; sell 2 (sold out), one comes back, sell it again.
+    t = _tables(
+        [(D(2024, 1, 2), "A", "x", 2), (D(2024, 1, 3), "A", "x", -1), (D(2024, 1, 4), "A", "x", 1)],
+        [(D(2024, 1, 1), "A", "x", 2)],
+    )
+    r = reconstruct_stock(t, D(2024, 1, 5))
+    assert r["opening_stock"].to_list() == [2, 0, 1, 0]
+    assert r["units"].to_list() == [2, 0, 1, 0]
+    assert r["censored"].to_list() == [True, False, True, True]
+    s, o = stock_events(t, D(2024, 1, 5))
+    assert (s["units"] >= 0).all()
+    assert s["date"].to_list() == [D(2024, 1, 2), D(2024, 1, 4)]
+    assert o["date"].to_list() == [D(2024, 1, 5)]
+
+
+def test_single_snapshot_back_casts_earlier_stock() -> None:
+    # The common export: sales history and one stock count at the as-of day. A sells
+    # 1, 2, 1 and counts 3 at the end; B sells its last unit on Jan 3 and counts 0.
+    t = _tables(
+        [
+            (D(2024, 1, 2), "A", "x", 1),
+            (D(2024, 1, 3), "A", "x", 2),
+            (D(2024, 1, 4), "A", "x", 1),
+            (D(2024, 1, 2), "B", "x", 2),
+            (D(2024, 1, 3), "B", "x", 1),
+        ],
+        # B's count lists y only: it had no x left.
+        [(D(2024, 1, 5), "A", "x", 3), (D(2024, 1, 5), "B", "y", 4)],
+    )
+    r = reconstruct_stock(t, D(2024, 1, 5))
+    a = r.filter(pl.col("store_id") == "A")
+    assert a["date"].to_list() == [D(2024, 1, d) for d in (2, 3, 4, 5)]
+    assert a["opening_stock"].to_list() == [7, 6, 4, 3]  # snapshot + later sales
+    assert a["backcast"].to_list() == [True] * 4
+    assert a["censored"].to_list() == [None] * 4  # unknown, not in stock, not out
+    b = r.filter((pl.col("store_id") == "B") & (pl.col("sku") == "x"))
+    assert b["opening_stock"].to_list() == [3, 1, 0, 0]
+    # B's back-cast stock (an upper bound) proves the sell-out on Jan 3 and the empty days.
+    assert b["censored"].to_list() == [None, True, True, True]
+    bp = backcast_pairs(t, D(2024, 1, 5))
+    # y never sold anywhere: nothing says the shelf held it before the count.
+    assert bp.rows() == [("A", "x", D(2024, 1, 2), 7), ("B", "x", D(2024, 1, 2), 3)]
+    s, o = stock_events(t, D(2024, 1, 5))
+    assert s.filter(pl.col("store_id") == "A")["censoring_known"].to_list() == [False] * 3
+    assert s.filter(pl.col("store_id") == "B")["censored"].to_list() == [False, True]
+    assert o.sort("date").rows() == [(D(2024, 1, 4), "B", "x"), (D(2024, 1, 5), "B", "x")]
+    first = first_snapshots(t, D(2024, 1, 5)).sort("store_id", "sku")
+    assert first["first"].to_list() == [D(2024, 1, 1), D(2024, 1, 1), D(2024, 1, 5)]
+    r = pair_demand_rates(t, D(2024, 1, 5), start=D(2024, 1, 2), prior_days=0.0)
+    assert r.sort("store_id", "sku")["days"].to_list() == [4, 4]
+
+
+def test_history_starting_at_a_snapshot_is_not_back_cast() -> None:
+    t = _tables([(D(2024, 1, 2), "A", "x", 2)], [(D(2024, 1, 1), "A", "x", 5)])
+    assert backcast_pairs(t, D(2024, 1, 5)).is_empty()
+    assert not reconstruct_stock(t, D(2024, 1, 5))["backcast"].any()
+
+
+def test_velocity_forecast_without_season_end() -> None:
+    sales = [(D(2024, 1, d), "A", "x", 2) for d in range(2, 9)]
+    t = _tables(sales, [(D(2024, 1, 1), "A", "x", 100)])
+    fc = velocity_forecast(t, D(2024, 1, 8), horizon_weeks=3)
+    assert fc["week_start"].to_list() == [D(2024, 1, 9), D(2024, 1, 16), D(2024, 1, 23)]
+    assert fc["mean"].to_list() == pytest.approx([14.0, 14.0, 14.0], rel=0.05)
+    assert (fc["p10"] <= fc["p50"]).all()
+    assert (fc["p50"] <= fc["p90"]).all()

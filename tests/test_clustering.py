@@ -312,8 +312,10 @@ def test_fit_from_feature_frame_and_errors() -> None:
     assert lab[0] == lab[1] == lab[2] != lab[3] == lab[4] == lab[5]
     with pytest.raises(ValueError, match="duplicate"):
         StoreClusterer().fit(pl.concat([frame, frame]))
-    with pytest.raises(ValueError, match="at least 2"):
-        StoreClusterer().fit(frame.head(1))
+    # One store is a valid network: one cluster (issue 12: a one-store retailer).
+    one = StoreClusterer().fit(frame.head(1))
+    assert one.labels_["store_id"].to_list() == ["a"]
+    assert one.n_clusters_ == 1
 
 
 def test_stability_selection(tiny: tuple[Tables, dict[str, int]]) -> None:

@@ -16,6 +16,7 @@ from stocktailor.contract import (
     TABLE_SPECS,
     ContractError,
     Tables,
+    resolve_price_plan,
     size_order,
     validate_tables,
 )
@@ -78,9 +79,14 @@ def test_missing_optional_columns_get_defaults() -> None:
 
 
 def test_season_end_cell_missing_without_default() -> None:
+    # A never-ending assortment: without a setting no season end is invented.
     text = TINY["products"].replace(",2024-06-30,M,bright-sneaker\nSH1-BLK-40", ",,M,x\nSH1-BLK-40")
-    err = error_of(raw_tables(products=text))
-    assert (err.file, err.row, err.column) == ("products.csv", 4, "season_end")
+    kept = validate(raw_tables(products=text))
+    assert kept.products["season_end"][3] is None
+    assert kept.products["season_end"][0] == dt.date(2024, 6, 30)
+    raw = raw_tables()
+    raw["products"] = raw["products"].drop("season_end")
+    assert validate(raw).products["season_end"].null_count() == 5
     tables = validate(raw_tables(products=text), season_end=dt.date(2024, 9, 1))
     assert tables.products["season_end"][3] == dt.date(2024, 9, 1)
     assert tables.products["season_end"][0] == dt.date(2024, 6, 30)
@@ -265,3 +271,80 @@ def test_units_cell_either_parses_or_names_its_row(row: int, cell: str) -> None:
     else:
         value = tables.sales["units"][row]
         assert float(cell.strip()) == value
+
+
+# ----------------------------------------------------------------- price plan, optional columns
+
+PLAN_HEADER = "start_date,end_date,scope,scope_id,style,sku,price,price_factor,promotion\n"
+
+
+def test_price_plan_is_typed_and_resolved() -> None:
+    tables = validate(raw_tables())
+    plan = tables.price_plan
+    assert plan is not None
+    assert plan["promotion"].to_list() == [True, False]  # empty cell -> false
+    assert plan["price"].to_list() == [None, 30.0]
+    rules = resolve_price_plan(tables)
+    # The style row covers the three T1 SKUs at every store; the store x SKU row wins there.
+    assert rules["priority"].to_list() == [0, 0, 0, 3]
+    assert rules.filter(pl.col("priority") == 0)["price_factor"].to_list() == [0.8] * 3
+    top = rules.filter(pl.col("priority") == 3).row(0, named=True)
+    assert (top["store_id"], top["sku"], top["price_factor"]) == ("S1", "T1-RED-M", 0.75)
+    assert resolve_price_plan(tables.replace(price_plan=None)).is_empty()
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "expected"),
+    [
+        ("2024-03-08,2024-03-14,shop,,T1,,,0.8,", "scope", "expected 'store' or 'all', got 'shop'"),
+        ("2024-03-08,2024-03-14,store,,T1,,,0.8,", "scope_id", "expected a store_id"),
+        ("2024-03-08,2024-03-14,store,W1,T1,,,0.8,", "scope_id", "unknown store_id 'W1'"),
+        ("2024-03-08,2024-03-01,all,,T1,,,0.8,", "end_date", "is before start_date"),
+        ("2024-03-08,2024-03-14,all,,T9,,,0.8,", "style", "unknown style 'T9'"),
+        ("2024-03-08,2024-03-14,all,,T1,SH1-BLK-40,,0.8,", "sku", "is not of the row's style"),
+        ("2024-03-08,2024-03-14,all,,T1,T1-X,,0.8,", "sku", "unknown sku 'T1-X'"),
+        ("2024-03-08,2024-03-14,all,,T1,,0,,", "price", "expected a price > 0"),
+        ("2024-03-08,2024-03-14,all,,T1,,,-1,", "price_factor", "expected a factor > 0"),
+        ("2024-03-08,2024-03-14,all,,T1,,,,", "price", "got neither"),
+        ("2024-03-08,2024-03-14,all,,T1,,,0.8,maybe", "promotion", "expected a boolean"),
+    ],
+)
+def test_price_plan_errors_name_file_row_column(row: str, column: str, expected: str) -> None:
+    text = PLAN_HEADER + "2024-03-01,2024-03-02,all,,SH1,,,0.9,\n" + row + "\n"
+    err = error_of(raw_tables(price_plan=text))
+    assert (err.file, err.row, err.column) == ("price_plan.csv", 2, column)
+    assert expected in str(err)
+    assert "\n" not in str(err)
+
+
+def test_price_plan_needs_a_price_column() -> None:
+    text = "start_date,end_date,scope,style\n2024-03-08,2024-03-14,all,T1\n"
+    err = error_of(raw_tables(price_plan=text))
+    assert (err.file, err.column) == ("price_plan.csv", "price")
+    assert "give 'price'" in str(err)
+
+
+def test_store_coordinates_and_precipitation_are_optional() -> None:
+    raw = raw_tables()
+    raw["stores"] = raw["stores"].drop("latitude", "longitude")
+    raw["weather"] = raw["weather"].drop("precip_mm")
+    tables = validate(raw)
+    assert tables.stores["latitude"].null_count() == 3
+    assert tables.weather is not None
+    assert tables.weather["precip_mm"].null_count() == 3
+    # Given coordinates are still checked.
+    raw = raw_tables()
+    raw["stores"] = raw["stores"].with_columns(pl.Series("longitude", ["1", "200", ""]))
+    err = error_of(raw)
+    assert (err.row, err.column) == (2, "longitude")
+    assert "between -180 and 180" in str(err)
+
+
+def test_optional_table_with_only_a_header_is_absent() -> None:
+    events = "start_date,end_date,scope,scope_id,name\n"
+    tables = validate(raw_tables(price_plan=PLAN_HEADER, events=events))
+    assert tables.price_plan is None
+    assert tables.events is None
+    err = error_of(raw_tables(price_plan="start_date,scope\n"))
+    assert (err.file, err.column) == ("price_plan.csv", None)
+    assert "missing required columns 'end_date', 'style'" in str(err)

@@ -202,3 +202,55 @@ def test_tilt_finds_a_thin_store_size_skew() -> None:
     # Skews are recovered in order.
     big = {s: _curve(est, "store", s)["L"] for s in skews}
     assert big["A"] < big["C"] < big["E"]
+
+
+# ------------------------------------------------------------------ shapes that used to crash
+
+
+def test_zero_tracked_days_gives_uniform_curves() -> None:
+    # One snapshot at the as-of day and no sales before it: nothing is tracked, yet the fit
+    # returns a curve (uniform over the ladder) instead of failing on an empty array.
+    t = _tables({}, {("A", z): 3 for z in SIZES})
+    t = t.replace(
+        inventory=t.inventory.with_columns(pl.lit(D(2024, 1, 21)).alias("date")),
+        sales=pl.DataFrame(
+            [(D(2024, 1, 21), "B", "t-M", 1, 10.0)], schema=t.sales.schema, orient="row"
+        ),
+    )
+    est = SizeCurveEstimator().fit(t, D(2024, 1, 21))
+    net = _curve(est, "network", "network")
+    assert net == pytest.approx({"S": 1 / 3, "M": 1 / 3, "L": 1 / 3})
+
+
+def test_single_snapshot_at_as_of_is_back_cast() -> None:
+    # The common export: history of sales and one stock count at the as-of day.
+    days = 20
+    sales = {("A", "S"): [1] * days, ("A", "M"): [2] * days, ("A", "L"): [1] * days}
+    t = _tables(sales, {("A", z): 5 for z in SIZES})
+    t = t.replace(inventory=t.inventory.with_columns(pl.lit(D(2024, 1, 21)).alias("date")))
+    c = _curve(SizeCurveEstimator(prior_strength=1.0).fit(t, D(2024, 1, 21)), "store", "A")
+    assert c["M"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_one_size_style_and_unsold_style() -> None:
+    t = _tables({("A", "M"): [1] * 10}, {(s, z): 10 for s in ("A", "B") for z in SIZES})
+    one = t.products.filter(pl.col("size") == "M").with_columns(pl.lit("one").alias("style"))
+    unsold = t.products.with_columns(
+        ("u-" + pl.col("size")).alias("sku"), pl.lit("u").alias("style")
+    )
+    t = t.replace(
+        products=pl.concat([one, unsold]),
+        inventory=t.inventory.filter(pl.col("sku") == "t-M"),
+    )
+    est = SizeCurveEstimator().fit(t, D(2024, 1, 21))
+    shares = est.curves_.group_by("level", "id", "size_group").agg(pl.col("share").sum())
+    assert shares["share"].to_list() == pytest.approx([1.0] * shares.height)
+
+
+def test_store_without_inventory_rows() -> None:
+    # B sells but has no inventory rows at all: it is untracked, and the fit still works.
+    days = 10
+    sales = {("A", "M"): [1] * days, ("B", "M"): [2] * days}
+    t = _tables(sales, {("A", z): 50 for z in SIZES})
+    est = SizeCurveEstimator().fit(t, D(2024, 1, 11))
+    assert set(est.curves_.filter(pl.col("level") == "store")["id"]) == {"A"}

@@ -153,12 +153,8 @@ def test_settings_supply_defaults(tmp_path: Path) -> None:
     body = [",".join(x.split(",")[:7] + x.split(",")[9:]) for x in lines[1:]]
     tables = {**TINY, "products": "\n".join([header, *body]) + "\n"}
     folder = write_data_folder(tmp_path / "d", tables=tables)
-    with pytest.raises(ContractError) as err:
-        read_data_folder(folder)
-    assert str(err.value) == (
-        "products.csv, column 'season_end': missing and no default: add a season_end column "
-        "(YYYY-MM-DD) or set season.end in the config"
-    )
+    # Without the setting the assortment never ends: season_end stays empty.
+    assert read_data_folder(folder).products["season_end"].null_count() == 5
     s = Settings(season=SeasonConfig(end=dt.date(2024, 7, 31)))
     products = read_data_folder(folder, settings=s).products
     assert products["season_end"].unique().to_list() == [dt.date(2024, 7, 31)]
@@ -271,8 +267,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "empty table",
-        {**TINY, "events": "start_date,end_date,scope,scope_id,name,kind\n"},
-        "events.csv: the table is empty (no data rows)",
+        {**TINY, "sales": "date,store_id,sku,units,revenue\n"},
+        "sales.csv: the table is empty (no data rows)",
     ),
     ("empty file", {**TINY, "lanes": ""}, "lanes.csv: the file is empty (no header, no rows)"),
     (
@@ -352,8 +348,8 @@ CASES: list[tuple[str, dict[str, str], str]] = [
     ),
     (
         "only blank lines after the header",
-        {**TINY, "economy": "date,region,indicator,value\n\n\n"},
-        "economy.csv: the table is empty (no data rows)",
+        {**TINY, "sales": "date,store_id,sku,units,revenue\n\n\n"},
+        "sales.csv: the table is empty (no data rows)",
     ),
     (
         "ragged row",
@@ -528,7 +524,7 @@ def test_manifest_is_json_with_row_counts(ws: Workspace) -> None:
     raw = json.loads((ws.path / "tables" / "manifest.json").read_text())
     assert raw["row_counts"] == {
         "stores": 3, "products": 5, "sales": 5, "inventory": 5, "lanes": 3, "weather": 3,
-        "events": 2, "trends": 1, "economy": 1, "assortment": 2,
+        "events": 2, "trends": 1, "economy": 1, "assortment": 2, "price_plan": 2,
     }  # fmt: skip
 
 

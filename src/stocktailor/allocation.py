@@ -230,7 +230,7 @@ def allocate(
     srow = {s: i for i, s in enumerate(st_ids)}
     scol = {s: j for j, s in enumerate(skus)}
     ids = st_ids + wh_ids
-    unit, _, lead = lane_matrices(tables, settings.economics, ids)
+    unit, _, lead = lane_matrices(tables, settings.economics, ids, origins=wh_ids)
     w_unit = unit[n:, :n]  # warehouse x store
     home = np.argmin(w_unit, axis=0)  # cheapest warehouse per store
     c_unit = w_unit[home, np.arange(n)]

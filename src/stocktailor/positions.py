@@ -15,7 +15,7 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
-from stocktailor.contract import Tables
+from stocktailor.contract import ContractError, Tables
 
 __all__ = ["haversine_km", "lane_matrices", "lanes_for", "position_at"]
 
@@ -210,35 +210,29 @@ def lane_matrices(
     tables: Tables,
     economics: EconomicsConfig | Settings | None,
     ids: list[str],
+    *,
+    origins: list[str] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Dense lane matrices over ``ids`` (row = from, column = to).
+
+    Given lanes override distance-derived ones. A location without coordinates has only its
+    given lanes: every pair that needs a lane (from ``origins``, default every location) must
+    then have one, else :class:`~stocktailor.contract.ContractError` names the stores.
 
     Returns
     -------
     tuple
-        ``(cost_per_unit, cost_per_shipment, lead_time_days)``, each ``(n, n)``; given lanes
-        override distance-derived ones; the diagonal is 0.
+        ``(cost_per_unit, cost_per_shipment, lead_time_days)``, each ``(n, n)``; the diagonal
+        is 0; a pair with neither coordinates nor a lane that is not needed costs ``inf``
+        (lead time: the largest lead time of the network).
     """
     e = _economics(economics)
-    st = tables.stores.select("store_id", "latitude", "longitude")
     index = {s: i for i, s in enumerate(ids)}
-    coords = dict(
-        zip(
-            st["store_id"].to_list(),
-            zip(st["latitude"].to_list(), st["longitude"].to_list(), strict=True),
-            strict=True,
-        )
-    )
-    missing = [s for s in ids if s not in coords]
-    if missing:
-        msg = f"stores: no row for store_id {missing[0]!r} (needed for lanes)"
-        raise ValueError(msg)
-    lat = np.array([coords[s][0] for s in ids], dtype=np.float64)
-    lon = np.array([coords[s][1] for s in ids], dtype=np.float64)
+    lat, lon = _coordinates(tables, ids)
     km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
     unit = e.lane_cost_per_unit_base + e.lane_cost_per_unit_per_km * km
     fixed = e.lane_cost_per_shipment_base + e.lane_cost_per_shipment_per_km * km
-    lead = (e.lane_lead_time_base_days + np.floor(km / e.lane_km_per_day)).astype(np.int64)
+    lead_f = e.lane_lead_time_base_days + np.floor(km / e.lane_km_per_day)
     lanes = tables.lanes
     if lanes is not None and lanes.height:
         fr = lanes["from_id"].to_list()
@@ -249,11 +243,68 @@ def lane_matrices(
             cidx = np.array([index[to[i]] for i in ok], dtype=np.int64)
             unit[r, cidx] = lanes["cost_per_unit"].to_numpy()[ok]
             fixed[r, cidx] = lanes["cost_per_shipment"].to_numpy()[ok]
-            lead[r, cidx] = lanes["lead_time_days"].to_numpy()[ok]
+            lead_f[r, cidx] = lanes["lead_time_days"].to_numpy()[ok]
     np.fill_diagonal(unit, 0.0)
     np.fill_diagonal(fixed, 0.0)
-    np.fill_diagonal(lead, 0)
-    return unit, fixed, lead
+    np.fill_diagonal(lead_f, 0.0)
+    absent = np.isnan(unit)
+    if absent.any():
+        needed = absent.copy()
+        if origins is not None:
+            keep = np.array([s in set(origins) for s in ids], dtype=bool)
+            needed &= keep[:, None]
+        if needed.any():
+            raise _no_lanes(ids, lat, lon, needed)
+        unit[absent] = np.inf
+        fixed[absent] = np.inf
+        finite = lead_f[~absent]
+        lead_f[absent] = float(finite.max()) if finite.size else 0.0
+    return unit, fixed, lead_f.astype(np.int64)
+
+
+def _coordinates(
+    tables: Tables, ids: list[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Latitude and longitude of ``ids`` (NaN where the stores table has none)."""
+    st = tables.stores
+    have = set(st["store_id"].to_list())
+    missing = [s for s in ids if s not in have]
+    if missing:
+        msg = f"no row for store_id {missing[0]!r} (needed for lanes)"
+        raise ContractError(msg, file="stores")
+    cols = [
+        pl.col(c).cast(pl.Float64) if c in st.columns else pl.lit(None, pl.Float64).alias(c)
+        for c in ("latitude", "longitude")
+    ]
+    xy = (
+        pl.DataFrame({"store_id": ids})
+        .join(st.select("store_id", *cols), on="store_id", how="left", maintain_order="left")
+        .fill_null(float("nan"))
+    )
+    return xy["latitude"].to_numpy().astype(np.float64), xy["longitude"].to_numpy().astype(
+        np.float64
+    )
+
+
+def _no_lanes(
+    ids: list[str],
+    lat: npt.NDArray[np.float64],
+    lon: npt.NDArray[np.float64],
+    needed: npt.NDArray[np.bool_],
+) -> ContractError:
+    """The one-line error for pairs that have neither coordinates nor a lane."""
+    blind = ~(np.isfinite(lat) & np.isfinite(lon))
+    names = [ids[i] for i in np.nonzero(blind & (needed.any(axis=0) | needed.any(axis=1)))[0]]
+    r, c = np.nonzero(needed)
+    pairs = [f"{ids[i]} -> {ids[j]}" for i, j in zip(r[:3].tolist(), c[:3].tolist(), strict=True)]
+    more = f" and {len(r) - 3} more" if len(r) > 3 else ""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    msg = (
+        f"stores without latitude/longitude ({shown}) need a lane for every move to or from "
+        f"them; the lanes table has no row for {', '.join(pairs)}{more}: add latitude and "
+        "longitude to stores or these from_id,to_id rows to lanes"
+    )
+    return ContractError(msg, file="stores", column="latitude")
 
 
 def lanes_for(tables: Tables, economics: EconomicsConfig | Settings | None = None) -> pl.DataFrame:

@@ -220,11 +220,13 @@ class SizeCurveEstimator:
         else:
             o = obs.with_columns(pl.col("store_id").alias("id"), pl.col("cluster_id").alias("pid"))
         # Each (id, size group) has the full ladder; prior = parent curve (uniform at top).
-        units = (
-            o.select("id", "pid", "size_group")
-            .unique()
-            .join(self._ladder.select("size_group", "size"), on="size_group", how="inner")
-        )
+        ids = o.select("id", "pid", "size_group").unique()
+        if level == "network":
+            # Every size group has a network curve, sold or not (uniform without sales).
+            ids = self._ladder.select(
+                pl.lit("network").alias("id"), pl.lit("network").alias("pid"), "size_group"
+            ).unique()
+        units = ids.join(self._ladder.select("size_group", "size"), on="size_group", how="inner")
         if parent is not None:
             units = units.join(
                 parent.select(
@@ -417,8 +419,10 @@ def _tilted_prior(units: pl.DataFrame, ue: pl.DataFrame, ladder: pl.DataFrame) -
         .sort("size_group", "id", "x")
         .with_columns(pl.struct("size_group", "id").rank("dense").alias("_u"))
     )
+    if d.is_empty():
+        return units
     uid = d["_u"].to_numpy().astype(np.int64) - 1
-    n_u = int(uid.max()) + 1 if uid.size else 0
+    n_u = int(uid.max()) + 1
     u = d["U"].to_numpy().astype(np.float64)
     w = d["E"].to_numpy().astype(np.float64) * d["prior"].to_numpy().astype(np.float64)
     x = d["x"].to_numpy().astype(np.float64)

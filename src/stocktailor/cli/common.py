@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # tables keep the console width; lines are never broken
 err_console = Console(stderr=True, soft_wrap=True)
+logger = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -80,26 +82,62 @@ class UsageError(ValueError):
     """A command-line argument is invalid."""
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _raised_by_us(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc`` is stocktailor code (a message we wrote)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR)
+
+
+def _command_name(exc: BaseException) -> str:
+    """``stocktailor <command>``: the command function is the frame below :func:`errors`."""
+    tb = exc.__traceback__
+    inner = tb.tb_next if tb is not None else None
+    name = inner.tb_frame.f_code.co_name if inner is not None else ""
+    return f"stocktailor {name.replace('_', '-')}" if name else "stocktailor"
+
+
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
-    """Turn expected failures into one clear line on stderr and a non-zero exit."""
+    """Turn expected failures into one clear line on stderr and a non-zero exit.
+
+    Errors we raise on purpose (a ContractError, a config or usage error, a ValueError or
+    KeyError with our message) are shown as they are (exit 1); anything else raised inside a
+    library (numpy, polars, LightGBM, ...) is a bug of ours and said to be one (exit 3).
+    """
     try:
         yield
     except NotBuiltError as exc:
         err_console.print(f"stocktailor: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    except (
-        ContractError,
-        ConfigError,
-        UsageError,
-        ValueError,
-        FileNotFoundError,
-        NotADirectoryError,
-        KeyError,
-    ) as exc:
-        text = " ".join(str(exc).split())
-        err_console.print(f"error: {text}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        user = isinstance(exc, ContractError | ConfigError | UsageError | OSError) or (
+            isinstance(exc, ValueError | KeyError)
+            and _raised_by_us(exc)
+            and (not isinstance(exc, KeyError) or " " in str(exc))
+        )
+        if user:
+            text = " ".join(str(exc).split())
+            err_console.print(f"error: {text}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        logger.debug("internal error", exc_info=exc)
+        detail = " ".join(str(exc).split())[:300]
+        err_console.print(
+            f"internal error (a bug in stocktailor, please report it): `{_command_name(exc)}` "
+            f"failed with {type(exc).__module__}.{type(exc).__name__}: {detail} "
+            "(STOCKTAILOR_LOG_LEVEL=DEBUG shows the traceback)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(3) from None
 
 
 def settings_for(config: Path | None, **overrides: Any) -> Settings:

@@ -372,7 +372,12 @@ class StoreClusterer:
         return self._matrix(frame)
 
     def _kmeans(self, x: FloatArray, k: int, seed: int, n_init: int = 10) -> KMeans:
-        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+        # Stores with identical features (e.g. no history yet) leave fewer distinct points
+        # than k: k-means would warn and duplicate centres, so cap k at the distinct points.
+        if x.shape[1] == 0:  # every feature constant or missing: one undistinguished point
+            x = np.zeros((x.shape[0], 1))
+        distinct = len(np.unique(x, axis=0)) if len(x) else 1
+        return KMeans(n_clusters=max(1, min(k, distinct)), n_init=n_init, random_state=seed).fit(x)
 
     def _fit_features(self, feats: StoreFeatures) -> None:
         frame = feats.frame
@@ -384,8 +389,8 @@ class StoreClusterer:
             raise ValueError(msg)
         cols = [c for c in frame.columns if c != "store_id" and frame[c].dtype.is_numeric()]
         n = frame.height
-        if n < 2:
-            msg = f"clustering: need at least 2 stores, got {n}"
+        if n < 1:
+            msg = "stores: no selling store (kind 'store') to cluster"
             raise ValueError(msg)
         raw = (
             np.column_stack([frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in cols])

@@ -90,7 +90,10 @@ def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | 
 def _pca_figure(clusterer: StoreClusterer) -> go.Figure:
     x = clusterer.embedding()
     n_comp = min(2, x.shape[1], x.shape[0])
-    coords = PCA(n_components=n_comp, random_state=clusterer.random_state).fit_transform(x)
+    if n_comp == 0 or not float(np.var(x, axis=0).sum()) > 0:
+        coords = np.zeros((x.shape[0], 2))  # stores indistinguishable: nothing to project
+    else:
+        coords = PCA(n_components=n_comp, random_state=clusterer.random_state).fit_transform(x)
     if coords.shape[1] < 2:
         coords = np.column_stack([coords, np.zeros(coords.shape[0])])
     lab = clusterer.labels_

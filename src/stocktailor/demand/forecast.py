@@ -14,11 +14,12 @@ from typing import Any
 
 import polars as pl
 
+from stocktailor.censoring import velocity_forecast
 from stocktailor.config import Settings
 from stocktailor.contract import FORECAST_SCHEMA, Tables
 from stocktailor.demand.baselines import baseline_forecast
 from stocktailor.demand.history import DemandHistory
-from stocktailor.demand.model import DemandModel
+from stocktailor.demand.model import DemandModel, HistoryTooShortError
 from stocktailor.demand.prices import markdown_price_plan
 from stocktailor.sizecurves import SizeCurveEstimator
 
@@ -75,14 +76,18 @@ def forecast_parts(
         return iter([baseline_forecast(tables, as_of, method="auto_ets")])
     m = model if model is not None else DemandModel.from_config(cfg)
     if model is None or not hasattr(model, "booster_"):
-        m.fit(
-            tables,
-            as_of,
-            clusters=clusters,
-            progress=progress,
-            size_curves=size_curves,
-            history=history,
-        )
+        try:
+            m.fit(
+                tables,
+                as_of,
+                clusters=clusters,
+                progress=progress,
+                size_curves=size_curves,
+                history=history,
+            )
+        except HistoryTooShortError:
+            # Nothing to learn from yet: censoring-aware velocity (shapes fallback).
+            return iter([velocity_forecast(tables, as_of, clusters=clusters)])
     elif model.as_of_ != as_of:
         m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
     plan = markdown_price_plan(tables, as_of, settings.season.markdown_calendar)

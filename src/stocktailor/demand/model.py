@@ -50,7 +50,7 @@ from stocktailor.demand.offsets import (
 from stocktailor.signals import week_of
 from stocktailor.sizecurves import SizeCurveEstimator, size_group_of
 
-__all__ = ["SIGNAL_GROUPS", "DemandModel", "sku_shares"]
+__all__ = ["SIGNAL_GROUPS", "DemandModel", "HistoryTooShortError", "sku_shares"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,10 @@ def sku_shares(
     )
     sk = sk.with_columns((pl.col("color_share") * pl.col("size_share")).alias("sku_share"))
     return sk.select("store_id", "style", "sku", "sku_share")
+
+
+class HistoryTooShortError(ValueError):
+    """The history holds no training example (too few weeks with sales and stock)."""
 
 
 class DemandModel:
@@ -390,7 +394,7 @@ class DemandModel:
                 f"DemandModel.fit: sales history before {self.as_of_} is too short "
                 f"({n_weeks} weeks); need at least 3 weeks"
             )
-            raise ValueError(msg)
+            raise HistoryTooShortError(msg)
         sizes = np.array([org.height * len(tg) for org, tg in cands], dtype=np.int64)
         total = int(sizes.sum())
         rng = np.random.default_rng(self.random_state)
@@ -463,6 +467,9 @@ class DemandModel:
         if progress is not None:
             progress(1)
         rows = self._training_rows()
+        if rows.height < 10:  # LightGBM cannot bag fewer rows (shapes fix)
+            msg = f"DemandModel.fit: {rows.height} training rows in the history before {as_of}"
+            raise HistoryTooShortError(msg)
         if progress is not None:
             progress(1)
         self.features_ = [

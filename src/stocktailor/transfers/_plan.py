@@ -135,8 +135,15 @@ def build_instance(
         movable[ri, ci] = p["movable"].to_numpy()
     # One streaming pass over the forecast (a scan of ~100M weekly rows at 1,000 x 20,000)
     # with integer store/SKU keys: only the two windows per pair are materialised.
-    rows_idx = pl.LazyFrame({"store_id": store_ids, "_r": pl.Series(range(n), dtype=pl.Int64)})
-    cols_idx = pl.LazyFrame({"sku": skus, "_c": pl.Series(range(m), dtype=pl.Int64)})
+    rows_idx = pl.LazyFrame(
+        {
+            "store_id": pl.Series(store_ids, dtype=pl.String),
+            "_r": pl.Series(range(n), dtype=pl.Int64),
+        }
+    )
+    cols_idx = pl.LazyFrame(
+        {"sku": pl.Series(skus, dtype=pl.String), "_c": pl.Series(range(m), dtype=pl.Int64)}
+    )
     fc = forecast.lazy()
     if "var" not in fc.collect_schema().names():
         fc = fc.with_columns(pl.col("mean").alias("var"))
