@@ -80,9 +80,10 @@ def test_run_append_run_status_and_the_outputs(
     assert snapshot(ws) == before
     stale = _cli("status", *common)
     assert "stale: forecast, allocation, transfers" in stale
-    second = _cli("run", *common)
+    second = _cli("run", *common, "--publish")
     assert "as of 2026-04-18 (models from the refit day 2026-04-13): computed forecast," in second
     assert "reused clusters, demand" in second
+    assert f"published run 1 to {ws.absolute()}/stocktailor.db" in second
     # the per-output commands reuse what run stored
     out = tmp_path / "f.parquet"
     text = _cli("forecast", *common, "--out", str(out))
