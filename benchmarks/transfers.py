@@ -10,7 +10,8 @@ Usage::
     python benchmarks/transfers.py lp   (no fixed costs: flow objective vs HiGHS LP)
     python benchmarks/transfers.py truth [--scenarios seed-stories default]
     python benchmarks/transfers.py uplift [--scenarios ...] [--seeds 0 1 2 3 4]
-        (plan with stocktailor.demand.forecast, score under the generator's true demand)
+        (ingest + run_plan as a user would, the joint plan scored under the generator's true
+        demand against the same optimiser fed the true demand; foreign-* scenarios too)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import resource
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -28,23 +30,25 @@ from stocktailor.engine import DaskEngine, LocalEngine
 from stocktailor.positions import haversine_km
 from stocktailor.transfers import (
     TransferInstance,
+    add_warehouses,
     destination_lead_days,
     solve_instance,
     transfer_bounds,
 )
 
 
-def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstance:
-    """A misallocated network of ``n`` stores and ``m`` SKU-sizes (3-6 sizes per style)."""
+def network(
+    seed: int, n: int, m: int, *, fixed: bool = True, warehouse_share: float = 0.0
+) -> TransferInstance:
+    """A misallocated network of ``n`` stores and ``m`` SKU-sizes (3-6 sizes per style).
+
+    With ``warehouse_share`` > 0 one warehouse near the network's centre holds that share of
+    the buy (the joint plan: warehouse stock and store stock in one optimisation), 80% of it
+    free to ship (the rest held back).
+    """
     rng = np.random.default_rng(seed)
     lat = rng.uniform(26, 48, n)
     lon = rng.uniform(-123, -70, n)
-    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    unit = 0.4 + 0.0015 * km
-    fc = 25.0 + 0.05 * km if fixed else np.zeros((n, n))
-    lead = (2 + np.floor(km / 800)).astype(np.int64)
-    for a in (unit, fc, lead):
-        np.fill_diagonal(a, 0)
     size = rng.lognormal(0.0, 0.4, n)  # store traffic
     # each style sells in ~40% of stores (its segment market) and was shipped to ~35% of
     # stores chosen by store size only (the "old way"), so stock and demand overlap partly
@@ -60,30 +64,43 @@ def network(seed: int, n: int, m: int, *, fixed: bool = True) -> TransferInstanc
     share = np.where(carried[:, style_of], size[:, None], 0.0)
     share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-9)
     total = np.round(season.sum(axis=0) * 1.1)
-    stock = rng.poisson(share * total[None, :]).astype(np.int64)
-    movable = np.maximum(stock - 1, 0)
-    dest_lead = destination_lead_days(lead, unit)
+    stock = rng.poisson(share * total[None, :] * (1.0 - warehouse_share)).astype(np.int64)
+    w = 1 if warehouse_share > 0 else 0
+    if w:
+        lat = np.append(lat, np.median(lat))
+        lon = np.append(lon, np.median(lon))
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    unit = 0.4 + 0.0015 * km
+    fc = 25.0 + 0.05 * km if fixed else np.zeros((n + w, n + w))
+    lead = (2 + np.floor(km / 800)).astype(np.int64)
+    for a in (unit, fc, lead):
+        np.fill_diagonal(a, 0)
+    dest_lead = destination_lead_days(lead, unit)[:n]
     frac = np.clip(dest_lead / 70.0, 0, 1)[:, None]
     ml = season * frac
     mr = season - ml
     price = rng.choice([29.0, 49.0, 79.0, 129.0, 199.0], m)
-    return TransferInstance(
+    inst = TransferInstance(
         store_ids=[f"S{i:04d}" for i in range(n)],
         skus=[f"K{j:05d}" for j in range(m)],
         styles=[f"ST{s:05d}" for s in style_of],
         stock=stock,
-        movable=movable,
+        movable=np.maximum(stock - 1, 0),
         mean_lead=ml,
         var_lead=ml * 1.5,
         mean_rest=mr,
         var_rest=mr * 1.5,
         price=price,
         salvage=0.3 * price,
-        unit_cost=unit,
-        fixed_cost=fc,
-        lead_days=lead,
+        unit_cost=unit[:n, :n],
+        fixed_cost=fc[:n, :n],
+        lead_days=lead[:n, :n],
         season_days=np.full(m, 70.0),
     )
+    if not w:
+        return inst
+    wh = rng.poisson(total * warehouse_share)[None, :].astype(np.int64)
+    return add_warehouses(inst, ["W0"], wh, np.floor(wh * 0.8).astype(np.int64), unit, fc, lead)
 
 
 def _peak_mb() -> float:
@@ -107,7 +124,7 @@ def _worker_cpu(engine: object) -> float:
 
 def run_scale(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
-    inst = network(0, args.stores, args.skus)
+    inst = network(0, args.stores, args.skus, warehouse_share=args.warehouse_share)
     t_gen = time.perf_counter() - t0
     settings = Settings(
         solver=SolverConfig(lp_bound=not args.no_bound, candidate_partners=args.partners),
@@ -137,7 +154,7 @@ def run_scale(args: argparse.Namespace) -> None:
         engine.close()
     print(
         f"scale: {args.stores} stores x {args.skus} SKU-sizes, workers={args.workers}, "
-        f"partners={args.partners}"
+        f"partners={args.partners}, warehouse share {args.warehouse_share:.0%}"
     )
     print(
         f"  instance build {t_gen:.1f} s; plan {wall:.1f} s wall (parent CPU {cpu:.1f} s), "
@@ -151,7 +168,12 @@ def run_scale(args: argparse.Namespace) -> None:
         )
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in sol.timings.items()))
     lanes = len(set(zip(sol.lines.src.tolist(), sol.lines.dst.tolist(), strict=True)))
-    print(f"  lines {len(sol.lines)}, units {int(sol.lines.units.sum())}, lanes {lanes}")
+    from_wh = inst.is_warehouse[sol.lines.src]
+    print(
+        f"  lines {len(sol.lines)} ({int(from_wh.sum())} from the warehouse), units "
+        f"{int(sol.lines.units.sum())} ({int(sol.lines.units[from_wh].sum())} from the "
+        f"warehouse), lanes {lanes}"
+    )
     gap = (bound - sol.objective) / bound if bound > 0 else float("nan")
     print(
         f"  objective {sol.objective:,.0f}; heuristic (before min-qty/pack) "
@@ -200,10 +222,10 @@ def compare_mip(inst: TransferInstance, time_limit: float, *, relaxed: bool) -> 
 
 def free_flow_lanes(inst: TransferInstance) -> np.ndarray:
     """Lanes used by the exact optimum without fixed lane costs (step 1 of the heuristic)."""
-    from stocktailor.transfers._solve import _solve_partition
+    from stocktailor.transfers._partition import solve_partition
 
     n = inst.n_stores
-    out = _solve_partition(np.arange(inst.n_skus, dtype=np.int64), inst=inst, penalty=0.0)
+    out = solve_partition(np.arange(inst.n_skus, dtype=np.int64), inst=inst, penalty=0.0)
     lanes = np.zeros((n, n), dtype=bool)
     for r in out.results:
         lanes[r.src, r.dst] = True
@@ -218,7 +240,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
     ``all`` = every candidate lane (pruned only by the exact first-unit margin test).
     Gap = (MIP - heuristic) / MIP, positive = the heuristic is worse.
     """
-    from stocktailor.transfers._solve import _finalise, _mip_lines
+    from stocktailor.transfers._finalise import finalise, mip_lines
 
     s = Settings(
         solver=SolverConfig(
@@ -245,7 +267,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
     )
     for name, lanes in sets:
         t0 = time.perf_counter()
-        res = _mip_lines(inst, s, lanes, None, 0.0, heur.lines, forced=True)
+        res = mip_lines(inst, s, lanes, None, 0.0, heur.lines, forced=True)
         tm = time.perf_counter() - t0
         if res is None:
             print(
@@ -255,8 +277,7 @@ def mip_from_scratch(inst: TransferInstance, time_limit: float, *, all_lanes: bo
             )
             continue
         lines, obj, bound = res
-        fin = _finalise(inst, lines, s, None)
-        fobj = float(fin[5].sum())
+        fobj = finalise(inst, lines, s, None).objective
         best = max(obj, fobj)
         gap = (best - heur.objective) / abs(best) if best != 0 else float("nan")
         print(
@@ -372,8 +393,9 @@ def run_truth(args: argparse.Namespace) -> None:
 
 def score_under(truth_inst: TransferInstance, plan_inst: TransferInstance, lines: object) -> float:
     """Expected season profit gained by ``lines`` (of ``plan_inst``) under ``truth_inst``'s
-    demand, after unit and shipment costs, currency (0 = no transfers)."""
-    from stocktailor.transfers._solve import LineSet, _fixed_shares, evaluate_lines
+    demand, after unit and shipment costs, currency (0 = no moves): the plan's exact value
+    (:func:`stocktailor.transfers.plan_value`), warehouse lines included."""
+    from stocktailor.transfers import LineSet, plan_value
 
     assert isinstance(lines, LineSet)
     if len(lines) == 0:
@@ -386,57 +408,97 @@ def score_under(truth_inst: TransferInstance, plan_inst: TransferInstance, lines
         np.array([spos[plan_inst.store_ids[j]] for j in lines.dst], dtype=np.int64),
         lines.units,
     )
-    gain, loss, _, _ = evaluate_lines(truth_inst, mapped)
-    uc, share = _fixed_shares(truth_inst, mapped)
-    return float((gain - loss - mapped.units * uc - share).sum())
+    return plan_value(truth_inst, mapped)
 
 
-def run_uplift(args: argparse.Namespace) -> None:
-    """Plan with the project's own forecasts, score under the generator's true demand."""
+def truth_plan_instance(net: Any, tables: Any, settings: Settings) -> TransferInstance:
+    """The joint instance of a generated network with its true demand (at the network's
+    declared prices, markdowns and promotions, when it declares them)."""
     import datetime as dt
 
     import polars as pl
 
     from stocktailor.contract import FORECAST_SCHEMA
-    from stocktailor.demand import forecast
-    from stocktailor.synth import generate
     from stocktailor.transfers import build_instance, with_daily_demand
+
+    base = build_instance(tables, net.as_of, pl.DataFrame(schema=FORECAST_SCHEMA), settings)
+    start = net.as_of + dt.timedelta(days=1)
+    end = tables.products["season_end"].max() if "season_end" in tables.products.columns else None
+    end = end or getattr(net, "season_end", None)
+    pf = net.price_factor(start, end) if hasattr(net, "price_factor") else None
+    rates = net.truth.expected_demand(start, end, price_factor=pf)
+    return with_daily_demand(base, rates, net.truth.store_ids, net.truth.skus, net.truth.dispersion)
+
+
+def frame_lines(inst: TransferInstance, frames: list[Any]) -> tuple[Any, int]:
+    """Plan lines (``sku, from_id, to_id, units`` frames) in ``inst``'s index space, and how
+    many could not be mapped (a SKU without stock to move in ``inst``)."""
+    from stocktailor.transfers import LineSet
+
+    sp = {s: i for i, s in enumerate(inst.store_ids)}
+    kp = {k: i for i, k in enumerate(inst.skus)}
+    rows = [
+        (kp.get(k), sp.get(a), sp.get(b), int(u))
+        for f in frames
+        if f is not None and f.height
+        for k, a, b, u in f.select("sku", "from_id", "to_id", "units").iter_rows()
+    ]
+    ok = [r for r in rows if None not in r[:3]]
+    if not ok:
+        return LineSet.empty(), len(rows)
+    arr = np.array(ok, dtype=np.int64)
+    return LineSet(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]), len(rows) - len(ok)
+
+
+def run_uplift(args: argparse.Namespace) -> None:
+    """The product's joint plan (ingest + run_plan, default settings) scored under the
+    generator's true demand, against the same optimiser fed the true demand."""
+    import tempfile
+    from pathlib import Path
+
+    from stocktailor import read_data_folder, run_plan
+    from stocktailor.synth import generate
 
     s = Settings(solver=SolverConfig(lp_bound=False))
     for scenario in args.scenarios:
-        ratios = []
+        caps: list[float] = []
         for seed in args.seeds:
             net = generate(scenario, seed)
-            tb, tr = net.tables, net.truth
-            empty = pl.DataFrame(schema=FORECAST_SCHEMA)
-            base = build_instance(tb, net.as_of, empty, s)
-            rates = tr.expected_demand(
-                net.as_of + dt.timedelta(days=1), tb.products["season_end"].max()
-            )
-            truth = with_daily_demand(base, rates, tr.store_ids, tr.skus, tr.dispersion)
+            with tempfile.TemporaryDirectory() as tmp:
+                net.write(tmp)
+                tables = read_data_folder(Path(tmp), settings=s)
             t0 = time.perf_counter()
+            truth = truth_plan_instance(net, tables, s)
             best = solve_instance(truth, s, method="heuristic")
             t_true = time.perf_counter() - t0
             t0 = time.perf_counter()
-            fc = forecast(tb, net.as_of, s)
-            t_fc = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            inst = build_instance(tb, net.as_of, fc, s)
-            sol = solve_instance(inst, s, method="heuristic")
+            result = run_plan(tables, net.as_of, s)
             t_plan = time.perf_counter() - t0
             up_true = score_under(truth, truth, best.lines)
-            up_fc = score_under(truth, inst, sol.lines)
-            ratio = up_fc / up_true if up_true > 0 else float("nan")
-            ratios.append(ratio)
+            lines, unmapped = frame_lines(truth, [result.allocation, result.transfers])
+            alloc, _ = frame_lines(truth, [result.allocation])
+            up = score_under(truth, truth, lines)
+            up_alloc = score_under(truth, truth, alloc)
+            true_tr = ~truth.is_warehouse[best.lines.src]
+            prod_tr = ~truth.is_warehouse[lines.src]
+            cap = up / up_true if up_true > 0 else float("nan")
+            caps.append(cap)
+            u_tw, u_ts = int(best.lines.units[~true_tr].sum()), int(best.lines.units[true_tr].sum())
             print(
                 f"uplift: {scenario} seed {seed}: true-demand plan {up_true:,.0f} "
-                f"({int(best.lines.units.sum())} units, {t_true:.1f} s); forecast plan "
-                f"{up_fc:,.0f} under true demand ({int(sol.lines.units.sum())} units, "
-                f"forecast {t_fc:.1f} s, plan {t_plan:.1f} s; it expected "
-                f"{sol.objective:,.0f}); captures {ratio:.1%}",
+                f"({u_tw} + {u_ts} units warehouse + stores, {t_true:.1f} s); "
+                f"product plan {up:,.0f} "
+                f"({int(lines.units[~prod_tr].sum())} + {int(lines.units[prod_tr].sum())} units, "
+                f"it expected {result.kpis.get('plan_objective', float('nan')):,.0f}; "
+                f"{t_plan:.1f} s with the forecast); captures {cap:.1%}; "
+                f"its transfers add {up - up_alloc:,.0f} on top of its allocation"
+                + (f"; {unmapped} lines unmapped" if unmapped else "")
+                + ("; LOSES MONEY" if up < 0 else ""),
                 flush=True,
             )
-        print(f"uplift: {scenario}: mean {np.mean(ratios):.1%}, min {np.min(ratios):.1%}")
+        ok = [c for c in caps if np.isfinite(c)]
+        if ok:
+            print(f"uplift: {scenario}: mean {np.mean(ok):.1%}, min {np.min(ok):.1%}", flush=True)
 
 
 def main() -> None:
@@ -448,6 +510,12 @@ def main() -> None:
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--partners", type=int, default=None)
     a.add_argument("--no-bound", action="store_true")
+    a.add_argument(
+        "--warehouse-share",
+        type=float,
+        default=0.0,
+        help="share of the buy at one warehouse (the joint plan); 0 = stores only",
+    )
     b = sub.add_parser("mip")
     b.add_argument("--stores", type=int, nargs="+", default=[50, 200])
     b.add_argument("--skus", type=int, default=300)
@@ -465,7 +533,9 @@ def main() -> None:
     d.add_argument("--lp-skus", type=int, default=30)
     d.add_argument("--time-limit", type=float, default=60.0)
     e = sub.add_parser("uplift")
-    e.add_argument("--scenarios", nargs="+", default=["seed-stories", "default"])
+    e.add_argument(
+        "--scenarios", nargs="+", default=["seed-stories", "default"], help="or foreign-* names"
+    )
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = p.parse_args()
     {

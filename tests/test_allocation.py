@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stocktailor.allocation import ALLOCATION_COLUMNS, allocate, allocate_arrays, holdback_shares
 from stocktailor.config import ConstraintsConfig, Settings, SolverConfig
 from stocktailor.contract import Tables
+from stocktailor.transfers import CONTEXT_COLUMNS
 from stocktailor.valuation import arrival_tail
 
 AS_OF = dt.date(2026, 2, 1)
@@ -174,15 +175,26 @@ def _tables(wh_units: int = 60) -> tuple[Tables, pl.DataFrame]:
 def test_allocate_tables_sends_more_to_the_store_that_sells_more() -> None:
     t, fc = _tables()
     out = allocate(t, AS_OF, fc, Settings())
-    assert tuple(out.columns) == ALLOCATION_COLUMNS
+    assert tuple(out.columns[: len(ALLOCATION_COLUMNS)]) == ALLOCATION_COLUMNS
+    assert tuple(out.columns[len(ALLOCATION_COLUMNS) :]) == tuple(CONTEXT_COLUMNS)
     assert set(out["from_id"]) == {"W"}
     a = out.filter(pl.col("to_id") == "A")["units"].sum()
     b = out.filter(pl.col("to_id") == "B")["units"].sum()
     assert a > b > 0
     assert (out["expected_gain"] > 0).all()
+    assert (out["net_benefit"] > 0).all()
+    np.testing.assert_allclose(out["net_benefit"], out["expected_gain"] - out["transfer_cost"])
     per_sku = out.group_by("sku").agg(pl.col("units").sum())
     assert (per_sku["units"] <= 60).all()
-    assert "holds back" in out["reason"][0]
+    reason = out["reason"][0]
+    assert reason.startswith("DC has 60 of x red") and "held back for replenishment" in reason
+    # one cover figure per end, the destination's from the line's own columns
+    top = out.row(0, named=True)
+    if top["to_on_hand"] == 0:
+        assert "is out of stock" in reason and "weeks of cover" not in reason
+    else:
+        assert reason.count("weeks of cover") == 1
+        assert f"{top['to_cover_weeks']:.1f} weeks of cover" in reason
 
 
 def test_allocate_holdback_and_capacity() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
 from stocktailor.contract import Tables
-from stocktailor.positions import haversine_km, lane_matrices, lanes_for, position_at
+from stocktailor.positions import core_sizes, haversine_km, lane_matrices, lanes_for, position_at
 
 D0 = dt.date(2026, 3, 1)
 
@@ -112,6 +112,23 @@ def test_keep_core_size_run_keeps_one_unit_of_core_sizes() -> None:
         t, _d(0), Settings(constraints=c.model_copy(update={"keep_core_size_run": False}))
     )
     assert pos2["movable"].to_list() == [3, 3, 3]
+
+
+def test_core_sizes_one_rule() -> None:
+    products = pl.DataFrame(
+        {
+            "sku": ["a-S", "a-M", "a-L", "a-XL", "b-M", "b-L", "c-OS", "d-40", "d-41", "d-42"],
+            "style": ["a", "a", "a", "a", "b", "b", "c", "d", "d", "d"],
+            "color": ["red"] * 4 + ["blue"] * 2 + ["black"] + ["tan"] * 3,
+            "size": ["S", "M", "L", "XL", "M", "L", "OS", "40", "41", "42"],
+            "size_order": [2, 3, 4, 5, 3, 4, None, 40, 41, 42],
+        }
+    )
+    # three or more sizes: all but the smallest and the largest; one or two sizes: all core
+    assert core_sizes(products) == {"a-M", "a-L", "b-M", "b-L", "c-OS", "d-41"}
+    # without size_order the size labels order the run
+    assert core_sizes(products.drop("size_order").filter(pl.col("style") == "d")) == {"d-41"}
+    assert core_sizes(products.head(0)) == set()
 
 
 def test_haversine_known_distance() -> None:

@@ -327,6 +327,12 @@ class SolverConfig(_Section):
     max_holdback_share: float = Field(
         0.6, ge=0.0, le=1.0, description="Largest share of warehouse stock held back."
     )
+    joint_warehouse: bool = Field(
+        True,
+        description="Plan warehouse stock and store stock in one optimisation (the warehouse "
+        "is a source of the transfer network, its lanes outside the per-store lane limits and "
+        "the transfer budget); False plans store-to-store moves only.",
+    )
 
 
 class SimulationConfig(_Section):

@@ -45,15 +45,21 @@ class PlanResult:
     forecast
         ``store_id, sku, week_start, mean, p10, p50, p90`` (+ ``var``), units per week.
     allocation
-        ``sku, from_id, to_id, units, expected_gain, reason`` (allocation.csv).
+        ``sku, from_id, to_id, units, expected_gain, reason`` (allocation.csv) + the columns of
+        :data:`stocktailor.transfers.ALLOCATION_COLUMNS` and ``CONTEXT_COLUMNS``.
     transfers
-        The transfers.csv columns of the contract (+ ``gain_p10, gain_p90`` band).
+        The transfers.csv columns of the contract (+ ``gain_p10, gain_p90`` band and the
+        context columns). Allocation and transfers are one joint plan
+        (:func:`stocktailor.transfers.plan_network`).
     kpis
         Headline figures (name -> number), e.g. units moved, lanes, expected net benefit.
     settings
         The settings used, as a JSON-able dict.
     data_fingerprint
         Hash of the workspace tables the plan read.
+    recommendations
+        The lines grouped by style-colour x lane with the size breakdown and cluster-level
+        groups (:func:`stocktailor.transfers.summarise_recommendations`).
     """
 
     as_of: dt.date
@@ -64,6 +70,7 @@ class PlanResult:
     kpis: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
+    recommendations: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
@@ -206,9 +213,6 @@ def run_plan(
     clusterer
         An already fitted store clusterer to reuse (default: fit one with the settings).
     """
-    from stocktailor.allocation import allocate
-    from stocktailor.transfers import plan_transfers
-
     engine = engine or LocalEngine()
     fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
     clusters: pl.DataFrame = fitted.labels_
@@ -226,9 +230,11 @@ def run_plan(
         history=history,
     )
     del history
-    curves: pl.DataFrame = estimator.curves_
-    allocation = allocate(tables, as_of, fc, settings, clusters=clusters, size_curves=curves)
-    transfers = plan_transfers(tables, as_of, fc, settings, clusters=clusters, engine=engine)
+    # the forecast is already split over sizes with the plan's one size-curve fit: the joint
+    # plan uses it as it is (one demand for the warehouse's and the stores' moves)
+    allocation, transfers, recommendations, plan_kpis = _plan_moves(
+        tables, as_of, fc, settings, clusters=clusters, engine=engine
+    )
     kpis = {
         "transfer_lines": float(transfers.height),
         "transfer_units": float(transfers["units"].sum() or 0),
@@ -236,6 +242,7 @@ def run_plan(
         "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
         "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
         "allocation_units": float(allocation["units"].sum() or 0),
+        **plan_kpis,
         "forecast_units_to_season_end": float(fc["mean"].sum() or 0.0),
         "stores": float(tables.store_ids.len()),
         "clusters": float(clusters["cluster_id"].n_unique()),
@@ -249,4 +256,46 @@ def run_plan(
         kpis=kpis,
         settings=settings.model_dump(mode="json"),
         data_fingerprint=data_fingerprint,
+        recommendations=recommendations,
     )
+
+
+def _plan_moves(
+    tables: Tables,
+    as_of: dt.date,
+    forecast: pl.DataFrame,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame,
+    engine: Engine,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """The joint allocation + transfer plan: its two halves, recommendations and figures."""
+    from stocktailor.transfers import plan_network, summarise_recommendations
+
+    plan = plan_network(
+        tables,
+        as_of,
+        forecast,
+        settings,
+        clusters=clusters,
+        engine=engine,
+    )
+    recs = summarise_recommendations(
+        plan.allocation,
+        plan.transfers,
+        clusters=clusters,
+        stores=tables.stores,
+        size_order=tables.products.select("sku", "size_order")
+        if "size_order" in tables.products.columns
+        else None,
+    )
+    lines_net = float(plan.allocation["net_benefit"].sum() or 0.0) + float(
+        plan.transfers["net_benefit"].sum() or 0.0
+    )
+    kpis = {
+        "allocation_net_benefit": float(plan.allocation["net_benefit"].sum() or 0.0),
+        "plan_objective": plan.objective,
+        "plan_lines_net_benefit": lines_net,
+        "recommendations": float(recs.height),
+    }
+    return plan.allocation, plan.transfers, recs, kpis

@@ -17,7 +17,7 @@ import polars as pl
 from stocktailor.config import ConstraintsConfig, EconomicsConfig, Settings
 from stocktailor.contract import ContractError, Tables
 
-__all__ = ["haversine_km", "lane_matrices", "lanes_for", "position_at"]
+__all__ = ["core_sizes", "haversine_km", "lane_matrices", "lanes_for", "position_at"]
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -38,22 +38,42 @@ def _economics(e: EconomicsConfig | Settings | None) -> EconomicsConfig:
     return e
 
 
-def _core_size_skus(products: pl.DataFrame) -> set[str]:
-    """SKUs whose size is neither the smallest nor the largest of their style-colour."""
-    order = "size_order" if "size_order" in products.columns else None
-    p = products
-    if order is None or p[order].null_count() == p.height:
-        p = p.with_columns(pl.col("size").rank("dense").over("style", "color").alias("_o"))
-    else:
-        p = p.with_columns(pl.col(order).fill_null(0).alias("_o"))
-    p = p.with_columns(
-        pl.col("_o").min().over("style", "color").alias("_lo"),
-        pl.col("_o").max().over("style", "color").alias("_hi"),
-        pl.len().over("style", "color").alias("_n"),
+def core_sizes(products: pl.DataFrame) -> set[str]:
+    """The SKUs that are core sizes of their style-colour.
+
+    A style-colour's sizes are ranked by ``size_order`` (ties and missing values by the size
+    label); with three or more sizes the core sizes are all but the smallest and the largest
+    (the fringe sizes), with one or two sizes every size is core (a run that short has no
+    fringe). Used wherever core sizes matter: the ``keep_core_size_run`` rule of
+    :func:`position_at`, the broken-size-run bonus of the transfer optimiser and the
+    simulator's broken-size-run effect.
+
+    Parameters
+    ----------
+    products
+        ``sku, style, color, size`` and optionally ``size_order``.
+
+    Returns
+    -------
+    set of str
+        SKUs that are core sizes.
+    """
+    if products.height == 0:
+        return set()
+    order = (
+        pl.col("size_order").cast(pl.Float64)
+        if "size_order" in products.columns
+        else pl.lit(None, dtype=pl.Float64)
     )
-    core = p.filter(
-        (pl.col("_n") >= 3) & (pl.col("_o") > pl.col("_lo")) & (pl.col("_o") < pl.col("_hi"))
+    p = (
+        products.select("sku", "style", "color", pl.col("size").cast(pl.String), order.alias("_o"))
+        .sort(["style", "color", "_o", "size", "sku"], nulls_last=True)
+        .with_columns(
+            pl.int_range(pl.len()).over("style", "color").alias("_r"),
+            pl.len().over("style", "color").alias("_n"),
+        )
     )
+    core = p.filter((pl.col("_n") < 3) | ((pl.col("_r") > 0) & (pl.col("_r") < pl.col("_n") - 1)))
     return set(core["sku"].to_list())
 
 
@@ -120,7 +140,7 @@ def position_at(
     movable = (pl.col("on_hand") - c.presentation_minimum - pl.col("_recv")).clip(lower_bound=0)
     pos = pos.with_columns(movable.alias("movable"))
     if c.keep_core_size_run:
-        core = _core_size_skus(tables.products)
+        core = core_sizes(tables.products)
         pos = pos.with_columns(
             pl.when(pl.col("sku").is_in(list(core)) & (pl.col("on_hand") > 0))
             .then(pl.min_horizontal(pl.col("movable"), pl.col("on_hand") - 1))

@@ -33,7 +33,7 @@ import polars as pl
 
 from stocktailor.config import Settings
 from stocktailor.contract import Tables
-from stocktailor.positions import lane_matrices
+from stocktailor.positions import core_sizes, lane_matrices
 
 if TYPE_CHECKING:
     from stocktailor.simulate.policies import Policy
@@ -198,8 +198,7 @@ def _core_sizes(
 ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
     """Style index per SKU and whether the SKU is a core size of its style (colour).
 
-    Core sizes are the middle sizes of a style-colour's ladder: all but the smallest and the
-    largest when it has at least three sizes, all of them otherwise.
+    Core sizes are :func:`stocktailor.positions.core_sizes`.
     """
     p = products.select(
         "sku", "style", "color", *(["size_order"] if "size_order" in products.columns else [])
@@ -216,7 +215,7 @@ def _core_sizes(
         pl.col("size_order").rank("ordinal").over("_sc").alias("_r"),
         pl.len().over("_sc").alias("_n"),
     )
-    core = ((pl.col("_n") < 3) | ((pl.col("_r") > 1) & (pl.col("_r") < pl.col("_n")))).alias("c")
+    core = pl.col("sku").is_in(list(core_sizes(products))).alias("c")
     p = p.with_columns(core)
     return (p["_g"].to_numpy().astype(np.int64) - 1), p["c"].to_numpy().astype(np.bool_)
 

@@ -336,7 +336,7 @@ class _Static:
 
 
 def _static(view: PolicyView, settings: Settings) -> _Static:
-    from stocktailor.positions import _core_size_skus
+    from stocktailor.positions import core_sizes
     from stocktailor.transfers import destination_lead_days, eligibility_matrix
 
     sp = view.space
@@ -347,7 +347,7 @@ def _static(view: PolicyView, settings: Settings) -> _Static:
     store_ids = list(sp.store_ids)
     styles = prod["style"].cast(pl.String).to_list()
     style_codes = {s: i for i, s in enumerate(sorted(set(styles)))}
-    core_set = _core_size_skus(prod)
+    core_set = core_sizes(prod)
     unit = sp.lane_cost_unit[:n_s, :n_s]
     lead = sp.lane_lead_days[:n_s, :n_s]
     w_unit = sp.lane_cost_unit[n_s:, :n_s]

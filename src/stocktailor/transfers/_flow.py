@@ -142,7 +142,8 @@ class SkuCurves:
 def _p_zero(mean: FloatArray, var: FloatArray) -> FloatArray:
     """P(D = 0) for the negative binomial / Poisson of :mod:`stocktailor.valuation`."""
     m = np.maximum(mean, 0.0)
-    nb = var > m * (1.0 + 1e-9)
+    m = np.where(m > 1e-12, m, 0.0)  # no demand (denormal rates would underflow the log)
+    nb = (var > m * (1.0 + 1e-9)) & (m > 0)
     out = np.exp(-m)
     if nb.any():
         mn, vn = m[nb], var[nb]
@@ -177,32 +178,66 @@ def build_sku_curves(
     margin = float(inst.price[s] - inst.salvage[s])
     if margin <= 0:
         return None
-    mv = inst.movable[:, s]
-    src = np.nonzero(mv > 0)[0]
+    src = np.nonzero(inst.movable[:, s] > 0)[0]
     if lane_open is not None:
         src = src[lane_open[src].any(axis=1)]
     if src.shape[0] == 0:
         return None
-    n = inst.n_stores
     if min_out is None or min_in is None:
         min_out, min_in = cheapest_lanes(inst.unit_cost)
-    x_all = np.maximum(inst.stock[:, s], 0)
-    elig = np.ones(n, dtype=bool) if inst.eligible is None else inst.eligible[:, s]
+    first = _first_gains(inst, s, margin, src, bonus, min_in, lane_open)
+    if first is None:
+        return None
+    cand, w1 = first
+    sources = _sources(inst, s, margin, src, cand, w1, min_out, lane_open)
+    if sources is None:
+        return None
+    src, units_s, loss, live = sources
+    # destinations whose first unit can beat the cheapest source + lane
+    if lane_open is None:
+        thr_c = float((loss[:, 0]).min()) + min_in[cand]
+    else:
+        sc = np.ix_(src, cand)
+        thr_c = np.where(lane_open[sc], loss[:, :1] + inst.unit_cost[sc], np.inf).min(axis=0)
+    d_ok = w1 - thr_c > _EPS
+    dests = _dest_curves(inst, s, margin, cand[d_ok], thr_c[d_ok], int(units_s.sum()), bonus)
+    if dests is None:
+        return None
+    dst, units_d, gain = dests
+    # no source ships more than all destinations can take (exact; bounds a warehouse's curve)
+    units_s = np.minimum(units_s, int(units_d.sum()))
+    width = int(units_s.max())
+    if width > loss.shape[1]:  # only sources without demand (loss 0) reach past the table
+        pad = np.where(live[:, None], np.inf, 0.0) * np.ones((1, width - loss.shape[1]))
+        loss = np.concatenate([loss, pad], axis=1)
+    return SkuCurves(s, src, units_s, loss[:, :width], dst, units_d, gain)
+
+
+def _first_gains(
+    inst: TransferInstance,
+    s: int,
+    margin: float,
+    src: IntArray,
+    bonus: FloatArray | None,
+    min_in: FloatArray,
+    lane_open: BoolArray | None,
+) -> tuple[IntArray, FloatArray] | None:
+    """Candidate destinations of SKU ``s`` and the value of a first unit arriving there."""
+    elig = np.ones(inst.n_stores, dtype=bool) if inst.eligible is None else inst.eligible[:, s]
     # cheap upper bound of the first-unit gain, P(D_rest >= 1), screens out most stores
     ub = margin * (1.0 - _p_zero(inst.mean_rest[:, s], inst.var_rest[:, s]))
     if bonus is not None:
         ub = ub + bonus
-    ok_d = elig & (ub > min_in + _EPS)
+    ok_d = elig & ~inst.is_warehouse & (ub > min_in + _EPS)
     if lane_open is not None:
         ok_d &= lane_open[src].any(axis=0)
     cand = np.nonzero(ok_d)[0]
     if cand.shape[0] == 0:
         return None
-    # first-unit gain at every candidate store
     w1 = (
         margin
         * arrival_tail(
-            x_all[cand],
+            np.maximum(inst.stock[cand, s], 0),
             inst.mean_lead[cand, s],
             inst.var_lead[cand, s],
             inst.mean_rest[cand, s],
@@ -212,55 +247,77 @@ def build_sku_curves(
     )
     if bonus is not None:
         w1 = w1 + bonus[cand]
-    best_w1 = float(w1.max())
-    # source losses of the top units
-    xs = x_all[src]
-    mean_season = inst.mean_lead[src, s] + inst.mean_rest[src, s]
-    var_season = inst.var_lead[src, s] + inst.var_rest[src, s]
-    tail_s = prob_at_least(mean_season, var_season, int(xs.max()))
-    umax = int(mv[src].max())
-    k = np.arange(umax)
-    col = xs[:, None] - 1 - k[None, :]  # P(D >= X - k) sits in column X - k - 1
-    valid = k[None, :] < mv[src][:, None]
-    loss = margin * np.where(
-        valid, tail_s[np.arange(src.shape[0])[:, None], np.maximum(col, 0)], np.inf
-    )
+    return cand, w1
+
+
+def _sources(
+    inst: TransferInstance,
+    s: int,
+    margin: float,
+    src: IntArray,
+    cand: IntArray,
+    w1: FloatArray,
+    min_out: FloatArray,
+    lane_open: BoolArray | None,
+) -> tuple[IntArray, IntArray, FloatArray, BoolArray] | None:
+    """Sources of SKU ``s`` whose units can pay somewhere: stores, units, loss curves (the
+    k-th unit shipped costs ``margin * P(D >= X - k + 1)``) and which sources have demand.
+
+    A source without demand (a warehouse) loses nothing by shipping: its curve is 0 for any
+    number of units, so its table may be narrower than its unit count.
+    """
+    mv = inst.movable[src, s]
+    mean = inst.mean_lead[src, s] + inst.mean_rest[src, s]
+    live = mean > 1e-12
+    width = int(mv[live].max()) if live.any() else 1
+    k = np.arange(width)
+    loss = np.where(k[None, :] < mv[:, None], 0.0, np.inf)
+    if live.any():
+        rows = np.nonzero(live)[0]
+        xs = np.maximum(inst.stock[src[rows], s], 0)
+        var = inst.var_lead[src[rows], s] + inst.var_rest[src[rows], s]
+        tail = prob_at_least(mean[rows], var, int(xs.max()))
+        col = xs[:, None] - 1 - k[None, :]  # P(D >= X - k) sits in column X - k - 1
+        valid = k[None, :] < mv[rows][:, None]
+        loss[rows] = margin * np.where(
+            valid, tail[np.arange(rows.shape[0])[:, None], np.maximum(col, 0)], np.inf
+        )
     if lane_open is None:
-        thr_s = best_w1 - min_out[src]
+        thr_s = float(w1.max()) - min_out[src]
     else:
         sc = np.ix_(src, cand)
         thr_s = np.where(lane_open[sc], w1[None, :] - inst.unit_cost[sc], -np.inf).max(axis=1)
-    can = loss < thr_s[:, None] - _EPS
-    units_s = can.sum(axis=1)
+    units_s = (loss < thr_s[:, None] - _EPS).sum(axis=1)
+    # a source without demand ships any number of units at no loss
+    units_s = np.where(live, units_s, np.where(thr_s > _EPS, mv, 0)).astype(np.int64)
     keep = units_s > 0
     if not keep.any():
         return None
-    src, units_s, loss = src[keep], units_s[keep].astype(np.int64), loss[keep]
-    loss = loss[:, : int(units_s.max())]
-    # destinations whose first unit can beat the cheapest source + lane
-    if lane_open is None:
-        thr_c = float((loss[:, 0]).min()) + min_in[cand]
-    else:
-        sc = np.ix_(src, cand)
-        thr_c = np.where(lane_open[sc], loss[:, :1] + inst.unit_cost[sc], np.inf).min(axis=0)
-    d_ok = w1 - thr_c > _EPS
-    dst = cand[d_ok]
+    loss = loss[keep]
+    units_s = units_s[keep]
+    live_k = live[keep]
+    cap = int(units_s[live_k].max()) if live_k.any() else 1
+    return src[keep], units_s, loss[:, : max(min(cap, loss.shape[1]), 1)], live_k
+
+
+def _dest_curves(
+    inst: TransferInstance,
+    s: int,
+    margin: float,
+    dst: IntArray,
+    thr: FloatArray,
+    total: int,
+    bonus: FloatArray | None,
+) -> tuple[IntArray, IntArray, FloatArray] | None:
+    """Destination units of SKU ``s`` that can pay (gain above ``thr``) and their curves."""
     if dst.shape[0] == 0:
         return None
-    total = int(units_s.sum())
-    thr = thr_c[d_ok]
-    # how many arriving units can pay: try a width from the demand spread, widen if needed
+    x = np.maximum(inst.stock[dst, s], 0)
     mr, vr = inst.mean_rest[dst, s], inst.var_rest[dst, s]
+    # how many arriving units can pay: try a width from the demand spread, widen if needed
     width = int(min(total, np.ceil((mr + 8.0 * np.sqrt(np.maximum(vr, mr)) + 4.0).max())))
     while True:
-        tail_d = arrival_tail(
-            x_all[dst],
-            inst.mean_lead[dst, s],
-            inst.var_lead[dst, s],
-            mr,
-            vr,
-            width,
-        )
+        tail_d = arrival_tail(x, inst.mean_lead[dst, s], inst.var_lead[dst, s], mr, vr, width)
         gain = margin * tail_d
         if bonus is not None:
             gain[:, 0] += bonus[dst]
@@ -273,8 +330,7 @@ def build_sku_curves(
     dst, units_d, gain = dst[dkeep], units_d[dkeep], gain[dkeep]
     if dst.shape[0] == 0:
         return None
-    gain = gain[:, : int(units_d.max())]
-    return SkuCurves(s, src, units_s, loss, dst, units_d, gain)
+    return dst, units_d, gain[:, : int(units_d.max())]
 
 
 def model_from_curves(
@@ -487,12 +543,24 @@ def cheapest_lanes(cost: FloatArray) -> tuple[FloatArray, FloatArray]:
     return c2.min(axis=1), c2.min(axis=0)
 
 
-def _ragged(values: FloatArray, counts: IntArray) -> tuple[IntArray, FloatArray]:
-    """Row index and value of the first ``counts[r]`` entries of each row."""
+def _segments(
+    values: FloatArray, counts: IntArray, sign: float
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Arcs of the first ``counts[r]`` entries of each row: row, integer cost (``sign *
+    value`` in micro-currency) and capacity. Consecutive units of a row with the same cost
+    share one arc (parallel arcs of equal cost: the same optimum with fewer arcs; a
+    warehouse's curve of zeros becomes a single arc)."""
     k = np.arange(values.shape[1])
     mask = k[None, :] < counts[:, None]
-    rows = np.nonzero(mask)[0]
-    return rows.astype(np.int64), values[mask]
+    rows = np.nonzero(mask)[0].astype(np.int64)
+    cost = np.round(sign * values[mask] * SCALE).astype(np.int64)
+    if rows.shape[0] == 0:
+        return rows, cost, np.zeros(0, dtype=np.int64)
+    new = np.ones(rows.shape[0], dtype=bool)
+    new[1:] = (rows[1:] != rows[:-1]) | (cost[1:] != cost[:-1])
+    starts = np.flatnonzero(new)
+    caps = np.diff(np.append(starts, rows.shape[0])).astype(np.int64)
+    return rows[starts], cost[starts], caps
 
 
 def solve_sku_objective(model: SkuModel, surcharge: FloatArray) -> float:
@@ -510,13 +578,13 @@ def solve_sku(model: SkuModel) -> IntArray:
 def _solve(model: SkuModel, lane_cost: FloatArray) -> tuple[IntArray, float]:
     ns, nd = model.src.shape[0], model.dst.shape[0]
     t = 2 * ns + nd
-    ur, uv = _ragged(model.loss, model.src_units)
-    dr, dv = _ragged(model.gain, model.dst_units)
+    ur, uc, ucap = _segments(model.loss, model.src_units, 1.0)
+    dr, dc, dcap = _segments(model.gain, model.dst_units, -1.0)
     nl = model.lane_i.shape[0]
     tails = np.concatenate(
         [
             np.arange(ns),  # keep
-            ur,  # ship unit arcs u_i -> o_i
+            ur,  # ship arcs u_i -> o_i (runs of equal cost)
             ns + model.lane_i,  # lanes o_i -> d_j
             2 * ns + dr,  # receive arcs d_j -> T
         ]
@@ -532,17 +600,17 @@ def _solve(model: SkuModel, lane_cost: FloatArray) -> tuple[IntArray, float]:
     caps = np.concatenate(
         [
             model.src_units,
-            np.ones(ur.shape[0], dtype=np.int64),
+            ucap,
             model.lane_cap,
-            np.ones(dr.shape[0], dtype=np.int64),
+            dcap,
         ]
     ).astype(np.int64)
     costs = np.concatenate(
         [
-            np.zeros(ns),
-            np.round(uv * SCALE),
-            np.round(lane_cost * SCALE),
-            -np.round(dv * SCALE),
+            np.zeros(ns, dtype=np.int64),
+            uc,
+            np.round(lane_cost * SCALE).astype(np.int64),
+            dc,
         ]
     ).astype(np.int64)
     supplies = np.zeros(t + 1, dtype=np.int64)

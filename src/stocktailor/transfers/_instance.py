@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 __all__ = [
     "TransferInstance",
+    "add_warehouses",
     "destination_lead_days",
     "windows_from_daily_rates",
     "with_daily_demand",
@@ -22,7 +23,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class TransferInstance:
-    """A store-to-store rebalancing problem over ``n`` stores and ``m`` SKU-sizes.
+    """A rebalancing problem over ``n`` locations and ``m`` SKU-sizes.
+
+    Locations are selling stores and, optionally, warehouses (``warehouse``): a warehouse is a
+    source only (no demand, never a destination); its lanes are not counted in the per-store
+    lane limits nor in the transfer budget. With warehouses the instance is the joint plan:
+    warehouse stock and store stock move in one optimisation per SKU-size.
 
     Attributes
     ----------
@@ -58,6 +64,8 @@ class TransferInstance:
         Lanes allowed at all (e.g. the N nearest partners), ``(n, n)`` bool; None = all.
     style_color, core_size
         Style-colour key and core-size flag per SKU, for the broken-size-run option.
+    warehouse
+        Which locations are warehouses, ``(n,)`` bool; None = none (stores only).
     """
 
     store_ids: list[str]
@@ -80,6 +88,7 @@ class TransferInstance:
     lane_mask: BoolArray | None = field(default=None)
     style_color: list[str] | None = None
     core_size: BoolArray | None = None
+    warehouse: BoolArray | None = None
 
     def __post_init__(self) -> None:
         n, m = len(self.store_ids), len(self.skus)
@@ -105,6 +114,18 @@ class TransferInstance:
         if self.headroom is not None and self.headroom.shape != (n,):
             msg = f"TransferInstance.headroom: expected shape {(n,)}"
             raise ValueError(msg)
+        if self.warehouse is not None:
+            if self.warehouse.shape != (n,):
+                msg = f"TransferInstance.warehouse: expected shape {(n,)}"
+                raise ValueError(msg)
+            wh = self.warehouse
+            season = self.mean_lead[wh] + self.mean_rest[wh]
+            if (season > 0).any():
+                msg = "TransferInstance: warehouse rows must have no demand"
+                raise ValueError(msg)
+            if self.eligible is not None and self.eligible[wh].any():
+                msg = "TransferInstance.eligible: a warehouse is never a destination"
+                raise ValueError(msg)
 
     @property
     def n_stores(self) -> int:
@@ -113,6 +134,23 @@ class TransferInstance:
     @property
     def n_skus(self) -> int:
         return len(self.skus)
+
+    @property
+    def is_warehouse(self) -> BoolArray:
+        """``(n,)`` bool, True for warehouses."""
+        if self.warehouse is None:
+            return np.zeros(self.n_stores, dtype=bool)
+        return self.warehouse
+
+    @property
+    def has_warehouses(self) -> bool:
+        return self.warehouse is not None and bool(self.warehouse.any())
+
+    def store_lanes(self) -> BoolArray:
+        """``(n, n)`` bool: lanes between two stores (those the lane limits and budget count)."""
+        st = ~self.is_warehouse
+        out: BoolArray = st[:, None] & st[None, :]
+        return out
 
     def take_skus(self, cols: IntArray) -> TransferInstance:
         """The instance restricted to the SKU columns ``cols`` (local column ``a`` = ``cols[a]``).
@@ -230,16 +268,91 @@ def with_daily_demand(
     """
     s_pos = {s: i for i, s in enumerate(store_ids)}
     k_pos = {s: i for i, s in enumerate(skus)}
-    missing = [s for s in inst.store_ids if s not in s_pos] + [
-        k for k in inst.skus if k not in k_pos
-    ]
+    sell = ~inst.is_warehouse  # warehouses have no demand
+    rows = [s for s, ok in zip(inst.store_ids, sell.tolist(), strict=True) if ok]
+    missing = [s for s in rows if s not in s_pos] + [k for k in inst.skus if k not in k_pos]
     if missing:
         msg = f"daily demand has no column for {missing[0]!r}"
         raise ValueError(msg)
-    ri = np.array([s_pos[s] for s in inst.store_ids], dtype=np.int64)
+    ri = np.array([s_pos[s] for s in rows], dtype=np.int64)
     ci = np.array([k_pos[k] for k in inst.skus], dtype=np.int64)
     sub = rates[:, ri][:, :, ci]
-    lead = destination_lead_days(inst.lead_days, inst.unit_cost)
+    lead = destination_lead_days(inst.lead_days, inst.unit_cost)[sell]
     days = None if inst.season_days is None else inst.season_days.astype(np.int64)
-    ml, vl, mr, vr = windows_from_daily_rates(sub, lead, dispersion, season_days=days)
-    return dataclasses.replace(inst, mean_lead=ml, var_lead=vl, mean_rest=mr, var_rest=vr)
+    windows = windows_from_daily_rates(sub, lead, dispersion, season_days=days)
+    full = []
+    for w in windows:
+        a = np.zeros((inst.n_stores, inst.n_skus))
+        a[sell] = w
+        full.append(a)
+    return dataclasses.replace(
+        inst, mean_lead=full[0], var_lead=full[1], mean_rest=full[2], var_rest=full[3]
+    )
+
+
+def add_warehouses(
+    inst: TransferInstance,
+    warehouse_ids: list[str],
+    stock: IntArray,
+    movable: IntArray,
+    unit_cost: FloatArray,
+    fixed_cost: FloatArray,
+    lead_days: IntArray,
+) -> TransferInstance:
+    """The joint instance: ``inst`` (stores only) with warehouses appended as sources.
+
+    Parameters
+    ----------
+    inst
+        A store-only instance (``n`` stores).
+    warehouse_ids
+        The ``w`` warehouses, appended after the stores in this order.
+    stock, movable
+        Warehouse units on hand (+ inbound) and units that may ship now (after the holdback),
+        ``(w, m)``.
+    unit_cost, fixed_cost, lead_days
+        Lanes over stores then warehouses, ``(n + w, n + w)`` (row = from); the store block
+        replaces the instance's own.
+
+    Returns
+    -------
+    TransferInstance
+        ``n + w`` locations; warehouse rows have no demand, are never destinations and have
+        unlimited headroom.
+    """
+    if inst.warehouse is not None and inst.warehouse.any():
+        msg = "add_warehouses: the instance already has warehouses"
+        raise ValueError(msg)
+    w, m = len(warehouse_ids), inst.n_skus
+    n = inst.n_stores
+    if stock.shape != (w, m) or movable.shape != (w, m):
+        msg = f"add_warehouses: stock and movable must have shape {(w, m)}"
+        raise ValueError(msg)
+    zeros = np.zeros((w, m))
+    elig = np.ones((n, m), dtype=bool) if inst.eligible is None else inst.eligible
+    head = None
+    if inst.headroom is not None:
+        big = np.iinfo(np.int64).max // 4
+        head = np.concatenate([inst.headroom, np.full(w, big, dtype=np.int64)])
+    mask = None
+    if inst.lane_mask is not None:
+        mask = np.zeros((n + w, n + w), dtype=bool)
+        mask[:n, :n] = inst.lane_mask
+        mask[n:, :n] = True
+    return dataclasses.replace(
+        inst,
+        store_ids=[*inst.store_ids, *warehouse_ids],
+        stock=np.vstack([inst.stock, stock.astype(np.int64)]),
+        movable=np.vstack([inst.movable, movable.astype(np.int64)]),
+        mean_lead=np.vstack([inst.mean_lead, zeros]),
+        var_lead=np.vstack([inst.var_lead, zeros]),
+        mean_rest=np.vstack([inst.mean_rest, zeros]),
+        var_rest=np.vstack([inst.var_rest, zeros]),
+        unit_cost=unit_cost,
+        fixed_cost=fixed_cost,
+        lead_days=lead_days,
+        eligible=np.vstack([elig, np.zeros((w, m), dtype=bool)]),
+        headroom=head,
+        lane_mask=mask,
+        warehouse=np.concatenate([np.zeros(n, dtype=bool), np.ones(w, dtype=bool)]),
+    )

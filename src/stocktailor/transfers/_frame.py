@@ -1,0 +1,359 @@
+"""A solved plan as allocation.csv and transfers.csv lines a planner can read.
+
+Every line carries the position of both ends before the plan (units, weekly demand and weeks of
+cover, computed once here and used both in the columns and in the sentence), what the plan
+sends into the destination and out of the source in total, and a ``recommendation_id`` that
+groups the sizes of one style-colour on one lane.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from stocktailor.contract import TRANSFERS_SCHEMA
+from stocktailor.transfers._instance import TransferInstance
+from stocktailor.transfers._lines import LineSet
+from stocktailor.transfers._solve import TransferSolution
+
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "CONTEXT_COLUMNS",
+    "TRANSFER_COLUMNS",
+    "plan_frames",
+    "solution_frame",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+TRANSFER_COLUMNS: tuple[str, ...] = tuple(TRANSFERS_SCHEMA)
+"""transfers.csv: the contract's columns and ``gain_p10, gain_p90``."""
+
+CONTEXT_COLUMNS: dict[str, pl.DataType] = {
+    "recommendation_id": pl.String(),
+    "marginal_net_benefit": pl.Float64(),
+    "net_p10": pl.Float64(),
+    "net_p90": pl.Float64(),
+    "from_on_hand": pl.Int64(),
+    "to_on_hand": pl.Int64(),
+    "from_weekly_demand": pl.Float64(),
+    "to_weekly_demand": pl.Float64(),
+    "from_cover_weeks": pl.Float64(),
+    "to_cover_weeks": pl.Float64(),
+    "from_outbound_units": pl.Int64(),
+    "to_inbound_units": pl.Int64(),
+}
+"""Columns added to both frames: ``recommendation_id`` (one style-colour on one lane),
+``marginal_net_benefit`` (the plan's value with the line minus without it, every other line
+kept, currency: what rejecting only this line costs; the lane's shipment cost counts only for a
+line alone on its lane), ``net_p10``/``net_p90`` (a normal 80% band of the net benefit from the
+standard deviation of the units sold at the destination and given up at the source, currency:
+``net_p10 < 0`` = the line may lose money), each
+end's units before the plan (on hand + in transit), its weekly demand (remaining-season average,
+units per week) and weeks of cover (null without demand), and the plan's total units out of the
+source and into the destination for the line's SKU (this line included)."""
+
+ALLOCATION_COLUMNS: tuple[str, ...] = (
+    "sku",
+    "from_id",
+    "to_id",
+    "units",
+    "expected_gain",
+    "reason",
+    "style",
+    "color",
+    "size",
+    "ship_date",
+    "arrival_date",
+    "transfer_cost",
+    "net_benefit",
+    "gain_p10",
+    "gain_p90",
+)
+"""allocation.csv: the contract's columns, then what transfers.csv also has. ``expected_gain``
+is the marginal expected gain at the store before the lane cost; ``net_benefit = expected_gain
+- transfer_cost``."""
+
+
+_Z90 = 1.2815515655446004
+"""The standard normal's 90% quantile."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Per-line figures of a plan (index space of the instance)."""
+
+    item: list[str]
+    style: list[str]
+    color: list[str]
+    size: list[str]
+    names: list[str]
+    stock_src: IntArray
+    stock_dst: IntArray
+    week_src: FloatArray
+    week_dst: FloatArray
+    cover_src: FloatArray
+    cover_dst: FloatArray
+    out_tot: IntArray
+    in_tot: IntArray
+    held: IntArray
+
+
+def _product_info(
+    inst: TransferInstance, products: pl.DataFrame | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Style, colour, size and readable item name per SKU column."""
+    info: dict[str, tuple[str, str, str, str]] = {}
+    if products is not None:
+        cols = products.columns
+        for rec in products.filter(pl.col("sku").is_in(inst.skus)).iter_rows(named=True):
+            label = next(
+                (str(rec[c]) for c in ("name", "style_name") if c in cols and rec.get(c)),
+                str(rec["style"]),
+            )
+            info[rec["sku"]] = (str(rec["style"]), str(rec["color"]), str(rec["size"]), label)
+    per = [info.get(k, (inst.styles[i], "", "", k)) for i, k in enumerate(inst.skus)]
+    item = [" ".join(x for x in (lab, col, size) if x) for _, col, size, lab in per]
+    return [p[0] for p in per], [p[1] for p in per], [p[2] for p in per], item
+
+
+def _context(
+    inst: TransferInstance,
+    lines: LineSet,
+    products: pl.DataFrame | None,
+    stores: pl.DataFrame | None,
+    movable: IntArray,
+) -> _Context:
+    """Both ends of every line before the plan, and the plan's totals per SKU and location."""
+    names = list(inst.store_ids)
+    if stores is not None and "name" in stores.columns:
+        nm = dict(zip(stores["store_id"].to_list(), stores["name"].to_list(), strict=True))
+        names = [str(nm.get(s) or s) for s in inst.store_ids]
+    style, color, size, item = _product_info(inst, products)
+    days = np.maximum(
+        inst.season_days if inst.season_days is not None else np.full(inst.n_skus, 7.0), 1.0
+    )
+    weekly = (inst.mean_lead + inst.mean_rest) / days[None, :] * 7.0  # units per week
+    stock = np.maximum(inst.stock, 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cover = np.where(weekly > 1e-9, stock / weekly, np.nan)
+    n, m = inst.n_stores, inst.n_skus
+    out_tot = np.zeros((n, m), dtype=np.int64)
+    in_tot = np.zeros((n, m), dtype=np.int64)
+    np.add.at(out_tot, (lines.src, lines.sku), lines.units)
+    np.add.at(in_tot, (lines.dst, lines.sku), lines.units)
+    s, d, k = lines.src, lines.dst, lines.sku
+    return _Context(
+        item=item,
+        style=style,
+        color=color,
+        size=size,
+        names=names,
+        stock_src=stock[s, k],
+        stock_dst=stock[d, k],
+        week_src=weekly[s, k],
+        week_dst=weekly[d, k],
+        cover_src=cover[s, k],
+        cover_dst=cover[d, k],
+        out_tot=out_tot[s, k],
+        in_tot=in_tot[d, k],
+        held=np.maximum(stock - movable, 0)[s, k],
+    )
+
+
+def _money(x: float) -> str:
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
+
+
+def _end_text(name: str, units: int, weekly: float, cover: float, item: str | None) -> str:
+    """``name`` holds ``units`` (of ``item``): weeks of cover at its weekly demand."""
+    what = f" of {item}" if item else ""
+    if not np.isfinite(cover):
+        return f"{name} holds {units}{what} and has no demand forecast for it this season"
+    if units <= 0:
+        return f"{name} is out of stock{what} and sells {weekly:.1f} a week"
+    return f"{name} holds {units}{what}: {cover:.1f} weeks of cover at {weekly:.1f} a week"
+
+
+def _reasons(
+    ctx: _Context, lines: LineSet, net: FloatArray, wh: npt.NDArray[np.bool_]
+) -> list[str]:
+    """One sentence per line; each end's cover figure appears once."""
+    out = []
+    for a in range(len(lines)):
+        src, dst, k = int(lines.src[a]), int(lines.dst[a]), int(lines.sku[a])
+        q = int(lines.units[a])
+        if wh[src]:
+            s_txt = f"{ctx.names[src]} has {int(ctx.stock_src[a])} of {ctx.item[k]} in stock"
+            if ctx.held[a] > 0:
+                s_txt += f", {int(ctx.held[a])} held back for replenishment"
+        else:
+            s_txt = _end_text(
+                ctx.names[src],
+                int(ctx.stock_src[a]),
+                float(ctx.week_src[a]),
+                float(ctx.cover_src[a]),
+                ctx.item[k],
+            )
+        if ctx.out_tot[a] > q:
+            s_txt += f" and ships {int(ctx.out_tot[a])} in this plan"
+        d_txt = _end_text(
+            ctx.names[dst],
+            int(ctx.stock_dst[a]),
+            float(ctx.week_dst[a]),
+            float(ctx.cover_dst[a]),
+            None,
+        )
+        if ctx.in_tot[a] > q:
+            d_txt += f", and receives {int(ctx.in_tot[a])} in this plan ({q} on this line)"
+        verb = "allocating" if wh[src] else "moving"
+        out.append(f"{s_txt}; {d_txt}; {verb} {q} units adds {_money(float(net[a]))} net")
+    return out
+
+
+def _recommendation_ids(frame: pl.DataFrame, as_of: dt.date, prefix: str) -> pl.DataFrame:
+    """``recommendation_id`` per style-colour x lane, numbered by total net benefit."""
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(None, dtype=pl.String).alias("recommendation_id"))
+    keys = ["style", "color", "from_id", "to_id"]
+    groups = (
+        frame.group_by(keys)
+        .agg(pl.col("net_benefit").sum().alias("_tot"))
+        .sort(["_tot", *keys], descending=[True, False, False, False, False])
+        .with_row_index("_k", offset=1)
+        .select(
+            *keys,
+            pl.format(
+                "{}{}-{}",
+                pl.lit(prefix),
+                pl.lit(f"{as_of:%Y%m%d}"),
+                pl.col("_k").cast(pl.String).str.zfill(5),
+            ).alias("recommendation_id"),
+        )
+    )
+    return frame.join(groups, on=keys, how="left", maintain_order="left")
+
+
+def _lines_frame(
+    inst: TransferInstance,
+    sol: TransferSolution,
+    as_of: dt.date,
+    products: pl.DataFrame | None,
+    stores: pl.DataFrame | None,
+    movable: IntArray,
+) -> pl.DataFrame:
+    """Every line of the solution with its P&L and context, sorted by net benefit."""
+    lines = sol.lines
+    order = np.lexsort((lines.dst, lines.src, lines.sku, -np.round(sol.net_benefit, 6)))
+    ln = lines.take(order)
+    net = sol.net_benefit[order]
+    marginal = net if sol.marginal_net_benefit is None else sol.marginal_net_benefit[order]
+    sd = np.zeros(len(order)) if sol.value_sd is None else sol.value_sd[order]
+    wh = inst.is_warehouse
+    ctx = _context(inst, ln, products, stores, movable)
+    ids = np.array(inst.store_ids, dtype=object)
+    k = ln.sku.tolist()
+    ship = as_of + dt.timedelta(days=1)
+    frame = pl.DataFrame(
+        {
+            "sku": [inst.skus[j] for j in k],
+            "style": [ctx.style[j] for j in k],
+            "color": [ctx.color[j] for j in k],
+            "size": [ctx.size[j] for j in k],
+            "from_id": ids[ln.src].tolist(),
+            "to_id": ids[ln.dst].tolist(),
+            "units": ln.units.astype(np.int64),
+            "lead": sol.lead_days[order].astype(np.int64),
+            "transfer_cost": sol.transfer_cost[order].astype(np.float64),
+            "expected_gain": sol.gain[order].astype(np.float64),
+            "expected_source_loss": sol.source_loss[order].astype(np.float64),
+            "net_benefit": net.astype(np.float64),
+            "marginal_net_benefit": marginal.astype(np.float64),
+            "net_p10": (net - _Z90 * sd).astype(np.float64),
+            "net_p90": (net + _Z90 * sd).astype(np.float64),
+            "reason": _reasons(ctx, ln, net, wh),
+            "gain_p10": sol.gain_p10[order].astype(np.float64),
+            "gain_p90": sol.gain_p90[order].astype(np.float64),
+            "from_on_hand": ctx.stock_src.astype(np.int64),
+            "to_on_hand": ctx.stock_dst.astype(np.int64),
+            "from_weekly_demand": np.where(wh[ln.src], np.nan, ctx.week_src),
+            "to_weekly_demand": ctx.week_dst,
+            "from_cover_weeks": np.where(wh[ln.src], np.nan, ctx.cover_src),
+            "to_cover_weeks": ctx.cover_dst,
+            "from_outbound_units": ctx.out_tot.astype(np.int64),
+            "to_inbound_units": ctx.in_tot.astype(np.int64),
+            "_wh": wh[ln.src],
+        },
+        strict=False,
+    ).with_columns(
+        pl.col(
+            "from_weekly_demand", "to_weekly_demand", "from_cover_weeks", "to_cover_weeks"
+        ).fill_nan(None),
+        pl.lit(ship, dtype=pl.Date).alias("ship_date"),
+        (pl.lit(ship, dtype=pl.Date) + pl.duration(days=pl.col("lead"))).alias("arrival_date"),
+    )
+    return frame
+
+
+def plan_frames(
+    inst: TransferInstance,
+    sol: TransferSolution,
+    as_of: dt.date,
+    products: pl.DataFrame | None = None,
+    stores: pl.DataFrame | None = None,
+    *,
+    movable: IntArray | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The plan's allocation lines (from warehouses) and transfer lines (between stores).
+
+    Parameters
+    ----------
+    movable
+        Units that could ship before the plan, ``(n, m)`` (a warehouse's stock less the
+        holdback); default the instance's.
+
+    Returns
+    -------
+    tuple
+        ``(allocation, transfers)``: :data:`ALLOCATION_COLUMNS` and :data:`TRANSFER_COLUMNS`,
+        each followed by :data:`CONTEXT_COLUMNS`, sorted by net benefit (descending).
+    """
+    mv = inst.movable if movable is None else movable
+    if len(sol.lines) == 0:
+        frame = pl.DataFrame(schema={"_wh": pl.Boolean})
+    else:
+        frame = _lines_frame(inst, sol, as_of, products, stores, mv)
+    tr_schema = {**TRANSFERS_SCHEMA, **CONTEXT_COLUMNS}
+    al_schema = {c: tr_schema[c] for c in ALLOCATION_COLUMNS} | CONTEXT_COLUMNS
+    if frame.height == 0:
+        return pl.DataFrame(schema=al_schema), pl.DataFrame(schema=tr_schema)
+    tr = frame.filter(~pl.col("_wh"))
+    tr = tr.with_columns(
+        pl.format(
+            "T{}-{}",
+            pl.lit(f"{as_of:%Y%m%d}"),
+            pl.int_range(1, tr.height + 1).cast(pl.String).str.zfill(5),
+        ).alias("transfer_id")
+    )
+    tr = _recommendation_ids(tr, as_of, "RT")
+    al = _recommendation_ids(frame.filter(pl.col("_wh")), as_of, "RA")
+    return (
+        al.select(list(al_schema)).cast(al_schema),  # type: ignore[arg-type]
+        tr.select(list(tr_schema)).cast(tr_schema),  # type: ignore[arg-type]
+    )
+
+
+def solution_frame(
+    inst: TransferInstance,
+    sol: TransferSolution,
+    as_of: dt.date,
+    products: pl.DataFrame | None = None,
+    stores: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The store-to-store lines of a solution (:func:`plan_frames`' second frame)."""
+    return plan_frames(inst, sol, as_of, products, stores)[1]
