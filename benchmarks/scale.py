@@ -7,10 +7,10 @@ What a user runs, one `stocktailor` process per command under `/usr/bin/time -v`
 
 1. ``generate`` the ``scale`` network and ``ingest`` it once (kept in ``OUT``);
 2. per engine, a fresh copy of the workspace and ``stocktailor run`` from nothing stored
-   (clusters, demand, forecast, allocation, transfers): wall time, peak resident memory of the
-   largest process, seconds per step;
-3. then, with the forecast stored, the transfers output removed and ``stocktailor rebalance``
-   alone (only the transfers step runs);
+   (clusters, demand, forecast, plan: allocation and transfers): wall time, peak resident
+   memory of the largest process, seconds per step;
+3. then, with the forecast stored, the plan output removed and ``stocktailor rebalance``
+   alone (only the plan step runs: allocation and transfers are one optimisation);
 4. the engines' stored outputs compared (same plan).
 
 The weekly forecast is written and read in parts (``forecast_parts`` -> ``write_parts`` ->
@@ -99,7 +99,7 @@ def run_engine(ws: Path, engine: str, workers: int, folder: Path) -> dict[str, A
         toml.write_text(f'[engine]\nengine = "dask"\nn_workers = {workers}\n')
         config = ["--config", str(toml)]
     run = _timed(["run", "--workspace", str(work), *config], folder / f"run-{engine}.log", work)
-    shutil.rmtree(work / "outputs" / "transfers")
+    shutil.rmtree(work / "outputs" / "plan")
     rebalance = _timed(
         ["rebalance", "--workspace", str(work), "--out", str(folder / f"transfers-{engine}.csv"),
          *config],
@@ -114,9 +114,10 @@ def _same_outputs(a: Path, b: Path) -> dict[str, bool]:
     from polars.testing import assert_frame_equal
 
     same = {}
-    files = {"clusters": "labels.parquet", "allocation": "allocation.parquet",
-             "transfers": "transfers.parquet", "forecast": "forecast/part-*.parquet"}  # fmt: skip
-    for step, name in files.items():
+    files = {"clusters": "labels.parquet", "plan": "allocation.parquet",
+             "plan ": "transfers.parquet", "forecast": "forecast/part-*.parquet"}  # fmt: skip
+    for key, name in files.items():
+        step = key.strip()
         x, y = (sorted((w / "outputs" / step).glob(f"*/{name}")) for w in (a, b))
         if step == "forecast":  # a refit day's forecast lives in the demand output
             x = x or sorted((a / "outputs" / "demand").glob(f"*/{name}"))
@@ -125,9 +126,9 @@ def _same_outputs(a: Path, b: Path) -> dict[str, bool]:
             fx = pl.read_parquet(x).sort(pl.all())
             fy = pl.read_parquet(y).sort(pl.all())
             assert_frame_equal(fx, fy)
-            same[step] = True
+            same[f"{step}/{name}"] = True
         except (AssertionError, OSError, pl.exceptions.PolarsError):
-            same[step] = False
+            same[f"{step}/{name}"] = False
     return same
 
 

@@ -65,7 +65,7 @@ def test_run_append_run_status_and_the_outputs(
     data, ws, config = setup
     common = ["--workspace", str(ws), "--config", str(config)]
     first = _cli("run", *common)
-    assert "computed clusters, demand, forecast, allocation, transfers" in first
+    assert "computed clusters, demand, forecast, plan" in first
     # progress: plain lines when the output is not a terminal
     assert "forecasting demand (fit, then parts): started" in first
     assert "rebalancing (store-to-store transfers): " in first
@@ -79,7 +79,7 @@ def test_run_append_run_status_and_the_outputs(
     assert "nothing new in" in again
     assert snapshot(ws) == before
     stale = _cli("status", *common)
-    assert "stale: forecast, allocation, transfers" in stale
+    assert "stale: forecast, plan" in stale
     second = _cli("run", *common, "--publish")
     assert "as of 2026-04-18 (models from the refit day 2026-04-13): computed forecast," in second
     assert "reused clusters, demand" in second

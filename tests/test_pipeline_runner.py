@@ -102,9 +102,9 @@ def test_models_refit_on_schedule_and_days_between_reuse_them(loop: Loop) -> Non
     assert days == [CUT + dt.timedelta(days=i) for i in range(DAYS + 1)]
     assert [r.refit_day for r in loop.reports] == [MONDAY - dt.timedelta(days=7)] * 2 + [MONDAY] * 2
     assert _computed(loop.reports[0]) == [
-        "clusters", "demand", "forecast", "allocation", "transfers"
+        "clusters", "demand", "forecast", "plan"
     ]  # fmt: skip
-    daily = ["forecast", "allocation", "transfers"]
+    daily = ["forecast", "plan"]
     assert _computed(loop.reports[1]) == daily
     assert _computed(loop.reports[2]) == _computed(loop.reports[0])  # Monday: refit
     assert _computed(loop.reports[3]) == daily
@@ -122,8 +122,9 @@ def test_the_daily_loop_equals_a_fresh_workspace(loop: Loop) -> None:
     for step, file in (
         ("clusters", "labels.parquet"),
         ("demand", "curves.parquet"),
-        ("allocation", "allocation.parquet"),
-        ("transfers", "transfers.parquet"),
+        ("plan", "allocation.parquet"),
+        ("plan", "transfers.parquet"),
+        ("plan", "recommendations.parquet"),
     ):
         assert_frame_equal(
             read_output(last.output(step), file), read_output(loop.fresh.output(step), file)
@@ -146,14 +147,14 @@ def test_status_sees_what_an_append_makes_stale(loop: Loop, tmp_path: Path) -> N
     states = {s.step: s.action for s in pipeline.plan(later)}
     assert states == {
         "clusters": "stored", "demand": "stored",
-        "forecast": "stale", "allocation": "stale", "transfers": "stale",
+        "forecast": "stale", "plan": "stale",
     }  # fmt: skip
     # other settings of one step make it and what reads it stale, nothing upstream
     solver = SETTINGS.model_copy(
         update={"solver": SETTINGS.solver.model_copy(update={"holdback_share": 0.3})}
     )
     states = {s.step: s.action for s in Pipeline(loop.ws, solver).plan(day)}
-    assert states["transfers"] == states["allocation"] == "stale"
+    assert states["plan"] == "stale"
     assert states["forecast"] == states["demand"] == "stored"
 
 

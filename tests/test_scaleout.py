@@ -153,8 +153,8 @@ def test_pipeline_run_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_pat
     assert local.refit_day < local.day  # the forecast step updates the refit day's forecast
     for step, file in (
         ("clusters", "labels.parquet"),
-        ("allocation", "allocation.parquet"),
-        ("transfers", "transfers.parquet"),
+        ("plan", "allocation.parquet"),
+        ("plan", "transfers.parquet"),
     ):
         assert_frame_equal(
             read_output(remote.output(step), file), read_output(local.output(step), file)

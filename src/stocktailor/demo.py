@@ -172,7 +172,7 @@ def _plan(demo: _Demo, ws: Any) -> tuple[Any, Any]:
     clusterer = _load_clusterer(report.output("clusters").file("model.pkl"))
     clusters_report_html(clusterer, tables.stores, results / "clusters.html")
     demo.print_frame(kpi_frame(plan.kpis), "Plan", max_rows=40)
-    top = read_output(report.output("transfers"), "transfers.parquet")
+    top = read_output(report.output("plan"), "transfers.parquet")
     demo.print_frame(
         top.sort("net_benefit", descending=True).select(
             "sku", "from_id", "to_id", "units", "transfer_cost", "net_benefit"

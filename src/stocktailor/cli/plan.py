@@ -106,8 +106,8 @@ def run(
 
         report = _run(pipeline, as_of)
         print_frame(report.frame(), f"Plan run as of {report.day}", max_rows=len(report.states))
-        transfers = read_output(report.output("transfers"), "transfers.parquet")
-        allocation = read_output(report.output("allocation"), "allocation.parquet")
+        transfers = read_output(report.output("plan"), "transfers.parquet")
+        allocation = read_output(report.output("plan"), "allocation.parquet")
         console.print(
             f"transfers: {transfers.height:,} lines, {int(transfers['units'].sum() or 0):,} "
             f"units, expected net benefit {float(transfers['net_benefit'].sum() or 0.0):,.2f}; "
@@ -234,8 +234,8 @@ def allocate(
     with errors(), _pipeline(workspace, config) as (_ws, _settings, pipeline):
         from stocktailor.pipeline import read_output
 
-        report = _run(pipeline, as_of, ["allocation"])
-        lines = read_output(report.output("allocation"), "allocation.parquet")
+        report = _run(pipeline, as_of, ["plan"])
+        lines = read_output(report.output("plan"), "allocation.parquet")
         write_frame(lines, out)
         console.print(
             f"allocation: {lines.height} lines, {int(lines['units'].sum() or 0):,} units, "
@@ -259,8 +259,8 @@ def rebalance(
         from stocktailor.pipeline import read_output
         from stocktailor.transfers import summarise_transfers
 
-        report = _run(pipeline, as_of, None if publish else ["transfers"])
-        lines = read_output(report.output("transfers"), "transfers.parquet")
+        report = _run(pipeline, as_of, ["plan"])
+        lines = read_output(report.output("plan"), "transfers.parquet")
         write_frame(lines, out)
         clusters = read_output(report.output("clusters"), "labels.parquet")
         stores, products = ws.read("stores"), ws.read("products")

@@ -1,7 +1,8 @@
 """The continuous pipeline: daily increments, stored step outputs, one step runner.
 
 An edge layer over :class:`~stocktailor.workspace.Workspace`: it reads and writes the
-workspace and calls the pure core (clustering, demand, size curves, allocation, transfers).
+workspace and calls the pure core (clustering, demand, size curves, the joint allocation and
+transfer plan).
 
 * :func:`append_increment` (``stocktailor ingest --append``) adds a day's data;
 * :class:`Pipeline` (``stocktailor run``, ``forecast``, ``allocate``, ``rebalance``,

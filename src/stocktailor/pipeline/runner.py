@@ -30,7 +30,7 @@ from stocktailor.config import PipelineConfig, Settings
 from stocktailor.engine import Engine, LocalEngine
 from stocktailor.pipeline.steps import STEPS, Context, Step, forecast_scan, read_output
 from stocktailor.pipeline.store import OutputStore, StoredOutput
-from stocktailor.plan import PlanResult, ProgressFactory
+from stocktailor.plan import PlanResult, ProgressFactory, headline_kpis
 from stocktailor.workspace import Workspace, WorkspaceError
 
 __all__ = ["Pipeline", "RunReport", "StepState", "plan_result", "refit_day"]
@@ -280,8 +280,9 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
     line (what the review pages show), not the whole network's.
     """
     clusters = read_output(report.output("clusters"), "labels.parquet")
-    transfers = read_output(report.output("transfers"), "transfers.parquet")
-    allocation = read_output(report.output("allocation"), "allocation.parquet")
+    plan = report.output("plan")
+    transfers = read_output(plan, "transfers.parquet")
+    allocation = read_output(plan, "allocation.parquet")
     pairs = pl.concat(
         [
             transfers.select(pl.col("from_id").alias("store_id"), "sku"),
@@ -292,17 +293,16 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
     scan = forecast_scan(report.output("forecast"))
     forecast = scan.join(pairs.lazy(), on=["store_id", "sku"], how="semi").collect()
     total = float(scan.select(pl.col("mean").sum()).collect().item() or 0.0)
-    kpis = {
-        "transfer_lines": float(transfers.height),
-        "transfer_units": float(transfers["units"].sum() or 0),
-        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
-        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
-        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
-        "allocation_units": float(allocation["units"].sum() or 0),
-        "forecast_units_to_season_end": total,
-        "stores": float(ws.read("stores").filter(pl.col("kind") == "store").height),  # type: ignore[union-attr]
-        "clusters": float(clusters["cluster_id"].n_unique()),
-    }
+    stores = ws.read("stores")
+    assert stores is not None
+    kpis = headline_kpis(
+        allocation,
+        transfers,
+        {k: float(v) for k, v in plan.meta.get("kpis", {}).items()},
+        forecast_units=total,
+        stores=stores.filter(pl.col("kind") == "store").height,
+        clusters=clusters["cluster_id"].n_unique(),
+    )
     return PlanResult(
         as_of=report.day,
         clusters=clusters,
@@ -312,4 +312,5 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
         kpis=kpis,
         settings=settings.model_dump(mode="json"),
         data_fingerprint=ws.fingerprint(),
+        recommendations=read_output(plan, "recommendations.parquet"),
     )

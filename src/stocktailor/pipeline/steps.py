@@ -9,11 +9,13 @@ demand         refit day     tables, clusters                       curves.parqu
                                                                     validation.parquet
 forecast       as-of date    tables, demand                         forecast/ parts (sensed), or
                                                                     the demand parts on a refit day
-allocation     as-of date    tables, forecast, clusters, demand     allocation.parquet
-transfers      as-of date    tables, forecast, clusters             transfers.parquet
+plan           as-of date    tables, forecast, clusters             allocation.parquet,
+                                                                    transfers.parquet,
+                                                                    recommendations.parquet
 =============  ============  =====================================  ================================
 
-The demand step fits the size curves and the demand model on one prepared history, as
+The demand step fits the size curves and the demand model on one prepared history and the
+plan step plans allocation and transfers in one optimisation, as
 :func:`stocktailor.plan.run_plan` does. A step reads the tables as they were known on its
 date (:func:`tables_at`): dated observations after it are cut off and weather after it counts
 as forecast, so a step's output depends on the data up to its date only, whenever it runs.
@@ -265,41 +267,14 @@ def _forecast(
     meta["sensed"] = True
 
 
-def _allocation(
-    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
-) -> None:
-    from stocktailor.allocation import allocate
+def _plan(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]) -> None:
+    """Allocation and transfers: one optimisation of warehouse and store stock (the joint plan)."""
+    from stocktailor.plan import plan_moves
 
     tables = ctx.tables(ctx.day)
     clusters = read_output(up["clusters"], "labels.parquet")
-    curves = read_output(up["demand"], "curves.parquet")
-    with ctx.progress("allocating warehouse stock", 1) as advance:
-        skus = _warehouse_skus(tables, ctx.day, ctx.settings)
-        fc = forecast_scan(up["forecast"]).filter(pl.col("sku").is_in(skus)).collect()
-        lines = allocate(tables, ctx.day, fc, ctx.settings, clusters=clusters, size_curves=curves)
-        advance(1)
-    lines.write_parquet(out / "allocation.parquet")
-    meta["rows"] = lines.height
-
-
-def _warehouse_skus(tables: Tables, day: dt.date, settings: Settings) -> list[str]:
-    from stocktailor.positions import position_at
-
-    warehouses = tables.warehouse_ids
-    pos = position_at(tables, day, settings.constraints)
-    held = pos.filter(pl.col("store_id").is_in(warehouses.implode()) & (pl.col("on_hand") > 0))
-    return sorted(held["sku"].unique().to_list())
-
-
-def _transfers(
-    ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]
-) -> None:
-    from stocktailor.transfers import plan_transfers
-
-    tables = ctx.tables(ctx.day)
-    clusters = read_output(up["clusters"], "labels.parquet")
-    with ctx.progress("rebalancing (store-to-store transfers)", None) as advance:
-        lines = plan_transfers(
+    with ctx.progress("planning allocation and transfers", None) as advance:
+        allocation, transfers, recommendations, kpis = plan_moves(
             tables,
             ctx.day,
             forecast_scan(up["forecast"]),
@@ -308,8 +283,11 @@ def _transfers(
             engine=ctx.engine,
             progress=advance,
         )
-    lines.write_parquet(out / "transfers.parquet")
-    meta["rows"] = lines.height
+    allocation.write_parquet(out / "allocation.parquet")
+    transfers.write_parquet(out / "transfers.parquet")
+    recommendations.write_parquet(out / "recommendations.parquet")
+    meta["rows"] = allocation.height + transfers.height
+    meta["kpis"] = kpis
 
 
 _PLAN_SECTIONS = ("economics", "constraints", "solver", "season")
@@ -337,22 +315,13 @@ STEPS: dict[str, Step] = {
             "forecast as of the day (sensed between refits)",
         ),
         Step(
-            "allocation",
-            False,
-            ("forecast", "clusters", "demand"),
-            _PLAN_SECTIONS,
-            1,
-            _allocation,
-            "warehouse-to-store allocation",
-        ),
-        Step(
-            "transfers",
+            "plan",
             False,
             ("forecast", "clusters"),
             _PLAN_SECTIONS,
             1,
-            _transfers,
-            "store-to-store transfers",
+            _plan,
+            "allocation and transfers (one optimisation)",
         ),
     )
 }
