@@ -303,9 +303,8 @@ def candidate_forecasts(
     forecast it makes when that candidate is the only one (level and spread still calibrated
     on the holdout). Empty when the product has no selecting forecaster."""
     try:
-        from stocktailor.demand.forecaster import DemandForecaster
-
         from stocktailor.demand import forecast
+        from stocktailor.demand.forecaster import DemandForecaster
     except ImportError:
         return None, {}
     f = DemandForecaster.from_config(settings.demand)

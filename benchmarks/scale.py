@@ -1,156 +1,165 @@
-"""The whole plan (forecast + rebalance) at scale, in-process and on a 2-worker Dask cluster.
+"""The whole plan at scale through the command line, in-process and on a Dask LocalCluster.
 
-    python benchmarks/scale.py [--stores 1000] [--sku-sizes 20000] [--workers 2]
+    python benchmarks/scale.py [--stores 1000] [--sku-sizes 20000] [--engines local dask]
+                               [--out DIR]
 
-Generates ``scale`` once into benchmarks/out/ (data folder + workspace), then runs the plan in a
-fresh subprocess per engine so each peak-memory figure belongs to that run alone. Prints wall
-time, peak resident memory of the driver and of every Dask worker, and the speed-up.
+What a user runs, one `stocktailor` process per command under `/usr/bin/time -v`:
+
+1. ``generate`` the ``scale`` network and ``ingest`` it once (kept in ``OUT``);
+2. per engine, a fresh copy of the workspace and ``stocktailor run`` from nothing stored
+   (clusters, demand, forecast, plan: allocation and transfers): wall time, peak resident
+   memory of the largest process, seconds per step;
+3. then, with the forecast stored, the plan output removed and ``stocktailor rebalance``
+   alone (only the plan step runs: allocation and transfers are one optimisation);
+4. the engines' stored outputs compared (same plan).
+
+The weekly forecast is written and read in parts (``forecast_parts`` -> ``write_parts`` ->
+the optimiser's scan): the command line and this benchmark take one path. Wall times on a
+shared machine are only comparable with the load average printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import resource
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+BIN = Path(sys.executable).parent / "stocktailor"
 OUT = Path(__file__).parent / "out"
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _step_seconds(ws: Path, since: float) -> dict[str, float]:
+    """Seconds of each step output stored after ``since`` (from its meta.json)."""
+    out = {}
+    for meta in sorted((ws / "outputs").glob("*/*/meta.json")):
+        if meta.stat().st_mtime >= since:
+            data = json.loads(meta.read_text())
+            out[data["step"]] = float(data.get("seconds", 0.0))
+    return out
 
 
-def prepare(stores: int, sku_sizes: int) -> Path:
-    """Generate and ingest ``scale`` once; return the workspace path."""
-    from stocktailor.config import Settings
-    from stocktailor.synth import generate
-    from stocktailor.workspace import Workspace
-
-    base = OUT / f"scale-{stores}x{sku_sizes}"
-    ws = Workspace(base / "workspace")
-    if ws.exists():
-        return ws.path
-    t0 = time.perf_counter()
-    net = generate("scale", 0, n_stores=stores, n_sku_sizes=sku_sizes)
-    net.write(base / "data")
-    ws.ingest(base / "data", Settings())
-    print(f"prepared {base} in {time.perf_counter() - t0:,.1f} s", flush=True)
-    return ws.path
-
-
-def _worker_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def run(workspace: Path, engine_name: str, workers: int) -> dict[str, Any]:
-    """One plan run; returns its figures."""
-    import polars as pl
-
-    from stocktailor.config import Settings
-    from stocktailor.demand import forecast_parts
-    from stocktailor.engine import DaskEngine, LocalEngine
-    from stocktailor.transfers import plan_transfers
-    from stocktailor.workspace import Workspace, write_parts
-
-    settings = Settings()
-    tables = Workspace(workspace).load()
-    as_of = tables.sales["date"].max()
-    engine: Any = LocalEngine() if engine_name == "local" else DaskEngine(n_workers=workers)
-    try:
-        t0 = time.perf_counter()
-        # The weekly forecast goes to Parquet part by part (it is ~100M rows at 1,000 x
-        # 20,000) and the optimiser reads its demand windows from the scan.
-        parts = forecast_parts(tables, as_of, settings, engine=engine)
-        t_fit = time.perf_counter()
-        fc = write_parts(parts, workspace.parent / f"forecast-{engine_name}")
-        t1 = time.perf_counter()
-        lines = plan_transfers(tables, as_of, fc, settings, engine=engine)
-        t2 = time.perf_counter()
-        fc_rows = int(fc.select(pl.len()).collect().item())
-        workers_mb: list[float] = []
-        if isinstance(engine, DaskEngine):
-            peaks = engine.client.run(_worker_peak_mb)
-            workers_mb = [float(v) for v in peaks.values()]
-    finally:
-        engine.close()
+def _timed(args: list[str], log: Path, ws: Path) -> dict[str, Any]:
+    """Run a command under /usr/bin/time -v; wall seconds, peak RSS (MB), load, step seconds."""
+    wall = time.time()
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", str(BIN), *args], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    log.write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(done.returncode)
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     return {
-        "engine": engine_name,
-        "fit_s": t_fit - t0,
-        "forecast_s": t1 - t0,
-        "rebalance_s": t2 - t1,
-        "total_s": t2 - t0,
-        "driver_peak_mb": _peak_rss_mb(),
-        "worker_peak_mb": workers_mb,
-        "forecast_rows": fc_rows,
-        "transfer_lines": lines.height,
-        "transfer_units": int(lines["units"].sum() or 0),
-        "net_benefit": float(lines["net_benefit"].sum() or 0.0),
+        "seconds": seconds,
+        "peak_mb": int(peak.group(1)) / 1024 if peak else None,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        "steps": _step_seconds(ws, wall),
     }
 
 
+def prepare(stores: int, sku_sizes: int, out: Path) -> Path:
+    """Generate and ingest ``scale`` once; return the workspace holding only the tables."""
+    base = out / f"scale-{stores}x{sku_sizes}"
+    ws = base / "workspace"
+    if (ws / "tables" / "manifest.json").exists():
+        return ws
+    size = ["--stores", str(stores), "--sku-sizes", str(sku_sizes)]
+    subprocess.run([str(BIN), "generate", "--scenario", "scale", "--seed", "0", *size,
+                    "--out", str(base / "data")], check=True)  # fmt: skip
+    subprocess.run([str(BIN), "ingest", str(base / "data"), "--workspace", str(ws)], check=True)
+    return ws
+
+
+def _fresh_copy(ws: Path, target: Path) -> Path:
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.copytree(ws / "tables", target / "tables")
+    return target
+
+
+def run_engine(ws: Path, engine: str, workers: int, folder: Path) -> dict[str, Any]:
+    """``run`` from a fresh workspace, then ``rebalance`` alone with the forecast stored."""
+    work = _fresh_copy(ws, folder / f"ws-{engine}")
+    config: list[str] = []
+    if engine == "dask":
+        toml = folder / "dask.toml"
+        toml.write_text(f'[engine]\nengine = "dask"\nn_workers = {workers}\n')
+        config = ["--config", str(toml)]
+    run = _timed(["run", "--workspace", str(work), *config], folder / f"run-{engine}.log", work)
+    shutil.rmtree(work / "outputs" / "plan")
+    rebalance = _timed(
+        ["rebalance", "--workspace", str(work), "--out", str(folder / f"transfers-{engine}.csv"),
+         *config],
+        folder / f"rebalance-{engine}.log",
+        work,
+    )  # fmt: skip
+    return {"engine": engine, "run": run, "rebalance": rebalance, "workspace": str(work)}
+
+
+def _same_outputs(a: Path, b: Path) -> dict[str, bool]:
+    """Whether two workspaces stored equal outputs (forecast rows compared in key order)."""
+    from polars.testing import assert_frame_equal
+
+    same = {}
+    files = {"clusters": "labels.parquet", "plan": "allocation.parquet",
+             "plan ": "transfers.parquet", "forecast": "forecast/part-*.parquet"}  # fmt: skip
+    for key, name in files.items():
+        step = key.strip()
+        x, y = (sorted((w / "outputs" / step).glob(f"*/{name}")) for w in (a, b))
+        if step == "forecast":  # a refit day's forecast lives in the demand output
+            x = x or sorted((a / "outputs" / "demand").glob(f"*/{name}"))
+            y = y or sorted((b / "outputs" / "demand").glob(f"*/{name}"))
+        try:
+            fx = pl.read_parquet(x).sort(pl.all())
+            fy = pl.read_parquet(y).sort(pl.all())
+            assert_frame_equal(fx, fy)
+            same[f"{step}/{name}"] = True
+        except (AssertionError, OSError, pl.exceptions.PolarsError):
+            same[f"{step}/{name}"] = False
+    return same
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stores", type=int, default=1000)
-    parser.add_argument("--sku-sizes", type=int, default=20000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--child", choices=["local", "dask"], help=argparse.SUPPRESS)
-    parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-
-    if args.child:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-        )
-        print(json.dumps(run(args.workspace, args.child, args.workers)), flush=True)
-        return
-
-    ws = prepare(args.stores, args.sku_sizes)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--stores", type=int, default=1000)
+    ap.add_argument("--sku-sizes", type=int, default=20000)
+    ap.add_argument("--engines", nargs="+", default=["local", "dask"])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    ws = prepare(args.stores, args.sku_sizes, args.out)
+    folder = ws.parent / "runs"
+    folder.mkdir(exist_ok=True)
     results = []
-    for engine in ("local", "dask"):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            engine,
-            "--workspace",
-            str(ws),
-            "--workers",
-            str(args.workers),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(done.returncode)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-
-    print(
-        f"\nscale: {args.stores} stores x {args.sku_sizes} SKU-sizes, plan = forecast + rebalance"
-    )
-    print(
-        f"{'engine':<8}{'fit s':>8}{'forecast s':>12}{'rebalance s':>13}{'total s':>10}"
-        f"{'driver MB':>11}{'workers MB':>20}{'forecast rows':>15}{'lines':>11}"
-        f"{'net benefit':>14}"
-    )
+    for engine in args.engines:
+        r = run_engine(ws, engine, args.workers, folder)
+        results.append(r)
+        print(json.dumps(r, indent=2), flush=True)
+    print(f"\nscale: {args.stores} stores x {args.sku_sizes} SKU-sizes, through the CLI")
+    print(f"{'engine':<7}{'command':<11}{'wall s':>9}{'peak MB':>10}{'load':>12}  steps (s)")
     for r in results:
-        workers = "/".join(f"{m:,.0f}" for m in r["worker_peak_mb"]) or "-"
-        print(
-            f"{r['engine']:<8}{r['fit_s']:>8.1f}{r['forecast_s']:>12.1f}{r['rebalance_s']:>13.1f}"
-            f"{r['total_s']:>10.1f}{r['driver_peak_mb']:>11,.0f}{workers:>20}"
-            f"{r['forecast_rows']:>15,}{r['transfer_lines']:>11,}{r['net_benefit']:>14,.0f}"
-        )
-    local, dask = results
-    same = (
-        local["transfer_lines"] == dask["transfer_lines"]
-        and abs(local["net_benefit"] - dask["net_benefit"]) < 1e-6
-    )
-    speedup = local["total_s"] / dask["total_s"]
-    print(f"speed-up on {args.workers} Dask workers: {speedup:.2f}x; same plan: {same}")
+        for name in ("run", "rebalance"):
+            m = r[name]
+            steps = ", ".join(f"{k} {v:,.0f}" for k, v in m["steps"].items() if v)
+            load = f"{m['load_before']:.1f}-{m['load_after']:.1f}"
+            print(f"{r['engine']:<7}{name:<11}{m['seconds']:>9.1f}{m['peak_mb']:>10,.0f}"
+                  f"{load:>12}  {steps}")  # fmt: skip
+    if len(results) == 2:
+        a, b = (Path(r["workspace"]) for r in results)
+        print(f"same outputs on both engines: {_same_outputs(a, b)}")
 
 
 if __name__ == "__main__":

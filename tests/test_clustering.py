@@ -613,9 +613,9 @@ def test_replication_selection(tiny: tuple[Tables, dict[str, int]]) -> None:
     ari = adjusted_rand_score([truth[s] for s in lab["store_id"]], lab["cluster_id"].to_list())
     assert ari == pytest.approx(1.0)
     # ready features have no half-windows: falls back to bootstrap stability
-    again = StoreClusterer(
-        k_max=6, selection="replication", random_state=0, n_bootstrap=4
-    ).fit(cl.features_)
+    again = StoreClusterer(k_max=6, selection="replication", random_state=0, n_bootstrap=4).fit(
+        cl.features_
+    )
     assert again.scores_["replication"].null_count() == again.scores_.height
     assert again.scores_["stability"].null_count() == 0
 
@@ -799,9 +799,7 @@ def test_women_only_stores_separate_by_their_buying() -> None:
     tables, women = _apparel_chain()
     cl = StoreClusterer(random_state=0).fit(tables, START + dt.timedelta(days=69))
     lab = cl.labels_
-    ari = adjusted_rand_score(
-        [s in women for s in lab["store_id"]], lab["cluster_id"].to_list()
-    )
+    ari = adjusted_rand_score([s in women for s in lab["store_id"]], lab["cluster_id"].to_list())
     assert ari == pytest.approx(1.0)
     cid = lab.filter(pl.col("store_id") == next(iter(women)))["cluster_id"].item()
     assert "menswear" in cl.names_[cid].lower() or "womenswear" in cl.names_[cid].lower()
@@ -825,7 +823,7 @@ def test_cross_fit_distances_and_agglomeration_hand_worked() -> None:
     b = mu + rng.normal(0, 0.05, mu.shape)
     labels, rows = agglomerate(a, b, 0.5)
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
-    sep = dict((r[0], r[4]) for r in rows)
+    sep = {r[0]: r[4] for r in rows}
     assert sep[3] == pytest.approx(1.0, abs=0.1) and sep[2] is not None and sep[2] > 0.5
     # closer than min_difference: one group
     assert agglomerate(a * 0.2, b * 0.2, 0.5)[0].max() == 0
@@ -894,7 +892,7 @@ def test_names_unique_short_plain_no_repeated_stems() -> None:
     ids = [1, 2, 3, 4, 5, 6, 7]
     names = cluster_names(prof, ids)
     assert len(set(names.values())) == len(ids)
-    for cid, name in names.items():
+    for name in names.values():
         words = [w for w in name.replace(",", " ").split() if w != "&"]
         assert 1 <= len(words) <= MAX_NAME_WORDS, name
         seen: list[str] = []

@@ -130,3 +130,38 @@ def test_short_backtest_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_p
         **kwargs,
     )
     assert_frame_equal(remote.kpis.summary, local.kpis.summary)
+
+
+def test_pipeline_run_on_dask_equals_in_process(dask_engine: DaskEngine, tmp_path: Path) -> None:
+    """`stocktailor run` on a Dask LocalCluster: the same stored outputs, a sensed day too."""
+    from stocktailor.config import ClusteringConfig, SeasonConfig
+    from stocktailor.pipeline import Pipeline, forecast_scan, read_output
+    from stocktailor.pipeline.increments import split_increments, write_folder
+    from stocktailor.workspace import Workspace
+
+    net = generate("scale", 1, n_stores=12, n_sku_sizes=200)
+    settings = Settings(
+        season=SeasonConfig(horizon_days=28), clustering=ClusteringConfig(n_clusters=3)
+    )
+    data = write_folder(split_increments(net.tables, net.as_of, 0)[0], tmp_path / "data")
+    reports = {}
+    for name, engine in (("local", LocalEngine()), ("dask", dask_engine)):
+        ws = Workspace(tmp_path / name)
+        ws.ingest(data, settings)
+        reports[name] = Pipeline(ws, settings, engine=engine).run(net.as_of)
+    local, remote = reports["local"], reports["dask"]
+    assert local.refit_day < local.day  # the forecast step updates the refit day's forecast
+    for step, file in (
+        ("clusters", "labels.parquet"),
+        ("plan", "allocation.parquet"),
+        ("plan", "transfers.parquet"),
+    ):
+        assert_frame_equal(
+            read_output(remote.output(step), file), read_output(local.output(step), file)
+        )
+    order = ["store_id", "sku", "week_start"]
+    for step in ("demand", "forecast"):
+        got = forecast_scan(remote.output(step)).collect().sort(order)
+        want = forecast_scan(local.output(step)).collect().sort(order)
+        assert want.height > 0
+        assert_frame_equal(got, want)

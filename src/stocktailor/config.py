@@ -558,6 +558,48 @@ class EngineConfig(_Section):
     partitions: int = Field(16, ge=1, description="Partitions of partitioned work.")
 
 
+class PipelineConfig(_Section):
+    """The continuous pipeline: refit schedule, daily updates, stored outputs."""
+
+    refit_every_days: int = Field(
+        7,
+        ge=1,
+        description="Clusters, size curves and the demand model are fitted on refit days only: "
+        "the latest day on or before the as-of date that is a whole number of these periods "
+        "after refit_epoch (1 = refit every day). Between refits the forecast of the last refit "
+        "is updated by demand sensing. The refit day depends only on the as-of date, so a run "
+        "gives the same outputs whether its inputs were stored by earlier runs or not, days.",
+    )
+    refit_epoch: dt.date = Field(
+        dt.date(2000, 1, 3),
+        description="A refit day (2000-01-03 is a Monday: weekly refits fall on Mondays).",
+    )
+    weather_forecast_days: int = Field(
+        14,
+        ge=0,
+        description="A step dated on a day reads weather up to this many days after it (the "
+        "forecasts a daily feed has sent by then), so its output does not depend on forecasts "
+        "appended later, days.",
+    )
+    sensing_prior_units: float = Field(
+        200.0,
+        ge=0.0,
+        description="Credibility prior of the daily update's sensing ratios (in-stock sales since "
+        "the refit / their forecast, per store x style, shrunk to the style's network ratio): "
+        "forecast units that weigh as much as the prior ratio, units. 200 was chosen on seeds "
+        "0-4 of scale 20 x 300 (20 and 60 let one day's sales move the forecast too far).",
+    )
+    sensing_bounds: tuple[float, float] = Field(
+        (0.5, 2.0), description="Lowest and highest sensing ratio of the daily update."
+    )
+    keep_outputs: int = Field(
+        3,
+        ge=1,
+        description="Stored outputs kept per step: those of the latest N as-of dates, plus the "
+        "ones they were computed from.",
+    )
+
+
 class ServeConfig(_Section):
     """Web app settings."""
 
@@ -604,6 +646,7 @@ class Settings(_Section):
     solver: SolverConfig = SolverConfig()
     simulation: SimulationConfig = SimulationConfig()
     engine: EngineConfig = EngineConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
 
 

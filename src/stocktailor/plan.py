@@ -29,6 +29,8 @@ __all__ = [
     "fit_size_curves",
     "forecast_prices",
     "forecast_step",
+    "headline_kpis",
+    "plan_moves",
     "run_plan",
     "size_curve_step",
 ]
@@ -276,21 +278,17 @@ def run_plan(
         )
     # the forecast is already split over sizes with the plan's one size-curve fit: the joint
     # plan uses it as it is (one demand for the warehouse's and the stores' moves)
-    allocation, transfers, recommendations, plan_kpis = _plan_moves(
+    allocation, transfers, recommendations, plan_kpis = plan_moves(
         tables, as_of, fc, settings, clusters=clusters, engine=engine
     )
-    kpis = {
-        "transfer_lines": float(transfers.height),
-        "transfer_units": float(transfers["units"].sum() or 0),
-        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
-        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
-        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
-        "allocation_units": float(allocation["units"].sum() or 0),
-        **plan_kpis,
-        "forecast_units_to_season_end": float(fc["mean"].sum() or 0.0),
-        "stores": float(tables.store_ids.len()),
-        "clusters": float(clusters["cluster_id"].n_unique()),
-    }
+    kpis = headline_kpis(
+        allocation,
+        transfers,
+        plan_kpis,
+        forecast_units=float(fc["mean"].sum() or 0.0),
+        stores=tables.store_ids.len(),
+        clusters=clusters["cluster_id"].n_unique(),
+    )
     return PlanResult(
         as_of=as_of,
         clusters=clusters,
@@ -306,16 +304,44 @@ def run_plan(
     )
 
 
-def _plan_moves(
+def headline_kpis(
+    allocation: pl.DataFrame,
+    transfers: pl.DataFrame,
+    plan_kpis: dict[str, float],
+    *,
+    forecast_units: float,
+    stores: int,
+    clusters: int,
+) -> dict[str, float]:
+    """The plan's headline figures (``PlanResult.kpis``): lines, units, costs, net benefit."""
+    return {
+        "transfer_lines": float(transfers.height),
+        "transfer_units": float(transfers["units"].sum() or 0),
+        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
+        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
+        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
+        "allocation_units": float(allocation["units"].sum() or 0),
+        **plan_kpis,
+        "forecast_units_to_season_end": forecast_units,
+        "stores": float(stores),
+        "clusters": float(clusters),
+    }
+
+
+def plan_moves(
     tables: Tables,
     as_of: dt.date,
-    forecast: pl.DataFrame,
+    forecast: pl.DataFrame | pl.LazyFrame,
     settings: Settings,
     *,
     clusters: pl.DataFrame,
     engine: Engine,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, float]]:
-    """The joint allocation + transfer plan: its two halves, recommendations and figures."""
+    """The joint allocation + transfer plan: its two halves, recommendations and figures.
+
+    ``forecast`` may be a scan of a forecast written in parts (the pipeline's).
+    """
     from stocktailor.transfers import plan_network, summarise_recommendations
 
     plan = plan_network(
@@ -325,6 +351,7 @@ def _plan_moves(
         settings,
         clusters=clusters,
         engine=engine,
+        progress=progress,
     )
     recs = summarise_recommendations(
         plan.allocation,

@@ -3,21 +3,28 @@
 Layout of a workspace folder::
 
     WS/
-      tables/             one NAME.parquet per ingested table + manifest.json
+      tables/             the ingested tables as Parquet parts + manifest.json listing them
+        stores.parquet    an undated table: one file
+        sales/2026-04-01_2026-04-19-<hash>.parquet   a dated table: date-ranged parts
+      outputs/            stored step outputs (see :mod:`stocktailor.pipeline`)
+      workspace.lock      taken by every writer (ingest, append, run)
       stocktailor.db      the workflow database (default SQLite; never touched by ingest)
       ...                 anything else (exports, reports) is left alone too
 
 :meth:`Workspace.ingest` validates the whole data folder first, writes every table into a
 temporary folder next to ``tables/`` and then swaps it in (rename the old ``tables/`` aside,
 rename the new one in, delete the old one). On any error the workspace is exactly as it was,
-including not existing at all.
+including not existing at all. Daily increments (``ingest --append``,
+:func:`stocktailor.pipeline.append_increment`) add parts and swap the manifest with
+:meth:`Workspace.commit`; see :mod:`stocktailor.partstore` for the part files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
-import hashlib
+import fcntl
 import io
 import json
 import logging
@@ -26,7 +33,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,16 @@ from stocktailor.contract import (
     Tables,
     validate_tables,
 )
+from stocktailor.partstore import (
+    Part,
+    fingerprint_upto,
+    hash_file,
+    is_dated,
+    read_parts,
+    scan_parts,
+    write_table,
+)
+from stocktailor.partstore import fingerprint as parts_fingerprint
 
 __all__ = [
     "DATA_SUFFIXES",
@@ -60,6 +77,8 @@ WORKSPACE_ENV = "STOCKTAILOR_WORKSPACE"
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 TABLES_DIR = "tables"
 MANIFEST = "manifest.json"
+LOCK_FILE = "workspace.lock"
+MANIFEST_FORMAT = 2
 _NEW_PREFIX = ".tables-new-"
 _OLD_PREFIX = ".tables-old-"
 _TAIL_BYTES = 1 << 16
@@ -196,8 +215,13 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         raise ContractError(msg, file=path.name) from None
 
 
-def read_raw_tables(path: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+def read_raw_tables(
+    path: Path, *, require: Sequence[str] = REQUIRED_TABLES
+) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     """Read the table files of a data folder without validating their content.
+
+    ``require`` names the tables that must be present (an increment for ``ingest --append``
+    passes none).
 
     Returns
     -------
@@ -242,7 +266,7 @@ def read_raw_tables(path: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]
             names = " and ".join(f.name for f in files)
             msg = f"both {names} hold table {name!r}; keep one"
             raise ContractError(msg, file=str(path))
-    for name in REQUIRED_TABLES:
+    for name in require:
         if name not in found:
             msg = f"missing required table {name!r} (expected {name}.csv or {name}.parquet)"
             raise ContractError(msg, file=str(path))
@@ -370,20 +394,6 @@ class IngestReport:
         return self.summary()
 
 
-def _hash_tables(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for name in TABLE_SPECS:
-        file = folder / f"{name}.parquet"
-        if not file.exists():
-            continue
-        digest.update(name.encode() + b"\0")
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 class Workspace:
     """A folder of validated Parquet tables plus the workflow database.
 
@@ -399,6 +409,7 @@ class Workspace:
     def __init__(self, path: Path | str, *, database_url: str | None = None) -> None:
         self.path = Path(path)
         self._database_url = database_url
+        self._legacy_cache: tuple[object, dict[str, list[Part]]] | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -439,7 +450,8 @@ class Workspace:
         """Names of the ingested tables, in contract order (empty before an ingest)."""
         if not self.exists():
             return []
-        return [n for n in TABLE_SPECS if (self.tables_dir / f"{n}.parquet").is_file()]
+        index = self.parts_index()
+        return [n for n in TABLE_SPECS if index.get(n)]
 
     def _require(self) -> None:
         if not self.exists():
@@ -449,31 +461,61 @@ class Workspace:
             )
             raise WorkspaceError(msg)
 
-    def _file(self, name: str) -> Path | None:
+    def parts_index(self) -> dict[str, list[Part]]:
+        """Table name -> its parts, as listed by the manifest (tables never ingested absent)."""
+        manifest = self.manifest()
+        listed = manifest.get("tables")
+        if isinstance(listed, dict):
+            return {n: [Part.from_json(r) for r in recs] for n, recs in listed.items() if recs}
+        return self._legacy_parts(manifest)
+
+    def _legacy_parts(self, manifest: Mapping[str, Any]) -> dict[str, list[Part]]:
+        """Parts of a workspace written before the part layout (one NAME.parquet per table)."""
+        key = (manifest.get("fingerprint"), manifest.get("ingested_at"))
+        cached = self._legacy_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out: dict[str, list[Part]] = {}
+        for name in TABLE_SPECS:
+            file = self.tables_dir / f"{name}.parquet"
+            if not file.is_file():
+                continue
+            lo = hi = None
+            if is_dated(name):
+                rng = pl.scan_parquet(file).select(
+                    pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
+                )
+                lo, hi = rng.collect().row(0)
+            rows = int(pl.scan_parquet(file).select(pl.len()).collect().item())
+            out[name] = [Part(f"{name}.parquet", rows, hash_file(file), lo, hi)]
+        self._legacy_cache = (key, out)
+        return out
+
+    def parts(self, name: str) -> list[Part]:
+        """The parts of table ``name`` (empty for an optional table that was not ingested)."""
         if name not in TABLE_SPECS:
             msg = f"unknown table {name!r}; expected one of {', '.join(TABLE_SPECS)}"
             raise KeyError(msg)
         self._require()
-        file = self.tables_dir / f"{name}.parquet"
-        return file if file.is_file() else None
+        return self.parts_index().get(name, [])
 
     def read(self, name: str) -> pl.DataFrame | None:
         """Table ``name`` as a frame, or None for an optional table that was not ingested."""
-        file = self._file(name)
-        return None if file is None else pl.read_parquet(file)
+        return read_parts(self.tables_dir, self.parts(name))
 
     def scan(self, name: str) -> pl.LazyFrame:
         """Table ``name`` as a lazy frame (for large tables: filter/aggregate before collect)."""
-        file = self._file(name)
-        if file is None:
+        parts = self.parts(name)
+        if not parts:
             msg = f"{self.path}: table {name!r} was not ingested"
             raise WorkspaceError(msg)
-        return pl.scan_parquet(file)
+        return scan_parts(self.tables_dir, parts)
 
     def load(self) -> Tables:
         """All ingested tables."""
         self._require()
-        frames = {name: self.read(name) for name in TABLE_SPECS}
+        index = self.parts_index()
+        frames = {name: read_parts(self.tables_dir, index.get(name, [])) for name in TABLE_SPECS}
         missing = [n for n in REQUIRED_TABLES if frames[n] is None]
         if missing:
             msg = f"{self.tables_dir}: required table {missing[0]!r} is missing; re-ingest"
@@ -481,9 +523,78 @@ class Workspace:
         return Tables(**frames)  # type: ignore[arg-type]
 
     def fingerprint(self) -> str:
-        """sha256 (hex) over the table files: same data ingested -> same fingerprint."""
+        """sha256 (hex) over the table parts: same data ingested -> same fingerprint."""
         self._require()
-        return _hash_tables(self.tables_dir)
+        return parts_fingerprint(self.parts_index())
+
+    def fingerprint_upto(self, day: dt.date) -> str:
+        """A fingerprint of the data dated on or before ``day`` (plus the undated tables).
+
+        Appending later days leaves it unchanged; see
+        :func:`stocktailor.partstore.fingerprint_upto`.
+        """
+        self._require()
+        return fingerprint_upto(self.tables_dir, self.parts_index(), day)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the workspace's writer lock (released by the OS if the process dies)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / LOCK_FILE).open("a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def commit(self, changed: Mapping[str, Sequence[Part]], record: Mapping[str, Any]) -> str:
+        """Make ``changed`` the part lists of their tables in one atomic manifest swap.
+
+        The new part files must already be written in :attr:`tables_dir` (call under
+        :meth:`lock`). Tables not in ``changed`` keep their parts; ``record`` is appended to
+        the manifest's ``appends`` history. Part files no longer listed are deleted after the
+        swap.
+
+        Returns
+        -------
+        str
+            The new fingerprint.
+        """
+        manifest = self.manifest()
+        index = self.parts_index()
+        index.update({n: list(p) for n, p in changed.items()})
+        manifest["format"] = MANIFEST_FORMAT
+        manifest["tables"] = {
+            n: [p.to_json() for p in index[n]] for n in TABLE_SPECS if index.get(n)
+        }
+        manifest["row_counts"] = {
+            n: sum(p.rows for p in index[n]) for n in TABLE_SPECS if index.get(n)
+        }
+        manifest["fingerprint"] = parts_fingerprint(index)
+        manifest["appends"] = [*manifest.get("appends", []), dict(record)]
+        _write_json_atomic(self.tables_dir / MANIFEST, manifest)
+        self.sweep()
+        return str(manifest["fingerprint"])
+
+    def sweep(self) -> list[str]:
+        """Delete files under :attr:`tables_dir` that the manifest does not list.
+
+        They are left by a writer that died before its manifest swap (or are parts an append
+        replaced). Returns their relative paths.
+        """
+        if not self.exists():
+            return []
+        keep = {p.file for parts in self.parts_index().values() for p in parts} | {MANIFEST}
+        gone: list[str] = []
+        for file in sorted(self.tables_dir.rglob("*")):
+            rel = file.relative_to(self.tables_dir).as_posix()
+            if file.is_file() and rel not in keep:
+                file.unlink(missing_ok=True)
+                gone.append(rel)
+        for folder in sorted(self.tables_dir.iterdir()):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        return gone
 
     def ingest(self, data_dir: Path | str, settings: Settings | None = None) -> IngestReport:
         """Validate a data folder and replace the workspace tables with it, all or nothing.
@@ -506,34 +617,12 @@ class Workspace:
         tmp: Path | None = None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._recover()
-            tmp = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=self.path))
-            row_counts: dict[str, int] = {}
-            attributes: dict[str, list[str]] = {}
-            for name, frame in tables.items():
-                frame.write_parquet(tmp / f"{name}.parquet")
-                row_counts[name] = frame.height
-                spec_cols = TABLE_SPECS[name].column_names
-                attributes[name] = [c for c in frame.columns if c not in spec_cols]
-            fingerprint = _hash_tables(tmp)
-            ingested_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            manifest = {
-                "format": 1,
-                "ingested_at": ingested_at,
-                "data_dir": str(data_dir.absolute()),
-                "files": sources,
-                "row_counts": row_counts,
-                "attributes": attributes,
-                "fingerprint": fingerprint,
-                "defaults": {
-                    "salvage_fraction": s.economics.salvage_fraction,
-                    "season_end": None if s.season.end is None else s.season.end.isoformat(),
-                    "horizon_days": s.season.horizon_days,
-                },
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            self._swap_in(tmp)
-            tmp = None
+            with self.lock():
+                self._recover()
+                tmp = Path(tempfile.mkdtemp(prefix=_NEW_PREFIX, dir=self.path))
+                manifest = _write_tables(tmp, tables, sources, data_dir, s)
+                self._swap_in(tmp)
+                tmp = None
         except BaseException:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -545,12 +634,12 @@ class Workspace:
         report = IngestReport(
             workspace=self.path,
             data_dir=data_dir,
-            row_counts=row_counts,
+            row_counts=manifest["row_counts"],
             files=sources,
-            fingerprint=fingerprint,
-            ingested_at=ingested_at,
+            fingerprint=manifest["fingerprint"],
+            ingested_at=manifest["ingested_at"],
             seconds=time.perf_counter() - start,
-            attributes=attributes,
+            attributes=manifest["attributes"],
         )
         logger.info("%s", report.summary())
         return report
@@ -569,3 +658,47 @@ class Workspace:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON beside ``path`` and rename it over ``path`` (readers see old or new)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_tables(
+    folder: Path, tables: Tables, sources: Mapping[str, str], data_dir: Path, s: Settings
+) -> dict[str, Any]:
+    """Write every table of a full ingest into ``folder`` with its manifest; return it."""
+    index: dict[str, list[Part]] = {}
+    attributes: dict[str, list[str]] = {}
+    for name, frame in tables.items():
+        index[name] = write_table(folder, name, frame)
+        spec_cols = TABLE_SPECS[name].column_names
+        attributes[name] = [c for c in frame.columns if c not in spec_cols]
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "data_dir": str(data_dir.absolute()),
+        "files": dict(sources),
+        "row_counts": {n: sum(p.rows for p in parts) for n, parts in index.items()},
+        "attributes": attributes,
+        "fingerprint": parts_fingerprint(index),
+        "defaults": {
+            "salvage_fraction": s.economics.salvage_fraction,
+            "season_end": None if s.season.end is None else s.season.end.isoformat(),
+            "horizon_days": s.season.horizon_days,
+        },
+        "tables": {n: [p.to_json() for p in parts] for n, parts in index.items()},
+        "appends": [],
+    }
+    _write_json_atomic(folder / MANIFEST, manifest)
+    return manifest

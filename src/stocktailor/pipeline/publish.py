@@ -1,0 +1,55 @@
+"""Publish a pipeline run to the workflow database for review."""
+
+from __future__ import annotations
+
+from stocktailor.config import Settings
+from stocktailor.pipeline.runner import RunReport, plan_result
+from stocktailor.pipeline.steps import tables_at
+from stocktailor.workspace import Workspace
+
+__all__ = ["publish_report", "shown_url"]
+
+
+def publish_report(
+    ws: Workspace,
+    report: RunReport,
+    settings: Settings,
+    database_url: str | None = None,
+    *,
+    user: str = "cli",
+) -> tuple[int, str]:
+    """Store the run's lines in the workflow database; returns ``(run id, database url)``.
+
+    The database is ``database_url``, else ``serve.database_url``, else the workspace's
+    SQLite file.
+    """
+    from stocktailor import workflow
+
+    url = database_url or settings.serve.database_url or ws.database_url
+    result = plan_result(ws, report, settings)
+    tables = tables_at(ws, report.day, settings.pipeline.weather_forecast_days)
+    workflow.upgrade(url)
+    engine = workflow.connect(url)
+    try:
+        positions = workflow.stock_context(tables, result.as_of, settings)
+        run_id: int = workflow.publish_run(
+            engine,
+            result,
+            tables.stores,
+            tables.products,
+            positions=positions,
+            config=settings.serve,
+            user=user,
+        )
+    finally:
+        engine.dispose()
+    return run_id, url
+
+
+def shown_url(url: str) -> str:
+    """A database URL as a person reads it: a SQLite file as its path, passwords hidden."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
