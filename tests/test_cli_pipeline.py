@@ -68,7 +68,7 @@ def test_run_append_run_status_and_the_outputs(
     assert "computed clusters, demand, forecast, plan" in first
     # progress: plain lines when the output is not a terminal
     assert "forecasting demand (fit, then parts): started" in first
-    assert "rebalancing (store-to-store transfers): " in first
+    assert "planning allocation and transfers: " in first
     status = _cli("status", *common)
     assert "everything for 2026-04-17 is stored" in status
     inc = data / "increments" / "2026-04-18"
