@@ -34,6 +34,7 @@ from stocktailor.demand.history import (
     demand_view,
     events_until,
     prepare_history,
+    with_backcast_snapshots,
 )
 from stocktailor.demand.model import EFFECTS, DemandModel, sku_shares
 from stocktailor.demand.validation import (
@@ -284,7 +285,8 @@ class DemandForecaster:
         """Pair scores of every candidate (and LightGBM effect variant) at every origin."""
         assert hist.events is not None
         styles = self._sample_styles(hist)
-        vt, events = tables, hist.events
+        # A single snapshot at as_of: the origins track the back-cast positions.
+        vt, events = with_backcast_snapshots(tables, hist.as_of), hist.events
         if styles is not None:
             skus = tables.products.filter(pl.col("style").is_in(styles)).select("sku")
             vt = tables.replace(

@@ -39,6 +39,7 @@ __all__ = [
     "pair_expected_demand",
     "prepare_history",
     "price_weekly",
+    "with_backcast_snapshots",
 ]
 
 SS = ["store_id", "style"]
@@ -158,6 +159,36 @@ def events_until(events: Events, tables: Tables, as_of: dt.date) -> Events:
         sales_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
         out_days.filter(pl.col("date") <= as_of).join(pairs, on=keys, how="semi"),
     )
+
+
+def with_backcast_snapshots(tables: Tables, as_of: dt.date) -> Tables:
+    """``tables`` with each back-cast pair's opening stock as an inventory snapshot.
+
+    With one stock snapshot at ``as_of`` (the common export), earlier positions are back-cast
+    from later sales; an earlier as-of date (a validation origin) would see no snapshot at all
+    and no history. The back-cast opening stock (dated the day before the back-cast starts)
+    is a position known at ``as_of``: as a snapshot row it lets every origin track the pair.
+    Tables without a back-cast are returned unchanged.
+    """
+    from stocktailor.censoring import backcast_pairs
+
+    bc = backcast_pairs(tables, as_of)
+    if bc.is_empty():
+        return tables
+    inv = tables.inventory
+    rows = bc.select(
+        (pl.col("backcast_from") - dt.timedelta(days=1)).alias("date"),
+        "store_id",
+        "sku",
+        pl.col("opening_stock").alias("on_hand"),
+    )
+    rows = rows.with_columns(
+        [pl.lit(None).alias(c) for c in inv.columns if c not in rows.columns]
+    ).select(
+        [pl.col(c).cast(inv.schema[c]) for c in inv.columns]
+    )
+    merged = pl.concat([inv, rows]).unique(["date", "store_id", "sku"], keep="first")
+    return tables.replace(inventory=merged.sort("date", "store_id", "sku"))
 
 
 def history_start(tables: Tables, as_of: dt.date, history_days: int) -> tuple[dt.date, int]:
