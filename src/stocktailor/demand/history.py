@@ -140,11 +140,48 @@ class DemandHistory:
         )
 
 
+# One-entry memo of the last canonical view (inputs and output held, so identities cannot be
+# reused while it lives): every reader of one plan run asks for the same view, and the stock
+# memos of stocktailor.censoring are keyed by the identity of its frames.
+_VIEW: list[tuple[tuple[pl.DataFrame, ...], tuple[pl.DataFrame, ...]]] = []
+
+
+def _frames(tables: Tables) -> tuple[pl.DataFrame, ...]:
+    return (tables.sales, tables.inventory, tables.products, tables.stores)
+
+
 def demand_view(tables: Tables) -> Tables:
-    """``tables`` with sales as the non-negative daily net-demand view (the demand target):
-    :func:`stocktailor.censoring.demand_tables` (returns netted within the day, surplus
-    returns dropped; idempotent)."""
-    return demand_tables(tables)
+    """``tables`` with sales as the non-negative daily net-demand view (the demand target) and
+    every table in a canonical row order.
+
+    The view is :func:`stocktailor.censoring.demand_tables` (returns netted within the day,
+    surplus returns dropped). Sales and inventory are sorted by all their columns, products by
+    SKU and stores by id, so that the same data in another row order gives the same forecast
+    (same inputs, same outputs). Idempotent: a view is returned as it is.
+    """
+    key = _frames(tables)
+    for inputs, canon in _VIEW:
+        if all(a is b for a, b in zip(canon, key, strict=True)):
+            return tables
+        if all(a is b for a, b in zip(inputs, key, strict=True)):
+            return _with_frames(tables, canon)
+    t = demand_tables(tables)
+    canon = _with_frames(
+        t,
+        (
+            t.sales.sort(t.sales.columns),
+            t.inventory.sort(t.inventory.columns),
+            t.products.sort("sku"),
+            t.stores.sort("store_id"),
+        ),
+    )
+    _VIEW[:] = [(key, _frames(canon))]
+    return canon
+
+
+def _with_frames(tables: Tables, frames: tuple[pl.DataFrame, ...]) -> Tables:
+    sales, inventory, products, stores = frames
+    return tables.replace(sales=sales, inventory=inventory, products=products, stores=stores)
 
 
 def events_until(events: Events, tables: Tables, as_of: dt.date) -> Events:
@@ -234,7 +271,7 @@ def prepare_history(
         :func:`stock_events` of ``tables`` at ``as_of`` from the window's start (or a later
         date's, cut with :func:`events_until`) when already computed.
     """
-    tables = demand_tables(tables)
+    tables = demand_view(tables)
     start, n_weeks = history_start(tables, as_of, history_days)
     if events is None:
         events = stock_events(tables, as_of, start=start, threshold_units=threshold_units)
