@@ -307,7 +307,7 @@ def candidate_forecasts(
         from stocktailor.demand.forecaster import DemandForecaster
     except ImportError:
         return None, {}
-    f = DemandForecaster.from_config(settings.demand)
+    f = DemandForecaster.from_config(settings.demand, horizon_weeks=settings.season.horizon_weeks)
     forecast(tables, as_of, settings, clusters, model=f)
     val = getattr(f, "validation_", None)
     if not isinstance(val, pl.DataFrame):
@@ -315,7 +315,9 @@ def candidate_forecasts(
     names = [c for c in val["candidate"].unique().sort().to_list() if not any(x in c for x in "+-")]
     out = {}
     for name in names:
-        g = DemandForecaster.from_config(settings.demand, candidates=(name,))
+        g = DemandForecaster.from_config(
+            settings.demand, candidates=(name,), horizon_weeks=settings.season.horizon_weeks
+        )
         out[name] = forecast(tables, as_of, settings, clusters, model=g)
     return val, out
 

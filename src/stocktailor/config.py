@@ -106,6 +106,13 @@ class SeasonConfig(_Section):
         ge=0,
         description="Sales may be dated at most this many days after the latest snapshot.",
     )
+    horizon_weeks: int = Field(
+        13,
+        ge=1,
+        description="Forecast horizon of products without a season end (a never-ending "
+        "assortment: no products.season_end and no [season] end), weeks. Products with a "
+        "season end are forecast to it.",
+    )
 
 
 class DemandConfig(_Section):
@@ -147,9 +154,6 @@ class DemandConfig(_Section):
         ge=1,
         description="A pair that sold before but not in this many weeks is never forecast "
         "above its recent weekly demand's 90th percentile (or mean), weeks.",
-    )
-    horizon_weeks: int = Field(
-        13, ge=1, description="Forecast horizon of SKUs without a season_end, weeks."
     )
     seasonal_history_days: int = Field(
         728,

@@ -139,7 +139,9 @@ def demand_forecaster(settings: Settings) -> Any | None:
 
     if settings.demand.model != "select":
         return None
-    return DemandForecaster.from_config(settings.demand)
+    return DemandForecaster.from_config(
+        settings.demand, horizon_weeks=settings.season.horizon_weeks
+    )
 
 
 def forecast_prices(tables: Tables, as_of: dt.date, settings: Settings) -> pl.DataFrame | None:

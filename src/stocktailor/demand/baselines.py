@@ -106,6 +106,7 @@ def baseline_forecast(
     until: dt.date | None = None,
     history_days: int = 84,
     n_jobs: int = 1,
+    horizon_weeks: int = 13,
 ) -> pl.DataFrame:
     """statsforecast reference forecast on daily sales per store x SKU (sales = demand).
 
@@ -117,9 +118,11 @@ def baseline_forecast(
         seconds instead of minutes; each forecast week is cut at the SKU's ``season_end``),
         ``croston`` (CrostonOptimized), ``adida`` (ADIDA), ``naive``.
     until
-        Last day (default: the latest ``season_end``).
+        Last day (default: the latest ``season_end``, else ``horizon_weeks`` after ``as_of``).
     history_days
         Days of daily history fitted.
+    horizon_weeks
+        Forecast horizon without a ``season_end``, weeks (``settings.season.horizon_weeks``).
 
     Returns
     -------
@@ -133,7 +136,7 @@ def baseline_forecast(
     last = until
     if last is None:
         mx = pr["season_end"].max() if "season_end" in pr.columns else None
-        last = mx if isinstance(mx, dt.date) else as_of + dt.timedelta(days=56)
+        last = mx if isinstance(mx, dt.date) else as_of + dt.timedelta(days=7 * horizon_weeks)
     h = (last - as_of).days
     if h <= 0:
         return pl.DataFrame(schema=FORECAST_SCHEMA)

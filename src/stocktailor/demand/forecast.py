@@ -81,14 +81,20 @@ def forecast_parts(
 
     cfg = settings.demand
     if cfg.model == "baseline":
-        return iter([baseline_forecast(tables, as_of, method="auto_ets")])
+        return iter(
+            [
+                baseline_forecast(
+                    tables, as_of, method="auto_ets", horizon_weeks=settings.season.horizon_weeks
+                )
+            ]
+        )
     m: Forecaster
     if model is not None:
         m = model
     elif cfg.model == "lightgbm":
-        m = DemandModel.from_config(cfg)
+        m = DemandModel.from_config(cfg, horizon_weeks=settings.season.horizon_weeks)
     else:
-        m = DemandForecaster.from_config(cfg)
+        m = DemandForecaster.from_config(cfg, horizon_weeks=settings.season.horizon_weeks)
     fitted = hasattr(m, "booster_") or hasattr(m, "choice_")
     if isinstance(m, DemandModel) and fitted and m.as_of_ != as_of:
         m.update(tables, as_of, clusters=clusters, size_curves=size_curves, history=history)
@@ -107,7 +113,10 @@ def forecast_parts(
             return iter(
                 [
                     velocity_forecast(
-                        tables, as_of, clusters=clusters, horizon_weeks=cfg.horizon_weeks
+                        tables,
+                        as_of,
+                        clusters=clusters,
+                        horizon_weeks=settings.season.horizon_weeks,
                     )
                 ]
             )

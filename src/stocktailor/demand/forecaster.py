@@ -152,9 +152,12 @@ class DemandForecaster:
 
     @classmethod
     def from_config(cls, config: DemandConfig, **overrides: Any) -> DemandForecaster:
-        """A forecaster with the settings of ``config`` (``overrides`` win)."""
+        """A forecaster with the settings of ``config`` (``overrides`` win; pass
+        ``horizon_weeks=settings.season.horizon_weeks``)."""
         params: dict[str, Any] = {
-            "model": DemandModel.from_config(config),
+            "model": DemandModel.from_config(
+                config, horizon_weeks=overrides.get("horizon_weeks", 13)
+            ),
             "candidates": config.candidates,
             "n_origins": config.validation_origins,
             "max_holdout_weeks": config.max_holdout_weeks,
@@ -162,7 +165,6 @@ class DemandForecaster:
             "min_group_pairs": config.min_group_pairs,
             "bias_prior_units": config.bias_prior_units,
             "dormant_weeks": config.dormant_weeks,
-            "horizon_weeks": config.horizon_weeks,
             "history_days": max(config.history_days, config.seasonal_history_days),
             "validation_max_series": config.validation_max_series,
             "validation_train_rows": config.validation_train_rows,

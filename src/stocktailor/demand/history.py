@@ -160,11 +160,11 @@ def demand_view(tables: Tables) -> Tables:
     (same inputs, same outputs). Idempotent: a view is returned as it is.
     """
     key = _frames(tables)
-    for inputs, canon in _VIEW:
-        if all(a is b for a, b in zip(canon, key, strict=True)):
+    for inputs, done in _VIEW:
+        if all(a is b for a, b in zip(done, key, strict=True)):
             return tables
         if all(a is b for a, b in zip(inputs, key, strict=True)):
-            return _with_frames(tables, canon)
+            return _with_frames(tables, done)
     t = demand_tables(tables)
     canon = _with_frames(
         t,
@@ -221,9 +221,7 @@ def with_backcast_snapshots(tables: Tables, as_of: dt.date) -> Tables:
     )
     rows = rows.with_columns(
         [pl.lit(None).alias(c) for c in inv.columns if c not in rows.columns]
-    ).select(
-        [pl.col(c).cast(inv.schema[c]) for c in inv.columns]
-    )
+    ).select([pl.col(c).cast(inv.schema[c]) for c in inv.columns])
     merged = pl.concat([inv, rows]).unique(["date", "store_id", "sku"], keep="first")
     return tables.replace(inventory=merged.sort("date", "store_id", "sku"))
 

@@ -222,6 +222,7 @@ class DemandModel:
         price_offset: bool = True,
         price_elasticity_prior: float = 0.0,
         price_elasticity_prior_sd: float = 0.75,
+        horizon_weeks: int = 13,
     ) -> None:
         self.signals = SIGNAL_GROUPS if signals is None else frozenset(signals)
         unknown = self.signals - SIGNAL_GROUPS
@@ -258,6 +259,7 @@ class DemandModel:
         self.price_offset = price_offset
         self.price_elasticity_prior = price_elasticity_prior
         self.price_elasticity_prior_sd = price_elasticity_prior_sd
+        self.horizon_weeks = horizon_weeks
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -651,7 +653,7 @@ class DemandModel:
         return self
 
     def _last_day(self, until: dt.date | None) -> tuple[dt.date, pl.DataFrame]:
-        """Last forecast day (``until``, else the latest season end, else 8 weeks) and the
+        """Last forecast day (``until``, else the latest season end, else ``horizon_weeks``) and the
         products' ``sku, style, season_end``."""
         pr = self.history_.tables.products
         ends = (
@@ -662,7 +664,8 @@ class DemandModel:
         if until is not None:
             return until, ends
         mx = ends["season_end"].max()
-        return (mx if isinstance(mx, dt.date) else self.as_of_ + dt.timedelta(days=7 * 8)), ends
+        default = self.as_of_ + dt.timedelta(days=7 * self.horizon_weeks)
+        return (mx if isinstance(mx, dt.date) else default), ends
 
     def predict(
         self,
