@@ -299,12 +299,13 @@ def _validation(result: Any) -> tuple[pl.DataFrame | None, dict[str, pl.DataFram
 def candidate_forecasts(
     tables: Any, as_of: dt.date, settings: Settings, clusters: pl.DataFrame | None
 ) -> tuple[pl.DataFrame | None, dict[str, pl.DataFrame]]:
-    """The selecting forecaster's validation table and, per candidate it validated, the
-    forecast it makes when that candidate is the only one (level and spread still calibrated
-    on the holdout). Empty when the product has no selecting forecaster."""
+    """The selecting forecaster's validation table and, per candidate it validated, that
+    candidate's own forecast from the same fit (uncalibrated). Empty when the product has no
+    selecting forecaster."""
     try:
         from stocktailor.demand import forecast
         from stocktailor.demand.forecaster import DemandForecaster
+        from stocktailor.plan import forecast_prices
     except ImportError:
         return None, {}
     f = DemandForecaster.from_config(settings.demand, horizon_weeks=settings.season.horizon_weeks)
@@ -312,13 +313,10 @@ def candidate_forecasts(
     val = getattr(f, "validation_", None)
     if not isinstance(val, pl.DataFrame):
         return None, {}
-    names = [c for c in val["candidate"].unique().sort().to_list() if not any(x in c for x in "+-")]
-    out = {}
-    for name in names:
-        g = DemandForecaster.from_config(
-            settings.demand, candidates=(name,), horizon_weeks=settings.season.horizon_weeks
-        )
-        out[name] = forecast(tables, as_of, settings, clusters, model=g)
+    # Every validated candidate's own forecast from the same fit (uncalibrated: level factor
+    # 1, the chosen groups' spread), see DemandForecaster.candidate_forecasts.
+    plan = forecast_prices(tables, as_of, settings)
+    out = f.candidate_forecasts(price_plan=plan)
     return val, out
 
 
@@ -419,6 +417,12 @@ def stories(
 
 def run_one(scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
+    if args.candidates:
+        # Output only (the chosen forecast is unchanged): every validated candidate's own
+        # forecast from the product's fit, PlanResult.candidate_forecasts.
+        settings = settings.model_copy(
+            update={"demand": settings.demand.model_copy(update={"keep_candidate_forecasts": True})}
+        )
     t0 = time.perf_counter()
     net = generate(scenario, seed)
     h = horizon(net)
