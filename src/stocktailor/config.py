@@ -301,10 +301,17 @@ class ClusteringConfig(_Section):
         "much stay apart (root-mean-square log-ratio per unit sold: 0.2 = the typical unit "
         "sells about 20% more or less; selection=mix_difference).",
     )
-    singleton_factor: float = Field(
+    noise_margin: float = Field(
         2.0,
+        ge=0.0,
+        description="Two groups of stores stay apart only when their mix difference exceeds "
+        "min_mix_difference by this many standard errors (from how the two halves of the "
+        "window disagree store by store).",
+    )
+    singleton_factor: float = Field(
+        1.0,
         ge=1.0,
-        description="A single store is its own cluster only when it is this many times "
+        description="A single store is its own cluster only when it is also this many times "
         "min_mix_difference from every group.",
     )
     climate_iterations: int = Field(

@@ -80,9 +80,14 @@ class StoreClusterer:
         Two groups of stores whose mixes differ by at least this much stay apart, in
         root-mean-square log-ratio units per unit sold (0.2: the typical unit sits in a style
         or attribute level that sells about 20% more or less; see :mod:`.style`).
+    noise_margin
+        Two groups stay apart only when their difference exceeds ``min_mix_difference`` by
+        this many standard errors of it (estimated from how the two halves of the window
+        disagree store by store), so a small group whose difference is within its sampling
+        noise is merged.
     singleton_factor
-        A single store is a cluster of its own only when it is this many times
-        ``min_mix_difference`` from every group (one store's difference is the noisiest).
+        A single store is a cluster of its own only when it is also this many times
+        ``min_mix_difference`` from every group.
     climate_iterations
         Times the style mix's climate slopes are re-estimated within the clusters found (so
         that a segment living in one climate is not read as climate) and the stores clustered
@@ -154,7 +159,8 @@ class StoreClusterer:
             "mix_difference", "replication", "silhouette", "stability"
         ] = "mix_difference",
         min_mix_difference: float = 0.2,
-        singleton_factor: float = 2.0,
+        noise_margin: float = 2.0,
+        singleton_factor: float = 1.0,
         climate_iterations: int = 3,
         n_bootstrap: int = 10,
         n_name_features: int = 4,
@@ -172,6 +178,7 @@ class StoreClusterer:
         self.feature_weights = dict(feature_weights) if feature_weights else None
         self.selection = selection
         self.min_mix_difference = min_mix_difference
+        self.noise_margin = noise_margin
         self.singleton_factor = singleton_factor
         self.climate_iterations = climate_iterations
         self.n_bootstrap = n_bootstrap
@@ -194,6 +201,7 @@ class StoreClusterer:
             feature_weights=config.feature_weights,
             selection=config.selection,
             min_mix_difference=config.min_mix_difference,
+            noise_margin=config.noise_margin,
             singleton_factor=config.singleton_factor,
             climate_iterations=config.climate_iterations,
             n_bootstrap=config.n_bootstrap,
@@ -214,6 +222,7 @@ class StoreClusterer:
             "feature_weights",
             "selection",
             "min_mix_difference",
+            "noise_margin",
             "singleton_factor",
             "climate_iterations",
             "n_bootstrap",
@@ -399,6 +408,7 @@ class StoreClusterer:
                 halves[0],
                 halves[1],
                 self.min_mix_difference,
+                noise_margin=self.noise_margin,
                 singleton_factor=self.singleton_factor,
                 k_max=self.k_max,
                 seed=self.random_state,

@@ -128,6 +128,59 @@ _GENDER_WORDS = {
 }
 
 
+_COUNT_NOUNS = frozenset(
+    {
+        "bag",
+        "belt",
+        "blazer",
+        "blouse",
+        "boot",
+        "cap",
+        "coat",
+        "dress",
+        "hat",
+        "hoodie",
+        "jacket",
+        "jean",
+        "legging",
+        "loafer",
+        "parka",
+        "puffer",
+        "sandal",
+        "scarf",
+        "shirt",
+        "shoe",
+        "short",
+        "skirt",
+        "slipper",
+        "sneaker",
+        "sock",
+        "sweater",
+        "tee",
+        "top",
+        "trainer",
+        "trouser",
+    }
+)
+"""Garment nouns a planner says in the plural ("sandals", "wool coats"): a tag or category
+ending in one of them is worded in the plural."""
+
+
+def _plural(text: str) -> str:
+    """``"bright sneaker"`` -> ``"bright sneakers"``, ``"wool coat"`` -> ``"wool coats"``;
+    anything not ending in a garment noun unchanged ("denim", "coastal")."""
+    head, _, last = text.rpartition(" ")
+    if last not in _COUNT_NOUNS:
+        return text
+    if last.endswith(("s", "sh", "ch", "x")):
+        plural = last + "es"
+    elif last == "scarf":
+        plural = "scarves"
+    else:
+        plural = last + "s"
+    return f"{head} {plural}" if head else plural
+
+
 def describe_weights(columns: list[str]) -> FloatArray:
     """Per column, its weight in naming and explaining clusters (:data:`NAMED_GROUPS`)."""
     out: FloatArray = np.array(
@@ -158,7 +211,7 @@ def phrase(column: str, z: float) -> str:
     elif attr == "color_family":
         text = f"{text} colours"
     elif attr in ("fabric", "material", "size_group", ""):
-        pass
+        text = _plural(text)
     else:
         text = f"{text} {attr.replace('_', ' ')}"
     return text if z >= 0 else f"light on {text}"
