@@ -18,39 +18,13 @@ EDGES = ("workspace", "workflow", "api", "web", "cli", "demo", "migrations", "pi
 EXEMPT = ("migrations/versions/",)
 
 KNOWN: set[str] = {
-    "file allocation.py:allocate_arrays",
-    "file allocation.py:allocate",
     "file api.py:create_app",
-    "file censoring.py",
-    "file censoring.py:stock_events",
-    "file censoring.py:pair_demand_rates",
-    "file censoring.py:pooled_expected_demand",
-    "file clustering/dynamic.py:recluster",
-    "file clustering/features.py",
-    "file clustering/features.py:build_store_features",
-    "file clustering/model.py",
-    "file clustering/report.py:clusters_report_html",
-    "file contract.py",
-    "file contract.py:validate_tables",
-    "file demo.py:run_demo",
-    "file synth/_catalog.py:_build_catalog",
-    "file synth/_generate.py:_build",
-    "file synth/_network.py:_assemble",
-    "file synth/_signals.py:_build_events",
-    "file synth/_stores.py:_build_stores",
-    "file transfers/_flow.py:build_sku_curves",
-    "file transfers/_mip.py:solve_mip",
-    "file transfers/_plan.py:build_instance",
-    "file transfers/_solve.py",
-    "file transfers/_solve.py:solve_instance",
     "file web/__init__.py:mount_dashboard",
     "file workflow/service.py",
     "file workflow/service.py:_prepare",
     "file workflow/service.py:publish_run",
     "file workflow/service.py:decide",
     "file workflow/service.py:bulk_decide",
-    "private stocktailor.allocation <- stocktailor.transfers._plan",
-    "private stocktailor.transfers._plan <- stocktailor.positions._core_size_skus",
     "cycle stocktailor.api stocktailor.web",
 }
 
@@ -212,3 +186,10 @@ def _private_reaches() -> set[str]:
 def test_no_private_name_crosses_modules() -> None:
     new = sorted(_private_reaches() - KNOWN)
     assert not new, new
+
+
+def test_known_breaches_are_still_breaches() -> None:
+    """A breach fixed leaves ``KNOWN`` in the same change, so the list only shrinks."""
+    found = _size_breaches() | _circles() | _private_reaches()
+    stale = sorted(KNOWN - found)
+    assert not stale, f"fixed, remove from KNOWN: {stale}"
