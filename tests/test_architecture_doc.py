@@ -167,10 +167,8 @@ def test_cited_calls_match_signatures() -> None:
 
 def test_class_names_exist() -> None:
     known = {n for mod in MODULES.values() for n in vars(mod)}
-    cited = set()
-    for span in _spans():
-        for m in re.finditer(r"(?<![\w.])([A-Z][a-z]+[A-Z]\w*|[A-Z][a-z]{2,})(?=$|[\s(.,:\[])", span):
-            cited.add(m.group(1))
+    word = re.compile(r"(?<![\w.])([A-Z][a-z]+[A-Z]\w*|[A-Z][a-z]{2,})(?=$|[\s(.,:\[])")
+    cited = {m.group(1) for span in _spans() for m in word.finditer(span)}
     cited -= {"Tables", "Path", "Mapping", "Typer", "Rich", "FastAPI", "Dask", "Alembic", "Int64"}
     cited -= {"LazyFrame", "DataFrame", "ValueError"}
     cited = {c for c in cited if c not in {"None", "True", "False", "Callable"}}
