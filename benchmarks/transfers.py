@@ -525,13 +525,8 @@ def demo_checks(allocation: Any, transfers: Any, objective: float) -> dict[str, 
     both = alloc_to & receives
     cols = ["sku", "to_id", "units", "to_inbound_units", "reason"]
     lines = pl.concat([allocation.select(cols), transfers.select(cols)])
-    fed = lines.filter(
-        pl.struct("sku", "to_id").is_in(
-            pl.DataFrame(
-                list(both), schema={"sku": pl.String, "to_id": pl.String}, orient="row"
-            ).to_struct()
-        )
-    )
+    pairs = pl.DataFrame(list(both), schema={"sku": pl.String, "to_id": pl.String}, orient="row")
+    fed = lines.join(pairs, on=["sku", "to_id"], how="semi")
     per = fed.group_by("sku", "to_id").agg(
         pl.col("units").sum(),
         pl.col("to_inbound_units").min().alias("lo"),
