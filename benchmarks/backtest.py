@@ -72,6 +72,24 @@ def _checks(runs: pl.DataFrame) -> list[tuple[str, bool, str]]:
                 f"mean {mean:.3f}, every seed {all(x >= 0.5 for x in shares)} (per seed {per})",
             )
         )
+    if "bound" in pols:
+        others = runs.filter(pl.col("policy") != "bound").drop_nulls("bound_profit")
+        over = others.filter(pl.col("profit") > pl.col("bound_profit") + 1e-6)
+        slack = others.with_columns((pl.col("bound_profit") - pl.col("profit")).alias("slack"))
+        best = slack.sort("slack").row(0, named=True) if slack.height else None
+        out.append(
+            (
+                "bound >= every policy's profit in every seed (an upper bound)",
+                over.height == 0 and others.height > 0,
+                f"{over.height} of {others.height} runs above it"
+                + (
+                    f"; closest {best['policy']} seed {best['seed']}: bound - profit "
+                    f"{best['slack']:,.0f} ({best['slack'] / best['bound_profit']:.2%})"
+                    if best
+                    else ""
+                ),
+            )
+        )
     for other, sfx in (("rule", "_vs_rule"), ("none", "")):
         if other not in pols:
             continue

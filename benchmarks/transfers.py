@@ -12,6 +12,10 @@ Usage::
     python benchmarks/transfers.py uplift [--scenarios ...] [--seeds 0 1 2 3 4]
         (ingest + run_plan as a user would, the joint plan scored under the generator's true
         demand against the same optimiser fed the true demand; foreign-* scenarios too)
+    python benchmarks/transfers.py demo [--scenario default] [--seeds 10 11 12 13 14]
+        (issue 13's demo checks on run_plan with the product's own forecast: (sku, store)
+        pairs both allocated and shipping, pairs fed by the warehouse and a store, and the sum
+        of the line P&L against the plan's objective)
 """
 
 from __future__ import annotations
@@ -468,8 +472,15 @@ def run_uplift(args: argparse.Namespace) -> None:
                 net.write(tmp)
                 tables = read_data_folder(Path(tmp), settings=s)
             t0 = time.perf_counter()
-            truth = truth_plan_instance(net, tables, s)
-            best = solve_instance(truth, s, method="heuristic")
+            st = s
+            if getattr(net, "open_ended", False):
+                # no season_end in the data: the truth's window is the horizon both plans are
+                # scored on (an empty forecast would otherwise end it at the as-of date)
+                st = s.model_copy(
+                    update={"season": s.season.model_copy(update={"end": net.season_end})}
+                )
+            truth = truth_plan_instance(net, tables, st)
+            best = solve_instance(truth, st, method="heuristic")
             t_true = time.perf_counter() - t0
             t0 = time.perf_counter()
             result = run_plan(tables, net.as_of, s)
@@ -499,6 +510,80 @@ def run_uplift(args: argparse.Namespace) -> None:
         ok = [c for c in caps if np.isfinite(c)]
         if ok:
             print(f"uplift: {scenario}: mean {np.mean(ok):.1%}, min {np.min(ok):.1%}", flush=True)
+
+
+def demo_checks(allocation: Any, transfers: Any, objective: float) -> dict[str, Any]:
+    """Issue 13's demo figures for one plan: (sku, store) pairs both allocated and shipping the
+    SKU, pairs fed by the warehouse and by a store (and whether their lines account for it:
+    ``to_inbound_units`` equals the units of all their lines and each line's reason says what
+    the store receives in the plan), and the sum of the lines' net benefit vs the objective."""
+    import polars as pl
+
+    alloc_to = set(zip(allocation["sku"], allocation["to_id"], strict=True))
+    ships = set(zip(transfers["sku"], transfers["from_id"], strict=True))
+    receives = set(zip(transfers["sku"], transfers["to_id"], strict=True))
+    both = alloc_to & receives
+    cols = ["sku", "to_id", "units", "to_inbound_units", "reason"]
+    lines = pl.concat([allocation.select(cols), transfers.select(cols)])
+    pairs = pl.DataFrame(list(both), schema={"sku": pl.String, "to_id": pl.String}, orient="row")
+    fed = lines.join(pairs, on=["sku", "to_id"], how="semi")
+    per = fed.group_by("sku", "to_id").agg(
+        pl.col("units").sum(),
+        pl.col("to_inbound_units").min().alias("lo"),
+        pl.col("to_inbound_units").max().alias("hi"),
+        pl.col("reason").str.contains("receives").all().alias("said"),
+    )
+    accounted = per.filter(
+        (pl.col("units") == pl.col("lo")) & (pl.col("lo") == pl.col("hi")) & pl.col("said")
+    ).height
+    total = float(allocation["net_benefit"].sum() + transfers["net_benefit"].sum())
+    return {
+        "allocation_lines": allocation.height,
+        "transfer_lines": transfers.height,
+        "allocated_and_shipping": len(alloc_to & ships),
+        "receiving_and_shipping": len(receives & ships),
+        "double_fed": len(both),
+        "double_fed_accounted": accounted,
+        "lines_sum": total,
+        "objective": objective,
+        "rel_gap": abs(total - objective) / max(abs(objective), 1e-9),
+    }
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """run_plan (default settings, the product's own forecast) on generated networks and the
+    demo checks of issue 13 on its allocation and transfers."""
+    import tempfile
+    from pathlib import Path
+
+    from stocktailor import read_data_folder, run_plan
+    from stocktailor.synth import generate
+
+    s = Settings()
+    for seed in args.seeds:
+        net = generate(args.scenario, seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            net.write(tmp)
+            tables = read_data_folder(Path(tmp), settings=s)
+        t0 = time.perf_counter()
+        result = run_plan(tables, net.as_of, s)
+        obj = float(result.kpis.get("plan_objective", float("nan")))
+        c = demo_checks(result.allocation, result.transfers, obj)
+        ok = (
+            c["allocated_and_shipping"] == 0
+            and c["double_fed"] == c["double_fed_accounted"]
+            and c["rel_gap"] <= 0.01
+        )
+        print(
+            f"demo: {args.scenario} seed {seed}: {c['allocation_lines']} allocation + "
+            f"{c['transfer_lines']} transfer lines; (sku, store) allocated and shipping "
+            f"{c['allocated_and_shipping']}, receiving and shipping {c['receiving_and_shipping']}; "
+            f"fed by warehouse and store {c['double_fed']} (lines account for it: "
+            f"{c['double_fed_accounted']}); line P&L sum {c['lines_sum']:,.0f} vs objective "
+            f"{c['objective']:,.0f} (gap {c['rel_gap']:.2%}); {time.perf_counter() - t0:.0f} s "
+            f"[{'PASS' if ok else 'MISS'}]",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -537,6 +622,9 @@ def main() -> None:
         "--scenarios", nargs="+", default=["seed-stories", "default"], help="or foreign-* names"
     )
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    f = sub.add_parser("demo")
+    f.add_argument("--scenario", default="default")
+    f.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12, 13, 14])
     args = p.parse_args()
     {
         "scale": run_scale,
@@ -544,6 +632,7 @@ def main() -> None:
         "lp": run_lp,
         "truth": run_truth,
         "uplift": run_uplift,
+        "demo": run_demo,
     }[args.cmd](args)
 
 
