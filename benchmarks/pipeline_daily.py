@@ -106,6 +106,28 @@ def _same_outputs(a: Path, b: Path) -> dict[str, bool]:
     return out
 
 
+def _agreement(a: Path, b: Path) -> dict[str, float]:
+    """How far two output folders are apart: forecast (max absolute difference, units per
+    week) and plan lines (share of lines not in both, relative net-benefit difference)."""
+    order = ["store_id", "sku", "week_start"]
+    fa = pl.read_parquet(a / "forecast.parquet").sort(order)
+    fb = pl.read_parquet(b / "forecast.parquet").sort(order)
+    out = {
+        "forecast_max_abs_diff": max(
+            float((fa[c] - fb[c]).abs().max() or 0.0) for c in ("mean", "var", "p10", "p90")
+        )
+    }
+    key = ["sku", "from_id", "to_id", "units"]
+    for name in ("allocation", "transfers"):
+        la, lb = pl.read_csv(a / f"{name}.csv"), pl.read_csv(b / f"{name}.csv")
+        apart = la.select(key).join(lb.select(key), on=key, how="anti").height
+        apart += lb.select(key).join(la.select(key), on=key, how="anti").height
+        out[f"{name}_lines_apart_share"] = apart / max(1, la.height + lb.height)
+        na, nb = float(la["net_benefit"].sum()), float(lb["net_benefit"].sum())
+        out[f"{name}_net_benefit_rel_diff"] = abs(na - nb) / max(1.0, abs(nb))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scenario", default="default")
@@ -158,6 +180,7 @@ def main() -> None:
     _run(ws, days[-1]["day"], out / "daily-outputs")
     fresh = _run(out / "ws-fresh", days[-1]["day"], out / "fresh-outputs")
     same = _same_outputs(out / "daily-outputs", out / "fresh-outputs")
+    agreement = _agreement(out / "daily-outputs", out / "fresh-outputs")
     between = [d for d in days if not d["refit"]]
     refits = [d for d in days if d["refit"]]
     summary = {
@@ -173,8 +196,14 @@ def main() -> None:
             sum(d["share_of_full"] for d in between) / len(between) if between else None
         ),
         "max_share_refit": max((d["share_of_full"] for d in refits), default=None),
+        # the fresh run of the last day is a full run too, taken at the loop's end (under the
+        # load of the last days): the fairer yardstick on a shared machine
+        "shares_of_fresh_non_refit": [
+            (d["append_seconds"] + d["seconds"]) / fresh["seconds"] for d in between
+        ],
         "idempotent_append": idempotent,
         "equal_to_fresh": same,
+        "agreement_with_fresh": agreement,
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -183,8 +212,11 @@ def main() -> None:
         f"average, {summary['max_share_non_refit']:.0%} at most; refit days at most "
         f"{summary['max_share_refit']:.0%}"
     )
+    tail = summary["shares_of_fresh_non_refit"][-3:]
+    print(f"last non-refit days against the fresh full run: {', '.join(f'{x:.0%}' for x in tail)}")
     print(f"same increment twice changes no byte: {idempotent}")
     print(f"daily loop equals a fresh workspace on {days[-1]['day']}: {same}")
+    print("  how far apart: " + ", ".join(f"{k} {v:.3g}" for k, v in agreement.items()))
     print(f"fresh full run for the last day: {fresh['seconds']:.1f} s (load {fresh['load']:.1f})")
 
 
