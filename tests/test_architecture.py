@@ -18,10 +18,6 @@ EDGES = ("workspace", "workflow", "api", "web", "cli", "demo", "migrations", "pi
 EXEMPT = ("migrations/versions/",)
 
 KNOWN: set[str] = {
-    "file synth/_catalog.py:_build_catalog",
-    "file synth/_generate.py:_build",
-    "file synth/_signals.py:_build_events",
-    "file synth/_stores.py:_build_stores",
 }
 
 
