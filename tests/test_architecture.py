@@ -17,8 +17,7 @@ EDGES = ("workspace", "workflow", "api", "web", "cli", "demo", "migrations", "pi
 # Generated Alembic revisions are data (a schema), not code a newcomer reads.
 EXEMPT = ("migrations/versions/",)
 
-KNOWN: set[str] = {
-}
+KNOWN: set[str] = set()
 
 
 def _sources() -> Iterator[tuple[str, Path]]:
