@@ -544,3 +544,31 @@ def test_killed_server_loses_no_committed_decision(tmp_path: Path) -> None:
             assert (status == "pending") == (version == 0)
     finally:
         engine.dispose()
+
+
+def test_groups_over_http_and_group_approval(sqlite_api: Api) -> None:
+    """Recommendations (style-colour x lane) list with sizes; a group is approved at once."""
+    api = sqlite_api
+    r = api.client.get(
+        f"/api/v1/runs/{api.run_id}/groups", params={"page_size": 200}, headers=api.viewer
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    lines = workflow.list_recommendations(api.engine, api.run_id, page_size=1000).items
+    assert sum(g["lines"] for g in body["items"]) == len(lines)
+    assert body["total"] == len({x["group_key"] for x in lines})
+    g = max(body["items"], key=lambda x: x["lines"])
+    members = [x for x in lines if x["group_key"] == g["group_key"]]
+    assert len(members) == g["lines"] and sum(x["units"] for x in members) == g["units"]
+    r = api.client.post(
+        f"/api/v1/runs/{api.run_id}/decisions/bulk",
+        json={"action": "approve", "filter": {"group": g["group_key"]}},
+        headers=api.planner,
+    )
+    assert r.status_code == 200 and r.json()["applied"] == g["lines"], r.text
+    r = api.client.get(
+        "/api/v1/recommendations", params={"group": g["group_key"]}, headers=api.viewer
+    )
+    assert {x["status"] for x in r.json()["items"]} == {"approved"}
+    bad = api.client.get(f"/api/v1/runs/{api.run_id}/groups?sort=drop", headers=api.viewer)
+    assert bad.status_code == 422

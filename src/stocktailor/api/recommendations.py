@@ -18,6 +18,7 @@ from stocktailor.api.schemas import (
     IdPath,
     Kind,
     RecommendationDetail,
+    RecommendationGroupPage,
     RecommendationPage,
     SortKey,
     Status,
@@ -45,6 +46,7 @@ def recommendations(
     sku: FilterValue = None,
     exception: ExceptionKind | Literal["any"] | None = None,
     min_net_benefit: Annotated[float | None, Query(ge=-1e12, le=1e12)] = None,
+    group: FilterValue = None,
     sort: SortKey = "net_benefit",
     order: Literal["asc", "desc"] = "desc",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -66,6 +68,7 @@ def recommendations(
         sku=sku,
         exception=exception,
         min_net_benefit=min_net_benefit,
+        group=group,
     )
     p = workflow.list_recommendations(
         engine,
@@ -100,4 +103,49 @@ def exceptions(
     """Lines flagged for review: low confidence, large moves, soft rules, first transfers."""
     run_or_404(engine, run_id)
     p = workflow.list_exceptions(engine, run_id, kind=kind, page=page, page_size=page_size)
+    return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}
+
+
+@router.get("/runs/{run_id}/groups", response_model=RecommendationGroupPage, responses=ERRORS)
+def groups(
+    run_id: IdPath,
+    user: Viewer,
+    engine: EngineDep,
+    status: Status | None = None,
+    kind: Kind | None = None,
+    cluster: FilterValue = None,
+    store: FilterValue = None,
+    category: FilterValue = None,
+    style: FilterValue = None,
+    exception: ExceptionKind | Literal["any"] | None = None,
+    sort: Literal[
+        "net_benefit", "units", "lines", "style", "from_id", "to_id", "loss_probability"
+    ] = "net_benefit",
+    order: Literal["asc", "desc"] = "desc",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> Any:
+    """Recommendations of a run: lines grouped by style-colour x lane, with the size breakdown.
+
+    Approve or reject a whole recommendation with the bulk decision and ``filter.group``.
+    """
+    run_or_404(engine, run_id)
+    filters = RecFilter(
+        status=status,
+        kind=kind,
+        cluster=cluster,
+        store=store,
+        category=category,
+        style=style,
+        exception=exception,
+    )
+    p = workflow.list_groups(
+        engine,
+        run_id,
+        filters,
+        sort=sort,
+        descending=order == "desc",
+        page=page,
+        page_size=page_size,
+    )
     return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}

@@ -163,6 +163,10 @@ class RecommendationOut(_Out):
     net_benefit: float
     gain_p10: float | None
     gain_p90: float | None
+    net_p10: float | None = None
+    net_p90: float | None = None
+    loss_probability: float | None = None
+    group_key: str | None = None
     reason: str
     from_on_hand: int | None
     to_on_hand: int | None
@@ -180,6 +184,35 @@ class RecommendationOut(_Out):
 
 class RecommendationPage(_Out):
     items: list[RecommendationOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class RecommendationGroupOut(_Out):
+    """One recommendation: the lines of one style-colour on one lane, sizes inside."""
+
+    group_key: str | None
+    kind: str | None
+    style: str | None
+    color: str | None
+    from_id: str | None
+    to_id: str | None
+    from_cluster: str | None
+    to_cluster: str | None
+    lines: int
+    units: int
+    sizes: str
+    expected_gain: float | None
+    net_benefit: float | None
+    loss_probability: float | None
+    n_exceptions: int
+    pending: int
+    status: str
+
+
+class RecommendationGroupPage(_Out):
+    items: list[RecommendationGroupOut]
     total: int
     page: int
     page_size: int
@@ -258,6 +291,7 @@ class FilterIn(BaseModel):
     sku: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
     exception: ExceptionKind | Literal["any"] | None = None
     min_net_benefit: float | None = Field(None, ge=-1e12, le=1e12)
+    group: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
 
 
 class BulkDecisionIn(BaseModel):

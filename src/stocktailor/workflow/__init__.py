@@ -42,6 +42,7 @@ from stocktailor.workflow.models import (
 )
 from stocktailor.workflow.publish import publish_run
 from stocktailor.workflow.queries import (
+    GROUP_SORT_KEYS,
     SORT_KEYS,
     audit_entries,
     cluster_summary,
@@ -50,6 +51,7 @@ from stocktailor.workflow.queries import (
     get_run,
     latest_run_id,
     list_exceptions,
+    list_groups,
     list_recommendations,
     list_runs,
     run_stores,
@@ -66,6 +68,7 @@ __all__ = [
     "DECISION_ACTIONS",
     "EXCEPTION_KINDS",
     "EXPORT_COLUMNS",
+    "GROUP_SORT_KEYS",
     "MAX_REASON_LENGTH",
     "RECOMMENDATION_KINDS",
     "RECOMMENDATION_STATUSES",
@@ -95,6 +98,7 @@ __all__ = [
     "issue_token",
     "latest_run_id",
     "list_exceptions",
+    "list_groups",
     "list_recommendations",
     "list_runs",
     "publish_run",

@@ -64,7 +64,8 @@ class RecFilter:
     """Filter of recommendation lines (all given conditions must hold).
 
     ``store`` and ``cluster`` match either end of a line; ``exception`` keeps lines flagged
-    with that exception kind (``"any"`` for any kind).
+    with that exception kind (``"any"`` for any kind); ``group`` keeps the lines of one
+    recommendation (style-colour x lane, its ``group_key``).
     """
 
     status: str | None = None
@@ -78,6 +79,7 @@ class RecFilter:
     sku: str | None = None
     exception: str | None = None
     min_net_benefit: float | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import polars as pl
+from scipy import special
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
@@ -44,6 +46,47 @@ def col_or(df: pl.DataFrame, name: str, default: Any, dtype: pl.DataType) -> pl.
     return pl.lit(default, dtype=dtype)
 
 
+def _risk_columns(f: pl.DataFrame) -> list[pl.Expr]:
+    """The plan's net band, loss probability and recommendation (group) id of each line."""
+    return [
+        col_or(f, "net_p10", None, pl.Float64()).fill_nan(None).alias("net_p10"),
+        col_or(f, "net_p90", None, pl.Float64()).fill_nan(None).alias("net_p90"),
+        col_or(f, "loss_probability", None, pl.Float64()).fill_nan(None).alias("loss_probability"),
+        col_or(f, "recommendation_id", None, pl.String()).alias("group_key"),
+    ]
+
+
+_Z90 = 1.2815515655446004
+"""The 90th percentile of the standard normal: p10-p90 spans 2 x 1.2816 standard deviations."""
+
+
+def _fill_risk_and_group(lines: pl.DataFrame) -> pl.DataFrame:
+    """Lines without the plan's loss probability get one from the gain band; lines without a
+    recommendation id are grouped by kind, style-colour and lane."""
+    net = lines["net_benefit"].to_numpy().astype(np.float64)
+    p10 = lines["gain_p10"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    p90 = lines["gain_p90"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    sd = (p90 - p10) / (2 * _Z90)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        approx = np.where(sd > 0, special.ndtr(-net / np.where(sd > 0, sd, 1.0)), np.nan)
+    approx = np.where(np.isfinite(sd) & (sd == 0), (net < 0).astype(np.float64), approx)
+    # Keys only group lines within one run, so polars' hash (stable within a version) is enough.
+    fallback_key = pl.format(
+        "K{}",
+        pl.concat_str(
+            [pl.col(c).cast(pl.String).fill_null("") for c in ("kind", "style", "color")]
+            + [pl.col("from_id"), pl.col("to_id")],
+            separator="|",
+        ).hash(seed=0),
+    )
+    return lines.with_columns(
+        pl.coalesce(pl.col("loss_probability"), pl.Series("_approx", approx).fill_nan(None)).alias(
+            "loss_probability"
+        ),
+        pl.coalesce(pl.col("group_key"), fallback_key).alias("group_key"),
+    )
+
+
 def _transfer_lines(plan: PlanResult) -> pl.DataFrame:
     t = plan.transfers
     soft = next((c for c in ("soft_rules", "soft_rule", "rule_flags") if c in t.columns), None)
@@ -67,6 +110,7 @@ def _transfer_lines(plan: PlanResult) -> pl.DataFrame:
         col_or(t, "net_benefit", None, pl.Float64()).alias("net_benefit"),
         col_or(t, "gain_p10", None, pl.Float64()).fill_nan(None).alias("gain_p10"),
         col_or(t, "gain_p90", None, pl.Float64()).fill_nan(None).alias("gain_p90"),
+        *_risk_columns(t),
         col_or(t, "reason", "", pl.String()).fill_null("").alias("reason"),
         (pl.col(soft).cast(pl.String) if soft else pl.lit(None, dtype=pl.String)).alias(
             "soft_rules"
@@ -99,6 +143,7 @@ def _allocation_lines(plan: PlanResult) -> pl.DataFrame:
         pl.lit(None, dtype=pl.Float64).alias("net_benefit"),
         col_or(a, "gain_p10", None, pl.Float64()).fill_nan(None).alias("gain_p10"),
         col_or(a, "gain_p90", None, pl.Float64()).fill_nan(None).alias("gain_p90"),
+        *_risk_columns(a),
         col_or(a, "reason", "", pl.String()).fill_null("").alias("reason"),
         pl.lit(None, dtype=pl.String).alias("soft_rules"),
     ).with_columns((pl.col("expected_gain") - pl.col("transfer_cost")).alias("net_benefit"))
@@ -194,7 +239,17 @@ def _join_context(
                 how="left",
             )
         )
-    lines = lines.sort("line_no")
+    style_pos = (
+        pos.join(prods.select("sku", "style"), on="sku", how="inner")
+        .group_by("store_id", "style")
+        .agg(
+            pl.col("on_hand").sum().alias("to_style_units"),
+            pl.col("sold_units").sum().alias("to_style_sold"),
+        )
+    )
+    lines = lines.join(
+        style_pos, left_on=["to_id", "style"], right_on=["store_id", "style"], how="left"
+    ).sort("line_no")
     bad = lines.filter(pl.col("units") <= 0)
     if not bad.is_empty():
         row = int(bad["line_no"][0])
@@ -259,7 +314,7 @@ def _prepare(
     lines = None
     if parts:
         lines = pl.concat(parts, how="vertical_relaxed").with_row_index("line_no")
-        lines = _join_context(lines, prods, clusters, pos, demand)
+        lines = _fill_risk_and_group(_join_context(lines, prods, clusters, pos, demand))
     return lines, _store_stats(stores, clusters, pos, demand, positions)
 
 
@@ -285,6 +340,10 @@ _REC_COLUMNS = (
     "net_benefit",
     "gain_p10",
     "gain_p90",
+    "net_p10",
+    "net_p90",
+    "loss_probability",
+    "group_key",
     "reason",
     "from_on_hand",
     "to_on_hand",

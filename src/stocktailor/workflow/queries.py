@@ -23,6 +23,7 @@ from stocktailor.workflow.models import (
 )
 
 __all__ = [
+    "GROUP_SORT_KEYS",
     "SORT_KEYS",
     "audit_entries",
     "check_filter",
@@ -31,8 +32,10 @@ __all__ = [
     "filter_options",
     "get_recommendation",
     "get_run",
+    "known",
     "latest_run_id",
     "list_exceptions",
+    "list_groups",
     "list_recommendations",
     "list_runs",
     "rec_dict",
@@ -230,6 +233,8 @@ def filter_clause(run_id: int, f: RecFilter) -> list[ColumnElement[bool]]:
         clauses.append(r.style == f.style)
     if f.sku is not None:
         clauses.append(r.sku == f.sku)
+    if f.group is not None:
+        clauses.append(r.group_key == f.group)
     if f.min_net_benefit is not None:
         clauses.append(r.net_benefit >= f.min_net_benefit)
     if f.exception is not None:
@@ -301,36 +306,44 @@ def list_recommendations(
     return Page(items=[rec_dict(r) for r in rows], total=int(total), page=page, page_size=page_size)
 
 
-def _explain(rec: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, Any]) -> str:
-    def cover(end: str) -> str:
-        c = rec[f"{end}_cover_weeks"]
-        on_hand = rec[f"{end}_on_hand"]
-        demand = rec[f"{end}_weekly_demand"]
-        bits = []
-        if on_hand is not None:
-            bits.append(f"{on_hand} on hand")
-        if demand is not None:
-            bits.append(f"forecast {demand:.1f} units/week")
-        if c is not None:
-            bits.append(f"{c:.1f} weeks of cover")
-        return ", ".join(bits) if bits else "no stock or forecast recorded"
+PLACEHOLDERS = frozenset({"", "na", "n/a", "nan", "none", "null", "-", "?"})
+"""Values that stand for "unknown" in retailers' files: never shown in a sentence."""
 
-    what = " ".join(str(x) for x in (rec["style"], rec["color"], rec["size"]) if x)
+
+def known(value: Any) -> str | None:
+    """``value`` as text, or None when it is missing or a placeholder (``na``, ``nan``...)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in PLACEHOLDERS else text
+
+
+def _explain(rec: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, Any]) -> str:
+    """What the line does, then the plan's own reason (its one cover figure per end).
+
+    Without a reason from the plan the P&L is stated instead; the workflow adds no cover text
+    of its own, so a line never carries two cover figures.
+    """
+    parts = [known(rec[k]) for k in ("style", "color", "size")]
+    what = " ".join(p for p in parts if p)
+    item = f"{rec['sku']} ({what})" if what else str(rec["sku"])
     verb = "Allocate" if rec["kind"] == "allocation" else "Move"
-    text = (
-        f"{verb} {rec['units']} units of {rec['sku']} ({what}) from "
-        f"{src.get('name') or rec['from_id']} to {dst.get('name') or rec['to_id']}. "
-        f"Source: {cover('from')}. Destination: {cover('to')}. "
-        f"Expected gain at the destination {rec['expected_gain']:.2f}, "
-        f"the source gives up {rec['expected_source_loss']:.2f}, "
-        f"transfer cost {rec['transfer_cost']:.2f}: net benefit {rec['net_benefit']:.2f}."
-    )
-    if rec["gain_p10"] is not None and rec["gain_p90"] is not None:
+    src_name = known(src.get("name")) or rec["from_id"]
+    dst_name = known(dst.get("name")) or rec["to_id"]
+    text = f"{verb} {rec['units']} units of {item} from {src_name} to {dst_name}."
+    reason = known(rec["reason"])
+    if reason:
+        text += f" {reason[0].upper()}{reason[1:]}"
+        if not reason.endswith("."):
+            text += "."
+    else:
         text += (
-            f" The gain lies between {rec['gain_p10']:.2f} and {rec['gain_p90']:.2f} (80% band)."
+            f" Expected gain {rec['expected_gain']:,.2f}, the source gives up "
+            f"{rec['expected_source_loss']:,.2f}, transfer cost {rec['transfer_cost']:,.2f}: "
+            f"net benefit {rec['net_benefit']:,.2f}."
         )
-    if rec["reason"]:
-        text += f" Reason: {rec['reason']}"
+    if rec.get("loss_probability") is not None:
+        text += f" Chance of losing money: {rec['loss_probability']:.0%}."
     return text
 
 
@@ -504,3 +517,95 @@ def filter_options(engine: Engine, run_id: int) -> dict[str, list[Any]]:
         "categories": cats,
         "styles": stys,
     }
+
+
+GROUP_SORT_KEYS = ("net_benefit", "units", "lines", "style", "from_id", "to_id", "loss_probability")
+"""Allowed sort keys of :func:`list_groups`."""
+
+
+def list_groups(
+    engine: Engine,
+    run_id: int,
+    filters: RecFilter | None = None,
+    *,
+    sort: str = "net_benefit",
+    descending: bool = True,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
+    """Return one page of a run's recommendations: its lines grouped by style-colour x lane.
+
+    Each item: ``group_key, kind, style, color, from_id, to_id, from_cluster, to_cluster``,
+    ``lines``, ``units``, ``sizes`` (units per size, e.g. ``"S 10, M 25, L 15"``),
+    ``expected_gain`` and ``net_benefit`` (sums, currency), ``loss_probability`` (the highest
+    of its lines), ``n_exceptions``, ``pending`` (lines still pending) and ``status`` (the lines'
+    status when they agree, else ``"mixed"``). Filters apply to the lines.
+    """
+    f = filters or RecFilter()
+    check_filter(f)
+    if sort not in GROUP_SORT_KEYS:
+        msg = f"sort: {sort!r} is not one of {', '.join(GROUP_SORT_KEYS)}"
+        raise ValueError(msg)
+    if page < 1 or not 1 <= page_size <= 1000:
+        msg = f"page {page} / page_size {page_size}: page >= 1 and 1 <= page_size <= 1000"
+        raise ValueError(msg)
+    r = Recommendation
+    cols: dict[str, Any] = {
+        "net_benefit": func.sum(r.net_benefit),
+        "units": func.sum(r.units),
+        "lines": func.count(),
+        "style": func.min(r.style),
+        "from_id": func.min(r.from_id),
+        "to_id": func.min(r.to_id),
+        "loss_probability": func.max(r.loss_probability),
+    }
+    key = cols[sort]
+    order = [key.desc(), r.group_key.desc()] if descending else [key.asc(), r.group_key]
+    grouped = (
+        select(
+            r.group_key,
+            func.min(r.kind).label("kind"),
+            func.min(r.style).label("style"),
+            func.min(r.color).label("color"),
+            func.min(r.from_id).label("from_id"),
+            func.min(r.to_id).label("to_id"),
+            func.min(r.from_cluster).label("from_cluster"),
+            func.min(r.to_cluster).label("to_cluster"),
+            func.count().label("lines"),
+            func.sum(r.units).label("units"),
+            func.sum(r.expected_gain).label("expected_gain"),
+            func.sum(r.net_benefit).label("net_benefit"),
+            func.max(r.loss_probability).label("loss_probability"),
+            func.sum(r.n_exceptions).label("n_exceptions"),
+            func.min(r.status).label("status_min"),
+            func.max(r.status).label("status_max"),
+        )
+        .where(*filter_clause(run_id, f))
+        .group_by(r.group_key)
+    )
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(grouped.subquery())).scalar_one()
+        rows = conn.execute(
+            grouped.order_by(*order).limit(page_size).offset((page - 1) * page_size)
+        ).all()
+        keys = [row.group_key for row in rows]
+        sizes = conn.execute(
+            select(r.group_key, r.size, r.sku, r.units, r.status, r.id)
+            .where(*filter_clause(run_id, f), r.group_key.in_(keys))
+            .order_by(r.group_key, r.id)
+        ).all()
+    by_group: dict[str, list[Any]] = {}
+    for s in sizes:
+        by_group.setdefault(s.group_key, []).append(s)
+    items = []
+    for row in rows:
+        d = dict(row._mapping)
+        members = by_group.get(row.group_key, [])
+        d["sizes"] = ", ".join(f"{known(m.size) or m.sku} {m.units}" for m in members)
+        d["pending"] = sum(1 for m in members if m.status == "pending")
+        lo, hi = d.pop("status_min"), d.pop("status_max")
+        d["status"] = lo if lo == hi else "mixed"
+        d["units"] = int(d["units"] or 0)
+        d["n_exceptions"] = int(d["n_exceptions"] or 0)
+        items.append(d)
+    return Page(items=items, total=int(total), page=page, page_size=page_size)

@@ -23,6 +23,7 @@ from stocktailor.workflow.decisions import bulk_decide, decide
 from stocktailor.workflow.export import EXPORT_COLUMNS, export_approved
 from stocktailor.workflow.publish import publish_run
 from stocktailor.workflow.queries import (
+    GROUP_SORT_KEYS,
     SORT_KEYS,
     audit_entries,
     cluster_summary,
@@ -31,6 +32,7 @@ from stocktailor.workflow.queries import (
     get_run,
     latest_run_id,
     list_exceptions,
+    list_groups,
     list_recommendations,
     list_runs,
     run_stores,
@@ -45,6 +47,7 @@ from stocktailor.workflow.users import (
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "GROUP_SORT_KEYS",
     "MAX_REASON_LENGTH",
     "SORT_KEYS",
     "BulkResult",
@@ -69,6 +72,7 @@ __all__ = [
     "issue_token",
     "latest_run_id",
     "list_exceptions",
+    "list_groups",
     "list_recommendations",
     "list_runs",
     "publish_run",
