@@ -642,6 +642,12 @@ class ServeConfig(_Section):
     cookie_secure: bool = Field(
         False, description="Mark the dashboard session cookie Secure (serve behind HTTPS)."
     )
+    signin_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Failed sign-ins a client address may make within a minute; further "
+        "attempts are refused (429) until the minute has passed.",
+    )
 
 
 class Settings(_Section):

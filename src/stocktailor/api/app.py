@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stocktailor import __version__, workflow
 from stocktailor.api import decisions, exports, recommendations, runs, users
+from stocktailor.api.security import security_headers
 from stocktailor.config import Settings
 
 __all__ = ["ROUTERS", "create_app", "serve_app"]
@@ -36,7 +39,38 @@ def _message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "invalid input"
 
 
-async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+def is_api_path(path: str) -> bool:
+    """API paths answer errors in JSON; every other path is a page and answers in HTML."""
+    return path.startswith(("/api/", "/openapi", "/healthz"))
+
+
+def _html_error(request: Request, status: int, detail: str) -> Response:
+    # The page renderer lives with the pages; imported when an error page is needed.
+    from stocktailor.web.errors import error_page
+
+    return error_page(request, status, detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if is_api_path(request.url.path):
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers
+        )
+    return _html_error(request, exc.status_code, str(exc.detail))
+
+
+async def _headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    versioned = "v" in request.query_params
+    for name, value in security_headers(request.url.path, versioned).items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
@@ -47,6 +81,8 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     msg = _message(errors)
+    if not is_api_path(request.url.path):
+        return _html_error(request, 422, msg)
     return JSONResponse(status_code=422, content={"detail": msg, "message": msg, "errors": errors})
 
 
@@ -90,6 +126,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.middleware("http")(_headers)
     app.include_router(meta)
     for router in ROUTERS:
         app.include_router(router)

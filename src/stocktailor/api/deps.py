@@ -21,6 +21,7 @@ __all__ = [
     "current_user",
     "get_engine",
     "planner",
+    "refuse",
     "run_or_404",
     "validation_error",
 ]
@@ -35,20 +36,33 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
+def refuse(
+    request: Request, user: str | None, outcome: str, detail: dict[str, Any] | None = None
+) -> None:
+    """Audit a refused request (``outcome``: unauthenticated, forbidden, csrf, throttled)."""
+    workflow.record_attempt(
+        get_engine(request),
+        user=user,
+        action=f"{request.method} {request.url.path}"[:32],
+        target=None,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 def current_user(request: Request) -> UserInfo:
     """Resolve the Bearer token (or the dashboard cookie) to a user, else 401."""
     engine = get_engine(request)
     token, via_cookie = token_from(request)
-    user = workflow.authenticate(engine, token)
+    user = workflow.authenticate(engine, token, session=via_cookie)
     if user is None:
-        if request.method not in ("GET", "HEAD"):
-            workflow.record_attempt(
-                engine,
-                user=None,
-                action=f"{request.method} {request.url.path}"[:32],
-                target=None,
-                outcome="unauthenticated",
-            )
+        workflow.record_attempt(
+            engine,
+            user=None,
+            action=f"{request.method} {request.url.path}"[:32],
+            target=None,
+            outcome="unauthenticated",
+        )
         raise HTTPException(
             status_code=401,
             detail="missing or invalid token",
@@ -57,6 +71,7 @@ def current_user(request: Request) -> UserInfo:
     if via_cookie and request.method not in ("GET", "HEAD"):
         assert token is not None
         if not csrf_ok(request, token):
+            refuse(request, user.name, "csrf")
             raise HTTPException(status_code=403, detail="missing or wrong X-CSRF-Token")
     return user
 
@@ -79,9 +94,10 @@ def planner(request: Request, user: Viewer) -> UserInfo:
     return user
 
 
-def admin(user: Viewer) -> UserInfo:
-    """Require an admin, else 403."""
+def admin(request: Request, user: Viewer) -> UserInfo:
+    """Require an admin, else 403 (audited)."""
     if user.role != "admin":
+        refuse(request, user.name, "forbidden", {"role": user.role})
         raise HTTPException(status_code=403, detail="admin role required")
     return user
 

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from stocktailor.config import Settings
-from stocktailor.web import auth, detail, exceptions, export, overview, queue
+from stocktailor.web import auth, detail, errors, exceptions, export, overview, queue
 from stocktailor.web.common import STATIC_DIR, TEMPLATE_DIR
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATE_DIR", "mount_dashboard"]
@@ -29,6 +29,7 @@ PAGES: list[APIRouter] = [
     detail.router,
     exceptions.router,
     export.router,
+    errors.router,
 ]
 """The dashboard's page groups (a new page group adds its router here)."""
 

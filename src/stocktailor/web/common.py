@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ __all__ = [
     "STATIC_DIR",
     "TEMPLATE_DIR",
     "QueueQuery",
+    "asset",
     "check_csrf",
     "engine_of",
     "page",
@@ -99,7 +101,20 @@ def _fmt_kpi(value: Any) -> str:
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
 
 
+_VERSIONS: dict[str, str] = {}
+
+
+def asset(name: str) -> str:
+    """URL of a static file with its content hash (``?v=``): cacheable for a year, and a
+    changed file gets a new URL."""
+    if name not in _VERSIONS:
+        data = (STATIC_DIR / name).read_bytes()
+        _VERSIONS[name] = hashlib.sha256(data).hexdigest()[:12]
+    return f"/static/{name}?v={_VERSIONS[name]}"
+
+
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.globals["asset"] = asset
 templates.env.filters["money"] = _fmt_money
 templates.env.filters["num"] = _fmt_num
 templates.env.filters["kpi"] = _fmt_kpi
@@ -112,9 +127,10 @@ def engine_of(request: Request) -> Engine:
 
 
 def web_user(request: Request) -> tuple[UserInfo | None, str | None]:
-    """The signed-in user and the token of the cookie (both None when signed out)."""
+    """The signed-in user and the session id of the cookie (both None when signed out)."""
     token = request.cookies.get(COOKIE)
-    return workflow.authenticate(engine_of(request), token), token
+    user = workflow.authenticate(engine_of(request), token, session=True)
+    return (user, token) if user is not None else (None, None)
 
 
 def page(
@@ -144,4 +160,12 @@ def run_id_or_latest(request: Request, run_id: int | None) -> int | None:
 def check_csrf(request: Request, token: str) -> None:
     """403 unless the request echoes the CSRF value of the signed-in token."""
     if not csrf_ok(request, token):
+        user = workflow.authenticate(engine_of(request), token, session=True)
+        workflow.record_attempt(
+            engine_of(request),
+            user=user.name if user else None,
+            action=f"{request.method} {request.url.path}"[:32],
+            target=None,
+            outcome="csrf",
+        )
         raise HTTPException(status_code=403, detail="missing or wrong X-CSRF-Token")

@@ -57,11 +57,14 @@ from stocktailor.workflow.queries import (
     run_stores,
 )
 from stocktailor.workflow.users import (
+    SESSION_HOURS,
     authenticate,
     create_user,
+    end_session,
     ensure_demo_user,
     hash_token,
     issue_token,
+    start_session,
 )
 
 __all__ = [
@@ -73,6 +76,7 @@ __all__ = [
     "RECOMMENDATION_KINDS",
     "RECOMMENDATION_STATUSES",
     "ROLES",
+    "SESSION_HOURS",
     "SORT_KEYS",
     "BulkResult",
     "Conflict",
@@ -88,6 +92,7 @@ __all__ = [
     "connect",
     "create_user",
     "decide",
+    "end_session",
     "ensure_demo_user",
     "export_approved",
     "filter_options",
@@ -104,6 +109,7 @@ __all__ = [
     "publish_run",
     "record_attempt",
     "run_stores",
+    "start_session",
     "stock_context",
     "upgrade",
     "write_engine",

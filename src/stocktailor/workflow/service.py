@@ -40,9 +40,11 @@ from stocktailor.workflow.queries import (
 from stocktailor.workflow.users import (
     authenticate,
     create_user,
+    end_session,
     ensure_demo_user,
     hash_token,
     issue_token,
+    start_session,
 )
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "cluster_summary",
     "create_user",
     "decide",
+    "end_session",
     "ensure_demo_user",
     "export_approved",
     "filter_options",
@@ -78,4 +81,5 @@ __all__ = [
     "publish_run",
     "record_attempt",
     "run_stores",
+    "start_session",
 ]
