@@ -57,6 +57,8 @@ class QueueQuery(BaseModel):
     sort: str = Field("net_benefit", pattern=r"^(" + "|".join(workflow.SORT_KEYS) + r")$")
     order: str = Field("desc", pattern=r"^(asc|desc)$")
     page: int = Field(1, ge=1, le=100_000)
+    group: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    view: str = Field("lines", pattern=r"^(lines|groups)$")
 
     def filters(self) -> RecFilter:
         return RecFilter(
@@ -67,6 +69,7 @@ class QueueQuery(BaseModel):
             category=self.category,
             style=self.style,
             exception=self.exception,
+            group=self.group,
         )
 
     def params(self, **changes: Any) -> str:

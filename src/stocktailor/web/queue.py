@@ -28,17 +28,48 @@ router = APIRouter(include_in_schema=False)
 
 
 def queue_context(request: Request, q: QueueQuery, rid: int) -> dict[str, Any]:
-    p = workflow.list_recommendations(
-        engine_of(request),
-        rid,
-        q.filters(),
-        sort=q.sort,
-        descending=q.order == "desc",
-        page=q.page,
-        page_size=PAGE_SIZE,
-    )
+    """Rows (lines or recommendations) of the queue, store names, and the bulk count."""
+    engine = engine_of(request)
+    f = q.filters()
+    if q.view == "groups":
+        sort = q.sort if q.sort in workflow.GROUP_SORT_KEYS else "net_benefit"
+        p = workflow.list_groups(
+            engine,
+            rid,
+            f,
+            sort=sort,
+            descending=q.order == "desc",
+            page=q.page,
+            page_size=PAGE_SIZE,
+        )
+    else:
+        p = workflow.list_recommendations(
+            engine,
+            rid,
+            f,
+            sort=q.sort,
+            descending=q.order == "desc",
+            page=q.page,
+            page_size=PAGE_SIZE,
+        )
+    pending = RecFilter(**{**f.__dict__, "status": "pending"})
+    bulk_count = workflow.list_recommendations(engine, rid, pending, page_size=1).total
+    stores = {s["store_id"]: s for s in workflow.run_stores(engine, rid)}
     pages = max(1, -(-p.total // PAGE_SIZE))
-    return {"q": q, "run_id": rid, "page": p, "pages": pages}
+    return {
+        "q": q,
+        "run_id": rid,
+        "page": p,
+        "pages": pages,
+        "stores": stores,
+        "bulk_count": bulk_count,
+    }
+
+
+def _pushed(response: Response, q: QueueQuery) -> Response:
+    """Keep the queue's filters, sort and page in the address bar (shareable, bookmarkable)."""
+    response.headers["HX-Push-Url"] = "/queue?" + q.params()
+    return response
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -74,7 +105,8 @@ def queue_rows(request: Request) -> Response:
     if rid is None:
         raise HTTPException(status_code=404, detail="no published run")
     q = q.model_copy(update={"run_id": rid})
-    return page(request, "_queue_rows.html", user, token, **queue_context(request, q, rid))
+    rows = page(request, "_queue_rows.html", user, token, **queue_context(request, q, rid))
+    return _pushed(rows, q)
 
 
 @router.post("/queue/bulk", response_class=HTMLResponse)
@@ -110,13 +142,20 @@ async def queue_bulk(request: Request) -> Response:
         raise HTTPException(status_code=403, detail=f"role {user.role} may not decide")
     f = q.filters()
     f = RecFilter(**{**f.__dict__, "status": None})
-    res = workflow.bulk_decide(engine_of(request), rid, f, action="approve", user=user.name)
+    action = str(form.get("action") or "approve")
+    if action not in ("approve", "reject"):
+        raise HTTPException(status_code=422, detail="action: approve or reject")
+    reason = "rejected as a whole recommendation" if action == "reject" else None
+    res = workflow.bulk_decide(
+        engine_of(request), rid, f, action=action, user=user.name, reason=reason
+    )
     q = q.model_copy(update={"run_id": rid, "page": 1})
+    verb = "Approved" if action == "approve" else "Rejected"
     return page(
         request,
         "_queue_rows.html",
         user,
         token,
-        flash=f"Approved {res.applied} pending lines.",
+        flash=f"{verb} {res.applied} pending lines.",
         **queue_context(request, q, rid),
     )
