@@ -145,8 +145,19 @@ def test_sign_in_overview_and_screenshot(browser: Any, site: Site) -> None:
     assert "Unknown" in page.get_by_test_id("login-error").inner_text()
     _sign_in(page, site, site.planner)
     assert page.get_by_test_id("who").inner_text() == "paula (planner)"
-    kpis = page.get_by_test_id("kpis").inner_text().lower()
+    kpis = page.get_by_test_id("status-tiles").inner_text().lower()
     assert "pending" in kpis and "85" in kpis
+    # money tiles say what they sum; no cents on figures above 1,000
+    sums = page.get_by_test_id("status-sum").all_inner_texts()
+    assert all("net benefit of these lines" in s for s in sums)
+    for s in sums:
+        money = s.rsplit(" ", 1)[-1]
+        if abs(float(money.replace(",", ""))) >= 1000:
+            assert "." not in money, s
+    assert "3,993,749" in page.get_by_test_id("kpis").inner_text()
+    # the validation table of the run's forecast
+    rows = page.get_by_test_id("validation-row")
+    assert rows.count() == 2 and "✓" in rows.nth(0).inner_text()
     # both charts drawn by the vendored Plotly (scatter of lon/lat, bars by cluster)
     page.locator("#map .main-svg").first.wait_for()
     page.locator("#clusters .main-svg").first.wait_for()

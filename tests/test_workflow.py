@@ -94,6 +94,10 @@ def test_publish_run_stores_lines_and_context(database_url: str) -> None:
     assert run["n_recommendations"] == 45
     assert run["status_counts"]["pending"] == 45
     assert run["kpis"]["lanes"] == 7.0
+    assert [(v["candidate"], v["chosen"]) for v in run["validation"]] == [
+        ("model", True),
+        ("seasonal_naive", False),
+    ]
     assert run["config"]["as_of"] == AS_OF.isoformat()
     page = workflow.list_recommendations(engine, run_id, page_size=1000)
     assert page.total == 45

@@ -114,6 +114,7 @@ class RunOut(_Out):
 
 class RunDetailOut(RunOut):
     config: dict[str, Any]
+    validation: list[dict[str, Any]] | None = None
     by_status: dict[str, dict[str, float]]
     n_exceptions: int
 

@@ -89,7 +89,11 @@ def parse_queue(request: Request) -> QueueQuery:
 
 
 def _fmt_money(value: Any) -> str:
-    return "" if value is None else f"{float(value):,.2f}"
+    """Money: cents below 1,000 only (``12.50``, ``3,994``)."""
+    if value is None:
+        return ""
+    number = float(value)
+    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.2f}"
 
 
 def _fmt_num(value: Any, digits: int = 1) -> str:
@@ -97,11 +101,13 @@ def _fmt_num(value: Any, digits: int = 1) -> str:
 
 
 def _fmt_kpi(value: Any) -> str:
-    """A KPI: whole numbers without decimals (units, lanes), others with two (money)."""
+    """A KPI: whole numbers without decimals (units, lanes), others with two below 1,000."""
     if value is None:
         return "–"
     number = float(value)
-    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    if number.is_integer() or abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:,.2f}"
 
 
 _VERSIONS: dict[str, str] = {}

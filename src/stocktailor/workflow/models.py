@@ -77,6 +77,7 @@ class PlanRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     data_fingerprint: Mapped[str] = mapped_column(String(128))
     kpis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    validation: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     n_recommendations: Mapped[int] = mapped_column(Integer, default=0)
 
 

@@ -453,6 +453,23 @@ def _insert_forecast(
         )
 
 
+MAX_VALIDATION_ROWS = 2000
+"""At most this many forecast validation rows (group x candidate) are kept with a run."""
+
+
+def _validation_rows(plan: PlanResult) -> list[dict[str, Any]] | None:
+    """The forecaster's validation (group, candidate, holdout WAPE and bias, chosen)."""
+    v = getattr(plan, "validation", None)
+    if not isinstance(v, pl.DataFrame) or v.is_empty():
+        return None
+    rows = [
+        {k: clean(x) for k, x in r.items()}
+        for r in v.head(MAX_VALIDATION_ROWS).iter_rows(named=True)
+    ]
+    out: list[dict[str, Any]] = jsonable(rows)
+    return out
+
+
 def publish_run(
     engine: Engine,
     plan: PlanResult,
@@ -507,6 +524,7 @@ def publish_run(
             "config": jsonable(plan.settings),
             "data_fingerprint": plan.data_fingerprint[:128],
             "kpis": kpis,
+            "validation": _validation_rows(plan),
             "n_recommendations": n_lines,
         }
         run_id = int(conn.execute(insert(PlanRun).returning(PlanRun.id), [run_row]).scalar_one())

@@ -1,4 +1,4 @@
-"""Grouped recommendations: each line's group (style-colour x lane), net band and loss risk.
+"""Grouped recommendations (each line's group, net band, loss risk); a run's forecast validation.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("plan_runs") as batch:
+        batch.add_column(sa.Column("validation", sa.JSON(), nullable=True))
     with op.batch_alter_table("recommendations") as batch:
         batch.add_column(sa.Column("net_p10", sa.Double(), nullable=True))
         batch.add_column(sa.Column("net_p90", sa.Double(), nullable=True))
@@ -36,3 +38,5 @@ def downgrade() -> None:
         batch.drop_column("loss_probability")
         batch.drop_column("net_p90")
         batch.drop_column("net_p10")
+    with op.batch_alter_table("plan_runs") as batch:
+        batch.drop_column("validation")
