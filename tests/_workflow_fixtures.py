@@ -204,9 +204,22 @@ def make_run(
         forecast=fc,
         allocation=allocation,
         transfers=transfers,
-        kpis={"units_moved": float(transfers["units"].sum() or 0), "lanes": 7.0},
+        kpis={
+            "units_moved": float(transfers["units"].sum() or 0),
+            "lanes": 7.0,
+            "expected_net_benefit": 3_993_748.82,
+        },
         settings={"constraints": {"presentation_minimum": 1}, "as_of": AS_OF},
         data_fingerprint="sha256:fake",
+        validation=pl.DataFrame(
+            {
+                "group": ["all", "all"],
+                "candidate": ["model", "seasonal_naive"],
+                "holdout_wape": [0.31, 0.42],
+                "holdout_bias": [0.02, -0.1],
+                "chosen": [True, False],
+            }
+        ),
     )
     return FakeRun(plan, stores, products, positions)
 

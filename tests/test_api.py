@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -116,7 +117,7 @@ def _audit_outcomes(api: Api) -> list[tuple[str | None, str]]:
     return [(x["user"], x["outcome"]) for x in workflow.audit_entries(api.engine)]
 
 
-def test_unauthenticated_requests_get_401_and_writes_are_audited(api: Api) -> None:
+def test_unauthenticated_requests_get_401_and_are_audited(api: Api) -> None:
     rec = _first(api)
     c = api.client
     assert c.get("/api/v1/runs").status_code == 401
@@ -131,7 +132,8 @@ def test_unauthenticated_requests_get_401_and_writes_are_audited(api: Api) -> No
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"] == "Bearer"
         assert c.post(path, json=body, headers=_bearer("wrong")).status_code == 401
-    assert _audit_outcomes(api).count((None, "unauthenticated")) == 6
+    # every 401 leaves an audit row: 2 reads and 6 writes
+    assert _audit_outcomes(api).count((None, "unauthenticated")) == 8
     assert workflow.get_recommendation(api.engine, rec["id"])["status"] == "pending"
     assert c.get("/healthz").status_code == 200
     docs = c.get("/docs")
@@ -159,6 +161,7 @@ def test_viewer_decisions_get_403(api: Api) -> None:
     r = c.post("/api/v1/users", json={"name": "x", "role": "admin"}, headers=api.planner)
     assert r.status_code == 403
     assert _audit_outcomes(api).count(("vic", "forbidden")) == 2
+    assert _audit_outcomes(api).count(("pia", "forbidden")) == 1  # /users needs an admin
     assert workflow.get_run(api.engine, api.run_id)["status_counts"]["pending"] == 45
 
 
@@ -379,18 +382,124 @@ def test_export_csv_and_xlsx_over_http(api: Api) -> None:
     )
 
 
+def _sign_in(api: Api, token: str) -> str:
+    """Sign in through the dashboard form; return the session id the cookie holds."""
+    r = api.client.post("/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    session = api.client.cookies.get("stocktailor_token")
+    assert session is not None
+    return session
+
+
 def test_cookie_writes_need_the_csrf_header(sqlite_api: Api) -> None:
     rec = _first(sqlite_api)
     c = sqlite_api.client
-    c.cookies.set("stocktailor_token", sqlite_api.planner_token)
+    session = _sign_in(sqlite_api, sqlite_api.planner_token)
     path = f"/api/v1/recommendations/{rec['id']}/decision"
     assert c.post(path, json={"action": "approve", "version": 0}).status_code == 403
+    assert _audit_outcomes(sqlite_api).count(("pia", "csrf")) == 1
     ok = c.post(
         path,
         json={"action": "approve", "version": 0},
-        headers={"X-CSRF-Token": csrf_token(sqlite_api.planner_token)},
+        headers={"X-CSRF-Token": csrf_token(session)},
     )
     assert ok.status_code == 200
+
+
+def test_cookie_holds_a_session_not_the_token(sqlite_api: Api) -> None:
+    """The cookie is a server-side session id: not the API token, not usable as one, rotated
+    on every sign-in, revoked on sign-out (which needs the CSRF value)."""
+    api = sqlite_api
+    c = api.client
+    first = _sign_in(api, api.planner_token)
+    assert first != api.planner_token and api.planner_token not in first
+    assert c.get("/api/v1/me").json()["name"] == "pia"  # the cookie works for the pages' API
+    bearer = {"Authorization": f"Bearer {first}"}
+    assert c.get("/api/v1/me", headers=bearer).status_code == 401  # not an API token
+    c.cookies.set("stocktailor_token", api.planner_token)  # an API token is no session
+    assert c.get("/api/v1/me").status_code == 401
+    c.cookies.clear()
+    second = _sign_in(api, api.planner_token)
+    assert second != first
+    # sign-out without the CSRF value is refused and audited, the session stays live
+    r = c.post("/logout", data={}, follow_redirects=False)
+    assert r.status_code == 403 and "text/html" in r.headers["content-type"]
+    assert _audit_outcomes(api).count(("pia", "csrf")) == 1
+    assert c.get("/api/v1/me").status_code == 200
+    r = c.post("/logout", data={"csrf": csrf_token(second)}, follow_redirects=False)
+    assert r.status_code == 303
+    c.cookies.set("stocktailor_token", second)
+    assert c.get("/api/v1/me").status_code == 401  # revoked on the server
+
+
+def test_security_headers_on_every_response(sqlite_api: Api) -> None:
+    api = sqlite_api
+    c = api.client
+    _sign_in(api, api.planner_token)
+    rec = _first(api)
+    paths = [
+        "/login",
+        "/overview",
+        "/queue",
+        "/exceptions",
+        f"/recommendations/{rec['id']}",
+        "/api/v1/runs",
+        "/healthz",
+        "/openapi.json",
+        "/docs",
+        "/favicon.ico",
+        "/static/style.css",
+        "/nope",
+        "/overview?run_id=99999",
+    ]
+    for path in paths:
+        r = c.get(path)
+        h = r.headers
+        assert "frame-ancestors 'none'" in h["content-security-policy"], path
+        assert "script-src 'self'" in h["content-security-policy"], path
+        assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff", path
+    assert (
+        "'unsafe-inline'"
+        not in c.get("/overview").headers["content-security-policy"].split("style-src")[0]
+    )
+    page = c.get("/overview").text
+    assert "/static/plotly.min.js?v=" in page
+    m = re.search(r"/static/plotly\.min\.js\?v=(\w+)", page)
+    assert m is not None
+    cached = c.get(f"/static/plotly.min.js?v={m.group(1)}").headers["cache-control"]
+    assert "immutable" in cached and "max-age=31536000" in cached
+
+
+def test_errors_are_html_on_pages_and_json_on_the_api(sqlite_api: Api) -> None:
+    api = sqlite_api
+    c = api.client
+    _sign_in(api, api.planner_token)
+    r = c.get("/overview?run_id=99999")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "no run 99999" in r.text and '{"detail"' not in r.text
+    r = c.get("/queue?status=<script>")
+    assert r.status_code == 422 and "<script>" not in r.text
+    assert c.get("/nope").headers["content-type"].startswith("text/html")
+    r = c.get("/api/v1/runs/99999", headers=api.viewer)
+    assert r.status_code == 404 and r.json() == {"detail": "plan_runs: no run 99999"}
+    assert c.get("/api/v1/nope").headers["content-type"].startswith("application/json")
+    fav = c.get("/favicon.ico")
+    assert fav.status_code == 200 and fav.headers["content-type"] == "image/png"
+
+
+def test_eleventh_wrong_sign_in_within_a_minute_is_throttled(sqlite_api: Api) -> None:
+    api = sqlite_api
+    c = api.client
+    for _ in range(10):
+        assert c.post("/login", data={"token": "st_wrong"}).status_code == 401
+    r = c.post("/login", data={"token": "st_wrong"})
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    assert int(r.headers["retry-after"]) >= 1
+    # throttled even with the right token until the minute has passed
+    assert c.post("/login", data={"token": api.planner_token}).status_code == 429
+    outcomes = _audit_outcomes(api)
+    assert outcomes.count((None, "throttled")) == 2
+    assert outcomes.count((None, "unauthenticated")) == 10
 
 
 def _fuzz(op: Any, mode: Any, headers: dict[str, str], seen: dict[str, set[int]]) -> None:
@@ -544,3 +653,31 @@ def test_killed_server_loses_no_committed_decision(tmp_path: Path) -> None:
             assert (status == "pending") == (version == 0)
     finally:
         engine.dispose()
+
+
+def test_groups_over_http_and_group_approval(sqlite_api: Api) -> None:
+    """Recommendations (style-colour x lane) list with sizes; a group is approved at once."""
+    api = sqlite_api
+    r = api.client.get(
+        f"/api/v1/runs/{api.run_id}/groups", params={"page_size": 200}, headers=api.viewer
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    lines = workflow.list_recommendations(api.engine, api.run_id, page_size=1000).items
+    assert sum(g["lines"] for g in body["items"]) == len(lines)
+    assert body["total"] == len({x["group_key"] for x in lines})
+    g = max(body["items"], key=lambda x: x["lines"])
+    members = [x for x in lines if x["group_key"] == g["group_key"]]
+    assert len(members) == g["lines"] and sum(x["units"] for x in members) == g["units"]
+    r = api.client.post(
+        f"/api/v1/runs/{api.run_id}/decisions/bulk",
+        json={"action": "approve", "filter": {"group": g["group_key"]}},
+        headers=api.planner,
+    )
+    assert r.status_code == 200 and r.json()["applied"] == g["lines"], r.text
+    r = api.client.get(
+        "/api/v1/recommendations", params={"group": g["group_key"]}, headers=api.viewer
+    )
+    assert {x["status"] for x in r.json()["items"]} == {"approved"}
+    bad = api.client.get(f"/api/v1/runs/{api.run_id}/groups?sort=drop", headers=api.viewer)
+    assert bad.status_code == 422

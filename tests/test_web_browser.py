@@ -145,8 +145,19 @@ def test_sign_in_overview_and_screenshot(browser: Any, site: Site) -> None:
     assert "Unknown" in page.get_by_test_id("login-error").inner_text()
     _sign_in(page, site, site.planner)
     assert page.get_by_test_id("who").inner_text() == "paula (planner)"
-    kpis = page.get_by_test_id("kpis").inner_text().lower()
+    kpis = page.get_by_test_id("status-tiles").inner_text().lower()
     assert "pending" in kpis and "85" in kpis
+    # money tiles say what they sum; no cents on figures above 1,000
+    sums = page.get_by_test_id("status-sum").all_inner_texts()
+    assert all("net benefit of these lines" in s for s in sums)
+    for s in sums:
+        money = s.rsplit(" ", 1)[-1]
+        if abs(float(money.replace(",", ""))) >= 1000:
+            assert "." not in money, s
+    assert "3,993,749" in page.get_by_test_id("kpis").inner_text()
+    # the validation table of the run's forecast
+    rows = page.get_by_test_id("validation-row")
+    assert rows.count() == 2 and "✓" in rows.nth(0).inner_text()
     # both charts drawn by the vendored Plotly (scatter of lon/lat, bars by cluster)
     page.locator("#map .main-svg").first.wait_for()
     page.locator("#clusters .main-svg").first.wait_for()
@@ -306,5 +317,118 @@ def test_viewer_sees_no_decision_buttons(browser: Any, site: Site) -> None:
     page.goto(site.base + "/docs")
     page.locator(".swagger-ui .opblock").first.wait_for()
     assert page.locator(".swagger-ui .opblock").count() >= 10
+    assert site.blocked == []
+    page.context.close()
+
+
+def test_queue_shows_store_names_and_clusters_with_ids_on_hover(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.goto(site.base + f"/queue?run_id={site.run_id}&kind=transfer&sort=id&order=asc")
+    first = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(kind="transfer"), sort="id", descending=False
+    ).items[0]
+    stores = {s["store_id"]: s for s in workflow.run_stores(site.engine, site.run_id)}
+    row = page.get_by_test_id("queue-row").first
+    names = row.get_by_test_id("store-name")
+    assert names.nth(0).inner_text() == stores[first["from_id"]]["name"]
+    assert names.nth(0).get_attribute("title") == first["from_id"]
+    assert names.nth(1).get_attribute("title") == first["to_id"]
+    assert stores[first["to_id"]]["cluster_name"] in row.inner_text()
+    assert site.blocked == []
+    page.context.close()
+
+
+def test_queue_filters_and_sort_round_trip_through_the_url(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.goto(site.base + f"/queue?run_id={site.run_id}")
+    with page.expect_response(lambda r: "/queue/rows" in r.url and "category=shoes" in r.url):
+        page.get_by_test_id("f-category").select_option("shoes")
+    page.wait_for_url("**category=shoes**")
+    with page.expect_response(lambda r: "/queue/rows" in r.url and "order=asc" in r.url):
+        page.get_by_test_id("f-order").select_option("asc")
+    page.wait_for_url("**order=asc**")
+    shared = page.url
+    assert "/queue?" in shared and "category=shoes" in shared and "order=asc" in shared
+    # someone opening the shared address sees the same view
+    other = _page(browser, site)
+    _sign_in(other, site, site.viewer)
+    other.goto(shared)
+    assert other.get_by_test_id("f-category").input_value() == "shoes"
+    assert other.get_by_test_id("f-order").input_value() == "asc"
+    n = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(category="shoes")
+    ).total
+    assert other.get_by_test_id("queue-total").inner_text().startswith(f"{n} lines")
+    assert site.blocked == []
+    page.context.close()
+    other.context.close()
+
+
+def test_bulk_approve_confirmation_states_the_count(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.goto(site.base + f"/queue?run_id={site.run_id}&category=tops")
+    pending = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(category="tops", status="pending")
+    ).total
+    assert pending > 0
+    seen: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.get_by_test_id("bulk-approve").click()
+    page.wait_for_function("() => true")
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert seen == [f"Approve {pending:,} pending lines matching these filters?"]
+    after = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(category="tops", status="pending")
+    ).total
+    assert after == pending  # dismissed: nothing approved
+    page.context.close()
+
+
+def test_grouped_recommendations_with_sizes_approved_as_one(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.goto(site.base + f"/queue?run_id={site.run_id}&view=groups&status=pending")
+    groups = workflow.list_groups(
+        site.engine, site.run_id, workflow.RecFilter(status="pending"), page_size=25
+    ).items
+    rows = page.get_by_test_id("group-row")
+    assert rows.count() == len(groups)
+    key = groups[0]["group_key"]
+    row = page.locator(f"[data-testid=group-row][data-group='{key}']")
+    assert row.get_by_test_id("group-sizes").inner_text() == groups[0]["sizes"]
+    with page.expect_response(lambda r: "/queue/bulk" in r.url):
+        row.get_by_test_id("group-approve").click()
+    page.get_by_test_id("flash").wait_for()
+    lines = workflow.list_recommendations(
+        site.engine, site.run_id, workflow.RecFilter(group=key), page_size=200
+    ).items
+    assert lines and {r["status"] for r in lines} == {"approved"}
+    assert page.get_by_test_id("flash").inner_text() == f"Approved {len(lines)} pending lines."
+    page.context.close()
+
+
+def test_error_pages_are_html_and_favicon_is_served(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    response = page.goto(site.base + "/overview?run_id=99999")
+    assert response.status == 404
+    assert page.get_by_test_id("error-title").inner_text() == "404 · Not Found"
+    assert "no run 99999" in page.get_by_test_id("error-detail").inner_text()
+    assert "detail" not in page.content().split("<body>")[0]
+    page.goto(site.base + "/overview")
+    assert page.locator("link[rel=icon]").get_attribute("href") == "/favicon.ico"
+    fav = page.request.get(site.base + "/favicon.ico")
+    assert fav.status == 200 and fav.headers["content-type"] == "image/png"
+    assert fav.body()[:4] == b"\x89PNG"
     assert site.blocked == []
     page.context.close()

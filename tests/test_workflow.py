@@ -59,13 +59,24 @@ def _decisions_per_rec(engine: Engine, run_id: int) -> Counter[int]:
         return Counter(rows)
 
 
+def _head() -> str:
+    """The one head revision of the packaged migrations (a second head fails here)."""
+    from alembic.script import ScriptDirectory
+
+    from stocktailor.workflow.db import _alembic_config
+
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    assert len(heads) == 1, heads
+    return str(heads[0])
+
+
 def test_migrations_match_models(database_url: str) -> None:
     engine = workflow.connect(database_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0001"
+    assert version == _head()
     workflow.upgrade(database_url)  # idempotent
 
 
@@ -83,6 +94,10 @@ def test_publish_run_stores_lines_and_context(database_url: str) -> None:
     assert run["n_recommendations"] == 45
     assert run["status_counts"]["pending"] == 45
     assert run["kpis"]["lanes"] == 7.0
+    assert [(v["candidate"], v["chosen"]) for v in run["validation"]] == [
+        ("model", True),
+        ("seasonal_naive", False),
+    ]
     assert run["config"]["as_of"] == AS_OF.isoformat()
     page = workflow.list_recommendations(engine, run_id, page_size=1000)
     assert page.total == 45
@@ -135,6 +150,9 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
             style="ST0",
             units=4,
             expected_gain=100.0,
+            expected_source_loss=0.0,
+            transfer_cost=10.0,
+            net_benefit=90.0,
             gain_p10=90.0,
             gain_p90=110.0,
             arrival_date=AS_OF + dt.timedelta(days=3),
@@ -142,13 +160,18 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         row.update(kw)
         return row
 
+    # X0: net 0 with a gain band of -70..90 -> P(net < 0) = 0.5 > 0.4
+    x0 = {"expected_gain": 10.0, "net_benefit": 0.0, "gain_p10": -70.0, "gain_p90": 90.0}
     rows = [
-        line(0, gain_p10=-10.0, gain_p90=300.0, to_id="S03", sku="ST1-S", style="ST1"),
+        line(0, to_id="S03", sku="ST1-S", style="ST1", **x0),
         line(1, units=60, to_id="S03", sku="ST1-M", style="ST1"),
         line(
             2, arrival_date=season_end - dt.timedelta(days=3), to_id="S03", sku="ST1-L", style="ST1"
         ),
         line(3),  # S02 has had ST0 before (approved in run 1)
+        line(4, to_id="S04", sku="ST2-S", style="ST2"),  # S04 carries ST2: not a first
+        # net 30 with a band of -70..90 -> P(net < 0) = 0.32, under 0.4; S05 sold ST3
+        line(5, to_id="S05", sku="ST3-S", style="ST3", net_benefit=30.0, gain_p10=-70.0),
     ]
     engine = workflow.connect(sqlite_url)
     first = PlanResult(
@@ -171,7 +194,14 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         allocation=fr.plan.allocation,
         transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
     )
-    positions = pl.DataFrame({"store_id": ["S01"], "sku": ["ST0-S"], "on_hand": [6]})
+    positions = pl.DataFrame(
+        {
+            "store_id": ["S01", "S04", "S05"],
+            "sku": ["ST0-S", "ST2-M", "ST3-L"],
+            "on_hand": [6, 3, 0],
+            "sold_units": [0, 0, 2],
+        }
+    )
     cfg = ServeConfig(exception_large_move_units=50, exception_large_move_share=0.5)
     run2 = workflow.publish_run(
         engine, plan, fr.stores, fr.products, positions=positions, config=cfg
@@ -186,6 +216,8 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         "X2": ["first_transfer_of_style", "soft_rule"],
         # 4 units of 6 on hand > 50 % share -> large move; ST0 went to S02 before -> not first
         "X3": ["large_move"],
+        "X4": [],
+        "X5": [],
     }
     exc = workflow.list_exceptions(engine, run2, kind="soft_rule")
     assert exc.total == 1 and "season end" in exc.items[0]["detail"]
@@ -485,7 +517,7 @@ def test_upgrade_from_alembic_cli_config(tmp_path: Path) -> None:
     command.upgrade(cfg, "head")
     engine = workflow.connect(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == _head()
     command.downgrade(cfg, "base")
     with engine.connect() as conn:
         names = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
@@ -516,3 +548,89 @@ def test_stock_context_from_tables(tmp_path: Path) -> None:
     )
     sold2 = {(r["store_id"], r["sku"]): r["sold_units"] for r in later.iter_rows(named=True)}
     assert sold2[("S1", "T1-RED-M")] == 0 and sold2[("S1", "T1-RED-L")] == 3
+
+
+def test_plan_loss_probability_and_groups_are_kept(sqlite_url: str) -> None:
+    """The plan's own loss probability decides low confidence; its recommendation id groups."""
+    fr = make_run(3, n_allocations=0)
+    t = fr.plan.transfers.with_columns(
+        pl.Series("loss_probability", [0.1, 0.5, None], dtype=pl.Float64),
+        pl.Series("recommendation_id", ["RT-1", "RT-1", None], dtype=pl.String),
+        pl.Series("net_p10", [-5.0, -50.0, None], dtype=pl.Float64),
+        pl.Series("net_p90", [95.0, 40.0, None], dtype=pl.Float64),
+        # the third line: no plan probability, a tight band around a positive net -> ~0
+        pl.col("net_benefit").abs() + 50.0,
+    ).with_columns(
+        pl.col("net_benefit").alias("expected_gain"),
+        pl.lit(0.0).alias("expected_source_loss"),
+        pl.lit(0.0).alias("transfer_cost"),
+        (pl.col("net_benefit") - 1.0).alias("gain_p10"),
+        (pl.col("net_benefit") + 1.0).alias("gain_p90"),
+    )
+    plan = PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast,
+        allocation=fr.plan.allocation.head(0),
+        transfers=t,
+    )
+    engine = workflow.connect(sqlite_url)
+    run_id = workflow.publish_run(engine, plan, fr.stores, fr.products, positions=fr.positions)
+    items = workflow.list_recommendations(engine, run_id, sort="id", descending=False).items
+    assert [r["loss_probability"] for r in items[:2]] == [0.1, 0.5]
+    assert items[2]["loss_probability"] == pytest.approx(0.0, abs=1e-9)
+    assert items[0]["group_key"] == items[1]["group_key"] == "RT-1"
+    assert items[2]["group_key"] is not None and items[2]["group_key"] != "RT-1"
+    low = workflow.list_exceptions(engine, run_id, kind="low_confidence").items
+    assert [e["recommendation_id"] for e in low] == [items[1]["id"]]
+    assert "50% chance of losing money" in low[0]["detail"]
+    # the explanation is the line's own reason, with no cover figure added by the workflow
+    d = workflow.get_recommendation(engine, items[0]["id"])
+    assert t["reason"][0] in d["explanation"] and "weeks of cover" not in d["explanation"]
+
+
+def test_groups_list_sizes_and_decide_together(database_url: str) -> None:
+    """Lines of one style-colour x lane form one recommendation with its size breakdown."""
+    fr = make_run(0, n_allocations=0)
+    base = make_run(1, n_allocations=0).plan.transfers.row(0, named=True)
+    rows = []
+    for i, (size, units, net) in enumerate([("S", 3, 10.0), ("M", 5, 20.0), ("L", 2, 5.0)]):
+        rows.append(
+            base
+            | {
+                "transfer_id": f"G{i}",
+                "sku": f"ST0-{size}",
+                "style": "ST0",
+                "color": "black",
+                "size": size,
+                "from_id": "S01",
+                "to_id": "S02",
+                "units": units,
+                "net_benefit": net,
+            }
+        )
+    rows.append(base | {"transfer_id": "G9", "sku": "ST1-S", "style": "ST1", "net_benefit": 1.0})
+    plan = PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast.head(0),
+        allocation=fr.plan.allocation,
+        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
+    )
+    engine = workflow.connect(database_url)
+    run_id = workflow.publish_run(engine, plan, fr.stores, fr.products)
+    groups = workflow.list_groups(engine, run_id).items
+    assert len(groups) == 2
+    top = groups[0]
+    assert (top["style"], top["from_id"], top["to_id"]) == ("ST0", "S01", "S02")
+    assert (top["lines"], top["units"], top["sizes"]) == (3, 10, "S 3, M 5, L 2")
+    assert top["net_benefit"] == pytest.approx(35.0) and top["status"] == "pending"
+    res = workflow.bulk_decide(
+        engine, run_id, workflow.RecFilter(group=top["group_key"]), action="approve", user="ana"
+    )
+    assert res.applied == 3
+    after = {g["group_key"]: g for g in workflow.list_groups(engine, run_id).items}
+    assert after[top["group_key"]]["status"] == "approved"
+    assert after[groups[1]["group_key"]]["status"] == "pending"
+    only = workflow.list_groups(engine, run_id, workflow.RecFilter(status="pending")).items
+    assert [g["group_key"] for g in only] == [groups[1]["group_key"]]

@@ -619,11 +619,20 @@ class ServeConfig(_Section):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite in the workspace."
     )
-    exception_band_ratio: float = Field(
-        1.0,
+    exception_loss_probability: float = Field(
+        0.4,
         gt=0.0,
-        description="A line is low-confidence when its gain band (p90 - p10) exceeds this "
-        "multiple of its expected gain (or p10 < 0).",
+        lt=1.0,
+        description="A line is low-confidence when the probability that its net benefit is "
+        "negative exceeds this (the plan's loss_probability; without it, a normal "
+        "approximation from the gain band p10-p90).",
+    )
+    exception_new_style_max_units: int = Field(
+        0,
+        ge=0,
+        description="A transfer is the first of its style to a store when the store holds at "
+        "most this many units of the style, sold none of it this season and had no approved "
+        "transfer of it before, units.",
     )
     exception_large_move_units: int = Field(
         50, ge=1, description="A line moving at least this many units is a large move, units."
@@ -643,6 +652,12 @@ class ServeConfig(_Section):
     )
     cookie_secure: bool = Field(
         False, description="Mark the dashboard session cookie Secure (serve behind HTTPS)."
+    )
+    signin_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Failed sign-ins a client address may make within a minute; further "
+        "attempts are refused (429) until the minute has passed.",
     )
 
 

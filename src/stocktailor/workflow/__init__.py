@@ -10,23 +10,16 @@ Typical use::
     token = workflow.create_user(engine, "ana", "planner")
     workflow.decide(engine, rec_id, action="approve", version=0, user="ana")
     csv_bytes = workflow.export_approved(engine, run_id, "csv")
+
+By concern: ``users`` (users and tokens), ``publish`` (a run and its lines; ``flags`` the
+exceptions), ``queries`` (reading), ``decisions`` (deciding), ``export`` (the warehouse file),
+``common`` (errors, results, filters, the audit log).
 """
 
 from __future__ import annotations
 
-from stocktailor.workflow.context import stock_context
-from stocktailor.workflow.db import connect, is_sqlite, upgrade, write_engine
-from stocktailor.workflow.models import (
-    DECISION_ACTIONS,
-    EXCEPTION_KINDS,
-    RECOMMENDATION_KINDS,
-    RECOMMENDATION_STATUSES,
-    ROLES,
-)
-from stocktailor.workflow.service import (
-    EXPORT_COLUMNS,
+from stocktailor.workflow.common import (
     MAX_REASON_LENGTH,
-    SORT_KEYS,
     BulkResult,
     Conflict,
     DecisionResult,
@@ -34,36 +27,56 @@ from stocktailor.workflow.service import (
     Page,
     RecFilter,
     UserInfo,
+    record_attempt,
+)
+from stocktailor.workflow.context import stock_context
+from stocktailor.workflow.db import connect, is_sqlite, upgrade, write_engine
+from stocktailor.workflow.decisions import bulk_decide, decide
+from stocktailor.workflow.export import EXPORT_COLUMNS, export_approved
+from stocktailor.workflow.models import (
+    DECISION_ACTIONS,
+    EXCEPTION_KINDS,
+    RECOMMENDATION_KINDS,
+    RECOMMENDATION_STATUSES,
+    ROLES,
+)
+from stocktailor.workflow.publish import publish_run
+from stocktailor.workflow.queries import (
+    GROUP_SORT_KEYS,
+    SORT_KEYS,
     audit_entries,
-    authenticate,
-    bulk_decide,
     cluster_summary,
-    create_user,
-    decide,
-    ensure_demo_user,
-    export_approved,
     filter_options,
     get_recommendation,
     get_run,
-    hash_token,
-    issue_token,
     latest_run_id,
     list_exceptions,
+    list_groups,
     list_recommendations,
     list_runs,
-    publish_run,
-    record_attempt,
     run_stores,
+)
+from stocktailor.workflow.users import (
+    SESSION_HOURS,
+    authenticate,
+    create_user,
+    end_session,
+    ensure_demo_user,
+    hash_token,
+    issue_token,
+    start_session,
 )
 
 __all__ = [
     "DECISION_ACTIONS",
     "EXCEPTION_KINDS",
     "EXPORT_COLUMNS",
+    "GROUP_SORT_KEYS",
     "MAX_REASON_LENGTH",
     "RECOMMENDATION_KINDS",
     "RECOMMENDATION_STATUSES",
     "ROLES",
+    "SESSION_HOURS",
     "SORT_KEYS",
     "BulkResult",
     "Conflict",
@@ -79,6 +92,7 @@ __all__ = [
     "connect",
     "create_user",
     "decide",
+    "end_session",
     "ensure_demo_user",
     "export_approved",
     "filter_options",
@@ -89,11 +103,13 @@ __all__ = [
     "issue_token",
     "latest_run_id",
     "list_exceptions",
+    "list_groups",
     "list_recommendations",
     "list_runs",
     "publish_run",
     "record_attempt",
     "run_stores",
+    "start_session",
     "stock_context",
     "upgrade",
     "write_engine",

@@ -77,6 +77,7 @@ class PlanRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     data_fingerprint: Mapped[str] = mapped_column(String(128))
     kpis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    validation: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     n_recommendations: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -138,6 +139,7 @@ class Recommendation(Base):
         Index("ix_rec_run_category", "run_id", "category", "status"),
         Index("ix_rec_run_style", "run_id", "style", "status"),
         Index("ix_rec_to_style", "to_id", "style"),
+        Index("ix_rec_run_group", "run_id", "group_key", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -164,6 +166,10 @@ class Recommendation(Base):
     net_benefit: Mapped[float] = mapped_column(Double)
     gain_p10: Mapped[float | None] = mapped_column(Double)
     gain_p90: Mapped[float | None] = mapped_column(Double)
+    net_p10: Mapped[float | None] = mapped_column(Double)
+    net_p90: Mapped[float | None] = mapped_column(Double)
+    loss_probability: Mapped[float | None] = mapped_column(Double)
+    group_key: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     from_on_hand: Mapped[int | None] = mapped_column(Integer)
     to_on_hand: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,180 @@
+"""What every dashboard page shares: templates, the signed-in user, CSRF, filters, formats."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine
+
+from stocktailor import workflow
+from stocktailor.api.schemas import FILTER_PATTERN
+from stocktailor.api.security import COOKIE, csrf_ok, csrf_token
+from stocktailor.workflow import RecFilter, UserInfo
+
+__all__ = [
+    "PAGE_SIZE",
+    "STATIC_DIR",
+    "TEMPLATE_DIR",
+    "QueueQuery",
+    "asset",
+    "check_csrf",
+    "engine_of",
+    "page",
+    "parse_queue",
+    "run_id_or_latest",
+    "templates",
+    "to_login",
+    "web_user",
+]
+
+STATIC_DIR = resources.files("stocktailor.web") / "static"
+TEMPLATE_DIR = resources.files("stocktailor.web") / "templates"
+PAGE_SIZE = 25
+
+
+class QueueQuery(BaseModel):
+    """Validated queue filters of the dashboard (same rules as the API)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    status: str | None = Field(None, pattern=r"^(pending|approved|rejected|edited)$")
+    kind: str | None = Field(None, pattern=r"^(transfer|allocation)$")
+    cluster: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    store: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    category: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    style: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    exception: str | None = Field(
+        None, pattern=r"^(any|low_confidence|large_move|soft_rule|first_transfer_of_style)$"
+    )
+    sort: str = Field("net_benefit", pattern=r"^(" + "|".join(workflow.SORT_KEYS) + r")$")
+    order: str = Field("desc", pattern=r"^(asc|desc)$")
+    page: int = Field(1, ge=1, le=100_000)
+    group: str | None = Field(None, max_length=64, pattern=FILTER_PATTERN)
+    view: str = Field("lines", pattern=r"^(lines|groups)$")
+
+    def filters(self) -> RecFilter:
+        return RecFilter(
+            status=self.status,
+            kind=self.kind,
+            cluster=self.cluster,
+            store=self.store,
+            category=self.category,
+            style=self.style,
+            exception=self.exception,
+            group=self.group,
+        )
+
+    def params(self, **changes: Any) -> str:
+        data = {k: v for k, v in self.model_dump().items() if v not in (None, "")}
+        data.update(changes)
+        return urlencode({k: v for k, v in data.items() if v not in (None, "")})
+
+
+def parse_queue(request: Request) -> QueueQuery:
+    raw = {k: v for k, v in request.query_params.items() if v != ""}
+    try:
+        return QueueQuery.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise HTTPException(status_code=422, detail=f"{loc}: {first['msg']}") from None
+
+
+def _fmt_money(value: Any) -> str:
+    """Money: cents below 1,000 only (``12.50``, ``3,994``)."""
+    if value is None:
+        return ""
+    number = float(value)
+    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.2f}"
+
+
+def _fmt_num(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{float(value):,.{digits}f}"
+
+
+def _fmt_kpi(value: Any) -> str:
+    """A KPI: whole numbers without decimals (units, lanes), others with two below 1,000."""
+    if value is None:
+        return "–"
+    number = float(value)
+    if number.is_integer() or abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:,.2f}"
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def asset(name: str) -> str:
+    """URL of a static file with its content hash (``?v=``): cacheable for a year, and a
+    changed file gets a new URL."""
+    if name not in _VERSIONS:
+        data = (STATIC_DIR / name).read_bytes()
+        _VERSIONS[name] = hashlib.sha256(data).hexdigest()[:12]
+    return f"/static/{name}?v={_VERSIONS[name]}"
+
+
+templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.globals["asset"] = asset
+templates.env.filters["money"] = _fmt_money
+templates.env.filters["num"] = _fmt_num
+templates.env.filters["kpi"] = _fmt_kpi
+
+
+def engine_of(request: Request) -> Engine:
+    """The workflow database of the app."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def web_user(request: Request) -> tuple[UserInfo | None, str | None]:
+    """The signed-in user and the session id of the cookie (both None when signed out)."""
+    token = request.cookies.get(COOKIE)
+    user = workflow.authenticate(engine_of(request), token, session=True)
+    return (user, token) if user is not None else (None, None)
+
+
+def page(
+    request: Request,
+    name: str,
+    user: UserInfo,
+    token: str,
+    status_code: int = 200,
+    **ctx: Any,
+) -> HTMLResponse:
+    """Render page ``name`` for ``user`` with the run picker and the CSRF value."""
+    runs = workflow.list_runs(engine_of(request))
+    context = {"user": user, "csrf": csrf_token(token), "runs": runs, **ctx}
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def to_login() -> RedirectResponse:
+    """Send a signed-out visitor to the sign-in page."""
+    return RedirectResponse("/login", status_code=303)
+
+
+def run_id_or_latest(request: Request, run_id: int | None) -> int | None:
+    """``run_id``, else the newest run (None when nothing is published)."""
+    return run_id if run_id is not None else workflow.latest_run_id(engine_of(request))
+
+
+def check_csrf(request: Request, token: str) -> None:
+    """403 unless the request echoes the CSRF value of the signed-in token."""
+    if not csrf_ok(request, token):
+        user = workflow.authenticate(engine_of(request), token, session=True)
+        workflow.record_attempt(
+            engine_of(request),
+            user=user.name if user else None,
+            action=f"{request.method} {request.url.path}"[:32],
+            target=None,
+            outcome="csrf",
+        )
+        raise HTTPException(status_code=403, detail="missing or wrong X-CSRF-Token")
