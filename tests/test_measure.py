@@ -96,7 +96,9 @@ def test_a_source_that_sold_out_gives_an_interval_within_the_possible_loss() -> 
 def test_the_same_inputs_give_the_same_measurement() -> None:
     moves, stock, sales = _case(5)
     led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(2))
-    assert ledger_uplift(led, moves, random_state=3).equals(ledger_uplift(led, moves, random_state=3))
+    assert ledger_uplift(led, moves, random_state=3).equals(
+        ledger_uplift(led, moves, random_state=3)
+    )
 
 
 def test_until_before_start_is_an_error_naming_the_dates() -> None:
@@ -121,8 +123,9 @@ def test_holdback_estimate_recovers_a_known_effect_and_its_interval_covers_it() 
 
 
 def test_holdback_estimate_needs_both_groups() -> None:
-    frame = pl.DataFrame({"executed": [True, True, False], "outcome": [1.0, 2.0, 0.0],
-                          "pre": [0.0, 0.0, 0.0]})
+    frame = pl.DataFrame(
+        {"executed": [True, True, False], "outcome": [1.0, 2.0, 0.0], "pre": [0.0, 0.0, 0.0]}
+    )
     assert math.isnan(holdback_estimate(frame)["total"])
 
 

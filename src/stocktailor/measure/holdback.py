@@ -86,8 +86,15 @@ def holdback_estimate(outcomes: pl.DataFrame, *, level: float = 0.9) -> dict[str
     x = outcomes["pre"].to_numpy()
     n_t, n_c = int(t.sum()), int((1 - t).sum())
     nan = float("nan")
-    res = {"executed": float(n_t), "held_back": float(n_c), "effect_per_line": nan, "total": nan,
-           "low": nan, "high": nan, "sd": nan}
+    res = {
+        "executed": float(n_t),
+        "held_back": float(n_c),
+        "effect_per_line": nan,
+        "total": nan,
+        "low": nan,
+        "high": nan,
+        "sd": nan,
+    }
     if n_t < 2 or n_c < 2:
         return res
     xc = x - x.mean()

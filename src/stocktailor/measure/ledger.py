@@ -37,8 +37,17 @@ __all__ = ["LEDGER_COLUMNS", "Ledger", "build_ledger", "ledger_uplift"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-LEDGER_COLUMNS = ("group", "lines", "units", "cost", "estimated", "measured", "measured_low",
-                  "measured_high", "measured_sd")
+LEDGER_COLUMNS = (
+    "group",
+    "lines",
+    "units",
+    "cost",
+    "estimated",
+    "measured",
+    "measured_low",
+    "measured_high",
+    "measured_sd",
+)
 
 
 @dataclass(frozen=True)
@@ -264,8 +273,13 @@ def build_ledger(
     loc_i = np.repeat(np.arange(len(locs), dtype=np.int64), len(keep))
     sku_i = np.tile(np.arange(len(keep), dtype=np.int64), len(locs))
     opening = _dense(
-        stock.with_columns(pl.lit(start).alias("date")), "store_id", "units", "date", cells,
-        start, n_days,
+        stock.with_columns(pl.lit(start).alias("date")),
+        "store_id",
+        "units",
+        "date",
+        cells,
+        start,
+        n_days,
     )[:, 0]
     mv = moves.filter(pl.col("sku").is_in(keep), pl.col("units") > 0)
     arrive = _dense(mv, "to_id", "units", "arrival_date", cells, start, n_days)
@@ -317,9 +331,7 @@ def build_ledger(
     )
 
 
-def _group_shifts(
-    ledger: Ledger, lines: pl.DataFrame
-) -> tuple[IntArray, IntArray, IntArray]:
+def _group_shifts(ledger: Ledger, lines: pl.DataFrame) -> tuple[IntArray, IntArray, IntArray]:
     """Cells of a group, the day each shift starts and its units (+ more stock in the
     counterfactual at a source, - less at a destination), one row per (cell, start)."""
     ci = ledger.cell_index()
@@ -329,8 +341,10 @@ def _group_shifts(
         u = int(row["units"])
         if u <= 0:
             continue
-        for loc, day, sign in ((row["from_id"], row["ship_date"], 1), (row["to_id"],
-                                                                       row["arrival_date"], -1)):
+        for loc, day, sign in (
+            (row["from_id"], row["ship_date"], 1),
+            (row["to_id"], row["arrival_date"], -1),
+        ):
             c = ci.get((str(loc), str(row["sku"])))
             if c is None:
                 continue
@@ -362,8 +376,9 @@ def _simulate_group(
     cen = ledger.censored[uniq]
     sell = ledger.selling[uniq]
     margin = ledger.margin[uniq]
-    theta = rng.gamma(ledger.theta_shape[uniq], 1.0 / ledger.theta_rate[uniq], (replicates,
-                                                                                  uniq.size))
+    theta = rng.gamma(
+        ledger.theta_shape[uniq], 1.0 / ledger.theta_rate[uniq], (replicates, uniq.size)
+    )
     gap = np.zeros((replicates, uniq.size))  # cumulative (sold - counterfactual sold)
     value = np.zeros(replicates)
     for t in range(t0, n_days):

@@ -66,8 +66,13 @@ def sales_frame(history: History, space: SimSpace) -> pl.DataFrame:
     n_k = len(space.skus)
     if not history.sales:
         return pl.DataFrame(
-            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String,
-                    "units": pl.Int64, "revenue": pl.Float64}
+            schema={
+                "date": pl.Date,
+                "store_id": pl.String,
+                "sku": pl.String,
+                "units": pl.Int64,
+                "revenue": pl.Float64,
+            }
         )
     day = np.concatenate([np.full(idx.size, i) for i, (_, idx, _, _) in enumerate(history.sales)])
     dates = [d for d, *_ in history.sales]
@@ -182,13 +187,19 @@ def holdback_run(
     :func:`stocktailor.measure.holdback_estimate`)."""
     days = result.daily["date"].to_list()
     ex = result.moves.filter(pl.col("kind") == "transfer", pl.col("units") > 0).select(
-        pl.col("ship_date").alias("decision_date"), "sku", "from_id", "to_id", "units", "cost",
+        pl.col("ship_date").alias("decision_date"),
+        "sku",
+        "from_id",
+        "to_id",
+        "units",
+        "cost",
         pl.lit(True).alias("executed"),
     )
     if held.height == 0 or "day_index" not in held.columns:
         return holdback_estimate(pair_outcomes_empty())
     hb = held.select(
-        pl.col("day_index").map_elements(lambda i: days[int(i)], return_dtype=pl.Date)
+        pl.col("day_index")
+        .map_elements(lambda i: days[int(i)], return_dtype=pl.Date)
         .alias("decision_date"),
         pl.col("sku").cast(pl.String),
         pl.col("from_id").cast(pl.String),
@@ -206,9 +217,7 @@ def holdback_run(
 
 def pair_outcomes_empty() -> pl.DataFrame:
     """An outcomes frame without rows."""
-    return pl.DataFrame(
-        schema={"executed": pl.Boolean, "outcome": pl.Float64, "pre": pl.Float64}
-    )
+    return pl.DataFrame(schema={"executed": pl.Boolean, "outcome": pl.Float64, "pre": pl.Float64})
 
 
 def measure_season(
@@ -233,7 +242,9 @@ def measure_season(
         est = holdback_run(result, sales, held, settings, start, end)
         hb = pl.DataFrame([est]).with_columns(
             pl.lit(float(m["measured"].sum())).alias("ledger_total"),
-            pl.lit(float(m["true"].sum()) if m["true"].null_count() < m.height else None,
-                   dtype=pl.Float64).alias("true_total"),
+            pl.lit(
+                float(m["true"].sum()) if m["true"].null_count() < m.height else None,
+                dtype=pl.Float64,
+            ).alias("true_total"),
         )
     return {"uplift_measurement": m, "holdback_estimate": hb}
