@@ -19,10 +19,6 @@ EXEMPT = ("migrations/versions/",)
 
 KNOWN: set[str] = {
     "file api.py:create_app",
-    "file synth/_catalog.py:_build_catalog",
-    "file synth/_generate.py:_build",
-    "file synth/_signals.py:_build_events",
-    "file synth/_stores.py:_build_stores",
     "file web/__init__.py:mount_dashboard",
     "file workflow/service.py",
     "file workflow/service.py:_prepare",

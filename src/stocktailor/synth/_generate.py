@@ -95,21 +95,11 @@ class _Built:
     switches: list[tuple[int, int, int]]  # (store index, new segment, day index)
 
 
-def _build(
-    scenario: str,
-    seed: int,
-    n_stores: int,
-    n_sku_sizes: int | None,
-    switch_segments: int,
-    as_of: dt.date,
-) -> _Built:
-    season_end_base = SEASON_START + dt.timedelta(days=SEASON_DAYS - 1)
-    stores = _build_stores(scenario, seed, n_stores)
-    catalog = _build_catalog(scenario, seed, n_sku_sizes, season_end_base)
-    n_days = SEASON_DAYS
+def _segment_days(
+    stores: _Stores, seed: int, n_days: int, as_idx: int, switch_segments: int
+) -> tuple[IntArray, list[tuple[int, int, int]]]:
+    """Each store's segment per day (day x store) and the switches (store, new segment, day)."""
     s = len(stores.city_idx)
-    as_idx = (as_of - SEASON_START).days
-    # segments per day, with switches
     seg_day = np.repeat(stores.segment[None, :], n_days, axis=0)
     switches: list[tuple[int, int, int]] = []
     if switch_segments:
@@ -122,26 +112,23 @@ def _build(
             day = int(rng.integers(lo, hi))
             seg_day[day:, j] = new
             switches.append((j, new, day))
-    regions = sorted({D.CITIES[int(c)].region for c in stores.city_idx})
-    anomalies = _anomalies(scenario, seed, as_of, regions)
-    weather = _build_weather(stores, seed, anomalies, n_days + FORECAST_DAYS + 7)
-    events = _build_events(stores, seed)
-    ev_mult, promo_price = _event_mult(events, stores, n_days)
-    trends = _build_trends(stores, seed, n_days)
-    economy = _build_economy(stores, seed, n_days)
-    econ = _economy_mult(economy, stores, n_days)
-    rain = 1.0 - 0.1 * np.minimum(weather.precip[:n_days] / 10.0, 1.0)
+    return seg_day, switches
+
+
+def _weekday_mult(stores: _Stores, n_days: int) -> FloatArray:
+    """Day x store weekday pattern of each store's format (mean 1)."""
     dow = np.array([(SEASON_START + dt.timedelta(days=t)).weekday() for t in range(n_days)])
-    weekly = np.empty((n_days, s))
+    weekly = np.empty((n_days, len(stores.city_idx)))
     for j, f in enumerate(stores.formats):
         pat = np.array(WEEKDAY_PATTERN[f])
         weekly[:, j] = (pat / pat.mean())[dow]
-    daily = weekly * ev_mult * econ * rain
-    # SKU response combinations
-    keys = np.stack([catalog.sku_group, catalog.sku_weather, catalog.sku_tag], axis=1)
-    combos, sku_combo = np.unique(keys, axis=0, return_inverse=True)
-    # size shares within each offered run
-    curves = _size_curves(stores.size_shift)
+    return weekly
+
+
+def _size_effects(
+    catalog: _Catalog, curves: dict[str, FloatArray], s: int
+) -> tuple[IntArray, FloatArray]:
+    """Per SKU its (size run, size) key, and per store x key the size's share of its run."""
     sizekeys: list[tuple[int, str]] = []
     sk_index: dict[tuple[int, str], int] = {}
     sku_sizekey = np.empty(len(catalog.sku_size), dtype=np.int64)
@@ -161,6 +148,40 @@ def _build(
         run = [ladder.index(x) for x in catalog.ranges[rid]]
         share = curves[group]
         size_eff[:, i] = share[:, ladder.index(size)] / share[:, run].sum(axis=1)
+    return sku_sizekey, size_eff
+
+
+def _build(
+    scenario: str,
+    seed: int,
+    n_stores: int,
+    n_sku_sizes: int | None,
+    switch_segments: int,
+    as_of: dt.date,
+) -> _Built:
+    season_end_base = SEASON_START + dt.timedelta(days=SEASON_DAYS - 1)
+    stores = _build_stores(scenario, seed, n_stores)
+    catalog = _build_catalog(scenario, seed, n_sku_sizes, season_end_base)
+    n_days = SEASON_DAYS
+    s = len(stores.city_idx)
+    as_idx = (as_of - SEASON_START).days
+    seg_day, switches = _segment_days(stores, seed, n_days, as_idx, switch_segments)
+    regions = sorted({D.CITIES[int(c)].region for c in stores.city_idx})
+    anomalies = _anomalies(scenario, seed, as_of, regions)
+    weather = _build_weather(stores, seed, anomalies, n_days + FORECAST_DAYS + 7)
+    events = _build_events(stores, seed)
+    ev_mult, promo_price = _event_mult(events, stores, n_days)
+    trends = _build_trends(stores, seed, n_days)
+    economy = _build_economy(stores, seed, n_days)
+    econ = _economy_mult(economy, stores, n_days)
+    rain = 1.0 - 0.1 * np.minimum(weather.precip[:n_days] / 10.0, 1.0)
+    daily = _weekday_mult(stores, n_days) * ev_mult * econ * rain
+    # SKU response combinations
+    keys = np.stack([catalog.sku_group, catalog.sku_weather, catalog.sku_tag], axis=1)
+    combos, sku_combo = np.unique(keys, axis=0, return_inverse=True)
+    # size shares within each offered run
+    curves = _size_curves(stores.size_shift)
+    sku_sizekey, size_eff = _size_effects(catalog, curves, s)
     # assortment: which style-colours each store ranges
     rng = _rng(seed, "factors")
     n_k = len(catalog.sku_size)

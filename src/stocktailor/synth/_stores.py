@@ -136,6 +136,78 @@ def _km_offset(lat: float, dlat_km: float, dlon_km: float) -> tuple[float, float
     return dlat_km / 111.0, dlon_km / (111.0 * math.cos(math.radians(lat)))
 
 
+# people per km2 around a store, and footfall relative to the area's, by format
+_FORMAT_DENSITY = {
+    "urban flagship": 9000.0,
+    "urban": 7000.0,
+    "mall": 2500.0,
+    "suburban": 1200.0,
+    "outlet": 600.0,
+}
+_FORMAT_FOOTFALL = {
+    "urban flagship": 1.0,
+    "urban": 1.35,
+    "mall": 1.05,
+    "suburban": 0.85,
+    "outlet": 0.8,
+}
+
+
+def _drawn_specs(rng: np.random.Generator, n_stores: int) -> list[_StoreSpec]:
+    """``n_stores`` stores drawn over the cities (format, segment, location; 3% women-only)."""
+    weights = np.array([c.weight for c in D.CITIES])
+    cities = rng.choice(len(D.CITIES), size=n_stores, p=weights / weights.sum())
+    specs = []
+    counters: dict[tuple[str, str], int] = {}
+    for ci in cities:
+        c = D.CITIES[int(ci)]
+        fp = np.array([0.12 * (c.weight >= 4) + 0.03, 0.25 + 0.2 * c.creative, 0.3, 0.3, 0.08])
+        fmt = FORMATS[int(rng.choice(len(FORMATS), p=fp / fp.sum()))]
+        score = np.array(
+            [
+                1.7 * c.creative + (0.6 if fmt == "urban" else -0.6) - 0.4,
+                1.2 if fmt in ("suburban", "mall") else -0.6,
+                2.8 * c.coastal_warm + (0.2 if fmt != "outlet" else -0.5) - 0.7,
+                1.1 * c.business
+                + (0.9 if fmt == "urban flagship" else 0.0)
+                + (0.3 if fmt == "mall" else -0.3),
+                3.0 if fmt == "outlet" else -1.5,
+            ]
+        ) + rng.gumbel(0.0, 0.45, size=5)
+        seg_name = D.SEGMENTS[int(np.argmax(score))]
+        radius = (0.5, 3.0) if fmt in ("urban", "urban flagship") else (8.0, 35.0)
+        dist = rng.uniform(*radius)
+        ang = rng.uniform(0.0, 2 * math.pi)
+        dlat, dlon = _km_offset(c.latitude, dist * math.cos(ang), dist * math.sin(ang))
+        key = (c.name, fmt)
+        counters[key] = counters.get(key, 0) + 1
+        label = fmt.title() if fmt != "urban flagship" else "Flagship"
+        name = f"{c.name} {label} {counters[key]}"
+        specs.append(
+            _StoreSpec(
+                name,
+                c.name,
+                round(c.latitude + dlat, 4),
+                round(c.longitude + dlon, 4),
+                fmt,
+                seg_name,
+            )
+        )
+    n_women = max(1, round(0.03 * n_stores))
+    for i in rng.choice(n_stores, size=n_women, replace=False):
+        s = specs[int(i)]
+        specs[int(i)] = _StoreSpec(
+            s.name + " (women)",
+            s.city,
+            s.latitude,
+            s.longitude,
+            s.format,
+            s.segment,
+            women_only=True,
+        )
+    return specs
+
+
 def _build_stores(scenario: str, seed: int, n_stores: int) -> _Stores:
     rng = _rng(seed, "stores")
     city_names = [c.name for c in D.CITIES]
@@ -145,56 +217,7 @@ def _build_stores(scenario: str, seed: int, n_stores: int) -> _Stores:
         if n_stores < len(specs):
             specs = specs[:n_stores]
     else:
-        weights = np.array([c.weight for c in D.CITIES])
-        cities = rng.choice(len(D.CITIES), size=n_stores, p=weights / weights.sum())
-        specs = []
-        counters: dict[tuple[str, str], int] = {}
-        for ci in cities:
-            c = D.CITIES[int(ci)]
-            fp = np.array([0.12 * (c.weight >= 4) + 0.03, 0.25 + 0.2 * c.creative, 0.3, 0.3, 0.08])
-            fmt = FORMATS[int(rng.choice(len(FORMATS), p=fp / fp.sum()))]
-            score = np.array(
-                [
-                    1.7 * c.creative + (0.6 if fmt == "urban" else -0.6) - 0.4,
-                    1.2 if fmt in ("suburban", "mall") else -0.6,
-                    2.8 * c.coastal_warm + (0.2 if fmt != "outlet" else -0.5) - 0.7,
-                    1.1 * c.business
-                    + (0.9 if fmt == "urban flagship" else 0.0)
-                    + (0.3 if fmt == "mall" else -0.3),
-                    3.0 if fmt == "outlet" else -1.5,
-                ]
-            ) + rng.gumbel(0.0, 0.45, size=5)
-            seg_name = D.SEGMENTS[int(np.argmax(score))]
-            radius = (0.5, 3.0) if fmt in ("urban", "urban flagship") else (8.0, 35.0)
-            dist = rng.uniform(*radius)
-            ang = rng.uniform(0.0, 2 * math.pi)
-            dlat, dlon = _km_offset(c.latitude, dist * math.cos(ang), dist * math.sin(ang))
-            key = (c.name, fmt)
-            counters[key] = counters.get(key, 0) + 1
-            label = fmt.title() if fmt != "urban flagship" else "Flagship"
-            name = f"{c.name} {label} {counters[key]}"
-            specs.append(
-                _StoreSpec(
-                    name,
-                    c.name,
-                    round(c.latitude + dlat, 4),
-                    round(c.longitude + dlon, 4),
-                    fmt,
-                    seg_name,
-                )
-            )
-        n_women = max(1, round(0.03 * n_stores))
-        for i in rng.choice(n_stores, size=n_women, replace=False):
-            s = specs[int(i)]
-            specs[int(i)] = _StoreSpec(
-                s.name + " (women)",
-                s.city,
-                s.latitude,
-                s.longitude,
-                s.format,
-                s.segment,
-                women_only=True,
-            )
+        specs = _drawn_specs(rng, n_stores)
     n = len(specs)
     width = max(3, len(str(n)))
     ids = [f"ST{i + 1:0{width}d}" for i in range(n)]
@@ -203,14 +226,7 @@ def _build_stores(scenario: str, seed: int, n_stores: int) -> _Stores:
     formats = [s.format for s in specs]
     area = np.array([rng.uniform(*AREA_RANGE[f]) for f in formats])
     area = np.round(area / 10.0) * 10.0
-    fmt_footfall = {
-        "urban flagship": 1.0,
-        "urban": 1.35,
-        "mall": 1.05,
-        "suburban": 0.85,
-        "outlet": 0.8,
-    }
-    scale = (area / 900.0) ** 0.6 * np.array([fmt_footfall[f] for f in formats])
+    scale = (area / 900.0) ** 0.6 * np.array([_FORMAT_FOOTFALL[f] for f in formats])
     scale = scale * np.exp(rng.normal(0.0, 0.18, size=n))
     scale = scale / scale.mean()
     region_shift = np.array([D.REGION_SIZE_SHIFT[D.CITIES[int(c)].region] for c in city_idx])
@@ -223,18 +239,9 @@ def _build_stores(scenario: str, seed: int, n_stores: int) -> _Stores:
         * np.exp(rng.normal(0.0, 0.15, size=n))
     )
     young = np.array([SEGMENT_YOUNG[int(g)] for g in seg]) + rng.normal(0.0, 0.05, size=n)
-    density = np.array(
-        [
-            {
-                "urban flagship": 9000.0,
-                "urban": 7000.0,
-                "mall": 2500.0,
-                "suburban": 1200.0,
-                "outlet": 600.0,
-            }[f]
-            for f in formats
-        ]
-    ) * np.exp(rng.normal(0.0, 0.35, size=n))
+    density = np.array([_FORMAT_DENSITY[f] for f in formats]) * np.exp(
+        rng.normal(0.0, 0.35, size=n)
+    )
     frame = pl.DataFrame(
         {
             "store_id": ids,
