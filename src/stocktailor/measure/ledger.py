@@ -358,19 +358,16 @@ def _group_shifts(ledger: Ledger, lines: pl.DataFrame) -> tuple[IntArray, IntArr
     )
 
 
-def _simulate_group(
-    ledger: Ledger, lines: pl.DataFrame, replicates: int, rng: np.random.Generator
+def _run_cells(
+    ledger: Ledger,
+    uniq: IntArray,
+    shift: IntArray,
+    t0: int,
+    replicates: int,
+    rng: np.random.Generator,
 ) -> FloatArray:
-    """Margin of the group's cells over their counterfactual, one value per replicate."""
-    cells, first, delta = _group_shifts(ledger, lines)
-    if cells.size == 0:
-        return np.zeros(replicates)
-    uniq, inv = np.unique(cells, return_inverse=True)
+    """Margin of ``uniq`` cells over their counterfactual (stock shifted by ``shift``)."""
     n_days = len(ledger.days)
-    shift = np.zeros((uniq.size, n_days + 1), dtype=np.int64)
-    np.add.at(shift, (inv, np.clip(first, 0, n_days)), delta)
-    shift = np.cumsum(shift[:, :n_days], axis=1)
-    t0 = int(max(0, first.min()))
     avail = ledger.available[uniq]
     sold = ledger.sold[uniq].astype(np.float64)
     cen = ledger.censored[uniq]
@@ -401,6 +398,33 @@ def _simulate_group(
         diff = s[None, :] - cf_sold
         gap += diff
         value += diff @ margin[:, t]
+    return value
+
+
+def _simulate_group(
+    ledger: Ledger, lines: pl.DataFrame, replicates: int, rng: np.random.Generator
+) -> FloatArray:
+    """Margin of the group's cells over their counterfactual, one value per replicate.
+
+    Cells are independent given their shifts; only a cell with more stock in the
+    counterfactual (a source) that sold out after the group's first day needs demand draws,
+    the others are computed once.
+    """
+    cells, first, delta = _group_shifts(ledger, lines)
+    if cells.size == 0:
+        return np.zeros(replicates)
+    uniq, inv = np.unique(cells, return_inverse=True)
+    n_days = len(ledger.days)
+    shift = np.zeros((uniq.size, n_days + 1), dtype=np.int64)
+    np.add.at(shift, (inv, np.clip(first, 0, n_days)), delta)
+    shift = np.cumsum(shift[:, :n_days], axis=1)
+    t0 = int(max(0, first.min()))
+    drawn = (shift > 0).any(axis=1) & ledger.censored[uniq, t0:].any(axis=1)
+    value = np.zeros(replicates)
+    if (~drawn).any():
+        value += _run_cells(ledger, uniq[~drawn], shift[~drawn], t0, 1, rng)[0]
+    if drawn.any():
+        value += _run_cells(ledger, uniq[drawn], shift[drawn], t0, replicates, rng)
     return value
 
 
