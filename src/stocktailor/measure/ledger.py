@@ -138,9 +138,9 @@ def _prices(
     if s.height:
         g = s.group_by("sku", "date").agg(pl.col("revenue").sum() / pl.col("units").sum())
         pos = _day_pos(g["date"], start)
-        k = np.array([ki[x] for x in g["sku"].to_list()], dtype=np.int64)
+        kk = np.array([ki[x] for x in g["sku"].to_list()], dtype=np.int64)
         ok = (pos >= 0) & (pos < n_days)
-        price[k[ok], pos[ok]] = g["revenue"].to_numpy()[ok]
+        price[kk[ok], pos[ok]] = g["revenue"].to_numpy()[ok]
     for i, k in enumerate(skus):
         row = price[i]
         have = np.flatnonzero(~np.isnan(row))
@@ -217,6 +217,43 @@ def _theta(
     return a0 + demand.sum(axis=1), b0 + exposure
 
 
+def _demand_model(
+    sold: IntArray,
+    censored: npt.NDArray[np.bool_],
+    selling: npt.NDArray[np.bool_],
+    loc_i: IntArray,
+    sku_i: IntArray,
+    prior_strength: float,
+    window: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per cell-day SKU rate ``m`` and the gamma posterior ``(shape, rate)`` of cell levels."""
+    uncensored = selling & ~censored
+    rate = _sku_rate(sold, uncensored, sku_i, int(sku_i.max()) + 1, window)[sku_i]
+    # the store's level: its uncensored sales over the SKUs' rates on the same cell-days
+    n_locs = int(loc_i.max()) + 1
+    num = np.zeros(n_locs)
+    den = np.zeros(n_locs)
+    np.add.at(num, loc_i, np.where(uncensored, sold, 0).sum(axis=1))
+    np.add.at(den, loc_i, np.where(uncensored, rate, 0.0).sum(axis=1))
+    store_level = np.where(den > 0, (num + 1.0) / (den + 1.0), 1.0)[loc_i]
+    shape, rate_post = _theta(sold, censored, selling, rate, store_level, prior_strength)
+    return rate, shape, rate_post
+
+
+def _end_positions(
+    products: pl.DataFrame, keep: list[str], start: dt.date, n_days: int
+) -> IntArray:
+    """Last selling day of each SKU as a day position (the last measured day by default)."""
+    end_pos = np.full(len(keep), n_days - 1, dtype=np.int64)
+    if "season_end" in products.columns:
+        ends = dict(zip(products["sku"].to_list(), products["season_end"].to_list(), strict=True))
+        for j, k in enumerate(keep):
+            e = ends.get(k)
+            if isinstance(e, dt.date):
+                end_pos[j] = min(n_days - 1, (e - start).days)
+    return end_pos
+
+
 def build_ledger(
     moves: pl.DataFrame,
     sales: pl.DataFrame,
@@ -269,7 +306,6 @@ def build_ledger(
         | set(stock["store_id"].to_list())
     )
     cells = {(a, k): i for i, (a, k) in enumerate((a, k) for a in locs for k in keep)}
-    n = len(cells)
     loc_i = np.repeat(np.arange(len(locs), dtype=np.int64), len(keep))
     sku_i = np.tile(np.arange(len(keep), dtype=np.int64), len(locs))
     opening = _dense(
@@ -291,29 +327,16 @@ def build_ledger(
     available = opening[:, None] + np.cumsum(arrive - depart, axis=1) - cum_sold_before
     available = np.maximum(available, sold)
     is_store = np.array([locs[int(a)] in store_set for a in loc_i], dtype=bool)
-    end_pos = np.full(len(keep), n_days - 1, dtype=np.int64)
-    if "season_end" in products.columns:
-        ends = dict(zip(products["sku"].to_list(), products["season_end"].to_list(), strict=True))
-        for j, k in enumerate(keep):
-            e = ends.get(k)
-            if isinstance(e, dt.date):
-                end_pos[j] = min(n_days - 1, (e - start).days)
+    end_pos = _end_positions(products, keep, start, n_days)
     selling = is_store[:, None] & (np.arange(n_days)[None, :] <= end_pos[sku_i][:, None])
     censored = selling & (sold >= available)
     price = _prices(sales, products, tuple(keep), start, n_days)
     salv = dict(zip(products["sku"].to_list(), products["salvage_value"].to_list(), strict=True))
     salvage = np.array([float(salv.get(k) or 0.0) for k in keep])
     margin = np.maximum(price - salvage[:, None], 0.0)[sku_i]
-    uncensored = selling & ~censored
-    rate = _sku_rate(sold, uncensored, sku_i, len(keep), rate_window_days)[sku_i]
-    # the store's level: its uncensored sales over the SKUs' rates on the same cell-days
-    num = np.zeros(len(locs))
-    den = np.zeros(len(locs))
-    np.add.at(num, loc_i, np.where(uncensored, sold, 0).sum(axis=1))
-    np.add.at(den, loc_i, np.where(uncensored, rate, 0.0).sum(axis=1))
-    store_level = np.where(den > 0, (num + 1.0) / (den + 1.0), 1.0)[loc_i]
-    shape, rate_post = _theta(sold, censored, selling, rate, store_level, prior_strength)
-    del n
+    rate, shape, rate_post = _demand_model(
+        sold, censored, selling, loc_i, sku_i, prior_strength, rate_window_days
+    )
     return Ledger(
         days=days,
         locations=tuple(locs),

@@ -102,6 +102,11 @@ def _products(space: SimSpace, season_end: dt.date) -> pl.DataFrame:
     )
 
 
+def _last_day(result: SimResult, season_end: dt.date) -> dt.date:
+    last = result.daily["date"].max()
+    return max(season_end, last) if isinstance(last, dt.date) else season_end
+
+
 def run_ledger(
     result: SimResult,
     sales: pl.DataFrame,
@@ -128,7 +133,7 @@ def run_ledger(
         _products(sp, season_end),
         list(sp.store_ids),
         season_start,
-        max(season_end, result.daily["date"].max()),  # type: ignore[type-var]
+        _last_day(result, season_end),
         skus=skus,
         prior_strength=cfg.prior_strength,
         rate_window_days=cfg.rate_window_days,
