@@ -611,6 +611,27 @@ class PipelineConfig(_Section):
     )
 
 
+class MeasureConfig(_Section):
+    """Measurement of executed lines (``stocktailor measure``, ``backtest --measure``)."""
+
+    replicates: int = Field(
+        200, ge=10, description="Draws of the censored demand behind each measured interval."
+    )
+    interval: float = Field(
+        0.9, gt=0.0, lt=1.0, description="Coverage of the measured intervals (0.9: 5th-95th)."
+    )
+    prior_strength: float = Field(
+        2.0,
+        gt=0.0,
+        description="Weight of the store-level prior of a cell's demand level when the "
+        "censored demand is re-estimated, units.",
+    )
+    rate_window_days: int = Field(
+        7, ge=1, description="Smoothing window of a SKU's daily demand per store, days."
+    )
+    random_state: int = Field(0, description="Seeds the measurement's draws.")
+
+
 class ServeConfig(_Section):
     """Web app settings."""
 
@@ -674,6 +695,7 @@ class Settings(_Section):
     engine: EngineConfig = EngineConfig()
     pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
+    measure: MeasureConfig = MeasureConfig()
 
 
 class ConfigError(ValueError):

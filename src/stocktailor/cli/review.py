@@ -40,6 +40,14 @@ def backtest(
     stores: Annotated[int | None, typer.Option("--stores", help="Stores (scale).")] = None,
     sku_sizes: Annotated[int | None, typer.Option("--sku-sizes", help="SKU-sizes (scale).")] = None,
     config: ConfigOpt = None,
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="Measure the stocktailor runs' executed transfers against the true replay "
+            "(uplift_measurement.csv; with simulation.holdback_share, holdback_estimate.csv).",
+        ),
+    ] = False,
 ) -> None:
     """Replay a season under each policy and report KPIs (HTML + CSV)."""
     with errors():
@@ -63,6 +71,7 @@ def backtest(
                 n_sku_sizes=sku_sizes,
                 engine=engine,
                 progress=advance,
+                measure=["stocktailor"] if measure else (),
             )
         table = kpi_rows(kpis_by_policy(result.kpi_table()))
         print_frame(

@@ -123,6 +123,10 @@ def run_partition(
     if space_key not in _CACHE:
         _CACHE[space_key] = build_space(net, settings)
     pol = make_policy(policy, net, settings)
+    if policy in measure:
+        from stocktailor.simulate.measurement import SalesRecorder
+
+        pol = SalesRecorder(pol)
     cpu0 = time.process_time()
     res = simulate_season(
         net,
@@ -140,6 +144,9 @@ def run_partition(
         )
         held = getattr(pol, "held_back", None)
         res.info["held_back"] = held() if callable(held) else None
+        from stocktailor.simulate.measurement import measure_season
+
+        res.info.update(measure_season(net, settings, res, pol))
     seg = getattr(net.truth, "segments", None)
     res.info["segments"] = (
         seg.select("store_id", "segment") if isinstance(seg, pl.DataFrame) else None
@@ -207,7 +214,10 @@ def backtest(
         each decision day's executed transfer lines (common random numbers), and the lines'
         estimated and true value per decision day go to ``uplift_truth.csv`` (``decision_date,
         lines, units, estimated, true, seed, policy``); the lines held back by
-        ``simulation.holdback_share`` go to ``held_back.csv``.
+        ``simulation.holdback_share`` go to ``held_back.csv``. The runs are also measured as a
+        retailer would (:mod:`stocktailor.simulate.measurement`): ``uplift_measurement.csv``
+        (``decision_date, lines, units, estimated, measured, measured_low, measured_high,
+        true, seed, policy``) and, with a holdback, ``holdback_estimate.csv``.
     """
     from stocktailor.engine import LocalEngine
 
@@ -279,7 +289,12 @@ def _write_outputs(out: BacktestResult, d: Path, t0: float) -> None:
 def _write_measurement(results: Sequence[SimResult], d: Path) -> dict[str, Path]:
     """``uplift_truth.csv`` and ``held_back.csv`` of the measured runs (none: no files)."""
     files: dict[str, Path] = {}
-    for key, name in (("uplift_truth", "uplift_truth.csv"), ("held_back", "held_back.csv")):
+    for key, name in (
+        ("uplift_truth", "uplift_truth.csv"),
+        ("held_back", "held_back.csv"),
+        ("uplift_measurement", "uplift_measurement.csv"),
+        ("holdback_estimate", "holdback_estimate.csv"),
+    ):
         parts = [
             r.info[key].with_columns(pl.lit(r.seed).alias("seed"), pl.lit(r.policy).alias("policy"))
             for r in results

@@ -1,0 +1,171 @@
+"""Tests of the measurement core: the stock-ledger counterfactual and the holdback comparison."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stocktailor.config import Settings
+from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
+from stocktailor.simulate.backtest import backtest
+from stocktailor.simulate.toy import ToyNetwork, toy_network
+
+D0 = dt.date(2026, 3, 2)
+
+
+def _day(i: int) -> dt.date:
+    return D0 + dt.timedelta(days=i)
+
+
+PRODUCTS = pl.DataFrame({"sku": ["K"], "full_price": [10.0], "salvage_value": [2.0]})
+
+
+def _sales(rows: list[tuple[int, str, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "date": [_day(i) for i, _, _ in rows],
+            "store_id": [s for _, s, _ in rows],
+            "sku": ["K"] * len(rows),
+            "units": [u for *_, u in rows],
+            "revenue": [10.0 * u for *_, u in rows],
+        }
+    )
+
+
+def _case(a_stock: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """3 units move A -> B on day 0 (no lead time); B sells them all, A sells 1 a day."""
+    moves = pl.DataFrame(
+        {
+            "ship_date": [D0],
+            "arrival_date": [D0],
+            "sku": ["K"],
+            "from_id": ["A"],
+            "to_id": ["B"],
+            "units": [3],
+            "cost": [4.0],
+            "estimated": [15.0],
+            "group": [1],
+        }
+    )
+    stock = pl.DataFrame({"store_id": ["A"], "sku": ["K"], "units": [a_stock]})
+    sales = _sales([(0, "A", 1), (1, "A", 1), (0, "B", 1), (1, "B", 1), (2, "B", 1)])
+    return moves, stock, sales
+
+
+def test_destination_sales_above_its_own_stock_are_the_moves_and_exact() -> None:
+    # A had plenty (10, never sold out): without the move A sells the same, B sells nothing;
+    # the move earned 3 units x (10 - 2) - cost 4 = 20, with no uncertainty.
+    moves, stock, sales = _case(10)
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(2))
+    a = led.cell_index()[("A", "K")]
+    assert led.available[a].tolist() == [7, 6, 5]
+    assert not led.censored[a].any()
+    out = ledger_uplift(led, moves, replicates=50)
+    assert out.row(0, named=True) == pytest.approx(
+        {
+            "group": 1,
+            "lines": 1,
+            "units": 3,
+            "cost": 4.0,
+            "estimated": 15.0,
+            "measured": 20.0,
+            "measured_low": 20.0,
+            "measured_high": 20.0,
+            "measured_sd": 0.0,
+        }
+    )
+
+
+def test_a_source_that_sold_out_gives_an_interval_within_the_possible_loss() -> None:
+    # A kept 5 - 3 = 2 and sold out on day 1: without the move it could have sold up to 3
+    # more, so the value lies between 24 - 24 - 4 and 24 - 4.
+    moves, stock, sales = _case(5)
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(2))
+    a = led.cell_index()[("A", "K")]
+    assert led.censored[a].tolist() == [False, True, True]
+    out = ledger_uplift(led, moves, replicates=400).row(0, named=True)
+    assert -4.0 <= out["measured_low"] <= out["measured"] <= out["measured_high"] <= 20.0
+    assert out["measured_high"] - out["measured_low"] > 0.0
+
+
+def test_the_same_inputs_give_the_same_measurement() -> None:
+    moves, stock, sales = _case(5)
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(2))
+    assert ledger_uplift(led, moves, random_state=3).equals(
+        ledger_uplift(led, moves, random_state=3)
+    )
+
+
+def test_until_before_start_is_an_error_naming_the_dates() -> None:
+    moves, stock, sales = _case(5)
+    with pytest.raises(ValueError, match="until 2026-03-01 is before the start 2026-03-02"):
+        build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(-1))
+
+
+def test_holdback_estimate_recovers_a_known_effect_and_its_interval_covers_it() -> None:
+    rng = np.random.default_rng(0)
+    n, covered = 400, 0
+    for _ in range(60):
+        executed = rng.random(n) < 0.8
+        pre = rng.gamma(2.0, 50.0, n)
+        outcome = 2.0 * pre + 30.0 * executed + rng.normal(0.0, 5.0, n)
+        frame = pl.DataFrame({"executed": executed, "outcome": outcome, "pre": pre})
+        est = holdback_estimate(frame)
+        assert est["executed"] == executed.sum()
+        assert est["effect_per_line"] == pytest.approx(30.0, abs=2.0)
+        covered += est["low"] < 30.0 * executed.sum() < est["high"]
+    assert 0.8 <= covered / 60 <= 0.98  # a 90% interval
+
+
+def test_holdback_estimate_needs_both_groups() -> None:
+    frame = pl.DataFrame(
+        {"executed": [True, True, False], "outcome": [1.0, 2.0, 0.0], "pre": [0.0, 0.0, 0.0]}
+    )
+    assert math.isnan(holdback_estimate(frame)["total"])
+
+
+def test_pair_outcomes_sum_the_two_cells_after_the_decision() -> None:
+    moves, stock, sales = _case(10)
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B"], D0, _day(2))
+    lines = moves.select("sku", "from_id", "to_id", "units", "cost").with_columns(
+        pl.lit(_day(1)).alias("decision_date"), pl.lit(True).alias("executed")
+    )
+    out = pair_outcomes(led, lines, pre_days=1)
+    # from day 1: A sells 1, B sells 2 at 10 - 2 = 8 each, less the cost 4; the day before: 2
+    assert out["outcome"].to_list() == [3 * 8.0 - 4.0]
+    assert out["pre"].to_list() == [2 * 8.0]
+
+
+def _toy(seed: int) -> ToyNetwork:
+    return toy_network(
+        [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
+        [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
+        warehouse=[20, 20, 20],
+        segments=["urban", "suburban", "urban"],
+        weeks=6,
+    )
+
+
+def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Path) -> None:
+    backtest(_toy, [0], ["rule"], Settings(), tmp_path, measure=["rule"])
+    m = pl.read_csv(tmp_path / "uplift_measurement.csv", try_parse_dates=True)
+    truth = pl.read_csv(tmp_path / "uplift_truth.csv", try_parse_dates=True)
+    assert m.columns[:8] == [
+        "decision_date",
+        "lines",
+        "units",
+        "estimated",
+        "measured",
+        "measured_low",
+        "measured_high",
+        "true",
+    ]
+    assert m["decision_date"].to_list() == truth["decision_date"].to_list()
+    assert m["true"].to_list() == pytest.approx(truth["true"].to_list())
+    assert (m["measured_low"] <= m["measured"]).all()
+    assert (m["measured"] <= m["measured_high"]).all()
