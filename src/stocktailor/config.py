@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stocktailor.posts.settings import PostsConfig
+
 ENV_PREFIX = "STOCKTAILOR_"
 
 
@@ -648,6 +650,7 @@ class Settings(_Section):
     engine: EngineConfig = EngineConfig()
     pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
+    posts: PostsConfig = PostsConfig()
 
 
 class ConfigError(ValueError):
