@@ -255,3 +255,30 @@ def test_whole_path_runs_with_sockets_blocked(no_network: None, tmp_path: Path) 
     buf = io.StringIO()
     result.forecast.head(3).write_csv(buf)
     assert buf.getvalue()
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_generator_posts_are_deterministic_and_leave_the_network_alone() -> None:
+    from stocktailor.synth import generate, with_posts
+
+    net = generate("default", seed=1, n_stores=4, n_sku_sizes=60)
+    assert net.tables.posts is None
+    a, truth_a = with_posts(net)
+    b, truth_b = with_posts(net)
+    assert a.tables.posts is not None and b.tables.posts is not None
+    assert a.tables.posts.equals(b.tables.posts)
+    assert truth_a.lead_days == truth_b.lead_days and 3 <= truth_a.lead_days <= 21
+    assert a.tables.sales.equals(net.tables.sales) and a.truth is net.truth
+    held, _ = with_posts(net, vocabulary="heldout")
+    assert held.tables.posts is not None
+    from stocktailor.synth._posts import VOCABULARY
+
+    dev_text = " | ".join(a.tables.posts["text"].to_list())
+    for _, heldout in VOCABULARY.values():  # the scoring vocabulary never reaches dev posts
+        assert not any(p.removeprefix("es:") in dev_text for p in heldout)
+    posts = a.tables.posts
+    assert posts["date"].max() <= net.as_of
+    assert set(posts["source"]) <= {"social", "influencer", "blog", "other"}
+    assert posts.filter(pl.col("text").str.contains("FOLLOWERS|giveaway|singles|phone")).height
