@@ -105,7 +105,7 @@ class EmbeddingCache:
             for shard in sorted(d.glob("shard-*.parquet")):
                 f = pl.read_parquet(shard)
                 keys.extend(f["hash"].to_list())
-                mats.append(np.asarray(f["vector"].to_list(), dtype=np.float32))
+                mats.append(f["vector"].to_numpy().astype(np.float32, copy=False))
         self._vectors[model] = {k: i for i, k in enumerate(keys)}
         width = mats[0].shape[1] if mats else (dim or 0)
         self._matrix[model] = np.vstack(mats) if mats else np.zeros((0, width), np.float32)
@@ -137,7 +137,8 @@ class EmbeddingCache:
         if d is not None:
             d.mkdir(parents=True, exist_ok=True)
             n = len(list(d.glob("shard-*.parquet")))
-            frame = pl.DataFrame({"hash": list(hashes), "vector": vectors.tolist()})
+            vec = pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, vectors.shape[1]))
+            frame = pl.DataFrame({"hash": list(hashes)}).with_columns(vec)
             tmp = d / f".shard-{n:06d}.tmp"
             frame.write_parquet(tmp)
             tmp.replace(d / f"shard-{n:06d}.parquet")
