@@ -66,6 +66,11 @@ TINY: dict[str, str] = {
         "date,scope,scope_id,attribute,value,index\n"
         "2024-03-01,city,Brooklyn,tags,bright-sneaker,1.3\n"
     ),
+    "posts": (
+        "date,scope,scope_id,source,text,engagement,author\n"
+        "2024-03-01,city,Brooklyn,social,obsessed with bright sneakers #ootd,12,u1\n"
+        "2024-03-02,all,,blog,Spring trench coats are back,,\n"
+    ),
     "economy": "date,region,indicator,value\n2024-03-01,NY,cpi,3.1\n",
     "assortment": "store_id,attribute,value,allowed\nS2,gender,M,no\nS1,gender,F,TRUE\n",
     "price_plan": (

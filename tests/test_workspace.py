@@ -524,7 +524,7 @@ def test_manifest_is_json_with_row_counts(ws: Workspace) -> None:
     raw = json.loads((ws.path / "tables" / "manifest.json").read_text())
     assert raw["row_counts"] == {
         "stores": 3, "products": 5, "sales": 5, "inventory": 5, "lanes": 3, "weather": 3,
-        "events": 2, "trends": 1, "economy": 1, "assortment": 2, "price_plan": 2,
+        "events": 2, "trends": 1, "posts": 2, "economy": 1, "assortment": 2, "price_plan": 2,
     }  # fmt: skip
 
 

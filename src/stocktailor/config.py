@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stocktailor.posts.settings import PostsConfig
+
 ENV_PREFIX = "STOCKTAILOR_"
 
 
@@ -696,6 +698,7 @@ class Settings(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     serve: ServeConfig = ServeConfig()
     measure: MeasureConfig = MeasureConfig()
+    posts: PostsConfig = PostsConfig()
 
 
 class ConfigError(ValueError):

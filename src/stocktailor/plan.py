@@ -19,6 +19,7 @@ import polars as pl
 from stocktailor.config import Settings
 from stocktailor.contract import Tables
 from stocktailor.engine import Engine, LocalEngine
+from stocktailor.posts import with_post_trends
 
 __all__ = [
     "PlanResult",
@@ -254,6 +255,7 @@ def run_plan(
         An already fitted store clusterer to reuse (default: fit one with the settings).
     """
     engine = engine or LocalEngine()
+    tables = with_post_trends(tables, as_of, settings.posts)  # posts -> derived trend rows
     fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
     clusters: pl.DataFrame = fitted.labels_
     # One prepared history and one size-curve fit serve the forecast and the allocation.

@@ -45,7 +45,7 @@ def _cast_table(spec: TableSpec, raw: pl.DataFrame, src: _Source) -> pl.DataFram
         raise src.error("the table is empty (no data rows)")
     cols = raw.columns
     # scope_id may be empty when scope is 'all' (checked with the values)
-    nullable = {"scope_id"} if spec.name in ("events", "trends") else set()
+    nullable = {"scope_id"} if spec.name in ("events", "trends", "posts") else set()
     missing = [c for c in spec.required_columns if c not in cols]
     if missing:
         hints = [

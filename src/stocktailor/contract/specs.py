@@ -11,6 +11,7 @@ __all__ = [
     "FORECAST_SCHEMA",
     "KINDS",
     "OPTIONAL_TABLES",
+    "POST_SOURCES",
     "PRICE_SCOPES",
     "REQUIRED_TABLES",
     "SCOPES",
@@ -156,6 +157,20 @@ TABLE_SPECS: dict[str, TableSpec] = {
         key=("date", "scope", "scope_id", "attribute", "value"),
         required=False,
     ),
+    "posts": TableSpec(
+        "posts",
+        (
+            ColumnSpec("date", D),
+            ColumnSpec("scope", S),
+            ColumnSpec("scope_id", S),
+            ColumnSpec("source", S),
+            ColumnSpec("text", S),
+            ColumnSpec("engagement", F, False),
+            ColumnSpec("author", S, False),
+        ),
+        key=("date", "scope", "scope_id", "source", "author", "text"),
+        required=False,
+    ),
     "economy": TableSpec(
         "economy",
         (
@@ -238,7 +253,10 @@ KINDS: tuple[str, ...] = ("store", "warehouse")
 """Allowed values of ``stores.kind``."""
 
 SCOPES: tuple[str, ...] = ("store", "city", "region", "all")
-"""Allowed values of ``events.scope`` and ``trends.scope``."""
+"""Allowed values of ``events.scope``, ``trends.scope`` and ``posts.scope``."""
+
+POST_SOURCES: tuple[str, ...] = ("social", "influencer", "blog", "other")
+"""Allowed values of ``posts.source``."""
 
 PRICE_SCOPES: tuple[str, ...] = ("store", "all")
 """Allowed values of ``price_plan.scope``."""

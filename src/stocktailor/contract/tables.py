@@ -57,6 +57,7 @@ class Tables:
     weather: pl.DataFrame | None = None
     events: pl.DataFrame | None = None
     trends: pl.DataFrame | None = None
+    posts: pl.DataFrame | None = None
     economy: pl.DataFrame | None = None
     assortment: pl.DataFrame | None = None
     price_plan: pl.DataFrame | None = None

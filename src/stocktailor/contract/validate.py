@@ -18,6 +18,7 @@ from stocktailor.contract.checks import (
     _Source,
 )
 from stocktailor.contract.parsing import _show
+from stocktailor.contract.posts import check_posts
 from stocktailor.contract.price_plan import _check_price_plan
 from stocktailor.contract.specs import REQUIRED_TABLES, SCOPES, TABLE_SPECS
 from stocktailor.contract.tables import ContractError, Tables
@@ -91,6 +92,8 @@ def validate_tables(
     _check_references(frames, src)
     _check_sales_inventory(frames, src, horizon_days)
     _check_optional(frames, src)
+    if "posts" in frames:
+        frames["posts"] = check_posts(frames["posts"], src["posts"])
     if "price_plan" in frames:
         frames["price_plan"] = _check_price_plan(
             frames["price_plan"], src["price_plan"], frames["stores"], frames["products"], src
@@ -173,7 +176,7 @@ def _check_optional(frames: dict[str, pl.DataFrame], src: dict[str, _Source]) ->
         )
     store_ids = frames["stores"]["store_id"]
     stores_file = src["stores"].file
-    for name in ("events", "trends"):
+    for name in ("events", "trends", "posts"):
         if name not in frames:
             continue
         frame, s = frames[name].with_columns(pl.col("scope").str.to_lowercase()), src[name]

@@ -39,6 +39,7 @@ from stocktailor.engine import Engine
 from stocktailor.partstore import Part, is_dated, read_parts, scan_parts
 from stocktailor.pipeline.store import StoredOutput
 from stocktailor.plan import ProgressFactory
+from stocktailor.posts import with_post_trends
 from stocktailor.workspace import Workspace, write_parts
 
 __all__ = ["STEPS", "Context", "Step", "forecast_scan", "read_output", "tables_at"]
@@ -110,7 +111,11 @@ class Context:
         if self._tables is None or self._tables[0] != at:
             self._tables = None  # free the other date's tables before reading
             weather = self.settings.pipeline.weather_forecast_days
-            self._tables = (at, tables_at(self.ws, at, weather))
+            tables = tables_at(self.ws, at, weather)
+            # posts become derived trend series (embeddings cached in the workspace)
+            cache = self.ws.path / "cache" / "posts"
+            tables = with_post_trends(tables, at, self.settings.posts, cache_dir=cache)
+            self._tables = (at, tables)
         return self._tables[1]
 
     def release(self) -> None:

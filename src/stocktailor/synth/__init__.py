@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from stocktailor.synth._model import DemandFactors, Truth, nb_sample
 from stocktailor.synth._network import FASHION_SCENARIOS, SCENARIOS, generate
+from stocktailor.synth._posts import PostsTruth, with_posts
 from stocktailor.synth._prices import PRICE_PLAN_SCHEMA, StylePrices
 from stocktailor.synth._synthetic import SyntheticNetwork
 from stocktailor.synth.foreign import FOREIGN_SCENARIOS, ForeignSpec, ForeignTruth
@@ -24,9 +25,11 @@ __all__ = [
     "DemandFactors",
     "ForeignSpec",
     "ForeignTruth",
+    "PostsTruth",
     "StylePrices",
     "SyntheticNetwork",
     "Truth",
     "generate",
     "nb_sample",
+    "with_posts",
 ]
