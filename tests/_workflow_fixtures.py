@@ -2,7 +2,9 @@
 
 ``database_url`` yields a migrated, empty database: a SQLite file in a temp dir, and, when
 ``STOCKTAILOR_TEST_POSTGRES_URL`` is set, the same tests again on PostgreSQL (marked
-``postgres``; the schema is dropped and recreated for every test).
+``postgres``; the schema is dropped and recreated for every test). Under pytest-xdist each
+worker gets its own PostgreSQL database (``<name>_<worker>``): two workers resetting one schema
+at once race on the catalogue (``CREATE TABLE alembic_version`` collides).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from stocktailor import workflow
@@ -224,6 +226,29 @@ def make_run(
     return FakeRun(plan, stores, products, positions)
 
 
+_WORKER_URLS: dict[str, str] = {}
+
+
+def _worker_database(url: str) -> str:
+    """Return the URL of this xdist worker's own database, created on first use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    if url not in _WORKER_URLS:
+        base = make_url(url)
+        name = f"{base.database}_{worker}"
+        engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        _WORKER_URLS[url] = base.set(database=name).render_as_string(hide_password=False)
+    return _WORKER_URLS[url]
+
+
 def _reset_postgres(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
@@ -238,6 +263,7 @@ def fresh_database(kind: str, tmp_path: Path) -> str:
         url = os.environ.get(POSTGRES_ENV)
         if not url:
             pytest.skip(f"{POSTGRES_ENV} is not set (run scripts/ci-postgres.sh)")
+        url = _worker_database(url)
         _reset_postgres(url)
     else:
         url = f"sqlite:///{tmp_path / 'workflow.db'}"

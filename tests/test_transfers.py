@@ -126,6 +126,24 @@ def test_lp_bound_is_valid_against_mip() -> None:
     assert sol.lp_bound <= sol.no_fixed_objective + 1e-6
 
 
+def test_mip_runs_after_another_highs_user_started_the_scheduler() -> None:
+    # HiGHS keeps one thread scheduler per process; a MIP that asked for its own thread count
+    # after any other HiGHS solve (the hindsight bound, a user's model) refused to run.
+    import highspy
+
+    from stocktailor.highs import silent_highs
+
+    other = silent_highs()
+    other.setOptionValue("threads", 2)
+    other.addVar(0.0, 1.0)
+    other.changeColCost(0, 1.0)
+    other.run()
+    inst = random_instance(11, 10, 8)
+    sol = solve_instance(inst, loose(mip_time_limit_s=10.0), method="mip")
+    assert sol.mip_objective is not None
+    assert other.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
 def test_partitions_keep_styles_together_and_engine_gives_same_answer() -> None:
     styles = ["a", "a", "b", "c", "c", "c", "d"]
     parts = partition_skus(styles, 3)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stocktailor.measure.settings import MeasureConfig
 from stocktailor.posts.settings import PostsConfig
 
 ENV_PREFIX = "STOCKTAILOR_"
@@ -611,27 +612,6 @@ class PipelineConfig(_Section):
         description="Stored outputs kept per step: those of the latest N as-of dates, plus the "
         "ones they were computed from.",
     )
-
-
-class MeasureConfig(_Section):
-    """Measurement of executed lines (``stocktailor measure``, ``backtest --measure``)."""
-
-    replicates: int = Field(
-        200, ge=10, description="Draws of the censored demand behind each measured interval."
-    )
-    interval: float = Field(
-        0.9, gt=0.0, lt=1.0, description="Coverage of the measured intervals (0.9: 5th-95th)."
-    )
-    prior_strength: float = Field(
-        2.0,
-        gt=0.0,
-        description="Weight of the store-level prior of a cell's demand level when the "
-        "censored demand is re-estimated, units.",
-    )
-    rate_window_days: int = Field(
-        7, ge=1, description="Smoothing window of a SKU's daily demand per store, days."
-    )
-    random_state: int = Field(0, description="Seeds the measurement's draws.")
 
 
 class ServeConfig(_Section):

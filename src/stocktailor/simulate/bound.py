@@ -56,10 +56,7 @@ small network (60 stores: about 1 s per SKU), too large for ``scale``; the setti
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +65,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
+from stocktailor.highs import silent_highs
 from stocktailor.simulate._types import FloatArray, IntArray, SeasonNetwork, SimSpace
 from stocktailor.simulate.customers import DemandStream
 from stocktailor.simulate.decisions import Decisions
@@ -146,25 +144,6 @@ def _ship_arcs(space: SimSpace, n_days: int, every: int) -> _Arcs:
         lead=np.tile(space.lane_lead_days[src, dst], days.size).astype(np.int64),
         cost=np.tile(space.lane_cost_unit[src, dst], days.size).astype(np.float64),
     )
-
-
-def _silent_highs() -> Any:
-    """A ``highspy.Highs`` that prints nothing (the library writes a banner when created)."""
-    import highspy
-
-    with contextlib.ExitStack() as stack:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            fd = sys.stdout.fileno()
-            sys.stdout.flush()
-            saved = os.dup(fd)
-            stack.callback(os.close, saved)
-            stack.callback(os.dup2, saved, fd)
-            null = stack.enter_context(open(os.devnull, "w"))
-            os.dup2(null.fileno(), fd)
-        h = highspy.Highs()  # type: ignore[no-untyped-call]
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("simplex_strategy", 1)  # dual simplex: a vertex, so whole units
-    return h
 
 
 def _solve_sku(
@@ -279,7 +258,8 @@ def season_bound(
     draws = demand_draws(network, settings, seed, (sp, stock0))
     arcs = _ship_arcs(sp, len(cal.days), settings.simulation.decision_every_days)
     gains = np.zeros(len(sp.skus))
-    h = _silent_highs()
+    h = silent_highs()
+    h.setOptionValue("simplex_strategy", 1)  # dual simplex: a vertex, so whole units
     plan: list[tuple[IntArray, IntArray, IntArray]] = []
     for k in range(len(sp.skus)):
         last = int(min(cal.end_index[k], len(cal.days) - 1))

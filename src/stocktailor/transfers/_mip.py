@@ -11,8 +11,6 @@ HiGHS (``highspy``), warm-started from the heuristic's flows.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
+from stocktailor.highs import silent_highs
 from stocktailor.transfers._flow import SkuModel
 from stocktailor.transfers._instance import TransferInstance
 
@@ -41,25 +40,6 @@ class MipResult:
     bound: float
     status: str
     optimal: bool
-
-
-def _new_highs() -> Any:
-    """A silent ``highspy.Highs`` (the library prints a banner on stdout when created)."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return highspy.Highs()  # type: ignore[no-untyped-call]
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            h = highspy.Highs()  # type: ignore[no-untyped-call]
-            h.setOptionValue("output_flag", False)
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-    return h
 
 
 @dataclass
@@ -228,11 +208,10 @@ def _highs_model(
         lower[fl_idx] = np.where(fl_cap >= min_units, float(min_units), 0.0)
         upper[fl_idx] = np.where(fl_cap >= min_units, fl_cap, 0.0)
         integrality[fl_idx] = 2
-    h = _new_highs()
+    h = silent_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", 1e-6)
-    h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
     lp = highspy.HighsLp()
     lp.num_col_ = b.nvar

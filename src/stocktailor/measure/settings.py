@@ -1,0 +1,31 @@
+"""The ``[measure]`` settings section (kept beside the measure package; part of
+:class:`stocktailor.config.Settings`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["MeasureConfig"]
+
+
+class MeasureConfig(BaseModel):
+    """Measurement of executed lines (``stocktailor measure``, ``backtest --measure``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replicates: int = Field(
+        200, ge=10, description="Draws of the censored demand behind each measured interval."
+    )
+    interval: float = Field(
+        0.9, gt=0.0, lt=1.0, description="Coverage of the measured intervals (0.9: 5th-95th)."
+    )
+    prior_strength: float = Field(
+        2.0,
+        gt=0.0,
+        description="Weight of the store-level prior of a cell's demand level when the "
+        "censored demand is re-estimated, units.",
+    )
+    rate_window_days: int = Field(
+        7, ge=1, description="Smoothing window of a SKU's daily demand per store, days."
+    )
+    random_state: int = Field(0, description="Seeds the measurement's draws.")
