@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from _networks import AS_OF, NetworkShape, raw_network
 from stocktailor.config import ClusteringConfig, PipelineConfig, SeasonConfig, Settings
 from stocktailor.pipeline import (
     OutputStore,
@@ -18,6 +19,7 @@ from stocktailor.pipeline import (
     RunReport,
     append_increment,
     forecast_scan,
+    plan_result,
     read_output,
     refit_day,
 )
@@ -200,3 +202,29 @@ UPDATE_WAPE_POINTS = 0.03
 """The update's first-week WAPE against true demand exceeds a same-day refit's by at most this."""
 UPDATE_TOTAL_SHARE = 0.15
 """The update's network total to season end is within this share of a same-day refit's."""
+
+
+def test_one_stock_count_after_the_scheduled_refit_moves_the_refit_to_the_day(
+    tmp_path: Path,
+) -> None:
+    """A single snapshot on a Friday: a Monday refit would know no position and forecast nothing."""
+    assert AS_OF.weekday() == 4  # a Friday: the weekly schedule's refit day is 4 days earlier
+    shape = NetworkShape(snapshots="single", history_days=42, season_end=True, coordinates=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, frame in raw_network(shape).items():
+        frame.write_parquet(data / f"{name}.parquet")
+    ws = Workspace(tmp_path / "ws")
+    ws.ingest(data, Settings())
+    pipeline = Pipeline(ws, Settings())
+    assert pipeline.refit_day(AS_OF) == AS_OF
+    # a later day on the schedule (after the count) refits on the schedule again
+    monday = AS_OF + dt.timedelta(days=3)
+    assert pipeline.refit_day(monday + dt.timedelta(days=2)) == monday
+    report = pipeline.run(AS_OF)
+    assert report.refit_day == AS_OF
+    assert forecast_scan(report.output("forecast")).collect().height > 0
+    # the run page's validation table comes with the published result
+    result = plan_result(ws, report, Settings())
+    assert result.validation.height > 0
+    assert {"candidate", "chosen"} <= set(result.validation.columns)

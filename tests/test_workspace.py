@@ -659,3 +659,20 @@ def test_write_parts_writes_each_part_and_scans_them_back(tmp_path: Path) -> Non
 def test_write_parts_of_nothing_is_an_empty_frame_with_the_schema(tmp_path: Path) -> None:
     empty = pl.DataFrame(schema={"k": pl.Int64})
     assert write_parts(iter([empty]), tmp_path / "x").collect().schema == {"k": pl.Int64}
+
+
+@pytest.mark.parametrize("name", ["a\nb", "x\r\ny", "\u2028"])
+def test_a_line_break_in_a_header_name_stays_on_the_error_line(name: str, tmp_path: Path) -> None:
+    """Found by the corruption test: the missing-column message lists the header as it is."""
+    folder = write_data_folder(tmp_path / "data")
+    rows = list(csv.reader(io.StringIO(TINY["assortment"])))
+    rows[0][0] = name
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    (folder / "assortment.csv").write_text(out.getvalue(), encoding="utf-8")
+    with pytest.raises(ContractError) as err:
+        Workspace(tmp_path / "ws").ingest(folder)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("assortment.csv, column 'store_id': missing required column")
+    assert repr(name)[1:-1] in message

@@ -12,6 +12,10 @@ from stocktailor.contract.specs import TABLE_SPECS
 
 __all__ = ["ContractError", "Tables"]
 
+# Every character str.splitlines breaks on, written as its escape: the message quotes header
+# names and cells from the retailer's file, and a log line or a CLI error must stay one line.
+_LINE_BREAKS = str.maketrans({ch: repr(ch)[1:-1] for ch in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
 
 class ContractError(ValueError):
     """A table breaks the data contract.
@@ -38,7 +42,8 @@ class ContractError(ValueError):
             if p
         ]
         prefix = ", ".join(parts)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        text = f"{prefix}: {message}" if prefix else message
+        super().__init__(text.translate(_LINE_BREAKS))
         self.file = file
         self.row = row
         self.column = column

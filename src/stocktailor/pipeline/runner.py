@@ -42,8 +42,8 @@ def refit_day(day: dt.date, config: PipelineConfig, first_day: dt.date | None = 
     """The refit day of ``day``: the latest day on or before it on the refit schedule.
 
     Refit days are ``config.refit_epoch + k * config.refit_every_days``. When that day is
-    before ``first_day`` (the first day with sales) there is no history to fit on then, and
-    ``day`` itself is the refit day.
+    before ``first_day`` (the first day the data has both sales and a stock count) there is
+    nothing to fit on then, and ``day`` itself is the refit day.
     """
     offset = (day - config.refit_epoch).days % config.refit_every_days
     anchor = day - dt.timedelta(days=offset)
@@ -186,9 +186,22 @@ class Pipeline:
             raise WorkspaceError(msg)
         return last
 
+    def _first_fit_day(self) -> dt.date | None:
+        """The first day with both sales and a stock count on or before it.
+
+        A fit before the first stock count knows no position, so it forecasts no pair: a
+        retailer sending one snapshot on a Friday would get an empty forecast from a Monday
+        refit. Only the data decides this day, so runs stay reproducible.
+        """
+        first_sale = self._sales_range()[0]
+        counts = [p.min_date for p in self.ws.parts("inventory") if p.min_date is not None]
+        if first_sale is None or not counts:
+            return first_sale
+        return max(first_sale, min(counts))
+
     def refit_day(self, day: dt.date) -> dt.date:
         """The refit day of ``day`` for this workspace (see :func:`refit_day`)."""
-        return refit_day(day, self.settings.pipeline, self._sales_range()[0])
+        return refit_day(day, self.settings.pipeline, self._first_fit_day())
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -295,6 +308,8 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
     total = float(scan.select(pl.col("mean").sum()).collect().item() or 0.0)
     stores = ws.read("stores")
     assert stores is not None
+    checked = report.output("demand").path / "validation.parquet"
+    validation = pl.read_parquet(checked) if checked.exists() else pl.DataFrame()
     kpis = headline_kpis(
         allocation,
         transfers,
@@ -313,4 +328,5 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
         settings=settings.model_dump(mode="json"),
         data_fingerprint=ws.fingerprint(),
         recommendations=read_output(plan, "recommendations.parquet"),
+        validation=validation,
     )

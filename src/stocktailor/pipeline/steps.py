@@ -211,7 +211,7 @@ def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[
     if cfg.model == "select":
         model = demand_forecaster(ctx.settings)
     elif cfg.model == "lightgbm":
-        model = DemandModel.from_config(cfg)
+        model = DemandModel.from_config(cfg, horizon_weeks=ctx.settings.season.horizon_weeks)
     with ctx.progress("forecasting demand (fit, then parts)", None) as advance:
         parts = forecast_parts(
             tables,
@@ -227,6 +227,13 @@ def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[
         del history
         scan = write_parts(parts, out / "forecast")
     meta["rows"] = int(scan.select(pl.len()).collect().item())
+    if meta["rows"] == 0:
+        # a plan from an empty forecast moves nothing; say so rather than look like "no need"
+        logger.warning(
+            "demand: no store x SKU pair to forecast as of the refit day %s (no stock count "
+            "or sale on or before it); the plan of this run moves nothing",
+            day,
+        )
     if model is not None and hasattr(model, "for_prediction"):
         _pickle(model.for_prediction(), out / "model.pkl")
         validation = getattr(model, "validation_", None)

@@ -112,9 +112,9 @@ class StocktailorPolicy(OptimiserPolicy):
         t0 = time.perf_counter()
         cfg = self.settings.demand
         if cfg.model != "baseline":
-            self.model_ = DemandModel.from_config(cfg).fit(
-                tables, view.as_of, clusters=self.clusters_
-            )
+            self.model_ = DemandModel.from_config(
+                cfg, horizon_weeks=self.settings.season.horizon_weeks
+            ).fit(tables, view.as_of, clusters=self.clusters_)
         self._time("fit", t0)
         t0 = time.perf_counter()
         self.forecast_ = self._predict(view, tables)
