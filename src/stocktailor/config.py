@@ -579,10 +579,10 @@ class PipelineConfig(_Section):
         7,
         ge=1,
         description="Clusters, size curves and the demand model are fitted on refit days only: "
-        "the latest day on or before the as-of date that is a whole number of these periods "
-        "after refit_epoch (1 = refit every day). Between refits the forecast of the last refit "
-        "is updated by demand sensing. The refit day depends only on the as-of date, so a run "
-        "gives the same outputs whether its inputs were stored by earlier runs or not, days.",
+        "the latest day on or before the as-of date a whole number of these periods after "
+        "refit_epoch (1 = every day), or the as-of date when that day precedes the first stock "
+        "count. Between refits demand sensing updates the last refit's forecast. The refit day "
+        "depends only on the data and the as-of date, so outputs are the same, days.",
     )
     refit_epoch: dt.date = Field(
         dt.date(2000, 1, 3),
