@@ -76,3 +76,27 @@ def test_horizon_without_season_end_comes_from_the_setting() -> None:
         fc = DemandForecaster.from_config(CFG, horizon_weeks=weeks).fit(t, as_of).predict()
         assert fc["week_start"].n_unique() == weeks
         assert fc["week_start"].max() == as_of + dt.timedelta(days=1 + 7 * (weeks - 1))
+
+
+def test_a_pair_neither_stocked_nor_sold_for_a_year_is_not_forecast() -> None:
+    """A store that stopped carrying a SKU a year ago (the held-out weekly chain's dormant
+    departments): its empty shelf is not a stockout whose old rate goes on forever."""
+    t, as_of = _network(n_weeks=60, sold_out_store=False)
+    start = as_of - dt.timedelta(days=7 * 60 - 1)
+    gone = (pl.col("store_id") == "C") & (pl.col("sku") == "u-M")
+    t = t.replace(
+        # C sold u-M in the first three weeks only, and the one stock file (at the as-of day)
+        # has no row for it: it held none then.
+        sales=t.sales.filter(~gone | (pl.col("date") < start + dt.timedelta(days=21))),
+        inventory=t.inventory.filter((pl.col("date") == as_of) & ~gone),
+    )
+    fc = DemandForecaster.from_config(CFG).fit(t, as_of).predict()
+    dropped = fc.filter(gone)
+    assert dropped["mean"].sum() == 0.0
+    assert dropped["p90"].sum() == 0.0
+    # the same SKU at a store that carries it, and every other pair, is forecast as before
+    assert fc.filter((pl.col("store_id") == "A") & (pl.col("sku") == "u-M"))["mean"].min() > 0.5
+    assert (
+        fc.filter(~gone)["mean"].sum()
+        > 0.8 * 7 * (3.0 + 1.5 + 1.0) * 2.5 * fc["week_start"].n_unique()
+    )

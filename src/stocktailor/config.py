@@ -155,8 +155,8 @@ class DemandConfig(_Section):
     dormant_weeks: int = Field(
         8,
         ge=1,
-        description="A pair that sold before but not in this many weeks is never forecast "
-        "above its recent weekly demand's 90th percentile (or mean), weeks.",
+        description="A pair unsold this many weeks is forecast at most its last year's weekly "
+        "demand p90 (or mean), and not at all when out of stock all along, unsold a year, weeks.",
     )
     seasonal_history_days: int = Field(
         728,

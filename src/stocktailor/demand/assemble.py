@@ -34,11 +34,19 @@ def lgbm_skus(st: pl.DataFrame, shares: pl.DataFrame, effects: frozenset[str]) -
 
 
 def dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
-    """``store_id, sku, cap``: weekly caps of pairs that sold before but not in the last
-    ``dormant_weeks`` weeks.
+    """``store_id, sku, cap``: weekly caps of pairs that stopped selling.
 
-    The cap is the larger of the 90th percentile and the mean of the pair's weekly
-    (censoring-corrected) demand over the last year of history (units per week).
+    Two kinds of pair are capped (units per week):
+
+    - *dormant*: it sold in the last year of history but not in the last ``dormant_weeks``
+      weeks; the cap is the larger of the 90th percentile and the mean of its weekly
+      (censoring-corrected) demand over that year;
+    - *no longer ranged*: it sold nothing in the last year of history (or in all of it, when
+      shorter) and was out of stock through the last ``dormant_weeks`` weeks; the cap is 0.
+      Its censored weeks say only that the shelf was empty: a store that has not stocked nor
+      sold a SKU for a year has delisted it (a department a store dropped, a SKU no longer
+      sent), and imputing its old rate to every empty week forecasts sales that do not come.
+      A pair with stock on the shelf is never capped this way (a style ahead of its season).
     """
     n = min(hist.n_weeks, YEAR)
     prods = hist.tables.products.select("sku", "style")
@@ -48,14 +56,19 @@ def dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
         return pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "cap": pl.Float64})
     keys, d = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n)
     _, u = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="units")
+    _, out = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="out_days")
+    recent = np.nansum(u[:, n - dormant_weeks :], axis=1)
+    sold = np.nansum(u, axis=1)
     # Dormant: it sold before, and not in the last weeks (a pair that never sold is not yet
     # selling, e.g. a season's style ahead of its weather; the model forecasts it).
-    dormant = (np.nansum(u[:, n - dormant_weeks :], axis=1) <= 0) & (np.nansum(u, axis=1) > 0)
+    dormant = (recent <= 0) & (sold > 0)
+    empty = np.nan_to_num(out[:, n - dormant_weeks :], nan=0.0) >= 7.0
+    unranged = (sold <= 0) & empty.all(axis=1)
     with np.errstate(all="ignore"):
         q90 = np.nan_to_num(np.nanquantile(d, 0.9, axis=1), nan=0.0)
         mean = np.nan_to_num(np.nanmean(d, axis=1), nan=0.0)
-    cap = np.maximum(q90, mean)
-    return keys.with_columns(pl.Series("cap", cap)).filter(pl.Series(dormant))
+    cap = np.where(unranged, 0.0, np.maximum(q90, mean))
+    return keys.with_columns(pl.Series("cap", cap)).filter(pl.Series(dormant | unranged))
 
 
 def weekly_distribution(

@@ -317,7 +317,7 @@ STEPS: dict[str, Step] = {
             True,
             ("clusters",),
             ("demand", "season"),
-            2,
+            3,
             _demand,
             "size curves, demand model and its forecast",
         ),
