@@ -3,12 +3,39 @@ such a lane, the workflow query that counts the rejections, and the run that rec
 
 from __future__ import annotations
 
+import datetime as dt
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
 import polars as pl
 import pytest
+from sqlalchemy import Engine, select
 
+import _workflow_fixtures
 from _transfer_cases import AS_OF, tiny_tables
+from _workflow_fixtures import make_run
+from stocktailor import workflow
+from stocktailor.api import create_app
 from stocktailor.config import Settings, SolverConfig
+from stocktailor.transfer_settings import TransfersConfig
 from stocktailor.transfers import lane_premium_matrix, plan_network
+from stocktailor.workflow.lanes import (
+    LANE_REJECTION_SCHEMA,
+    RUN_CONFIG_KEY,
+    lane_premiums,
+    lane_rejections,
+    premiums_for_run,
+)
+from stocktailor.workflow.models import Recommendation
+
+with warnings.catch_warnings():
+    # starlette suggests the httpx2 package; the httpx-based client works the same here
+    warnings.simplefilter("ignore", UserWarning)
+    from fastapi.testclient import TestClient
+
+database_url = _workflow_fixtures.database_url
+sqlite_url = _workflow_fixtures.sqlite_url
 
 STORES_ONLY = Settings(solver=SolverConfig(joint_warehouse=False))
 
@@ -56,3 +83,83 @@ def test_premium_matrix_maps_known_lanes_and_refuses_bad_values() -> None:
     assert lane_premium_matrix(ids, frame.head(0)) is None
     with pytest.raises(ValueError, match="row 1: column 'premium'"):
         lane_premium_matrix(ids, frame.with_columns(pl.lit(-1.0).alias("premium")))
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+def _lines_by_lane(engine: Engine, run_id: int) -> dict[tuple[str, str], list[int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Recommendation.id, Recommendation.from_id, Recommendation.to_id)
+            .where(Recommendation.run_id == run_id, Recommendation.kind == "transfer")
+            .order_by(Recommendation.id)
+        ).all()
+    out: dict[tuple[str, str], list[int]] = {}
+    for rid, a, b in rows:
+        out.setdefault((a, b), []).append(int(rid))
+    return out
+
+
+def test_three_unreliable_rejections_put_a_premium_on_the_lane(database_url: str) -> None:
+    engine = workflow.connect(database_url)
+    fr = make_run(80)
+    run_id = workflow.publish_run(engine, fr.plan, fr.stores, fr.products)
+    lanes = sorted(_lines_by_lane(engine, run_id).items(), key=lambda kv: -len(kv[1]))
+    (lane_a, ids_a), (lane_b, ids_b) = lanes[0], lanes[1]
+    assert len(ids_a) >= 4 and len(ids_b) >= 2
+    reasons = ["Lane unreliable: late twice", "LANE UNRELIABLE", "lane unreliable"]
+    for rid, why in zip(ids_a, reasons, strict=False):
+        workflow.decide(engine, rid, action="reject", version=0, user="pia", reason=why)
+    workflow.decide(engine, ids_a[3], action="approve", version=0, user="pia")
+    workflow.decide(engine, ids_b[0], action="reject", version=0, user="pia", reason="no space")
+    workflow.decide(
+        engine, ids_b[1], action="reject", version=0, user="pia", reason="lane unreliable"
+    )
+    got = lane_rejections(engine)
+    assert got.schema == pl.Schema(LANE_REJECTION_SCHEMA)
+    assert got.select("from_id", "to_id", "rejections").rows() == [(*lane_a, 3), (*lane_b, 1)]
+    assert got["last_rejected"].null_count() == 0
+    cfg = TransfersConfig(rejected_lane_threshold=3, rejected_lane_premium=40.0)
+    prem = lane_premiums(got, cfg)
+    assert prem.select("from_id", "to_id", "rejections", "premium").rows() == [(*lane_a, 3, 40.0)]
+    assert premiums_for_run(engine, cfg).select("from_id", "to_id").rows() == [lane_a]
+    # other phrases are the configured reason codes; the window ends at `now`
+    assert lane_rejections(engine, reasons=("no space",))["rejections"].to_list() == [1]
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=91)
+    assert lane_rejections(engine, lookback_days=90, now=later).height == 0
+    assert lane_rejections(engine, lookback_days=92, now=later).height == 2
+    # approving a rejected line takes its rejection back: the lane falls below the threshold
+    workflow.decide(engine, ids_a[0], action="approve", version=1, user="pia")
+    assert lane_premiums(lane_rejections(engine), cfg).height == 0
+    engine.dispose()
+
+
+def test_empty_or_unmigrated_database_has_no_rejections(tmp_path: Path) -> None:
+    engine = workflow.connect(f"sqlite:///{tmp_path / 'none.db'}")
+    assert lane_rejections(engine).height == 0
+    engine.dispose()
+    with pytest.raises(ValueError, match="missing columns"):
+        lane_premiums(pl.DataFrame({"from_id": ["A"]}), TransfersConfig())
+
+
+def test_the_run_records_the_premium_and_the_dashboard_says_why(sqlite_url: str) -> None:
+    app = create_app(Settings(), sqlite_url)
+    engine = app.state.engine
+    fr = make_run(20)
+    lane = fr.plan.transfers.select("from_id", "to_id").row(0)
+    record = {"from_id": lane[0], "to_id": lane[1], "rejections": 3, "premium": 40.0, "lines": 2}
+    plan = replace(fr.plan, settings={RUN_CONFIG_KEY: [record]})
+    run_id = workflow.publish_run(engine, plan, fr.stores, fr.products, positions=fr.positions)
+    token = workflow.create_user(engine, "pia", "planner")
+    on_lane = _lines_by_lane(engine, run_id)[lane]
+    other = next(ids for key, ids in _lines_by_lane(engine, run_id).items() if key != lane)
+    with TestClient(app) as client:
+        assert (
+            client.post("/login", data={"token": token}, follow_redirects=False).status_code == 303
+        )
+        page = client.get(f"/recommendations/{on_lane[0]}").text
+        assert f"Lane {lane[0]}→{lane[1]} rejected 3 times as unreliable; premium" in page
+        assert 'data-testid="lane-premium"' not in client.get(f"/recommendations/{other[0]}").text
+        overview = client.get(f"/overview?run_id={run_id}").text
+        assert "2 lines cleared it" in overview
