@@ -11,23 +11,30 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
 import _workflow_fixtures
 from _transfer_cases import AS_OF, tiny_tables
 from _workflow_fixtures import make_run
 from stocktailor import workflow
 from stocktailor.api import create_app
-from stocktailor.config import Settings, SolverConfig
+from stocktailor.cli import app
+from stocktailor.config import Settings, SolverConfig, load_settings
+from stocktailor.pipeline import Pipeline, read_output
+from stocktailor.pipeline.publish import lane_premiums_for, publish_report
+from stocktailor.synth import generate
 from stocktailor.transfer_settings import TransfersConfig
 from stocktailor.transfers import lane_premium_matrix, plan_network
 from stocktailor.workflow.lanes import (
     LANE_REJECTION_SCHEMA,
     RUN_CONFIG_KEY,
+    lane_premium_note,
     lane_premiums,
     lane_rejections,
     premiums_for_run,
 )
 from stocktailor.workflow.models import Recommendation
+from stocktailor.workspace import Workspace
 
 with warnings.catch_warnings():
     # starlette suggests the httpx2 package; the httpx-based client works the same here
@@ -163,3 +170,67 @@ def test_the_run_records_the_premium_and_the_dashboard_says_why(sqlite_url: str)
         assert 'data-testid="lane-premium"' not in client.get(f"/recommendations/{other[0]}").text
         overview = client.get(f"/overview?run_id={run_id}").text
         assert "2 lines cleared it" in overview
+
+
+# --------------------------------------------------------------------------- a run, then the next
+
+
+CONFIG = """
+[season]
+horizon_days = 28
+[clustering]
+n_clusters = 3
+[transfers]
+rejected_lane_premium = {premium}
+"""
+
+
+def _settings(path: Path, premium: float) -> Settings:
+    path.write_text(CONFIG.format(premium=premium), encoding="utf-8")
+    return load_settings(path, environ={})
+
+
+@pytest.mark.slow
+def test_the_next_run_drops_the_rejected_lane_unless_its_lines_clear_the_premium(
+    tmp_path: Path,
+) -> None:
+    generate("scale", 0, n_stores=8, n_sku_sizes=60).write(tmp_path / "data")
+    settings = _settings(tmp_path / "plain.toml", 50.0)
+    ws = Workspace(tmp_path / "ws")
+    ws.ingest(tmp_path / "data", settings)
+    first = Pipeline(ws, settings).run()
+    run1, url = publish_report(ws, first, settings)
+    engine = workflow.connect(url)
+    lane, ids = max(_lines_by_lane(engine, run1).items(), key=lambda kv: len(kv[1]))
+    lines = read_output(first.output("plan"), "transfers.parquet")
+    worth = float(
+        lines.filter(pl.col("from_id") == lane[0], pl.col("to_id") == lane[1])["net_benefit"].sum()
+    )
+    assert len(ids) >= 3 and worth > 0
+    for rid in ids[:3]:
+        workflow.decide(
+            engine, rid, action="reject", version=0, user="pia", reason="Lane unreliable"
+        )
+    # the next run through the command line: a premium above what the lane's lines earn
+    big = tmp_path / "big.toml"
+    _settings(big, 2 * worth + 1000.0)
+    out = CliRunner().invoke(
+        app, ["run", "--workspace", str(ws.path), "--publish", "--config", str(big)]
+    )
+    assert out.exit_code == 0, out.output
+    assert f"lane {lane[0]} → {lane[1]}: rejected 3 times as unreliable" in out.output
+    run2 = workflow.latest_run_id(engine)
+    assert run2 == run1 + 1
+    assert lane not in _lines_by_lane(engine, run2)
+    note = lane_premium_note(workflow.get_run(engine, run2)["config"], *lane)
+    assert note is not None and (note["rejections"], note["lines"]) == (3, 0)
+    # a premium the lane's lines clear keeps them; the same premiums reuse the stored plan
+    small = _settings(tmp_path / "small.toml", 1.0)
+    premiums = lane_premiums_for(ws, small)
+    again = Pipeline(ws, small, lane_premiums=premiums).run(first.day)
+    kept = read_output(again.output("plan"), "transfers.parquet")
+    assert kept.filter(pl.col("from_id") == lane[0], pl.col("to_id") == lane[1]).height > 0
+    assert {s.step: s.action for s in again.states}["plan"] == "computed"
+    reused = Pipeline(ws, small, lane_premiums=premiums).run(first.day)
+    assert {s.step: s.action for s in reused.states}["plan"] == "reused"
+    engine.dispose()
