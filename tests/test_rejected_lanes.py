@@ -169,7 +169,7 @@ def test_the_run_records_the_premium_and_the_dashboard_says_why(sqlite_url: str)
         assert f"Lane {lane[0]}→{lane[1]} rejected 3 times as unreliable; premium" in page
         assert 'data-testid="lane-premium"' not in client.get(f"/recommendations/{other[0]}").text
         overview = client.get(f"/overview?run_id={run_id}").text
-        assert "2 lines cleared it" in overview
+        assert "2 lines of this run cleared it" in overview
 
 
 # --------------------------------------------------------------------------- a run, then the next

@@ -357,9 +357,11 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
 
 def _premium_record(plan: StoredOutput) -> dict[str, Any]:
     """The lane premiums the plan step used, for the published run's config (empty without)."""
+    from stocktailor.workflow.lanes import RUN_CONFIG_KEY
+
     file = plan.file(LANE_PREMIUM_FILE)
     if not file.exists():
         return {}
     rows = pl.read_parquet(file)
     rows = rows.with_columns(pl.col(pl.Datetime, pl.Date).cast(pl.String))
-    return {"lane_premiums": rows.to_dicts()}
+    return {RUN_CONFIG_KEY: rows.to_dicts()}
