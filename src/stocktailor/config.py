@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stocktailor.measure.settings import MeasureConfig
 from stocktailor.posts.settings import PostsConfig
+from stocktailor.transfer_settings import TransfersConfig
 
 ENV_PREFIX = "STOCKTAILOR_"
 
@@ -218,9 +219,7 @@ class DemandConfig(_Section):
         "history (no significant lead: trends unused).",
     )
     train_origins: int = Field(8, ge=1, description="Weekly forecast origins in the training set.")
-    max_horizon_weeks: int = Field(
-        11, ge=1, description="Longest horizon in the training set, weeks."
-    )
+    max_horizon_weeks: int = Field(11, ge=1, description="Longest training horizon, weeks.")
     max_train_rows: int = Field(
         150_000, ge=1000, description="Training rows kept (random subsample above), rows."
     )
@@ -679,6 +678,7 @@ class Settings(_Section):
     serve: ServeConfig = ServeConfig()
     measure: MeasureConfig = MeasureConfig()
     posts: PostsConfig = PostsConfig()
+    transfers: TransfersConfig = TransfersConfig()
 
 
 class ConfigError(ValueError):

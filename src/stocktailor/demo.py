@@ -153,9 +153,17 @@ def _ingest(demo: _Demo, seed: int) -> Any:
 def _plan(demo: _Demo, ws: Any) -> tuple[Any, Any]:
     from stocktailor.clustering import clusters_report_html
     from stocktailor.pipeline import Pipeline, forecast_scan, plan_result, read_output, tables_at
+    from stocktailor.pipeline.publish import lane_premiums_for
 
+    premiums = lane_premiums_for(ws, demo.settings)  # the database _publish writes to
     with make_engine(demo.settings.engine) as engine:
-        pipeline = Pipeline(ws, demo.settings, engine=engine, progress_factory=demo.progress)
+        pipeline = Pipeline(
+            ws,
+            demo.settings,
+            engine=engine,
+            progress_factory=demo.progress,
+            lane_premiums=premiums,
+        )
         report = pipeline.run()
     plan = plan_result(ws, report, demo.settings)
     tables = tables_at(ws, report.day)

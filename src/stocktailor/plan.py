@@ -234,6 +234,7 @@ def run_plan(
     progress_factory: ProgressFactory | None = None,
     data_fingerprint: str = "",
     clusterer: Any | None = None,
+    lane_premiums: pl.DataFrame | None = None,
 ) -> PlanResult:
     """One plan run: clusters, forecast, size curves, allocation and transfers.
 
@@ -253,6 +254,9 @@ def run_plan(
         Hash of the input tables, recorded with the run.
     clusterer
         An already fitted store clusterer to reuse (default: fit one with the settings).
+    lane_premiums
+        ``from_id, to_id, premium`` added to those lanes' fixed costs while planning (see
+        :func:`plan_moves`).
     """
     engine = engine or LocalEngine()
     tables = with_post_trends(tables, as_of, settings.posts)  # posts -> derived trend rows
@@ -283,7 +287,7 @@ def run_plan(
     # the forecast is already split over sizes with the plan's one size-curve fit: the joint
     # plan uses it as it is (one demand for the warehouse's and the stores' moves)
     allocation, transfers, recommendations, plan_kpis = plan_moves(
-        tables, as_of, fc, settings, clusters=clusters, engine=engine
+        tables, as_of, fc, settings, clusters=clusters, engine=engine, lane_premiums=lane_premiums
     )
     kpis = headline_kpis(
         allocation,
@@ -341,10 +345,13 @@ def plan_moves(
     clusters: pl.DataFrame,
     engine: Engine,
     progress: Callable[[int], None] | None = None,
+    lane_premiums: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, float]]:
     """The joint allocation + transfer plan: its two halves, recommendations and figures.
 
     ``forecast`` may be a scan of a forecast written in parts (the pipeline's).
+    ``lane_premiums`` (``from_id, to_id, premium``, currency per shipment) raises those lanes'
+    fixed costs while the plan is chosen (:func:`stocktailor.transfers.plan_network`).
     """
     from stocktailor.transfers import plan_network, summarise_recommendations
 
@@ -356,6 +363,7 @@ def plan_moves(
         clusters=clusters,
         engine=engine,
         progress=progress,
+        lane_premiums=lane_premiums,
     )
     recs = summarise_recommendations(
         plan.allocation,

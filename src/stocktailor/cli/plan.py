@@ -104,6 +104,8 @@ def run(
     with errors(), _pipeline(workspace, config) as (ws, settings, pipeline):
         from stocktailor.pipeline import forecast_scan, read_output
 
+        if publish:
+            _lane_premiums(pipeline, ws, settings, database_url)
         report = _run(pipeline, as_of)
         print_frame(report.frame(), f"Plan run as of {report.day}", max_rows=len(report.states))
         transfers = read_output(report.output("plan"), "transfers.parquet")
@@ -259,6 +261,8 @@ def rebalance(
         from stocktailor.pipeline import read_output
         from stocktailor.transfers import summarise_transfers
 
+        if publish:
+            _lane_premiums(pipeline, ws, settings, database_url)
         report = _run(pipeline, as_of, ["plan"])
         lines = read_output(report.output("plan"), "transfers.parquet")
         write_frame(lines, out)
@@ -269,6 +273,19 @@ def rebalance(
         console.print(f"wrote {out}")
         if publish:
             _publish_report(ws, report, settings, database_url)
+
+
+def _lane_premiums(pipeline: Any, ws: Any, settings: Settings, database_url: str | None) -> None:
+    """Lanes planners keep rejecting as unreliable get their premium in the run to publish."""
+    from stocktailor.pipeline.publish import lane_premiums_for
+
+    premiums = lane_premiums_for(ws, settings, database_url)
+    pipeline.lane_premiums = premiums
+    for row in premiums.iter_rows(named=True):
+        console.print(
+            f"lane {row['from_id']} → {row['to_id']}: rejected {row['rejections']} times as "
+            f"unreliable; premium {row['premium']:,.2f} added"
+        )
 
 
 def _publish_report(ws: Any, report: Any, settings: Settings, database_url: str | None) -> None:

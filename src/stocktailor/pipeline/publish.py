@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from stocktailor.config import Settings
 from stocktailor.pipeline.runner import RunReport, plan_result
 from stocktailor.pipeline.steps import tables_at
 from stocktailor.workspace import Workspace
 
-__all__ = ["publish_report", "shown_url"]
+__all__ = ["lane_premiums_for", "publish_report", "shown_url"]
 
 
 def publish_report(
@@ -44,6 +46,24 @@ def publish_report(
     finally:
         engine.dispose()
     return run_id, url
+
+
+def lane_premiums_for(
+    ws: Workspace, settings: Settings, database_url: str | None = None
+) -> pl.DataFrame:
+    """The premiums of lanes planners keep rejecting as unreliable, from the database a run
+    will be published to (as :func:`publish_report` chooses it; migrated first): pass them to
+    :class:`~stocktailor.pipeline.Pipeline` so the plan takes them into account."""
+    from stocktailor import workflow
+    from stocktailor.workflow.lanes import premiums_for_run
+
+    url = database_url or settings.serve.database_url or ws.database_url
+    workflow.upgrade(url)
+    engine = workflow.connect(url)
+    try:
+        return premiums_for_run(engine, settings.transfers)
+    finally:
+        engine.dispose()
 
 
 def shown_url(url: str) -> str:

@@ -28,7 +28,14 @@ import polars as pl
 
 from stocktailor.config import PipelineConfig, Settings
 from stocktailor.engine import Engine, LocalEngine
-from stocktailor.pipeline.steps import STEPS, Context, Step, forecast_scan, read_output
+from stocktailor.pipeline.steps import (
+    LANE_PREMIUM_FILE,
+    STEPS,
+    Context,
+    Step,
+    forecast_scan,
+    read_output,
+)
 from stocktailor.pipeline.store import OutputStore, StoredOutput
 from stocktailor.plan import PlanResult, ProgressFactory, headline_kpis
 from stocktailor.workspace import Workspace, WorkspaceError
@@ -154,6 +161,10 @@ class Pipeline:
         Where partitioned work runs (default in-process).
     progress_factory
         Makes a progress callback per long step (the CLI passes Rich bars or plain lines).
+    lane_premiums
+        ``from_id, to_id, premium`` (+ ``rejections, last_rejected``) of lanes planners keep
+        rejecting (:func:`stocktailor.workflow.lanes.premiums_for_run`): the plan step adds
+        the premiums to those lanes' fixed costs, and the rows are part of its key.
     """
 
     def __init__(
@@ -163,11 +174,13 @@ class Pipeline:
         *,
         engine: Engine | None = None,
         progress_factory: ProgressFactory | None = None,
+        lane_premiums: pl.DataFrame | None = None,
     ) -> None:
         self.ws = ws
         self.settings = settings
         self.engine: Engine = engine or LocalEngine()
         self.progress: ProgressFactory = progress_factory or _quiet
+        self.lane_premiums = lane_premiums
         self.store = OutputStore(ws.path)
 
     # -- dates ------------------------------------------------------------------------------
@@ -222,6 +235,10 @@ class Pipeline:
             "settings": {name: _settings_part(dump, name) for name in step.sections},
             "inputs": inputs,
         }
+        premiums = self.lane_premiums
+        if step.name == "plan" and premiums is not None and premiums.height:
+            # only a run with premiums gets a different key: stored plans without stay valid
+            payload["lane_premiums"] = premiums.sort("from_id", "to_id").rows()
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -253,7 +270,13 @@ class Pipeline:
             self.store.sweep()
             states = self.plan(day, targets)
             ctx = Context(
-                self.ws, self.settings, self.engine, self.progress, day, self.refit_day(day)
+                self.ws,
+                self.settings,
+                self.engine,
+                self.progress,
+                day,
+                self.refit_day(day),
+                lane_premiums=self.lane_premiums,
             )
             outputs: dict[str, StoredOutput] = {}
             for state in states:
@@ -325,8 +348,20 @@ def plan_result(ws: Workspace, report: RunReport, settings: Settings) -> PlanRes
         allocation=allocation,
         transfers=transfers,
         kpis=kpis,
-        settings=settings.model_dump(mode="json"),
+        settings=settings.model_dump(mode="json") | _premium_record(plan),
         data_fingerprint=ws.fingerprint(),
         recommendations=read_output(plan, "recommendations.parquet"),
         validation=validation,
     )
+
+
+def _premium_record(plan: StoredOutput) -> dict[str, Any]:
+    """The lane premiums the plan step used, for the published run's config (empty without)."""
+    from stocktailor.workflow.lanes import RUN_CONFIG_KEY
+
+    file = plan.file(LANE_PREMIUM_FILE)
+    if not file.exists():
+        return {}
+    rows = pl.read_parquet(file)
+    rows = rows.with_columns(pl.col(pl.Datetime, pl.Date).cast(pl.String))
+    return {RUN_CONFIG_KEY: rows.to_dicts()}

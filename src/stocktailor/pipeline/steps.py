@@ -42,7 +42,18 @@ from stocktailor.plan import ProgressFactory
 from stocktailor.posts import with_post_trends
 from stocktailor.workspace import Workspace, write_parts
 
-__all__ = ["STEPS", "Context", "Step", "forecast_scan", "read_output", "tables_at"]
+__all__ = [
+    "LANE_PREMIUM_FILE",
+    "STEPS",
+    "Context",
+    "Step",
+    "forecast_scan",
+    "read_output",
+    "tables_at",
+]
+
+LANE_PREMIUM_FILE = "lane_premiums.parquet"
+"""The plan step's record of the lane premiums it planned with (and its lines per lane)."""
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +107,9 @@ class Context:
         The run's as-of date.
     refit_day
         The refit day the model steps are dated on (on or before ``day``).
+    lane_premiums
+        Premiums of lanes planners keep rejecting (``from_id, to_id, premium``, currency per
+        shipment), added to those lanes' fixed costs by the plan step.
     """
 
     ws: Workspace
@@ -104,6 +118,7 @@ class Context:
     progress: ProgressFactory
     day: dt.date
     refit_day: dt.date
+    lane_premiums: pl.DataFrame | None = None
     _tables: tuple[dt.date, Tables] | None = field(default=None, repr=False)
 
     def tables(self, at: dt.date) -> Tables:
@@ -298,7 +313,15 @@ def _plan(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[st
             clusters=clusters,
             engine=ctx.engine,
             progress=advance,
+            lane_premiums=ctx.lane_premiums,
         )
+    if ctx.lane_premiums is not None and ctx.lane_premiums.height:
+        on_lane = pl.concat(
+            [allocation.select("from_id", "to_id"), transfers.select("from_id", "to_id")]
+        )
+        counts = on_lane.group_by("from_id", "to_id").agg(pl.len().cast(pl.Int64).alias("lines"))
+        record = ctx.lane_premiums.join(counts, on=["from_id", "to_id"], how="left")
+        record.with_columns(pl.col("lines").fill_null(0)).write_parquet(out / LANE_PREMIUM_FILE)
     allocation.write_parquet(out / "allocation.parquet")
     transfers.write_parquet(out / "transfers.parquet")
     recommendations.write_parquet(out / "recommendations.parquet")

@@ -31,6 +31,7 @@ from stocktailor.transfers._build import (
     build_instance,
     eligibility_matrix,
     holdback_shares,
+    lane_premium_matrix,
     resplit_sizes,
 )
 from stocktailor.transfers._frame import (
@@ -81,6 +82,7 @@ __all__ = [
     "evaluate_lines",
     "fixed_shares",
     "holdback_shares",
+    "lane_premium_matrix",
     "line_values",
     "partition_skus",
     "plan_frames",

@@ -19,6 +19,7 @@ __all__ = [
     "build_instance",
     "eligibility_matrix",
     "holdback_shares",
+    "lane_premium_matrix",
     "resplit_sizes",
     "season_ends",
 ]
@@ -371,3 +372,28 @@ def _salvage(products: pl.DataFrame, settings: Settings) -> FloatArray:
         frac = products["salvage_value"].fill_null(frac)
     out: FloatArray = frac.to_numpy().astype(np.float64)
     return out
+
+
+def lane_premium_matrix(ids: list[str], premiums: pl.DataFrame | None) -> FloatArray | None:
+    """``(n, n)`` premium per lane over ``ids`` (row = from), currency per shipment.
+
+    ``premiums`` has ``from_id, to_id, premium`` (currency per shipment; other columns are
+    ignored); pairs naming a location outside ``ids`` are ignored, a pair given twice adds up.
+    None (or nothing positive) gives None.
+    """
+    if premiums is None or premiums.height == 0:
+        return None
+    need = {"from_id", "to_id", "premium"}
+    if not need <= set(premiums.columns):
+        msg = f"lane_premiums: expected columns {sorted(need)}, got {premiums.columns}"
+        raise ValueError(msg)
+    index = {s: i for i, s in enumerate(ids)}
+    out = np.zeros((len(ids), len(ids)))
+    rows = premiums.select("from_id", "to_id", pl.col("premium").cast(pl.Float64))
+    for row_no, (a, b, p) in enumerate(rows.iter_rows(), start=1):
+        if p is None or not np.isfinite(p) or p < 0:
+            msg = f"lane_premiums: row {row_no}: column 'premium': {p!r} is not a number >= 0"
+            raise ValueError(msg)
+        if a in index and b in index and a != b:
+            out[index[a], index[b]] += p
+    return out if (out > 0).any() else None

@@ -12,7 +12,7 @@ import polars as pl
 from stocktailor.config import Settings
 from stocktailor.contract import Tables
 from stocktailor.engine import Engine
-from stocktailor.transfers._build import build_instance, resplit_sizes
+from stocktailor.transfers._build import build_instance, lane_premium_matrix, resplit_sizes
 from stocktailor.transfers._frame import plan_frames
 from stocktailor.transfers._instance import TransferInstance
 from stocktailor.transfers._solve import TransferSolution, solve_instance
@@ -63,11 +63,20 @@ def solve_transfers(
     method: str | None = None,
     progress: Callable[[int], None] | None = None,
     warehouses: bool | None = None,
+    lane_premiums: pl.DataFrame | None = None,
 ) -> tuple[TransferInstance, TransferSolution]:
-    """Build the instance and solve it; returns both (the solution is in instance indices)."""
+    """Build the instance and solve it; returns both (the solution is in instance indices).
+
+    ``lane_premiums`` (``from_id, to_id, premium``, currency per shipment) is added to those
+    lanes' fixed costs while the plan is chosen (see :func:`solve_instance`).
+    """
     settings = settings or Settings()
     inst = build_instance(tables, as_of, forecast, settings, warehouses=warehouses)
-    return inst, solve_instance(inst, settings, engine=engine, method=method, progress=progress)
+    premium = lane_premium_matrix(inst.store_ids, lane_premiums)
+    sol = solve_instance(
+        inst, settings, engine=engine, method=method, progress=progress, lane_premium=premium
+    )
+    return inst, sol
 
 
 def plan_network(
@@ -81,6 +90,7 @@ def plan_network(
     engine: Engine | None = None,
     progress: Callable[[int], None] | None = None,
     method: str | None = None,
+    lane_premiums: pl.DataFrame | None = None,
 ) -> NetworkPlan:
     """The joint plan for ``as_of``: warehouse stock and store stock in one optimisation.
 
@@ -103,6 +113,10 @@ def plan_network(
         else the network's) before planning.
     engine
         Where per-style partitions run.
+    lane_premiums
+        ``from_id, to_id, premium``: currency per shipment added to those lanes' fixed costs
+        while the plan is chosen (lanes planners keep rejecting), so such a lane carries lines
+        only when together they clear the premium too; the lines report the real lane costs.
 
     Returns
     -------
@@ -115,7 +129,14 @@ def plan_network(
     if size_curves is not None:
         fc = resplit_sizes(fc, tables.products, size_curves, clusters)
     inst, sol = solve_transfers(
-        tables, as_of, fc, settings, engine=engine, progress=progress, method=method
+        tables,
+        as_of,
+        fc,
+        settings,
+        engine=engine,
+        progress=progress,
+        method=method,
+        lane_premiums=lane_premiums,
     )
     allocation, transfers = plan_frames(inst, sol, as_of, tables.products, tables.stores)
     logger.info(

@@ -284,6 +284,7 @@ def solve_instance(
     engine: Engine | None = None,
     method: str | None = None,
     progress: Callable[[int], None] | None = None,
+    lane_premium: FloatArray | None = None,
 ) -> TransferSolution:
     """Plan transfers for an array instance (see :class:`TransferInstance`).
 
@@ -299,6 +300,11 @@ def solve_instance(
         ``"auto"``, ``"heuristic"`` or ``"mip"`` (default ``settings.solver.fixed_cost_method``).
     progress
         Called with the number of partitions finished.
+    lane_premium
+        ``(n, n)`` currency per shipment added to each lane's fixed cost while the plan is
+        chosen (e.g. lanes planners keep rejecting), so a lane opens only when its lines
+        together clear its cost and the premium. The lines' P&L is reported with the lanes'
+        real costs; the bound is then not reported (nan: it bounds the penalised problem).
 
     Returns
     -------
@@ -311,6 +317,9 @@ def solve_instance(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     inst, base_open, bound_extra = prepare(inst, settings)
+    real = inst
+    if lane_premium is not None and (lane_premium > 0).any():
+        inst, bound_extra = replace(inst, fixed_cost=inst.fixed_cost + lane_premium), None
     has_fixed = bool((inst.fixed_cost > 0).any())
     smp = _sample(inst, settings, has_fixed)
     if not sol.lp_bound or smp.sampled:
@@ -351,6 +360,9 @@ def solve_instance(
         used_method = got or used_method
     timings["mip"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
+    if inst is not real:  # the premium chose the lanes; the lines pay the lanes' real costs
+        final = Final.of(real, final.lines, final.values)
+        inst, lp_bound = real, float("nan")
     return _solution(
         inst,
         final,

@@ -15,6 +15,7 @@ from stocktailor.web.common import (
 )
 from stocktailor.web.figures import band_figure
 from stocktailor.workflow import Conflict, NotFound
+from stocktailor.workflow.lanes import lane_premium_note
 
 __all__ = ["router"]
 
@@ -32,6 +33,7 @@ def detail(request: Request, rec_id: int) -> Response:
         rec = workflow.get_recommendation(engine_of(request), rec_id)
     except NotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
+    run = workflow.get_run(engine_of(request), rec["run_id"])
     return page(
         request,
         "detail.html",
@@ -39,7 +41,8 @@ def detail(request: Request, rec_id: int) -> Response:
         token,
         rec=rec,
         band_fig=band_figure(rec),
-        run=workflow.get_run(engine_of(request), rec["run_id"]),
+        run=run,
+        lane_note=lane_premium_note(run.get("config"), rec["from_id"], rec["to_id"]),
         message=None,
         error=None,
     )
