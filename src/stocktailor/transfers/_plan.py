@@ -117,7 +117,9 @@ def plan_network(
     inst, sol = solve_transfers(
         tables, as_of, fc, settings, engine=engine, progress=progress, method=method
     )
-    allocation, transfers = plan_frames(inst, sol, as_of, tables.products, tables.stores)
+    allocation, transfers = plan_frames(
+        inst, sol, as_of, tables.products, tables.stores, currency=settings.economics.currency
+    )
     logger.info(
         "plan: %d allocation lines, %d transfer lines, objective %.2f",
         allocation.height,
