@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from _transfer_cases import AS_OF, tiny_tables
 from stocktailor.config import ConfigError, Settings, SolverConfig, load_settings
 from stocktailor.money import format_money, money_label
-from stocktailor.transfers import plan_transfers
+from stocktailor.transfers import plan_network, plan_transfers, summarise_recommendations
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,17 @@ def test_transfer_reasons_state_net_benefit_in_the_settings_currency() -> None:
         assert a["reason"].endswith(f"adds {format_money(a['net_benefit'], cents=False)} net")
         assert b["reason"].endswith(f"adds {format_money(b['net_benefit'], 'VND')} net")
         assert "$" in a["reason"] and "$" not in b["reason"] and "₫" in b["reason"]
+
+
+def test_recommendation_groups_state_their_net_benefit_in_the_currency() -> None:
+    t, fc = tiny_tables()
+    settings = Settings(solver=SolverConfig(joint_warehouse=False))
+    plan = plan_network(t, AS_OF, fc, settings)
+    recs = summarise_recommendations(plan.allocation, plan.transfers, currency="VND")
+    assert recs.height >= 1
+    groups = recs.group_by("group_id", "group_summary").agg(pl.col("net_benefit").sum())
+    for g in groups.iter_rows(named=True):
+        assert g["group_summary"].startswith("Move ")
+        assert g["group_summary"].endswith(f", net benefit {format_money(g['net_benefit'], 'VND')}")
+    usd = summarise_recommendations(plan.allocation, plan.transfers)
+    assert all(s.rsplit(" ", 1)[-1].startswith("$") for s in usd["group_summary"])
