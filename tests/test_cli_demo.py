@@ -82,6 +82,8 @@ def test_demo_prints_whole_counts_and_uncut_headers(
         assert not any(re.search(r"\d\.\d\d\b", line) for line in rows), rows
     assert "(true)" not in text and "segment" not in text
     assert "by store cluster" in text
+    assert "Plan (amounts in USD ($))" in text
+    assert re.search(r"│ recommendations +│ +[\d,]+ │ +- │", text)  # a count, not 621.00
 
 
 @pytest.mark.slow
@@ -90,6 +92,10 @@ def test_demo_explains_the_backtest_and_gives_absolute_paths(
 ) -> None:
     text, result = demo_output
     assert "because replaying the 60-store season takes much longer" in text
+    # the exported lines say what currency their money is in
+    for name in ("transfers.csv", "allocation.csv"):
+        lines = pl.read_csv(Path(result["results"]) / name)
+        assert lines.columns[-1] == "currency" and set(lines["currency"]) == {"USD"}, name
     assert "sqlite:" not in text
     hint = next(line for line in text.splitlines() if line.startswith("Review it: "))
     command = hint.split()[2]
@@ -112,3 +118,15 @@ def test_plan_figures_keep_counts_whole() -> None:
     assert common.fmt(60) == "60" and common.fmt(127870.56) == "127,870.56"
     rows = common.kpi_rows(pl.DataFrame({"kpi": ["lost_units", "profit"], "a": [40402.0, 1.5]}))
     assert rows["a"].to_list() == ["40,402", "1.50"]
+    more = kpi_frame({"recommendations": 621.0, "forecast_units_to_season_end": 84319.6})
+    assert more["count"].to_list() == [621, 84320]
+
+
+def test_exported_lines_carry_their_currency() -> None:
+    lines = pl.DataFrame({"sku": ["a"], "units": [2], "net_benefit": [12.5]})
+    out = common.with_currency(lines, "VND")
+    assert out.columns == ["sku", "units", "net_benefit", "currency"]
+    assert out["currency"].to_list() == ["VND"]
+    assert common.with_currency(out, "USD")["currency"].to_list() == ["VND"]  # kept
+    counts = pl.DataFrame({"store_id": ["S1"], "units": [3]})
+    assert common.with_currency(counts, "VND").columns == ["store_id", "units"]  # no money

@@ -8,7 +8,9 @@ are written to tests/artifacts/ (override with STOCKTAILOR_ARTIFACTS).
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import socket
 import threading
@@ -129,6 +131,12 @@ def _page(browser: Any, site: Site) -> Any:
     return page
 
 
+def _usd(text: str) -> float:
+    """An amount the page shows in the default currency (``$1,234``, ``-$12.50``)."""
+    assert "$" in text, text
+    return float(text.replace("$", "").replace(",", ""))
+
+
 def _sign_in(page: Any, site: Site, token: str) -> None:
     page.goto(site.base + "/")
     page.get_by_test_id("token").fill(token)
@@ -152,13 +160,15 @@ def test_sign_in_overview_and_screenshot(browser: Any, site: Site) -> None:
     assert all("net benefit of these lines" in s for s in sums)
     for s in sums:
         money = s.rsplit(" ", 1)[-1]
-        if abs(float(money.replace(",", ""))) >= 1000:
+        if abs(_usd(money)) >= 1000:
             assert "." not in money, s
-    assert "3,993,749" in page.get_by_test_id("kpis").inner_text()
+    assert "$3,993,749" in page.get_by_test_id("kpis").inner_text()
+    benefit = page.get_by_test_id("kpi-expected_net_benefit").inner_text()
+    assert "sum of the net benefit of the store-to-store transfer lines" in benefit
     # the validation table of the run's forecast
     rows = page.get_by_test_id("validation-row")
     assert rows.count() == 2 and "✓" in rows.nth(0).inner_text()
-    # both charts drawn by the vendored Plotly (scatter of lon/lat, bars by cluster)
+    # both charts drawn by the vendored Plotly (stores on a map, bars by cluster)
     page.locator("#map .main-svg").first.wait_for()
     page.locator("#clusters .main-svg").first.wait_for()
     assert page.locator("#map .scatterlayer .trace").count() == 4  # 3 clusters + warehouses
@@ -194,15 +204,13 @@ def test_filter_queue_sort_and_screenshot(browser: Any, site: Site) -> None:
     assert cats == {"tops"}
     shown = [int(rows.nth(i).get_attribute("data-rec-id")) for i in range(rows.count())]
     assert shown == [r["id"] for r in tops.items[: len(shown)]]  # net benefit, high to low
-    benefits = [
-        float(t.replace(",", "")) for t in page.get_by_test_id("net-benefit").all_inner_texts()
-    ]
+    benefits = [_usd(t) for t in page.get_by_test_id("net-benefit").all_inner_texts()]
     assert benefits == sorted(benefits, reverse=True)
     with page.expect_response(lambda r: "/queue/rows" in r.url and "order=asc" in r.url):
         page.get_by_test_id("f-order").select_option("asc")
     page.wait_for_function(
         "() => { const c = [...document.querySelectorAll('[data-testid=net-benefit]')]"
-        ".map(e => parseFloat(e.innerText.replace(/,/g, ''))); "
+        ".map(e => parseFloat(e.innerText.replace(/[$,]/g, ''))); "
         "return c.length > 1 && c[0] <= c[c.length - 1]; }"
     )
     shot = _artifacts() / "queue.png"
@@ -430,5 +438,50 @@ def test_error_pages_are_html_and_favicon_is_served(browser: Any, site: Site) ->
     fav = page.request.get(site.base + "/favicon.ico")
     assert fav.status == 200 and fav.headers["content-type"] == "image/png"
     assert fav.body()[:4] == b"\x89PNG"
+    assert site.blocked == []
+    page.context.close()
+
+
+def test_map_draws_its_base_layers_from_static_topojson(browser: Any, site: Site) -> None:
+    page = _page(browser, site)
+    fetched: list[tuple[str, int]] = []
+    page.on("response", lambda r: fetched.append((r.url, r.status)))
+    _sign_in(page, site, site.planner)
+    figure = json.loads(page.get_by_test_id("cluster-map").get_attribute("data-figure"))
+    assert figure["config"]["topojsonURL"] == "/static/topojson/"
+    assert figure["data"][0]["type"] == "scattergeo"
+    # the stores are in Germany: the world layer, countries drawn, fitted to the stores
+    page.locator("#map .geo .countries path").first.wait_for(state="attached")
+    assert (site.base + "/static/topojson/world_110m.json", 200) in fetched
+    assert page.locator("#map .geo .land path").count() >= 1
+    assert page.request.get(site.base + "/static/topojson/usa_110m.json").status == 200
+    assert site.blocked == []  # nothing from a CDN
+    page.context.close()
+
+
+def test_a_vnd_network_shows_dong_not_dollars(browser: Any, site: Site) -> None:
+    fr = make_run(12, seed=3)
+    plan = dataclasses.replace(
+        fr.plan, settings={**fr.plan.settings, "economics": {"currency": "VND"}}
+    )
+    run_id = workflow.publish_run(site.engine, plan, fr.stores, fr.products, positions=fr.positions)
+    page = _page(browser, site)
+    _sign_in(page, site, site.planner)
+    page.goto(f"{site.base}/queue?run_id={run_id}")
+    cells = page.get_by_test_id("net-benefit").all_inner_texts()
+    assert len(cells) == workflow.list_recommendations(site.engine, run_id).total == 17
+    assert all(c.endswith(" ₫") and "," not in c for c in cells), cells
+    top = workflow.list_recommendations(site.engine, run_id).items[0]
+    assert cells[0] == f"{round(top['net_benefit']):,} ₫".replace(",", ".")
+    assert "$" not in page.locator("main").inner_text()
+    page.goto(f"{site.base}/recommendations/{top['id']}")
+    pnl = page.get_by_test_id("pnl").inner_text()
+    assert "₫" in pnl and "$" not in page.locator("main").inner_text()
+    page.goto(f"{site.base}/overview?run_id={run_id}")
+    tiles = page.get_by_test_id("kpis").inner_text()
+    assert "3.993.749 ₫" in tiles and "$" not in page.locator("main").inner_text()
+    # the first run keeps its own currency
+    page.goto(f"{site.base}/queue?run_id={site.run_id}")
+    assert page.get_by_test_id("net-benefit").first.inner_text().startswith("$")
     assert site.blocked == []
     page.context.close()

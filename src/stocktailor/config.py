@@ -31,11 +31,11 @@ class _Section(BaseModel):
 
 
 class EconomicsConfig(_Section):
-    """Money and lane costs.
+    """Money (in units of ``currency``) and lane costs."""
 
-    All money is in currency units.
-    """
-
+    currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code money is shown in (VND, EUR...)."
+    )
     salvage_fraction: float = Field(
         0.3,
         ge=0.0,

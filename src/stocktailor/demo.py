@@ -18,9 +18,10 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 
-from stocktailor.cli.common import kpi_rows
+from stocktailor.cli.common import kpi_rows, with_currency
 from stocktailor.config import Settings
 from stocktailor.engine import make_engine
+from stocktailor.money import money_label
 from stocktailor.plan import ProgressFactory
 from stocktailor.summary import kpis_by_policy, network_summary
 
@@ -36,6 +37,8 @@ _COUNT_KPIS = (
     "allocation_units",
     "stores",
     "clusters",
+    "recommendations",
+    "forecast_units_to_season_end",
 )
 
 
@@ -74,7 +77,7 @@ def stocktailor_command() -> str:
 
 
 def kpi_frame(kpis: dict[str, float]) -> pl.DataFrame:
-    """The plan's headline figures: counts as whole numbers, money and units with cents."""
+    """The plan's headline figures: counts and units as whole numbers, money with cents."""
     counts = {k: v for k, v in kpis.items() if k in _COUNT_KPIS}
     money = {k: v for k, v in kpis.items() if k not in _COUNT_KPIS}
     return pl.concat(
@@ -175,17 +178,19 @@ def _plan(demo: _Demo, ws: Any) -> tuple[Any, Any]:
     demo.write_frame(plan.clusters, results / "clusters.csv")
     scan = forecast_scan(report.output("forecast"))
     scan.sink_parquet(results / "forecast.parquet")
-    demo.write_frame(plan.allocation, results / "allocation.csv")
-    demo.write_frame(plan.transfers, results / "transfers.csv")
+    currency = demo.settings.economics.currency
+    demo.write_frame(with_currency(plan.allocation, currency), results / "allocation.csv")
+    demo.write_frame(with_currency(plan.transfers, currency), results / "transfers.csv")
     clusterer = _load_clusterer(report.output("clusters").file("model.pkl"))
     clusters_report_html(clusterer, tables.stores, results / "clusters.html")
-    demo.print_frame(kpi_frame(plan.kpis), "Plan", max_rows=40)
+    in_money = f"amounts in {money_label(currency)}"
+    demo.print_frame(kpi_frame(plan.kpis), f"Plan ({in_money})", max_rows=40)
     top = read_output(report.output("plan"), "transfers.parquet")
     demo.print_frame(
         top.sort("net_benefit", descending=True).select(
             "sku", "from_id", "to_id", "units", "transfer_cost", "net_benefit"
         ),
-        "Top transfers by net benefit",
+        f"Top transfers by net benefit ({in_money})",
         max_rows=10,
     )
     return report, plan
@@ -239,7 +244,8 @@ def _backtest(demo: _Demo, seed: int, n_seeds: int) -> Any:
     table = kpi_rows(kpis_by_policy(bt.kpi_table()))
     demo.print_frame(
         table,
-        f"Backtest on the small network ({stores} stores), seeds {seeds}",
+        f"Backtest on the small network ({stores} stores), seeds {seeds}, amounts in "
+        f"{money_label(demo.settings.economics.currency)}",
         max_rows=40,
         right=tuple(c for c in table.columns if c != "kpi"),
     )

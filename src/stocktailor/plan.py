@@ -373,6 +373,7 @@ def plan_moves(
         size_order=tables.products.select("sku", "size_order")
         if "size_order" in tables.products.columns
         else None,
+        currency=settings.economics.currency,
     )
     lines_net = float(plan.allocation["net_benefit"].sum() or 0.0) + float(
         plan.transfers["net_benefit"].sum() or 0.0

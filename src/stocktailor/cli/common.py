@@ -26,6 +26,7 @@ from stocktailor.config import ConfigError, Settings, load_settings
 from stocktailor.contract import ContractError
 
 __all__ = [
+    "MONEY_COLUMNS",
     "AsOfOpt",
     "ConfigOpt",
     "NotBuiltError",
@@ -41,6 +42,7 @@ __all__ = [
     "print_frame",
     "progress_bar",
     "settings_for",
+    "with_currency",
     "workspace_path",
     "write_frame",
     "write_scan",
@@ -317,6 +319,28 @@ def kpi_rows(frame: pl.DataFrame, key: str = "kpi") -> pl.DataFrame:
         for row in frame.iter_rows(named=True)
     ]
     return pl.DataFrame(rows, schema=dict.fromkeys(frame.columns, pl.String))
+
+
+MONEY_COLUMNS = (
+    "transfer_cost",
+    "expected_gain",
+    "expected_source_loss",
+    "net_benefit",
+    "marginal_net_benefit",
+    "net_p10",
+    "net_p90",
+    "gain_p10",
+    "gain_p90",
+)
+"""Columns of the plan's lines in currency units."""
+
+
+def with_currency(frame: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """``frame`` with a last ``currency`` column (the ISO 4217 code of ``economics.currency``)
+    when it has money columns, so an exported file says what its amounts are in."""
+    if "currency" in frame.columns or not any(c in frame.columns for c in MONEY_COLUMNS):
+        return frame
+    return frame.with_columns(pl.lit(currency, dtype=pl.String).alias("currency"))
 
 
 def fmt(value: object) -> str:

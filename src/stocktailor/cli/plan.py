@@ -28,11 +28,13 @@ from stocktailor.cli.common import (
     print_frame,
     progress_bar,
     settings_for,
+    with_currency,
     workspace_path,
     write_frame,
     write_scan,
 )
 from stocktailor.config import Settings
+from stocktailor.money import format_money
 
 __all__ = ["allocate", "cluster", "forecast", "rebalance", "run", "status", "write_validation"]
 
@@ -110,9 +112,11 @@ def run(
         print_frame(report.frame(), f"Plan run as of {report.day}", max_rows=len(report.states))
         transfers = read_output(report.output("plan"), "transfers.parquet")
         allocation = read_output(report.output("plan"), "allocation.parquet")
+        currency = settings.economics.currency
+        benefit = format_money(float(transfers["net_benefit"].sum() or 0.0), currency, cents=True)
         console.print(
             f"transfers: {transfers.height:,} lines, {int(transfers['units'].sum() or 0):,} "
-            f"units, expected net benefit {float(transfers['net_benefit'].sum() or 0.0):,.2f}; "
+            f"units, expected net benefit {benefit}; "
             f"allocation: {allocation.height:,} lines, "
             f"{int(allocation['units'].sum() or 0):,} units"
         )
@@ -121,8 +125,8 @@ def run(
                 read_output(report.output("clusters"), "labels.parquet"), out / "clusters.csv"
             )
             write_scan(forecast_scan(report.output("forecast")), out / "forecast.parquet")
-            write_frame(allocation, out / "allocation.csv")
-            write_frame(transfers, out / "transfers.csv")
+            write_frame(with_currency(allocation, currency), out / "allocation.csv")
+            write_frame(with_currency(transfers, currency), out / "transfers.csv")
             console.print(f"wrote clusters, forecast, allocation and transfers to {out.resolve()}")
         if publish:
             _publish_report(ws, report, settings, database_url)
@@ -233,15 +237,17 @@ def allocate(
     config: ConfigOpt = None,
 ) -> None:
     """Allocate warehouse stock to stores (clusters, size curves, holdback)."""
-    with errors(), _pipeline(workspace, config) as (_ws, _settings, pipeline):
+    with errors(), _pipeline(workspace, config) as (_ws, settings, pipeline):
         from stocktailor.pipeline import read_output
 
         report = _run(pipeline, as_of, ["plan"])
         lines = read_output(report.output("plan"), "allocation.parquet")
-        write_frame(lines, out)
+        currency = settings.economics.currency
+        write_frame(with_currency(lines, currency), out)
+        gain = format_money(float(lines["expected_gain"].sum() or 0.0), currency, cents=True)
         console.print(
             f"allocation: {lines.height} lines, {int(lines['units'].sum() or 0):,} units, "
-            f"expected gain {float(lines['expected_gain'].sum() or 0.0):,.2f}; wrote {out}"
+            f"expected gain {gain}; wrote {out}"
         )
 
 
@@ -265,7 +271,7 @@ def rebalance(
             _lane_premiums(pipeline, ws, settings, database_url)
         report = _run(pipeline, as_of, ["plan"])
         lines = read_output(report.output("plan"), "transfers.parquet")
-        write_frame(lines, out)
+        write_frame(with_currency(lines, settings.economics.currency), out)
         clusters = read_output(report.output("clusters"), "labels.parquet")
         stores, products = ws.read("stores"), ws.read("products")
         summary = summarise_transfers(lines, stores, products, clusters=clusters)

@@ -515,7 +515,14 @@ class OptimiserPolicy:
             sp.lane_lead_days,
         )
         solution = solve_instance(inst, self.settings)
-        return plan_frames(inst, solution, view.as_of, sp.products, sp.stores)
+        return plan_frames(
+            inst,
+            solution,
+            view.as_of,
+            sp.products,
+            sp.stores,
+            currency=self.settings.economics.currency,
+        )
 
     def _instance(
         self,

@@ -17,6 +17,7 @@ import polars as pl
 from scipy import special
 
 from stocktailor.contract import TRANSFERS_SCHEMA
+from stocktailor.money import format_money
 from stocktailor.transfers._instance import TransferInstance
 from stocktailor.transfers._lines import LineSet
 from stocktailor.transfers._solve import TransferSolution
@@ -177,10 +178,6 @@ def _context(
     )
 
 
-def _money(x: float) -> str:
-    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
-
-
 def _end_text(name: str, units: int, weekly: float, cover: float, item: str | None) -> str:
     """``name`` holds ``units`` (of ``item``): weeks of cover at its weekly demand."""
     what = f" of {item}" if item else ""
@@ -192,9 +189,10 @@ def _end_text(name: str, units: int, weekly: float, cover: float, item: str | No
 
 
 def _reasons(
-    ctx: _Context, lines: LineSet, net: FloatArray, wh: npt.NDArray[np.bool_]
+    ctx: _Context, lines: LineSet, net: FloatArray, wh: npt.NDArray[np.bool_], currency: str
 ) -> list[str]:
-    """One sentence per line; each end's cover figure appears once."""
+    """One sentence per line; each end's cover figure appears once; net benefit in
+    ``currency`` (ISO 4217) whole units."""
     out = []
     for a in range(len(lines)):
         src, dst, k = int(lines.src[a]), int(lines.dst[a]), int(lines.sku[a])
@@ -223,7 +221,8 @@ def _reasons(
         if ctx.in_tot[a] > q:
             d_txt += f", and receives {int(ctx.in_tot[a])} in this plan ({q} on this line)"
         verb = "allocating" if wh[src] else "moving"
-        out.append(f"{s_txt}; {d_txt}; {verb} {q} units adds {_money(float(net[a]))} net")
+        money = format_money(float(net[a]), currency, cents=False)
+        out.append(f"{s_txt}; {d_txt}; {verb} {q} units adds {money} net")
     return out
 
 
@@ -257,6 +256,7 @@ def _lines_frame(
     products: pl.DataFrame | None,
     stores: pl.DataFrame | None,
     movable: IntArray,
+    currency: str,
 ) -> pl.DataFrame:
     """Every line of the solution with its P&L and context, sorted by net benefit."""
     lines = sol.lines
@@ -288,7 +288,7 @@ def _lines_frame(
             "net_p10": (net - _Z90 * sd).astype(np.float64),
             "net_p90": (net + _Z90 * sd).astype(np.float64),
             "loss_probability": _loss_probability(net, sd),
-            "reason": _reasons(ctx, ln, net, wh),
+            "reason": _reasons(ctx, ln, net, wh, currency),
             "gain_p10": sol.gain_p10[order].astype(np.float64),
             "gain_p90": sol.gain_p90[order].astype(np.float64),
             "from_on_hand": ctx.stock_src.astype(np.int64),
@@ -320,6 +320,7 @@ def plan_frames(
     stores: pl.DataFrame | None = None,
     *,
     movable: IntArray | None = None,
+    currency: str = "USD",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The plan's allocation lines (from warehouses) and transfer lines (between stores).
 
@@ -328,6 +329,8 @@ def plan_frames(
     movable
         Units that could ship before the plan, ``(n, m)`` (a warehouse's stock less the
         holdback); default the instance's.
+    currency
+        ISO 4217 code the reasons write money in (``settings.economics.currency``).
 
     Returns
     -------
@@ -339,7 +342,7 @@ def plan_frames(
     if len(sol.lines) == 0:
         frame = pl.DataFrame(schema={"_wh": pl.Boolean})
     else:
-        frame = _lines_frame(inst, sol, as_of, products, stores, mv)
+        frame = _lines_frame(inst, sol, as_of, products, stores, mv, currency)
     tr_schema = {**TRANSFERS_SCHEMA, **CONTEXT_COLUMNS}
     al_schema = {c: tr_schema[c] for c in ALLOCATION_COLUMNS} | CONTEXT_COLUMNS
     if frame.height == 0:

@@ -138,7 +138,9 @@ def plan_network(
         method=method,
         lane_premiums=lane_premiums,
     )
-    allocation, transfers = plan_frames(inst, sol, as_of, tables.products, tables.stores)
+    allocation, transfers = plan_frames(
+        inst, sol, as_of, tables.products, tables.stores, currency=settings.economics.currency
+    )
     logger.info(
         "plan: %d allocation lines, %d transfer lines, objective %.2f",
         allocation.height,

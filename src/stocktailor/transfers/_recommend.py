@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from stocktailor.money import format_money
+
 __all__ = ["RECOMMENDATION_SCHEMA", "summarise_recommendations"]
 
 RECOMMENDATION_SCHEMA: dict[str, pl.DataType] = {
@@ -67,6 +69,7 @@ def summarise_recommendations(
     clusters: pl.DataFrame | None = None,
     stores: pl.DataFrame | None = None,
     size_order: pl.DataFrame | None = None,
+    currency: str = "USD",
 ) -> pl.DataFrame:
     """Recommendations (:data:`RECOMMENDATION_SCHEMA`) from a plan's lines.
 
@@ -78,6 +81,8 @@ def summarise_recommendations(
         Store groups for ``from_group`` / ``to_group``: cluster names, else regions.
     size_order
         ``sku, size_order`` to list sizes in ladder order (default: by size label).
+    currency
+        ISO 4217 code of the net benefit in ``group_summary`` (``settings.economics.currency``).
     """
     lines = _lines(allocation, transfers)
     if lines.height == 0:
@@ -113,7 +118,9 @@ def summarise_recommendations(
             pl.col("from_group").fill_null(pl.col("from_id")),
             pl.col("to_group").fill_null(pl.col("to_id")),
         )
-    return _with_groups(rec).sort("net_benefit", "recommendation_id", descending=[True, False])
+    return _with_groups(rec, currency).sort(
+        "net_benefit", "recommendation_id", descending=[True, False]
+    )
 
 
 def _ends(count: str, first: str, group: str) -> pl.Expr:
@@ -122,8 +129,9 @@ def _ends(count: str, first: str, group: str) -> pl.Expr:
     return pl.when(pl.col(count) == 1).then(pl.col(first)).otherwise(many)
 
 
-def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
-    """``group_id`` and ``group_summary`` per style-colour x (from group, to group)."""
+def _with_groups(rec: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """``group_id`` and ``group_summary`` per style-colour x (from group, to group); the
+    summary's net benefit is in ``currency`` whole units."""
     keys = ["kind", "style", "color", "from_group", "to_group"]
     g = (
         rec.group_by(keys)
@@ -138,6 +146,8 @@ def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
         .sort(["_net", *keys], descending=[True, False, False, False, False, False])
         .with_row_index("_k", offset=1)
     )
+    money = [format_money(float(v), currency, cents=False) for v in g["_net"]]
+    g = g.with_columns(pl.Series("_money", money, dtype=pl.String))
     verb = (
         pl.when(pl.col("kind") == "allocation").then(pl.lit("Allocate")).otherwise(pl.lit("Move"))
     )
@@ -151,7 +161,7 @@ def _with_groups(rec: pl.DataFrame) -> pl.DataFrame:
             pl.col("color"),
             _ends("_nf", "_f1", "from_group"),
             _ends("_nt", "_t1", "to_group"),
-            pl.col("_net").round(0).cast(pl.Int64).cast(pl.String),
+            pl.col("_money"),
         ).alias("group_summary"),
     )
     out = rec.join(g.select(*keys, "group_id", "group_summary"), on=keys, how="left")

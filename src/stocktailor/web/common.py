@@ -10,24 +10,31 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
 from stocktailor import workflow
 from stocktailor.api.schemas import FILTER_PATTERN
 from stocktailor.api.security import COOKIE, csrf_ok, csrf_token
+from stocktailor.money import format_money
 from stocktailor.workflow import RecFilter, UserInfo
 
 __all__ = [
+    "KPI_SUMS",
     "PAGE_SIZE",
     "STATIC_DIR",
     "TEMPLATE_DIR",
     "QueueQuery",
     "asset",
     "check_csrf",
+    "default_currency",
     "engine_of",
+    "is_money_kpi",
     "page",
     "parse_queue",
+    "run_currency",
     "run_id_or_latest",
     "templates",
     "to_login",
@@ -88,12 +95,29 @@ def parse_queue(request: Request) -> QueueQuery:
         raise HTTPException(status_code=422, detail=f"{loc}: {first['msg']}") from None
 
 
-def _fmt_money(value: Any) -> str:
-    """Money: cents below 1,000 only (``12.50``, ``3,994``)."""
+def default_currency(request: Request) -> str:
+    """The ISO 4217 code of the app's settings (``economics.currency``)."""
+    settings = getattr(request.app.state, "settings", None)
+    return "USD" if settings is None else str(settings.economics.currency)
+
+
+def run_currency(runs: list[dict[str, Any]], run_id: Any, fallback: str) -> str:
+    """The currency run ``run_id`` was planned in (its stored settings), else ``fallback``."""
+    for r in runs:
+        if r.get("id") == run_id:
+            config = r.get("config") or {}
+            economics = config.get("economics") if isinstance(config, dict) else None
+            code = economics.get("currency") if isinstance(economics, dict) else None
+            return str(code) if code else fallback
+    return fallback
+
+
+@pass_context
+def _fmt_money(ctx: Context, value: Any) -> str:
+    """Money in the page's currency: cents below 1,000 only (``$12.50``, ``3.993.749 ₫``)."""
     if value is None:
         return ""
-    number = float(value)
-    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.2f}"
+    return format_money(float(value), str(ctx.get("currency") or "USD"))
 
 
 def _fmt_num(value: Any, digits: int = 1) -> str:
@@ -108,6 +132,29 @@ def _fmt_kpi(value: Any) -> str:
     if number.is_integer() or abs(number) >= 1000:
         return f"{number:,.0f}"
     return f"{number:,.2f}"
+
+
+_MONEY_WORDS = ("benefit", "cost", "objective", "value", "profit", "revenue", "gain", "loss")
+
+KPI_SUMS = {
+    "transfer_cost": "sum of the transfer lines' costs",
+    "expected_net_benefit": "sum of the net benefit of the store-to-store transfer lines",
+    "allocation_net_benefit": "sum of the net benefit of the warehouse allocation lines",
+    "plan_lines_net_benefit": "sum of the net benefit of every line (transfers + allocations)",
+    "plan_objective": "the optimiser's value of the whole plan after all costs",
+}
+"""What each money tile of the overview adds up (shown under its figure)."""
+
+
+def is_money_kpi(name: str) -> bool:
+    """A KPI in currency units (by its name: benefit, cost, objective, value, profit...)."""
+    return any(w in name for w in _MONEY_WORDS)
+
+
+@pass_context
+def _fmt_kpi_value(ctx: Context, value: Any, name: str) -> str:
+    """A headline KPI: money in the page's currency, counts as whole numbers."""
+    return _fmt_money(ctx, value) if is_money_kpi(name) else _fmt_kpi(value)
 
 
 _VERSIONS: dict[str, str] = {}
@@ -125,6 +172,8 @@ def asset(name: str) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
 templates.env.globals["asset"] = asset
 templates.env.filters["money"] = _fmt_money
+templates.env.filters["kpi_value"] = _fmt_kpi_value
+templates.env.globals["kpi_sums"] = KPI_SUMS
 templates.env.filters["num"] = _fmt_num
 templates.env.filters["kpi"] = _fmt_kpi
 
@@ -153,7 +202,18 @@ def page(
     """Render page ``name`` for ``user`` with the run picker and the CSRF value."""
     runs = workflow.list_runs(engine_of(request))
     context = {"user": user, "csrf": csrf_token(token), "runs": runs, **ctx}
+    context.setdefault("currency", run_currency(runs, _run_id(ctx), default_currency(request)))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _run_id(ctx: dict[str, Any]) -> Any:
+    """The run a page shows: its ``run``, its line's run, or ``run_id``."""
+    run, rec = ctx.get("run"), ctx.get("rec")
+    if isinstance(run, dict):
+        return run.get("id")
+    if isinstance(rec, dict):
+        return rec.get("run_id")
+    return ctx.get("run_id")
 
 
 def to_login() -> RedirectResponse:

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["band_figure", "cluster_figure", "map_figure"]
+__all__ = ["TOPOJSON_URL", "band_figure", "cluster_figure", "map_figure"]
+
+
+TOPOJSON_URL = "/static/topojson/"
+"""Where plotly.js fetches its geo base layers (vendored: maps draw coastlines offline)."""
+
+_USA = (24.0, 50.0, -125.0, -66.0)  # lat min, lat max, lon min, lon max of the lower 48
 
 
 def map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stores by cluster on a map with coastlines, countries (and US states).
+
+    The base layers are the vendored topojson (``config.topojsonURL``): ``usa_110m`` (all the
+    states) when every location is in the lower 48 states, else ``world_110m`` around the
+    stores, padded by a quarter of their span (at least 3 degrees).
+    """
     traces: dict[str, dict[str, Any]] = {}
     for s in stores:
         if s["latitude"] is None or s["longitude"] is None:
@@ -16,31 +28,50 @@ def map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
         t = traces.setdefault(
             name,
             {
-                "type": "scatter",
+                "type": "scattergeo",
                 "mode": "markers",
                 "name": name,
-                "x": [],
-                "y": [],
+                "lon": [],
+                "lat": [],
                 "text": [],
-                "marker": {"size": 12, "symbol": "square" if name == "warehouses" else "circle"},
+                "marker": {"size": 10, "symbol": "square" if name == "warehouses" else "circle"},
                 "hovertemplate": "%{text}<extra></extra>",
             },
         )
-        t["x"].append(s["longitude"])
-        t["y"].append(s["latitude"])
+        t["lon"].append(s["longitude"])
+        t["lat"].append(s["latitude"])
         label = f"{s['store_id']} {s['name'] or ''}<br>{s['city'] or ''}"
         if s["on_hand"] is not None:
             label += f"<br>on hand {s['on_hand']}"
         t["text"].append(label)
+    lats = [y for t in traces.values() for y in t["lat"]]
+    lons = [x for t in traces.values() for x in t["lon"]]
+    in_usa = bool(lats) and all(
+        _USA[0] <= y <= _USA[1] and _USA[2] <= x <= _USA[3] for y, x in zip(lats, lons, strict=True)
+    )
+    geo: dict[str, Any] = {
+        "scope": "usa" if in_usa else "world",
+        "resolution": 110,
+        "showland": True,
+        "landcolor": "#f3f1ec",
+        "showcountries": True,
+        "showsubunits": True,
+        "showlakes": False,
+    }
+    if lats and not in_usa:
+        # Padded around the stores so the country and its neighbours give the places context.
+        pad = max(3.0, 0.25 * max(max(lats) - min(lats), max(lons) - min(lons)))
+        geo["lataxis"] = {"range": [max(-90.0, min(lats) - pad), min(90.0, max(lats) + pad)]}
+        geo["lonaxis"] = {"range": [max(-180.0, min(lons) - pad), min(180.0, max(lons) + pad)]}
     return {
         "data": list(traces.values()),
         "layout": {
-            "title": {"text": "Stores by cluster (longitude / latitude)"},
-            "xaxis": {"title": {"text": "longitude"}},
-            "yaxis": {"title": {"text": "latitude"}, "scaleanchor": "x"},
+            "title": {"text": "Stores by cluster"},
+            "geo": geo,
             "height": 420,
-            "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
         },
+        "config": {"topojsonURL": TOPOJSON_URL},
     }
 
 

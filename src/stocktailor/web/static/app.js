@@ -5,7 +5,9 @@
     root.querySelectorAll("[data-figure]").forEach(function (el) {
       if (el.dataset.rendered) { return; }
       var fig = JSON.parse(el.dataset.figure);
-      Plotly.newPlot(el, fig.data, fig.layout, { displaylogo: false, responsive: true });
+      // fig.config may carry topojsonURL: geo base layers from /static, not a CDN.
+      var config = Object.assign({ displaylogo: false, responsive: true }, fig.config || {});
+      Plotly.newPlot(el, fig.data, fig.layout, config);
       el.dataset.rendered = "1";
     });
   }
