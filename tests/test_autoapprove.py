@@ -34,7 +34,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 import _workflow_fixtures
-from _workflow_fixtures import AS_OF, disposing_engines, fresh_database, make_products, make_stores
+from _workflow_fixtures import AS_OF, make_products, make_stores
 from stocktailor import workflow
 from stocktailor.automation import AutoApprovalRule
 from stocktailor.config import Settings, WorkflowConfig
@@ -460,9 +460,7 @@ def test_rules_page_and_queue_marker(client: tuple[TestClient, Engine, dict[str,
     assert c.post("/rules", data=form).status_code == 403  # no CSRF header
     made = c.post("/rules", data=form, headers={"X-CSRF-Token": csrf})
     assert made.status_code == 200 and "Rule tops-50 added." in made.text
-    applied = c.post(
-        "/rules-apply", data={"run_id": str(run_id)}, headers={"X-CSRF-Token": csrf}
-    )
+    applied = c.post("/rules-apply", data={"run_id": str(run_id)}, headers={"X-CSRF-Token": csrf})
     assert "3 lines (17 units) auto-approved" in applied.text
     queue = c.get(f"/queue?run_id={run_id}&status=approved").text
     assert queue.count("auto-approved by tops-50") == 3
