@@ -252,6 +252,10 @@ def test_reversal_before_export_restores_pending_and_after_export_is_refused(
         workflow.reverse_auto_approval(engine, a.id, version=2, user="ada")
     # a planner may decide the line again from its new version
     workflow.decide(engine, a.id, action="approve", version=2, user="pia")
+    # a planner's decision on an auto-approved line replaces the auto-approval (no marker)
+    h = lines["H"]
+    workflow.decide(engine, h.id, action="reject", version=1, user="pia", reason="no room")
+    assert by_name(engine, run_id)["H"].auto_rule is None
     audits = [
         (x["outcome"], x["target"])
         for x in workflow.audit_entries(engine)
@@ -260,7 +264,7 @@ def test_reversal_before_export_restores_pending_and_after_export_is_refused(
     assert audits == [("applied", str(a.id)), ("idempotent", str(a.id)), ("invalid", str(a.id))]
 
     out = workflow.export_to_folder(engine, tmp_path / "drop", "csv", user="cron")
-    assert out.path is not None and out.lines == 3 and out.units == 5 + 8 + 4
+    assert out.path is not None and out.lines == 2 and out.units == 5 + 8
     with pytest.raises(Conflict, match="exported"):
         workflow.reverse_auto_approval(engine, g.id, version=1, user="ada")
     assert by_name(engine, run_id)["G"].status == "approved"

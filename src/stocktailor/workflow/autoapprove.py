@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 AUTO_USER = "auto-approval"
 """The decider named on auto-approved lines and their decision rows."""
 
+_CAP_LOCK = 0x5741_7070
+"""PostgreSQL advisory lock key held while rules are applied (the daily caps are shared)."""
+
 _CHUNK = 500
 """Ids per ``IN (...)`` list (well under SQLite's and PostgreSQL's parameter limits)."""
 
@@ -452,6 +455,10 @@ def _apply(
     rules = _effective_rules(conn, settings_rules)
     if not rules:
         return AutoApprovalResult(run_id, 0, 0)
+    if conn.dialect.name == "postgresql":
+        # Runs applied at once would each read the same units under a daily cap; SQLite's
+        # BEGIN IMMEDIATE already serialises writers.
+        conn.execute(select(func.pg_advisory_xact_lock(_CAP_LOCK)))
     pending = (Recommendation.run_id == run_id, Recommendation.status == "pending")
     lines = conn.execute(
         select(
