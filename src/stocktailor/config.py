@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stocktailor.automation import WorkflowConfig
 from stocktailor.measure.settings import MeasureConfig
 from stocktailor.posts.settings import PostsConfig
 from stocktailor.transfer_settings import TransfersConfig
@@ -679,6 +680,7 @@ class Settings(_Section):
     measure: MeasureConfig = MeasureConfig()
     posts: PostsConfig = PostsConfig()
     transfers: TransfersConfig = TransfersConfig()
+    workflow: WorkflowConfig = WorkflowConfig()
 
 
 class ConfigError(ValueError):
@@ -784,8 +786,6 @@ def settings_markdown() -> str:
         "```toml",
         "[economics]",
         "salvage_fraction = 0.3",
-        "[constraints]",
-        "presentation_minimum = 2",
         "```",
     ]
     for section, info in Settings.model_fields.items():

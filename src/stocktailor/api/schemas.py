@@ -181,6 +181,8 @@ class RecommendationOut(_Out):
     decided_by: str | None
     decided_at: UtcDatetime | None
     decision_reason: str | None
+    auto_rule: str | None = None
+    exported_at: UtcDatetime | None = None
 
 
 class RecommendationPage(_Out):
@@ -240,6 +242,7 @@ class DecisionRecord(_Out):
     user: str
     at: UtcDatetime
     from_version: int
+    rule: str | None = None
 
 
 class RecommendationDetail(RecommendationOut):

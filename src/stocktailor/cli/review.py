@@ -1,4 +1,4 @@
-"""``backtest``, ``serve`` and ``demo``."""
+"""``backtest``, ``serve``, ``export`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from stocktailor.cli.common import (
 )
 from stocktailor.summary import kpis_by_policy
 
-__all__ = ["backtest", "demo", "serve"]
+__all__ = ["backtest", "demo", "export", "serve"]
 
 
 @app.command()
@@ -108,6 +108,62 @@ def serve(
             f"stocktailor dashboard on http://{h}:{p}/ (API docs at /docs), db {shown_url(url)}"
         )
         serve_app(settings, url, h, p)
+
+
+@app.command()
+def export(
+    drop_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--drop-folder",
+            help="Folder for the file (default: workflow.export_drop_folder of the settings).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or xlsx (default: workflow.export_format)."),
+    ] = None,
+    run_id: Annotated[
+        int | None, typer.Option("--run-id", help="Only this run (default: every run).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write approved lines not exported yet to a new file in a drop folder (for a scheduler).
+
+    The file appears atomically and its lines are marked exported in the same transaction;
+    running it again exports nothing new.
+    """
+    with errors():
+        from stocktailor import workflow
+        from stocktailor.pipeline.publish import shown_url
+        from stocktailor.workspace import Workspace
+
+        settings = settings_for(config)
+        folder = drop_folder or settings.workflow.export_drop_folder
+        if folder is None:
+            msg = "export: give --drop-folder or set workflow.export_drop_folder"
+            raise ValueError(msg)
+        form = fmt or settings.workflow.export_format
+        if form not in ("csv", "xlsx"):
+            msg = f"export: --format {form!r} is not csv or xlsx"
+            raise ValueError(msg)
+        url = database_url or settings.serve.database_url
+        if url is None:
+            url = Workspace(workspace_path(workspace)).database_url
+        workflow.upgrade(url)
+        engine = workflow.connect(url)
+        try:
+            res = workflow.export_to_folder(engine, folder, form, run_id=run_id, user="cli")
+        finally:
+            engine.dispose()
+        if res.path is None:
+            console.print(f"nothing new to export from {shown_url(url)}")
+        else:
+            console.print(
+                f"exported {res.lines:,} lines ({res.units:,} units) to {res.path.absolute()}"
+            )
 
 
 @app.command()

@@ -42,6 +42,7 @@ def publish_report(
             positions=positions,
             config=settings.serve,
             user=user,
+            auto_approval=settings.workflow.auto_approval,
         )
     finally:
         engine.dispose()

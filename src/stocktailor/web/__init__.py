@@ -7,7 +7,8 @@ HttpOnly, SameSite=Strict cookie; writes also carry an ``X-CSRF-Token`` header d
 (both rules in :mod:`stocktailor.api.security`).
 
 One module per page group: ``auth`` (sign in/out), ``overview``, ``queue``, ``detail``,
-``exceptions``, ``export``; ``common`` (templates, user, CSRF, filters), ``figures``.
+``exceptions``, ``export``, ``rules`` (auto-approval, admins); ``common`` (templates, user,
+CSRF, filters), ``figures``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from stocktailor.config import Settings
-from stocktailor.web import auth, detail, errors, exceptions, export, overview, queue
+from stocktailor.web import auth, detail, errors, exceptions, export, overview, queue, rules
 from stocktailor.web.common import STATIC_DIR, TEMPLATE_DIR
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATE_DIR", "mount_dashboard"]
@@ -29,6 +30,7 @@ PAGES: list[APIRouter] = [
     detail.router,
     exceptions.router,
     export.router,
+    rules.router,
     errors.router,
 ]
 """The dashboard's page groups (a new page group adds its router here)."""

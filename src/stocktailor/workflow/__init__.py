@@ -13,11 +13,23 @@ Typical use::
 
 By concern: ``users`` (users and tokens), ``publish`` (a run and its lines; ``flags`` the
 exceptions), ``queries`` (reading), ``decisions`` (deciding), ``export`` (the warehouse file),
-``common`` (errors, results, filters, the audit log).
+``autoapprove`` (auto-approval rules and their reversal), ``common`` (errors, results, filters,
+the audit log).
 """
 
 from __future__ import annotations
 
+from stocktailor.workflow.autoapprove import (
+    AUTO_USER,
+    AutoApprovalResult,
+    apply_auto_approval,
+    auto_approved_lines,
+    create_rule,
+    delete_rule,
+    list_rules,
+    reverse_auto_approval,
+    update_rule,
+)
 from stocktailor.workflow.common import (
     MAX_REASON_LENGTH,
     BulkResult,
@@ -32,7 +44,12 @@ from stocktailor.workflow.common import (
 from stocktailor.workflow.context import stock_context
 from stocktailor.workflow.db import connect, is_sqlite, upgrade, write_engine
 from stocktailor.workflow.decisions import bulk_decide, decide
-from stocktailor.workflow.export import EXPORT_COLUMNS, export_approved
+from stocktailor.workflow.export import (
+    EXPORT_COLUMNS,
+    FolderExport,
+    export_approved,
+    export_to_folder,
+)
 from stocktailor.workflow.models import (
     DECISION_ACTIONS,
     EXCEPTION_KINDS,
@@ -68,6 +85,7 @@ from stocktailor.workflow.users import (
 )
 
 __all__ = [
+    "AUTO_USER",
     "DECISION_ACTIONS",
     "EXCEPTION_KINDS",
     "EXPORT_COLUMNS",
@@ -78,23 +96,30 @@ __all__ = [
     "ROLES",
     "SESSION_HOURS",
     "SORT_KEYS",
+    "AutoApprovalResult",
     "BulkResult",
     "Conflict",
     "DecisionResult",
+    "FolderExport",
     "NotFound",
     "Page",
     "RecFilter",
     "UserInfo",
+    "apply_auto_approval",
     "audit_entries",
     "authenticate",
+    "auto_approved_lines",
     "bulk_decide",
     "cluster_summary",
     "connect",
+    "create_rule",
     "create_user",
     "decide",
+    "delete_rule",
     "end_session",
     "ensure_demo_user",
     "export_approved",
+    "export_to_folder",
     "filter_options",
     "get_recommendation",
     "get_run",
@@ -105,12 +130,15 @@ __all__ = [
     "list_exceptions",
     "list_groups",
     "list_recommendations",
+    "list_rules",
     "list_runs",
     "publish_run",
     "record_attempt",
+    "reverse_auto_approval",
     "run_stores",
     "start_session",
     "stock_context",
+    "update_rule",
     "upgrade",
     "write_engine",
 ]

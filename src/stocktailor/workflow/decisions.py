@@ -173,6 +173,7 @@ def _decide_locked(conn: Connection, s: _Step) -> _Outcome:
             decided_by=s.user,
             decided_at=now,
             decision_reason=s.reason,
+            auto_rule=None,  # a planner's decision replaces an auto-approval
         )
     )
     if res.rowcount != 1:  # pragma: no cover - guarded by the row lock

@@ -33,6 +33,7 @@ __all__ = [
     "ROLES",
     "ApiToken",
     "AuditEntry",
+    "AutoApprovalRuleRow",
     "Base",
     "Decision",
     "PlanRun",
@@ -125,7 +126,9 @@ class Recommendation(Base):
 
     ``units`` is the quantity that will ship (the plan's ``original_units`` unless a planner
     edited it); ``version`` increases by one with every applied decision (optimistic
-    concurrency: a decision names the version it saw).
+    concurrency: a decision names the version it saw). ``auto_rule`` names the auto-approval
+    rule that approved the line (cleared when an admin reverses it); ``exported_at`` and
+    ``export_file`` record the drop-folder export that sent it to the warehouse.
     """
 
     __tablename__ = "recommendations"
@@ -140,6 +143,8 @@ class Recommendation(Base):
         Index("ix_rec_run_style", "run_id", "style", "status"),
         Index("ix_rec_to_style", "to_id", "style"),
         Index("ix_rec_run_group", "run_id", "group_key", "status"),
+        Index("ix_rec_status_exported", "status", "exported_at"),
+        Index("ix_rec_auto_rule_to", "auto_rule", "to_id", "ship_date"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -181,6 +186,9 @@ class Recommendation(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    auto_rule: Mapped[str | None] = mapped_column(String(64))
+    exported_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    export_file: Mapped[str | None] = mapped_column(String(200))
 
 
 class Decision(Base):
@@ -199,6 +207,7 @@ class Decision(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime)
     from_version: Mapped[int] = mapped_column(Integer)
     bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule: Mapped[str | None] = mapped_column(String(64))
 
 
 class RecommendationException(Base):
@@ -253,3 +262,27 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AutoApprovalRuleRow(Base):
+    """An auto-approval rule kept by an admin (:class:`~stocktailor.automation.AutoApprovalRule`).
+
+    ``lanes`` is a JSON list of ``[from store, to store]`` pairs, ``categories`` a JSON list;
+    ``version`` increases with every change (an update names the version it saw).
+    """
+
+    __tablename__ = "auto_approval_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    min_net_benefit: Mapped[float] = mapped_column(Double)
+    require_positive_p10: Mapped[bool] = mapped_column(Boolean)
+    lanes: Mapped[list[list[str]]] = mapped_column(JSON)
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    daily_unit_cap: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))

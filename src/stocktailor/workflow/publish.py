@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,10 @@ from scipy import special
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
+from stocktailor.automation import AutoApprovalRule
 from stocktailor.config import ServeConfig
 from stocktailor.plan import PlanResult
+from stocktailor.workflow.autoapprove import apply_auto_approval
 from stocktailor.workflow.common import audit, jsonable, now_utc
 from stocktailor.workflow.db import write_engine
 from stocktailor.workflow.flags import flag_exceptions
@@ -479,6 +482,7 @@ def publish_run(
     positions: pl.DataFrame | None = None,
     config: ServeConfig | None = None,
     user: str | None = None,
+    auto_approval: Sequence[AutoApprovalRule] = (),
 ) -> int:
     """Store a plan run and its lines for review; return the new run id.
 
@@ -502,6 +506,10 @@ def publish_run(
         Exception thresholds (default :class:`~stocktailor.config.ServeConfig`).
     user
         Who publishes (for the audit log).
+    auto_approval
+        Rules of the settings (``Settings.workflow.auto_approval``); they and the enabled rules
+        in the database approve matching lines in the same transaction
+        (:func:`~stocktailor.workflow.autoapprove.apply_auto_approval`).
 
     Returns
     -------
@@ -539,6 +547,8 @@ def publish_run(
             _insert_forecast(conn, run_id, lines, plan.forecast)
         detail = {"lines": n_lines, "exceptions": len(exceptions), "as_of": plan.as_of.isoformat()}
         audit(conn, user, "publish", f"run:{run_id}", "applied", detail)
+        if lines is not None:
+            apply_auto_approval(engine, run_id, settings_rules=auto_approval, user=user, conn=conn)
     refresh_statistics(engine)
     logger.info("published run %d with %d lines", run_id, n_lines)
     return run_id

@@ -398,6 +398,7 @@ def get_recommendation(engine: Engine, recommendation_id: int) -> dict[str, Any]
                 "user": d.user,
                 "at": d.at,
                 "from_version": d.from_version,
+                "rule": d.rule,
             }
             for d in conn.execute(
                 select(Decision.__table__)
