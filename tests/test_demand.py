@@ -348,6 +348,34 @@ def test_price_elasticity_recovered_from_a_promotion() -> None:
     ] == pytest.approx(1.3)
 
 
+def test_price_elasticity_recovered_from_weekly_rows() -> None:
+    """Weekly sales rows (one a week, the chains' export): nothing to compare inside a week, so
+    promotion weeks are compared with their 4-week block. It returned the prior before."""
+    rng = np.random.default_rng(2)
+    start = D(2024, 1, 4)  # a Thursday: every row is a week's sales dated on its Thursday
+    sales = []
+    for w in range(40):
+        day = start + dt.timedelta(weeks=w)
+        f = 0.7 if w % 6 == 3 else 1.0
+        for s in ("A", "B", "C"):
+            u = int(rng.poisson(400.0 * f**-3.0))
+            sales.append((day, s, "t-M", u, 10.0 * f * u))
+    t = Tables(
+        pl.DataFrame({"store_id": ["A"], "kind": ["store"], "latitude": [0.0], "longitude": [0.0]}),
+        pl.DataFrame(
+            {"sku": ["t-M"], "style": ["t"], "color": ["c"], "size": ["M"], "full_price": [10.0]}
+        ),
+        pl.DataFrame(sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"),
+        pl.DataFrame(
+            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
+        ),
+    )
+    last = start + dt.timedelta(weeks=39)
+    pooled, per = price_elasticities(t, last, start, prior=1.0, prior_sd=5.0)
+    assert pooled == pytest.approx(3.0, abs=0.2)
+    assert per["elasticity"].item() == pytest.approx(3.0, abs=0.2)
+
+
 def test_markdown_plan_lifts_the_forecast_by_the_elasticity() -> None:
     t, as_of = _network()
     plan = markdown_price_plan(t, as_of, ((40, 0.5),))  # every future week at half price

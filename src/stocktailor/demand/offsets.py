@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 _SS = SS
+WEEKLY_BLOCK = 4
+"""Weeks per fixed-effect block of the price elasticity when sales are weekly rows."""
 
 
 def temperature_curves(
@@ -253,15 +255,26 @@ def price_elasticities(
     sd = _style_day_prices(tables, as_of, start)
     if sd.height < 20 or float(np.abs(sd["x"].to_numpy()).max()) < 1e-3:
         return prior, empty
-    grp = ["style", "week"]
+    # The fixed effect compares days of one style-week. Weekly sales (one row a week, as
+    # chains export them) leave nothing to compare inside a week: the promotion week is then
+    # compared with the other weeks of its 4-week block.
+    multi = sd.group_by("style", "week").len().select((pl.col("len") > 1).mean()).item()
+    sd = sd.with_columns(
+        (pl.col("week") if (multi or 0.0) >= 0.5 else pl.col("week") // WEEKLY_BLOCK).alias("_g")
+    )
+    grp = ["style", "_g"]
     sd = sd.with_columns(pl.col("u").mean().over(grp).alias("w"))
     dows = [pl.col("dow") == i for i in range(2, 8)]
     sd = sd.with_columns([d.cast(pl.Float64).alias(f"_d{i}") for i, d in enumerate(dows)])
     cols = ["y", "x"] + [f"_d{i}" for i in range(6)]
     dm = sd.with_columns([(pl.col(c) - pl.col(c).mean().over(grp)).alias(c) for c in cols])
+    # a weekday never sold on (or always alone in its group) has no variation left
+    cols = cols[:2] + [c for c in cols[2:] if float(np.abs(dm[c].to_numpy()).max()) > 1e-12]
     w = dm["w"].to_numpy()
     y = dm["y"].to_numpy()
     xm = dm.select(cols[1:]).to_numpy()
+    if float(np.abs(xm[:, 0]).max()) < 1e-3:
+        return prior, empty
     sw = np.sqrt(w)
     coef, *_ = np.linalg.lstsq(xm * sw[:, None], y * sw, rcond=None)
     resid = y - xm @ coef
