@@ -116,9 +116,9 @@ def nice_step(top: float, ticks: int = 5) -> int:
     raw = top / max(ticks, 1)
     if not math.isfinite(raw) or raw <= 1.0:
         return 1
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude = int(10 ** math.floor(math.log10(raw)))  # raw > 1: a whole power of ten
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return max(1, round(step))
+    return max(1, step)
 
 
 def _whole_axis(title: str, values: list[float | None]) -> dict[str, Any]:
