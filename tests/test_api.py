@@ -681,3 +681,37 @@ def test_groups_over_http_and_group_approval(sqlite_api: Api) -> None:
     assert {x["status"] for x in r.json()["items"]} == {"approved"}
     bad = api.client.get(f"/api/v1/runs/{api.run_id}/groups?sort=drop", headers=api.viewer)
     assert bad.status_code == 422
+
+
+def test_decisions_on_an_exported_line_are_refused_409(sqlite_api: Api, tmp_path: Path) -> None:
+    """Once the warehouse has a line, approve, reject and edit are 409 with the reason; the
+    exact repeat of the decision that was exported is still answered idempotently."""
+    api, c = sqlite_api, sqlite_api.client
+    rec = _first(api)
+    path = f"/api/v1/recommendations/{rec['id']}/decision"
+    assert c.post(path, json={"action": "approve", "version": 0}, headers=api.planner).is_success
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    workflow.export_to_folder(api.engine, drop, "csv")
+    assert workflow.get_recommendation(api.engine, rec["id"])["exported_at"] is not None
+    tries = [
+        {"action": "reject", "version": 1, "reason": "late"},
+        {"action": "edit", "version": 1, "units": 1},
+        {"action": "approve", "version": 1},
+    ]
+    for body in tries:
+        r = c.post(path, json=body, headers=api.planner)
+        assert r.status_code == 409, body
+        assert "was exported at" in r.json()["detail"]
+        assert "can no longer be decided" in r.json()["detail"]
+        assert r.json()["current"] == {
+            "status": "approved",
+            "units": rec["units"],
+            "version": 1,
+            "exported": True,
+        }
+    again = c.post(path, json={"action": "approve", "version": 0}, headers=api.planner)
+    assert again.status_code == 200 and again.json()["applied"] is False
+    got = workflow.get_recommendation(api.engine, rec["id"])
+    assert (got["status"], got["units"], got["version"]) == ("approved", rec["units"], 1)
+    assert _audit_outcomes(api).count(("pia", "conflict")) == 3

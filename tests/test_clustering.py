@@ -995,3 +995,51 @@ def test_names_unique_short_plain_no_repeated_stems() -> None:
     # kept names (re-clustering) win and stay unique
     kept = cluster_names(prof, ids, keep={2: "Sandals & dresses"})
     assert kept[2] == "Sandals & dresses" and kept[1] != kept[2]
+
+
+def test_names_say_different_things_whatever_the_order() -> None:
+    """Issue 18: "sandals: dresses, sandal, coastal" and "sandals: dresses, coastal, sandal" —
+    two names with the same words in another order (or plural) are the same name."""
+    from stocktailor.clustering.naming import MAX_NAME_WORDS, cluster_names, stems
+
+    prof = _profile(
+        [
+            (1, "category_mix__sandals", 2.0),
+            (1, "category_mix__dresses", 1.9),
+            (2, "category_mix__sandals", 2.0),
+            (2, "category_mix__dresses", 1.9),
+            (3, "category_mix__sandals", 2.0),
+            (3, "category_mix__dresses", 1.9),
+            (4, "category_mix__dresses", 2.0),
+            (4, "tag_mix__sandal", 1.9),
+            (5, "attribute_mix__gender=U", 2.0),
+            (5, "attribute_mix__gender=M", -4.0),
+            (6, "attribute_mix__gender=U", 2.0),
+            (6, "attribute_mix__gender=M", -4.0),
+            (7, "attribute_mix__gender=U", 2.0),
+            (7, "attribute_mix__gender=M", -4.0),
+            (8, "attribute_mix__gender=U", 2.0),
+            (8, "attribute_mix__gender=M", -4.0),
+        ]
+    )
+    names = cluster_names(prof, [1, 2, 3, 4, 5, 6, 7, 8])
+    assert names == {
+        1: "Sandals & dresses",
+        2: "Sandals",
+        3: "Dresses",
+        # the same two things in the other order: the first cluster's name, numbered
+        4: "Sandals & dresses 2",
+        5: "Unisex, light on menswear",
+        6: "Light on menswear",
+        7: "Unisex",
+        # every candidate taken: the best one under four words, numbered
+        8: "Light on menswear 2",
+    }
+    said = [frozenset(stems(n.replace("light on", "light_on"))) for n in names.values()]
+    assert len(set(said)) == len(said)
+    assert all(
+        len(n.replace(",", " ").replace("&", " ").split()) <= MAX_NAME_WORDS for n in names.values()
+    )
+    # a kept name reordered is taken too
+    kept = cluster_names(prof, [1, 4], keep={1: "Dresses & sandals"})
+    assert kept == {1: "Dresses & sandals", 4: "Dresses"}

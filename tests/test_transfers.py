@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pickle
 from typing import Any
@@ -454,3 +455,17 @@ def test_lane_lower_bound_forces_the_minimum_quantity() -> None:
 
 
 # -- the joint plan: warehouses in the same network -------------------------------------------
+
+
+def test_reason_leaves_placeholder_colour_and_one_size_out() -> None:
+    """Issue 18: "27W7702 na S2" for a missing colour; a one-size product says no size."""
+    t, fc = tiny_tables()
+    products = t.products.with_columns(
+        pl.lit("na").alias("color"),
+        pl.when(pl.col("size") == "M").then(pl.lit("OS")).otherwise(pl.col("size")).alias("size"),
+    )
+    out = plan_transfers(dataclasses.replace(t, products=products), AS_OF, fc, STORES_ONLY)
+    top = out.row(0, named=True)
+    assert top["sku"] == "TR-M"
+    assert top["reason"].startswith("Seattle Downtown holds 20 of Trench Coat: "), top["reason"]
+    assert " na " not in top["reason"] and " OS" not in top["reason"]

@@ -13,7 +13,14 @@ import pytest
 from _workflow_fixtures import disposing_engines, fresh_database, make_run
 from stocktailor import workflow
 from stocktailor.config import Settings
-from stocktailor.web.figures import TOPOJSON_URL, map_figure
+from stocktailor.web.figures import (
+    LABEL_WIDTH,
+    TOPOJSON_URL,
+    UPRIGHT_LABELS,
+    cluster_figure,
+    map_figure,
+    nice_step,
+)
 
 with warnings.catch_warnings():
     # starlette suggests the httpx2 package; the httpx-based client works the same here
@@ -77,3 +84,42 @@ def test_topojson_is_served_and_the_overview_points_plotly_at_it(
             figure = json.loads(found.group(1))  # tojson writes ' < > & as \u escapes
             assert figure["config"]["topojsonURL"] == TOPOJSON_URL
             assert figure["layout"]["geo"]["scope"] == "world"  # the stores are in Germany
+
+
+def test_cluster_bars_have_readable_labels_and_whole_round_ticks() -> None:
+    """Issue 18: the names under the bars were cut and overlapping, and the right axis read
+    3.16 / 6.32 / 9.49 weeks."""
+    assert [nice_step(t) for t in (0.0, 3.0, 5.0, 9.49, 12.0, 47.0, 100.0, 260.0)] == [
+        1,
+        1,
+        1,
+        2,
+        5,
+        10,
+        20,
+        100,
+    ]
+    clusters = [
+        {"cluster_name": "Unisex, light on menswear", "sell_through": 0.423, "cover_weeks": 9.49},
+        {"cluster_name": "Sandals & dresses", "sell_through": 0.611, "cover_weeks": 3.16},
+        {"cluster_name": "Core range", "sell_through": None, "cover_weeks": None},
+    ]
+    fig = cluster_figure(clusters)
+    x = fig["layout"]["xaxis"]
+    assert x["automargin"] is True and x["tickmode"] == "array"
+    assert x["tickvals"] == [c["cluster_name"] for c in clusters] == fig["data"][0]["x"]
+    assert x["ticktext"] == ["Unisex, light<br>on menswear", "Sandals &<br>dresses", "Core range"]
+    assert all(len(line) <= LABEL_WIDTH for t in x["ticktext"] for line in t.split("<br>"))
+    left, right = fig["layout"]["yaxis"], fig["layout"]["yaxis2"]
+    assert (left["tickmode"], left["tick0"], left["dtick"]) == ("linear", 0, 20)  # 61.1 %
+    assert (right["tickmode"], right["tick0"], right["dtick"]) == ("linear", 0, 2)  # 9.49 weeks
+    assert left["tickformat"] == right["tickformat"] == ",d"
+    assert left["automargin"] is True and right["automargin"] is True
+    assert right["overlaying"] == "y" and right["side"] == "right"
+    assert fig["data"][0]["y"] == pytest.approx([42.3, 61.1, None])
+    assert x["tickangle"] == 0
+    # more clusters than fit upright: one slanted line each, the margin grows to fit them
+    many = [{**clusters[0], "cluster_name": f"Cluster {i}"} for i in range(UPRIGHT_LABELS + 1)]
+    slanted = cluster_figure(many)["layout"]["xaxis"]
+    assert slanted["tickangle"] == -40 and slanted["automargin"] is True
+    assert slanted["ticktext"] == [c["cluster_name"] for c in many]

@@ -634,3 +634,68 @@ def test_groups_list_sizes_and_decide_together(database_url: str) -> None:
     assert after[groups[1]["group_key"]]["status"] == "pending"
     only = workflow.list_groups(engine, run_id, workflow.RecFilter(status="pending")).items
     assert [g["group_key"] for g in only] == [groups[1]["group_key"]]
+
+
+def test_product_words_leave_placeholders_and_one_size_out() -> None:
+    from stocktailor.product_text import known, known_size, product_words
+
+    assert product_words("27W7702", "na", "S2") == "27W7702 S2"
+    for blank in ("", " ", "n/a", "N/A", "none", "None", "-", "nan", None):
+        assert product_words("27W7702", blank, "S2") == "27W7702 S2", blank
+    assert product_words("BAG12", "black", "one") == "BAG12 black"
+    assert product_words("BAG12", "black", "OS") == "BAG12 black"
+    assert product_words("na", "-", "OS") == ""
+    assert known(" red ") == "red" and known("-") is None
+    assert known_size("M") == "M" and known_size("One Size") is None
+    # "one" is only a one-size value as a size, not as a colour
+    assert known("one") == "one"
+
+
+def test_explanation_without_placeholders_and_in_the_run_currency(sqlite_url: str) -> None:
+    """Issue 18: "27W7702 na S2"; the fallback P&L sentence printed bare numbers."""
+    fr = make_run(2, n_allocations=0)
+    products = fr.products.with_columns(
+        pl.when(pl.col("style") == "ST0").then(pl.lit("na")).otherwise("color").alias("color"),
+        pl.when(pl.col("style") == "ST0").then(pl.lit("OS")).otherwise("size").alias("size"),
+    )
+    first = fr.plan.transfers.head(1)
+    line = first.with_columns(
+        pl.lit("ST0-M").alias("sku"),
+        pl.lit("ST0").alias("style"),
+        pl.lit("n/a").alias("color"),
+        pl.lit("OS").alias("size"),
+        pl.lit(3).alias("units"),
+        pl.lit(1234.0).alias("expected_gain"),
+        pl.lit(10.0).alias("expected_source_loss"),
+        pl.lit(4.0).alias("transfer_cost"),
+        pl.lit(1220.0).alias("net_benefit"),
+        pl.lit(None, dtype=pl.String).alias("reason"),
+    )
+    engine = workflow.connect(sqlite_url)
+    texts = {}
+    for currency in ("VND", None):
+        settings = {**fr.plan.settings}
+        if currency:
+            settings["economics"] = {"currency": currency}
+        plan = PlanResult(
+            as_of=AS_OF,
+            clusters=fr.plan.clusters,
+            forecast=fr.plan.forecast,
+            allocation=fr.plan.allocation.head(0),
+            transfers=line,
+            settings=settings,
+        )
+        run_id = workflow.publish_run(engine, plan, fr.stores, products, positions=fr.positions)
+        rec = workflow.list_recommendations(engine, run_id).items[0]
+        texts[currency] = workflow.get_recommendation(engine, rec["id"])["explanation"]
+    src, dst = line["from_id"][0], line["to_id"][0]
+    names = dict(zip(fr.stores["store_id"], fr.stores["name"], strict=True))
+    assert texts["VND"].startswith(
+        f"Move 3 units of ST0-M (ST0) from {names[src]} to {names[dst]}. "
+        "Expected gain 1.234 ₫, the source gives up 10 ₫, transfer cost 4 ₫: "
+        "net benefit 1.220 ₫."
+    ), texts["VND"]
+    assert "Expected gain $1,234, the source gives up $10.00, transfer cost $4.00: " in texts[None]
+    assert "net benefit $1,220." in texts[None]
+    groups = workflow.list_groups(engine, run_id).items
+    assert groups[0]["sizes"] == "ST0-M 3"  # a one-size product: its SKU, not "OS"

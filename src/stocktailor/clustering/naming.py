@@ -281,9 +281,24 @@ def _candidates(ranked: list[tuple[str, str, float]]) -> list[str]:
         if max(combo) >= n:
             continue
         text = _join([(ranked[i][1], ranked[i][2]) for i in combo])
-        if len([w for w in text.replace(",", " ").split() if w != "&"]) <= MAX_NAME_WORDS:
+        if _words(text) <= MAX_NAME_WORDS:
             out.append(text)
     return list(dict.fromkeys(out))
+
+
+def _name_key(name: str) -> frozenset[tuple[frozenset[str], bool]]:
+    """What a name says, whatever its order or plural endings: its phrases as (stems, whether
+    it is a "light on" phrase). "Sandals & dresses" and "Dresses & sandal" say the same."""
+    out: set[tuple[frozenset[str], bool]] = set()
+    for part in name.lower().replace(", ", " & ").split(" & "):
+        words = part.strip()
+        out.add((frozenset(stems(words)), words.startswith("light on")))
+    return frozenset(out)
+
+
+def _words(name: str) -> int:
+    """Words of a name ("&" and commas do not count)."""
+    return len([w for w in name.replace(",", " ").split() if w != "&"])
 
 
 def cluster_names(
@@ -296,24 +311,35 @@ def cluster_names(
     A name is one or two of the cluster's most distinguishing phrases (:func:`phrase`; no two
     with a common word stem), at most :data:`MAX_NAME_WORDS` words, e.g. "Sandals & bright
     colours"; a cluster with nothing distinct is "Core range". ``keep`` (e.g. the previous
-    fit's names when re-clustering) wins for its clusters. Names are unique: a name already
-    taken is replaced by the cluster's next candidate, the last resort numbers it.
+    fit's names when re-clustering) wins for its clusters. Names are unique in what they say
+    (case, order and plural endings aside: "Dresses & sandals" repeats "Sandals & dresses"):
+    a name already taken is replaced by the cluster's next candidate; the last resort numbers
+    its best candidate short enough to stay within :data:`MAX_NAME_WORDS` words ("Core range
+    2", "Sandals & dresses 2": a cluster selling what another sells is not "Core range").
     """
     names: dict[int, str] = {}
-    taken: set[str] = {v.lower() for v in (keep or {}).values()}
+    # what each name taken so far says -> that name
+    taken: dict[frozenset[tuple[frozenset[str], bool]], str] = {
+        _name_key(v): v for v in (keep or {}).values()
+    }
+    numbered: set[str] = {v.lower() for v in (keep or {}).values()}
     for cid in cluster_ids:
         if keep and cid in keep:
             names[cid] = keep[cid]
             continue
-        ordered = [*_candidates(_ranked_phrases(prof, cid)), "Core range"]
-        name = next((c for c in ordered if c.lower() not in taken), "")
+        ordered = _candidates(_ranked_phrases(prof, cid)) or ["Core range"]
+        name = next((c for c in ordered if _name_key(c) not in taken), "")
         if not name:
-            base = ordered[0]
+            short = next((c for c in ordered if _words(c) < MAX_NAME_WORDS), "Core range")
+            base = taken.get(_name_key(short), short)
+            if _words(base) >= MAX_NAME_WORDS:
+                base = short
             i = 2
-            while f"{base} {i}".lower() in taken:
+            while f"{base} {i}".lower() in numbered:
                 i += 1
             name = f"{base} {i}"
-        taken.add(name.lower())
+        taken.setdefault(_name_key(name), name)
+        numbered.add(name.lower())
         names[cid] = name
     return names
 

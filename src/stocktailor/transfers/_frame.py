@@ -18,6 +18,7 @@ from scipy import special
 
 from stocktailor.contract import TRANSFERS_SCHEMA
 from stocktailor.money import format_money
+from stocktailor.product_text import known, product_words
 from stocktailor.transfers._instance import TransferInstance
 from stocktailor.transfers._lines import LineSet
 from stocktailor.transfers._solve import TransferSolution
@@ -125,12 +126,15 @@ def _product_info(
         cols = products.columns
         for rec in products.filter(pl.col("sku").is_in(inst.skus)).iter_rows(named=True):
             label = next(
-                (str(rec[c]) for c in ("name", "style_name") if c in cols and rec.get(c)),
+                (str(rec[c]) for c in ("name", "style_name") if c in cols and known(rec.get(c))),
                 str(rec["style"]),
             )
             info[rec["sku"]] = (str(rec["style"]), str(rec["color"]), str(rec["size"]), label)
     per = [info.get(k, (inst.styles[i], "", "", k)) for i, k in enumerate(inst.skus)]
-    item = [" ".join(x for x in (lab, col, size) if x) for _, col, size, lab in per]
+    item = [
+        product_words(lab, col, size) or sku
+        for (_, col, size, lab), sku in zip(per, inst.skus, strict=True)
+    ]
     return [p[0] for p in per], [p[1] for p in per], [p[2] for p in per], item
 
 

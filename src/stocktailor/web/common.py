@@ -19,6 +19,7 @@ from stocktailor import workflow
 from stocktailor.api.schemas import FILTER_PATTERN
 from stocktailor.api.security import COOKIE, csrf_ok, csrf_token
 from stocktailor.money import format_money
+from stocktailor.product_text import known, product_words
 from stocktailor.workflow import RecFilter, UserInfo
 
 __all__ = [
@@ -160,6 +161,11 @@ def _fmt_kpi_value(ctx: Context, value: Any, name: str) -> str:
 _VERSIONS: dict[str, str] = {}
 
 
+def _fmt_known(value: Any) -> str:
+    """``value`` as text, empty for a placeholder (``na``, ``-``...): never shown on a page."""
+    return known(value) or ""
+
+
 def asset(name: str) -> str:
     """URL of a static file with its content hash (``?v=``): cacheable for a year, and a
     changed file gets a new URL."""
@@ -176,6 +182,8 @@ templates.env.filters["kpi_value"] = _fmt_kpi_value
 templates.env.globals["kpi_sums"] = KPI_SUMS
 templates.env.filters["num"] = _fmt_num
 templates.env.filters["kpi"] = _fmt_kpi
+templates.env.filters["known"] = _fmt_known
+templates.env.globals["product_words"] = product_words
 
 
 def engine_of(request: Request) -> Engine:

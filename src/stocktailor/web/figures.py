@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from typing import Any
 
-__all__ = ["TOPOJSON_URL", "band_figure", "cluster_figure", "map_figure"]
+__all__ = [
+    "LABEL_WIDTH",
+    "TOPOJSON_URL",
+    "UPRIGHT_LABELS",
+    "band_figure",
+    "cluster_figure",
+    "map_figure",
+    "nice_step",
+]
 
 
 TOPOJSON_URL = "/static/topojson/"
@@ -75,17 +85,80 @@ def map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+LABEL_WIDTH = 14
+"""Characters per line of a cluster name under the bars (longer names wrap at words)."""
+
+
+UPRIGHT_LABELS = 5
+"""Up to this many clusters, names stand upright (wrapped) under their bars; more are slanted."""
+
+
+def _wrap(name: str) -> str:
+    """A bar label on lines of at most :data:`LABEL_WIDTH` characters (plotly's ``<br>``)."""
+    return "<br>".join(textwrap.wrap(name, LABEL_WIDTH)) or name
+
+
+def nice_step(top: float, ticks: int = 5) -> int:
+    """A whole, round tick step (1, 2, 5, 10, 20...) giving about ``ticks`` ticks up to ``top``.
+
+    Parameters
+    ----------
+    top
+        The axis' largest value (same unit as the ticks: weeks, percent).
+    ticks
+        About how many ticks are wanted.
+
+    Returns
+    -------
+    int
+        At least 1: the axes count whole weeks and whole percent.
+    """
+    raw = top / max(ticks, 1)
+    if not math.isfinite(raw) or raw <= 1.0:
+        return 1
+    magnitude = int(10 ** math.floor(math.log10(raw)))  # raw > 1: a whole power of ten
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return max(1, step)
+
+
+def _whole_axis(title: str, values: list[float | None]) -> dict[str, Any]:
+    """A y axis from 0 with whole, round ticks (a synced axis showed 3.16 / 6.32 / 9.49)."""
+    top = max((v for v in values if v is not None and math.isfinite(v)), default=1.0)
+    return {
+        "title": {"text": title},
+        "tickmode": "linear",
+        "tick0": 0,
+        "dtick": nice_step(top),
+        "tickformat": ",d",
+        "rangemode": "tozero",
+        "automargin": True,
+    }
+
+
 def cluster_figure(clusters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sell-through (%, left axis) and cover (weeks, right axis) per cluster, as grouped bars.
+
+    Cluster names wrap under their bars (:data:`LABEL_WIDTH`), or are slanted when there are
+    more than :data:`UPRIGHT_LABELS` clusters, and the margin grows to fit them; both axes
+    start at 0 with whole, round ticks (:func:`nice_step`).
+    """
     names = [c["cluster_name"] for c in clusters]
+    # a few clusters: wrapped names side by side; more: slanted, one line each (no overlap)
+    upright = len(names) <= UPRIGHT_LABELS
+    sell = [None if c["sell_through"] is None else 100 * c["sell_through"] for c in clusters]
+    cover = [c["cover_weeks"] for c in clusters]
+    right = _whole_axis("cover, weeks", cover) | {
+        "overlaying": "y",
+        "side": "right",
+        "showgrid": False,
+    }
     return {
         "data": [
             {
                 "type": "bar",
                 "name": "sell-through %",
                 "x": names,
-                "y": [
-                    None if c["sell_through"] is None else 100 * c["sell_through"] for c in clusters
-                ],
+                "y": sell,
                 "yaxis": "y",
                 "offsetgroup": 1,
             },
@@ -93,36 +166,34 @@ def cluster_figure(clusters: list[dict[str, Any]]) -> dict[str, Any]:
                 "type": "bar",
                 "name": "cover (weeks)",
                 "x": names,
-                "y": [c["cover_weeks"] for c in clusters],
+                "y": cover,
                 "yaxis": "y2",
                 "offsetgroup": 2,
             },
         ],
         "layout": {
-            "title": {"text": "Sell-through and cover by cluster"},
+            # left: the legend sits on the right of the same line
+            "title": {"text": "Sell-through and cover by cluster", "x": 0.02, "xanchor": "left"},
             "barmode": "group",
-            "xaxis": {"automargin": True, "tickangle": -30},
-            # Each axis picks its own round ticks (a synced right axis showed 3.16, 6.32...).
-            "yaxis": {
-                "title": {"text": "sell-through %"},
-                "tickmode": "auto",
-                "rangemode": "tozero",
-                "tickformat": ",~r",
+            "xaxis": {
+                "tickmode": "array",
+                "tickvals": names,
+                "ticktext": [_wrap(n) for n in names] if upright else names,
+                "tickangle": 0 if upright else -40,
                 "automargin": True,
             },
-            "yaxis2": {
-                "title": {"text": "cover, weeks"},
-                "overlaying": "y",
-                "side": "right",
-                "tickmode": "auto",
-                "rangemode": "tozero",
-                "tickformat": ",~r",
-                "showgrid": False,
-                "automargin": True,
+            "yaxis": _whole_axis("sell-through %", sell),
+            "yaxis2": right,
+            "height": 420,
+            "margin": {"l": 50, "r": 50, "t": 60, "b": 40},
+            # above the bars, right: below them it would sit on the wrapped names
+            "legend": {
+                "orientation": "h",
+                "x": 1,
+                "xanchor": "right",
+                "y": 1.02,
+                "yanchor": "bottom",
             },
-            "height": 400,
-            "margin": {"l": 50, "r": 50, "t": 40, "b": 40},
-            "legend": {"orientation": "h"},
         },
     }
 

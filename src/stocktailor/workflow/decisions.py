@@ -150,12 +150,15 @@ def _decide_locked(conn: Connection, s: _Step) -> _Outcome:
             Recommendation.original_units,
             Recommendation.from_on_hand,
             Recommendation.version,
+            Recommendation.exported_at,
         )
         .where(Recommendation.id == s.rec_id)
         .with_for_update()
     ).one_or_none()
     if row is None:
         return None, NotFound(f"recommendations: no recommendation {s.rec_id}"), "not_found"
+    if row.exported_at is not None:
+        return _exported(conn, s, row)
     if row.version != s.version:
         return _stale(conn, s, row)
     try:
@@ -195,6 +198,26 @@ def _decide_locked(conn: Connection, s: _Step) -> _Outcome:
     ).scalar_one()
     result = DecisionResult(s.rec_id, status, new_units, s.version + 1, True, decision_id)
     return result, None, "applied"
+
+
+def _exported(conn: Connection, s: _Step, row: Any) -> _Outcome:
+    """A decision on a line the warehouse already has: refused (only a repeat is answered)."""
+    if row.version != s.version:
+        repeat = _stale(conn, s, row)
+        if repeat[2] == "idempotent":
+            return repeat
+    error = Conflict(
+        f"recommendation {s.rec_id} was exported at {row.exported_at.isoformat()} "
+        f"({row.status}, {row.units} units): an exported line can no longer be decided; "
+        "correct it in the warehouse system",
+        current={
+            "status": row.status,
+            "units": row.units,
+            "version": row.version,
+            "exported": True,
+        },
+    )
+    return None, error, "conflict"
 
 
 def _stale(conn: Connection, s: _Step, row: Any) -> _Outcome:

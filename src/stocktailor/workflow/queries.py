@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select, union
 from sqlalchemy.sql.elements import ColumnElement
 
+from stocktailor.money import format_money
+from stocktailor.product_text import known, known_size, product_words
 from stocktailor.workflow.common import NotFound, Page, RecFilter
 from stocktailor.workflow.models import (
     EXCEPTION_KINDS,
@@ -39,6 +41,7 @@ __all__ = [
     "list_recommendations",
     "list_runs",
     "rec_dict",
+    "run_currency",
     "run_stores",
 ]
 
@@ -306,26 +309,23 @@ def list_recommendations(
     return Page(items=[rec_dict(r) for r in rows], total=int(total), page=page, page_size=page_size)
 
 
-PLACEHOLDERS = frozenset({"", "na", "n/a", "nan", "none", "null", "-", "?"})
-"""Values that stand for "unknown" in retailers' files: never shown in a sentence."""
+def run_currency(config: Any) -> str:
+    """The ISO 4217 code a run was planned in (``economics.currency`` of its stored settings),
+    ``USD`` when the run did not record one."""
+    economics = config.get("economics") if isinstance(config, Mapping) else None
+    code = economics.get("currency") if isinstance(economics, Mapping) else None
+    return str(code) if code else "USD"
 
 
-def known(value: Any) -> str | None:
-    """``value`` as text, or None when it is missing or a placeholder (``na``, ``nan``...)."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text.lower() in PLACEHOLDERS else text
-
-
-def _explain(rec: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, Any]) -> str:
+def _explain(
+    rec: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, Any], currency: str = "USD"
+) -> str:
     """What the line does, then the plan's own reason (its one cover figure per end).
 
-    Without a reason from the plan the P&L is stated instead; the workflow adds no cover text
-    of its own, so a line never carries two cover figures.
+    Without a reason from the plan the P&L is stated instead, in the run's ``currency``; the
+    workflow adds no cover text of its own, so a line never carries two cover figures.
     """
-    parts = [known(rec[k]) for k in ("style", "color", "size")]
-    what = " ".join(p for p in parts if p)
+    what = product_words(rec["style"], rec["color"], rec["size"])
     item = f"{rec['sku']} ({what})" if what else str(rec["sku"])
     verb = "Allocate" if rec["kind"] == "allocation" else "Move"
     src_name = known(src.get("name")) or rec["from_id"]
@@ -337,10 +337,13 @@ def _explain(rec: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, A
         if not reason.endswith("."):
             text += "."
     else:
+        gain, loss, cost, net = (
+            format_money(float(rec[k] or 0.0), currency)
+            for k in ("expected_gain", "expected_source_loss", "transfer_cost", "net_benefit")
+        )
         text += (
-            f" Expected gain {rec['expected_gain']:,.2f}, the source gives up "
-            f"{rec['expected_source_loss']:,.2f}, transfer cost {rec['transfer_cost']:,.2f}: "
-            f"net benefit {rec['net_benefit']:,.2f}."
+            f" Expected gain {gain}, the source gives up {loss}, transfer cost {cost}: "
+            f"net benefit {net}."
         )
     if rec.get("loss_probability") is not None:
         text += f" Chance of losing money: {rec['loss_probability']:.0%}."
@@ -406,7 +409,9 @@ def get_recommendation(engine: Engine, recommendation_id: int) -> dict[str, Any]
                 .order_by(Decision.id)
             )
         ]
-        as_of = conn.execute(select(PlanRun.as_of).where(PlanRun.id == rec["run_id"])).scalar_one()
+        as_of, config = conn.execute(
+            select(PlanRun.as_of, PlanRun.config).where(PlanRun.id == rec["run_id"])
+        ).one()
     src, dst = ends.get(rec["from_id"], {}), ends.get(rec["to_id"], {})
     forecast: dict[str, list[dict[str, Any]]] = {"from": [], "to": []}
     for f in band:
@@ -423,7 +428,7 @@ def get_recommendation(engine: Engine, recommendation_id: int) -> dict[str, Any]
             forecast["to"].append(point)
     rec.update(
         as_of=as_of,
-        explanation=_explain(rec, src, dst),
+        explanation=_explain(rec, src, dst, run_currency(config)),
         from_store=src,
         to_store=dst,
         forecast=forecast,
@@ -602,7 +607,7 @@ def list_groups(
     for row in rows:
         d = dict(row._mapping)
         members = by_group.get(row.group_key, [])
-        d["sizes"] = ", ".join(f"{known(m.size) or m.sku} {m.units}" for m in members)
+        d["sizes"] = ", ".join(f"{known_size(m.size) or m.sku} {m.units}" for m in members)
         d["pending"] = sum(1 for m in members if m.status == "pending")
         lo, hi = d.pop("status_min"), d.pop("status_max")
         d["status"] = lo if lo == hi else "mixed"
