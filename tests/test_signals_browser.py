@@ -24,9 +24,7 @@ pytestmark = [
 def test_signals_page_lists_a_rising_series_and_links_to_a_line(browser: Any, site: Site) -> None:
     fr = make_run(60)
     plan = dataclasses.replace(fr.plan, signals=_berlin_tops())
-    run_id = workflow.publish_run(
-        site.engine, plan, fr.stores, fr.products, positions=fr.positions
-    )
+    run_id = workflow.publish_run(site.engine, plan, fr.stores, fr.products, positions=fr.positions)
     found = workflow.get_run(site.engine, run_id)["signals"]
     assert found[0]["n_lines"] > 0
     page = _page(browser, site)

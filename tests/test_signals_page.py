@@ -48,8 +48,9 @@ def _posts() -> str:
     """Boston talks about bright sneakers once a day for two weeks, four times a day after."""
     lines = ["date,scope,scope_id,source,text,engagement,author"]
     for d in range(21):
+        day = D0 + dt.timedelta(days=d)
         for k in range(1 if d < 14 else 4):
-            lines.append(f"{D0 + dt.timedelta(days=d)},city,Boston,social,bright sneakers {k},,u{k}")
+            lines.append(f"{day},city,Boston,social,bright sneakers {k},,u{k}")
     return "\n".join(lines) + "\n"
 
 
