@@ -147,6 +147,28 @@ def test_styles_and_stores_of_a_series(tmp_path: Path) -> None:
     assert scope_stores(t.stores, "all", None) is None
 
 
+def test_the_daily_pipeline_publishes_the_signals_offline(tmp_path: Path, no_network: None) -> None:
+    from stocktailor.pipeline import Pipeline
+    from stocktailor.pipeline.publish import publish_report
+    from stocktailor.workspace import Workspace
+
+    tables = dict(TINY) | {"posts": _posts()}
+    settings = Settings()
+    ws = Workspace(tmp_path / "ws")
+    ws.ingest(write_data_folder(tmp_path / "data", tables=tables), settings)
+    report = Pipeline(ws, settings).run(AS_OF)
+    run_id, url = publish_report(ws, report, settings)
+    engine = workflow.connect(url)
+    try:
+        stored = workflow.get_run(engine, run_id)["signals"]
+    finally:
+        engine.dispose()
+    assert [s["text"] for s in stored] == [
+        "posts about bright sneaker in Boston up 2.5x in 10 days"
+    ]
+    assert (stored[0]["styles"], stored[0]["stores"]) == (["SH1"], ["S2"])
+
+
 # --------------------------------------------------------------------------- API and pages
 
 
