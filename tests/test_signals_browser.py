@@ -11,7 +11,7 @@ import pytest
 from _workflow_fixtures import make_run
 from stocktailor import workflow
 from test_signals_page import _berlin_tops
-from test_web_browser import CHROMIUM, Site, _page, _sign_in, browser, site
+from test_web_browser import CHROMIUM, Site, _artifacts, _page, _sign_in, browser, site
 
 __all__ = ["browser", "site"]  # the fixtures this module uses
 
@@ -36,6 +36,8 @@ def test_signals_page_lists_a_rising_series_and_links_to_a_line(browser: Any, si
     assert page.get_by_test_id("signal-text").inner_text() == text
     links = page.get_by_test_id("signal-line")
     assert links.count() == found[0]["n_lines"]
+    shot = _artifacts() / "signals.png"
+    page.screenshot(path=str(shot), full_page=True)
     first = links.first.inner_text()
     links.first.click()
     page.wait_for_url(f"**/recommendations/{first}")

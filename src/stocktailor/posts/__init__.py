@@ -124,6 +124,9 @@ RISING_TOP = 10
 RISING_DAYS = 10
 """A series' change is its index on the as-of date over its index this many days before."""
 
+RISING_MIN_CHANGE = 1.05
+"""A series must rise at least this much to be shown (a smaller rise reads as "up 1.0x")."""
+
 
 def rising_signals(
     tables: Tables,
@@ -145,15 +148,16 @@ def rising_signals(
     -------
     pl.DataFrame or None
         The rows of :func:`~stocktailor.posts.index.rising` (at most :data:`RISING_TOP`,
-        change over :data:`RISING_DAYS` days) whose change is above 1; ``None`` when there
-        are no posts or posts are turned off (an empty frame: posts, but nothing rising).
+        change over :data:`RISING_DAYS` days) whose change is at least
+        :data:`RISING_MIN_CHANGE`; ``None`` when there are no posts or posts are turned off
+        (an empty frame: posts, but nothing rising).
     """
     if not config.enabled or tables.posts is None or tables.posts.is_empty():
         return None
     if index is None:
         index = post_signals(tables, as_of, config, cache_dir=cache_dir, embedder=embedder)
     top = rising(index, as_of, top=RISING_TOP, days=RISING_DAYS)
-    return top.filter(pl.col("change") > 1.0)
+    return top.filter(pl.col("change") >= RISING_MIN_CHANGE)
 
 
 def with_post_trends(
