@@ -19,7 +19,7 @@ import polars as pl
 from stocktailor.config import Settings
 from stocktailor.contract import Tables
 from stocktailor.engine import Engine, LocalEngine
-from stocktailor.posts import with_post_trends
+from stocktailor.posts import post_signals, rising_signals, with_post_trends
 
 __all__ = [
     "PlanResult",
@@ -73,6 +73,9 @@ class PlanResult:
     candidate_forecasts
         Every candidate's own forecast (name -> forecast frame), only with
         ``demand.keep_candidate_forecasts`` (benchmarks).
+    signals
+        The post series rising on ``as_of`` (:func:`stocktailor.posts.rising_signals`):
+        ``None`` when the network has no posts (or posts are off).
     """
 
     as_of: dt.date
@@ -86,6 +89,7 @@ class PlanResult:
     candidate_forecasts: dict[str, pl.DataFrame] = field(default_factory=dict)
     data_fingerprint: str = ""
     recommendations: pl.DataFrame = field(default_factory=pl.DataFrame)
+    signals: pl.DataFrame | None = None
 
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
@@ -259,7 +263,7 @@ def run_plan(
         :func:`plan_moves`).
     """
     engine = engine or LocalEngine()
-    tables = with_post_trends(tables, as_of, settings.posts)  # posts -> derived trend rows
+    tables, signals = _with_posts(tables, as_of, settings)
     fitted = clusterer if clusterer is not None else fit_clusterer(tables, as_of, settings)
     clusters: pl.DataFrame = fitted.labels_
     # One prepared history and one size-curve fit serve the forecast and the allocation.
@@ -309,7 +313,21 @@ def run_plan(
         recommendations=recommendations,
         validation=validation,
         candidate_forecasts=candidates,
+        signals=signals,
     )
+
+
+def _with_posts(
+    tables: Tables, as_of: dt.date, settings: Settings
+) -> tuple[Tables, pl.DataFrame | None]:
+    """The tables with the posts' derived trend rows, and the series rising on ``as_of``
+    (one post index serves both)."""
+    posts = tables.posts
+    if not settings.posts.enabled or posts is None or posts.is_empty():
+        return tables, None
+    index = post_signals(tables, as_of, settings.posts)
+    derived = with_post_trends(tables, as_of, settings.posts, index=index)
+    return derived, rising_signals(tables, as_of, settings.posts, index=index)
 
 
 def headline_kpis(

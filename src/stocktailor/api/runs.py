@@ -1,14 +1,23 @@
-"""Runs: the published plan runs, one run, its KPIs."""
+"""Runs: the published plan runs, one run, its KPIs, its rising post signals."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from stocktailor import workflow
 from stocktailor.api.deps import EngineDep, Viewer, run_or_404
-from stocktailor.api.schemas import ERRORS, IdPath, KpisOut, RunDetailOut, RunOut
+from stocktailor.api.schemas import (
+    ERRORS,
+    IdPath,
+    KpisOut,
+    RunDetailOut,
+    RunOut,
+    RunSignalsOut,
+)
+from stocktailor.workflow import NotFound
+from stocktailor.workflow.signals import run_signals
 
 __all__ = ["router"]
 
@@ -38,3 +47,13 @@ def kpis(run_id: IdPath, user: Viewer, engine: EngineDep) -> Any:
         "by_status": r["by_status"],
         "clusters": workflow.cluster_summary(engine, run_id),
     }
+
+
+@router.get("/runs/{run_id}/signals", response_model=RunSignalsOut, responses=ERRORS)
+def signals(run_id: IdPath, user: Viewer, engine: EngineDep) -> Any:
+    """Post series rising on the run's as-of date, each with the lines it touches (the rows
+    of the dashboard's Signals page)."""
+    try:
+        return run_signals(engine, run_id)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None

@@ -348,3 +348,55 @@ class NewUserOut(_Out):
     name: str
     role: str
     token: str
+
+
+class SignalLineOut(_Out):
+    """A line a rising post series touches (its style, into the series' scope)."""
+
+    id: int
+    line_no: int
+    kind: str
+    sku: str
+    style: str | None
+    color: str | None
+    size: str | None
+    from_id: str
+    to_id: str
+    units: int
+    net_benefit: float
+    to_weekly_demand: float | None
+    status: str
+
+
+class SignalOut(_Out):
+    """A post series (scope x attribute value) rising on the run's as-of date.
+
+    ``index`` is weighted posts per day (trailing mean), ``change`` the index over the index
+    ten days before, ``novelty`` the index over the series' own baseline, ``posts`` the
+    matched posts in those days; ``stores`` is null for scope ``all`` (every store);
+    ``n_lines`` and ``units`` count every line touched, ``lines`` lists up to 50 of them.
+    """
+
+    scope: str
+    scope_id: str | None
+    attribute: str
+    value: str
+    index: float | None
+    change: float | None
+    novelty: float | None
+    posts: int | None
+    text: str
+    styles: list[str]
+    stores: list[str] | None
+    n_lines: int
+    units: int
+    lines: list[SignalLineOut]
+
+
+class RunSignalsOut(_Out):
+    """A run's rising post series; ``has_posts`` is false when its data had no posts."""
+
+    run_id: int
+    as_of: dt.date
+    has_posts: bool
+    signals: list[SignalOut]

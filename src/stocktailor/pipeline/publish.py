@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import polars as pl
 
 from stocktailor.config import Settings
 from stocktailor.pipeline.runner import RunReport, plan_result
 from stocktailor.pipeline.steps import tables_at
+from stocktailor.posts import rising_signals
 from stocktailor.workspace import Workspace
 
 __all__ = ["lane_premiums_for", "publish_report", "shown_url"]
@@ -23,13 +26,17 @@ def publish_report(
     """Store the run's lines in the workflow database; returns ``(run id, database url)``.
 
     The database is ``database_url``, else ``serve.database_url``, else the workspace's
-    SQLite file.
+    SQLite file. The post series rising on the run's day are computed here (embeddings from
+    the workspace's cache) and stored with the run.
     """
     from stocktailor import workflow
 
     url = database_url or settings.serve.database_url or ws.database_url
     result = plan_result(ws, report, settings)
     tables = tables_at(ws, report.day, settings.pipeline.weather_forecast_days)
+    cache = ws.path / "cache" / "posts"
+    signals = rising_signals(tables, report.day, settings.posts, cache_dir=cache)
+    result = dataclasses.replace(result, signals=signals)
     workflow.upgrade(url)
     engine = workflow.connect(url)
     try:

@@ -39,6 +39,7 @@ __all__ = [
     "post_matches",
     "post_signals",
     "rising",
+    "rising_signals",
     "trend_rows",
     "with_post_trends",
 ]
@@ -117,6 +118,48 @@ def post_signals(
     )
 
 
+RISING_TOP = 10
+"""At most this many rising series are shown with a run."""
+
+RISING_DAYS = 10
+"""A series' change is its index on the as-of date over its index this many days before."""
+
+RISING_MIN_CHANGE = 1.05
+"""A series must rise at least this much to be shown (a smaller rise reads as "up 1.0x")."""
+
+
+def rising_signals(
+    tables: Tables,
+    as_of: dt.date,
+    config: PostsConfig,
+    *,
+    cache_dir: Path | None = None,
+    embedder: Embedder | None = None,
+    index: pl.DataFrame | None = None,
+) -> pl.DataFrame | None:
+    """The post series rising on ``as_of`` (change above 1), for planners to read.
+
+    Parameters
+    ----------
+    index
+        The daily index already computed by :func:`post_signals` (computed here without).
+
+    Returns
+    -------
+    pl.DataFrame or None
+        The rows of :func:`~stocktailor.posts.index.rising` (at most :data:`RISING_TOP`,
+        change over :data:`RISING_DAYS` days) whose change is at least
+        :data:`RISING_MIN_CHANGE`; ``None`` when there are no posts or posts are turned off
+        (an empty frame: posts, but nothing rising).
+    """
+    if not config.enabled or tables.posts is None or tables.posts.is_empty():
+        return None
+    if index is None:
+        index = post_signals(tables, as_of, config, cache_dir=cache_dir, embedder=embedder)
+    top = rising(index, as_of, top=RISING_TOP, days=RISING_DAYS)
+    return top.filter(pl.col("change") >= RISING_MIN_CHANGE)
+
+
 def with_post_trends(
     tables: Tables,
     as_of: dt.date,
@@ -124,15 +167,19 @@ def with_post_trends(
     *,
     cache_dir: Path | None = None,
     embedder: Embedder | None = None,
+    index: pl.DataFrame | None = None,
 ) -> Tables:
     """``tables`` with the post index added to ``trends`` (unchanged without posts).
 
     The demand model then treats the derived series like any trend index: it estimates
     the lead from the history and keeps the trend only where the holdout supports it.
+    ``index`` is the daily index already computed by :func:`post_signals` (computed here
+    without).
     """
     if not config.enabled or tables.posts is None or tables.posts.is_empty():
         return tables
-    index = post_signals(tables, as_of, config, cache_dir=cache_dir, embedder=embedder)
+    if index is None:
+        index = post_signals(tables, as_of, config, cache_dir=cache_dir, embedder=embedder)
     if index.is_empty():
         logger.info("posts: no attribute value reached %d matched posts", config.min_posts)
         return tables

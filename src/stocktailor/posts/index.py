@@ -156,7 +156,7 @@ def rising(index: pl.DataFrame, as_of: dt.date, *, top: int = 10, days: int = 10
         pl.when(pl.col("scope") == "all")
         .then(pl.lit("everywhere"))
         .when(pl.col("scope") == "store")
-        .then(pl.lit("store ") + pl.col("scope_id"))
+        .then(pl.lit("at store ") + pl.col("scope_id"))
         .otherwise(pl.lit("in ") + pl.col("scope_id"))
     )
     word = pl.when(pl.col("change") >= 1.0).then(pl.lit("up")).otherwise(pl.lit("down"))

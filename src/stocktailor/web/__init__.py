@@ -7,7 +7,8 @@ HttpOnly, SameSite=Strict cookie; writes also carry an ``X-CSRF-Token`` header d
 (both rules in :mod:`stocktailor.api.security`).
 
 One module per page group: ``auth`` (sign in/out), ``overview``, ``queue``, ``detail``,
-``exceptions``, ``export``, ``rules`` (auto-approval, admins); ``common`` (templates, user,
+``exceptions``, ``export``, ``rules`` (auto-approval, admins), ``signals`` (rising post
+series and the lines they touch); ``common`` (templates, user,
 CSRF, filters), ``figures``.
 """
 
@@ -18,7 +19,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from stocktailor.config import Settings
-from stocktailor.web import auth, detail, errors, exceptions, export, overview, queue, rules
+from stocktailor.web import (
+    auth,
+    detail,
+    errors,
+    exceptions,
+    export,
+    overview,
+    queue,
+    rules,
+    signals,
+)
 from stocktailor.web.common import STATIC_DIR, TEMPLATE_DIR
 
 __all__ = ["PAGES", "STATIC_DIR", "TEMPLATE_DIR", "mount_dashboard"]
@@ -31,6 +42,7 @@ PAGES: list[APIRouter] = [
     exceptions.router,
     export.router,
     rules.router,
+    signals.router,
     errors.router,
 ]
 """The dashboard's page groups (a new page group adds its router here)."""

@@ -16,6 +16,7 @@ from stocktailor.web.common import (
 from stocktailor.web.figures import band_figure
 from stocktailor.workflow import Conflict, NotFound
 from stocktailor.workflow.lanes import lane_premium_note
+from stocktailor.workflow.signals import line_signal
 
 __all__ = ["router"]
 
@@ -43,6 +44,7 @@ def detail(request: Request, rec_id: int) -> Response:
         band_fig=band_figure(rec),
         run=run,
         lane_note=lane_premium_note(run.get("config"), rec["from_id"], rec["to_id"]),
+        post_signal=line_signal(run.get("signals"), rec["style"], rec["to_id"]),
         message=None,
         error=None,
     )

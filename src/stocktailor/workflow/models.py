@@ -66,7 +66,11 @@ class Base(DeclarativeBase):
 
 
 class PlanRun(Base):
-    """One published plan run."""
+    """One published plan run.
+
+    ``signals`` holds the post series rising on ``as_of`` with the lines they touch (see
+    :mod:`stocktailor.workflow.signals`); ``None`` when the network had no posts.
+    """
 
     __tablename__ = "plan_runs"
 
@@ -79,6 +83,7 @@ class PlanRun(Base):
     data_fingerprint: Mapped[str] = mapped_column(String(128))
     kpis: Mapped[dict[str, Any]] = mapped_column(JSON)
     validation: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    signals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     n_recommendations: Mapped[int] = mapped_column(Integer, default=0)
 
 

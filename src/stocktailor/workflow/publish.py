@@ -27,6 +27,7 @@ from stocktailor.workflow.models import (
     RunForecast,
     RunStore,
 )
+from stocktailor.workflow.signals import signal_rows
 
 __all__ = ["publish_run"]
 
@@ -492,7 +493,9 @@ def publish_run(
         From :func:`stocktailor.workflow.connect`, migrated with ``upgrade``.
     plan
         The plan run: transfers and allocation become recommendation lines (status pending),
-        the forecast band of every (store, SKU) pair on a line is kept for the detail view.
+        the forecast band of every (store, SKU) pair on a line is kept for the detail view,
+        and its rising post series (``plan.signals``) are kept with the lines they touch
+        (:func:`~stocktailor.workflow.signals.signal_rows`).
     stores
         The ``stores`` table (``store_id, kind, latitude, longitude`` and optional
         ``name, city, region``).
@@ -533,6 +536,7 @@ def publish_run(
             "data_fingerprint": plan.data_fingerprint[:128],
             "kpis": kpis,
             "validation": _validation_rows(plan),
+            "signals": signal_rows(getattr(plan, "signals", None), lines, products, stores),
             "n_recommendations": n_lines,
         }
         run_id = int(conn.execute(insert(PlanRun).returning(PlanRun.id), [run_row]).scalar_one())
