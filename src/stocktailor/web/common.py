@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -246,3 +247,31 @@ def check_csrf(request: Request, token: str) -> None:
             outcome="csrf",
         )
         raise HTTPException(status_code=403, detail="missing or wrong X-CSRF-Token")
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """What a page about one published run starts from: who asks, the query and the run."""
+
+    user: UserInfo
+    token: str
+    query: QueueQuery
+    run_id: int
+    run: dict[str, Any]
+
+
+def open_run_page(request: Request) -> RunPage | Response:
+    """The signed-in user and the run a page shows, or the response to send instead: the
+    sign-in redirect, the empty page when nothing is published, 404 for an unknown run."""
+    user, token = web_user(request)
+    if user is None or token is None:
+        return to_login()
+    q = parse_queue(request)
+    rid = run_id_or_latest(request, q.run_id)
+    if rid is None:
+        return page(request, "empty.html", user, token, run=None)
+    try:
+        run = workflow.get_run(engine_of(request), rid)
+    except workflow.NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return RunPage(user, token, q, rid, run)

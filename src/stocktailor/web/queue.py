@@ -12,12 +12,13 @@ from stocktailor import workflow
 from stocktailor.web.common import (
     PAGE_SIZE,
     QueueQuery,
+    RunPage,
     check_csrf,
     engine_of,
+    open_run_page,
     page,
     parse_queue,
     run_id_or_latest,
-    to_login,
     web_user,
 )
 from stocktailor.workflow import RecFilter
@@ -74,23 +75,19 @@ def _pushed(response: Response, q: QueueQuery) -> Response:
 
 @router.get("/queue", response_class=HTMLResponse)
 def queue(request: Request) -> Response:
-    user, token = web_user(request)
-    if user is None or token is None:
-        return to_login()
-    q = parse_queue(request)
-    rid = run_id_or_latest(request, q.run_id)
-    if rid is None:
-        return page(request, "empty.html", user, token, run=None)
-    q = q.model_copy(update={"run_id": rid})
-    ctx = queue_context(request, q, rid)
+    rp = open_run_page(request)
+    if not isinstance(rp, RunPage):
+        return rp
+    q = rp.query.model_copy(update={"run_id": rp.run_id})
+    ctx = queue_context(request, q, rp.run_id)
     name = "_queue_rows.html" if request.headers.get("hx-request") else "queue.html"
     return page(
         request,
         name,
-        user,
-        token,
-        run=workflow.get_run(engine_of(request), rid),
-        options=workflow.filter_options(engine_of(request), rid),
+        rp.user,
+        rp.token,
+        run=rp.run,
+        options=workflow.filter_options(engine_of(request), rp.run_id),
         **ctx,
     )
 
