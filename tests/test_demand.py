@@ -314,6 +314,20 @@ def test_temperature_curves_pool_stores_and_stay_flat_outside() -> None:
     assert g[20] == pytest.approx(g[12], abs=1e-9)  # 40 C: flat from the warmest seen bin
 
 
+def _one_style(sales: list[tuple[dt.date, str, str, int, float]]) -> Tables:
+    """One style ``t`` (SKU ``t-M``, full price 10) with these sales rows and no stock."""
+    return Tables(
+        pl.DataFrame({"store_id": ["A"], "kind": ["store"], "latitude": [0.0], "longitude": [0.0]}),
+        pl.DataFrame(
+            {"sku": ["t-M"], "style": ["t"], "color": ["c"], "size": ["M"], "full_price": [10.0]}
+        ),
+        pl.DataFrame(sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"),
+        pl.DataFrame(
+            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
+        ),
+    )
+
+
 def test_price_elasticity_recovered_from_a_promotion() -> None:
     # One style, 8 weeks; days 24-26 at 20 % off with demand x 0.8 ** -2.
     rng = np.random.default_rng(1)
@@ -325,16 +339,7 @@ def test_price_elasticity_recovered_from_a_promotion() -> None:
         for s in ("A", "B", "C", "E"):
             u = int(rng.poisson(60.0 * (1.0 + 0.3 * (day.weekday() >= 5)) * f**-2.0))
             sales.append((day, s, "t-M", u, 10.0 * f * u))
-    t = Tables(
-        pl.DataFrame({"store_id": ["A"], "kind": ["store"], "latitude": [0.0], "longitude": [0.0]}),
-        pl.DataFrame(
-            {"sku": ["t-M"], "style": ["t"], "color": ["c"], "size": ["M"], "full_price": [10.0]}
-        ),
-        pl.DataFrame(sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"),
-        pl.DataFrame(
-            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
-        ),
-    )
+    t = _one_style(sales)
     pooled, per = price_elasticities(
         t, start + dt.timedelta(days=55), start, prior=1.0, prior_sd=5.0
     )
@@ -360,16 +365,7 @@ def test_price_elasticity_recovered_from_weekly_rows() -> None:
         for s in ("A", "B", "C"):
             u = int(rng.poisson(400.0 * f**-3.0))
             sales.append((day, s, "t-M", u, 10.0 * f * u))
-    t = Tables(
-        pl.DataFrame({"store_id": ["A"], "kind": ["store"], "latitude": [0.0], "longitude": [0.0]}),
-        pl.DataFrame(
-            {"sku": ["t-M"], "style": ["t"], "color": ["c"], "size": ["M"], "full_price": [10.0]}
-        ),
-        pl.DataFrame(sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"),
-        pl.DataFrame(
-            schema={"date": pl.Date, "store_id": pl.String, "sku": pl.String, "on_hand": pl.Int64}
-        ),
-    )
+    t = _one_style(sales)
     last = start + dt.timedelta(weeks=39)
     pooled, per = price_elasticities(t, last, start, prior=1.0, prior_sd=5.0)
     assert pooled == pytest.approx(3.0, abs=0.2)
