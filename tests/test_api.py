@@ -7,7 +7,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from hypothesis.errors import Unsatisfiable
 from sqlalchemy import func, select
 
 import _workflow_fixtures
-from _workflow_fixtures import disposing_engines, fresh_database, make_run
+from _workflow_fixtures import disposing_engines, free_port, fresh_database, make_run
 from stocktailor import workflow
 from stocktailor.api import csrf_token
 from stocktailor.config import Settings
@@ -552,12 +551,6 @@ def test_schemathesis_fuzzes_the_openapi_schema(sqlite_api: Api) -> None:
     assert set(seen) == {op.label for op in ops}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_killed_server_loses_no_committed_decision(tmp_path: Path) -> None:
     """Decide over HTTP against a real uvicorn process, SIGKILL it mid-stream, then check."""
     url = fresh_database("sqlite", tmp_path)
@@ -572,7 +565,7 @@ def test_killed_server_loses_no_committed_decision(tmp_path: Path) -> None:
         ).items
     ]
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     code = (
         "from stocktailor.api import serve_app; from stocktailor.config import Settings; "
         f"serve_app(Settings(), {url!r}, '127.0.0.1', {port})"

@@ -3,9 +3,6 @@ marker, reverse one line (checked in the database). Same setup as tests/test_web
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from _workflow_fixtures import fresh_database
+from _workflow_fixtures import fresh_database, serving
 from stocktailor import workflow
 from stocktailor.config import Settings
 from stocktailor.workflow.models import Recommendation
@@ -33,8 +30,6 @@ pytestmark = [
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Engine, int, str]]:
-    import uvicorn
-
     from stocktailor.api import create_app
 
     app = create_app(Settings(), fresh_database("sqlite", tmp_path))
@@ -42,23 +37,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Engine, int, str]]:
     plan, stores, products, positions = tiny_plan()
     run_id = workflow.publish_run(engine, plan, stores, products, positions=positions)
     admin = workflow.create_user(engine, "ada", "admin")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
     try:
-        yield f"http://127.0.0.1:{port}", engine, run_id, admin
+        with serving(app) as base:
+            yield base, engine, run_id, admin
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

@@ -12,8 +12,6 @@ import dataclasses
 import io
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine, select
 
-from _workflow_fixtures import fresh_database, make_run
+from _workflow_fixtures import fresh_database, make_run, serving
 from stocktailor import workflow
 from stocktailor.config import Settings
 from stocktailor.workflow.models import Decision
@@ -56,12 +54,6 @@ def _artifacts() -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Site:
     base: str
@@ -74,8 +66,6 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    import uvicorn
-
     from stocktailor.api import create_app
 
     url = fresh_database("sqlite", tmp_path_factory.mktemp("web"))
@@ -85,21 +75,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     run_id = workflow.publish_run(engine, fr.plan, fr.stores, fr.products, positions=fr.positions)
     planner = workflow.create_user(engine, "paula", "planner")
     viewer = workflow.create_user(engine, "victor", "viewer")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
     try:
-        yield Site(f"http://127.0.0.1:{port}", engine, run_id, planner, viewer)
+        with serving(app) as base:
+            yield Site(base, engine, run_id, planner, viewer)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 
