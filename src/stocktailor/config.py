@@ -622,13 +622,22 @@ class ServeConfig(_Section):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite in the workspace."
     )
-    exception_loss_probability: float = Field(
-        0.4,
+    exception_band_share: float = Field(
+        0.1,
         gt=0.0,
         lt=1.0,
-        description="A line is low-confidence when the probability that its net benefit is "
-        "negative exceeds this (the plan's loss_probability; without it, a normal "
-        "approximation from the gain band p10-p90).",
+        description="low_confidence: a line that can lose money (net p10 < 0) is uncertain when "
+        "its expected net benefit is under this share of its own band (net p90 - net p10). "
+        "0.1: for a normal band this is a chance of losing money above 40 %, the threshold "
+        "planners used before, now measured on the line's own band.",
+    )
+    exception_material_loss: float = Field(
+        1.0,
+        ge=0.0,
+        description="low_confidence: an uncertain line is flagged only when its p10 loss "
+        "(-net p10) is at least this multiple of the median net benefit of the run's lines "
+        "(1.0: the bad case loses what a typical line of the run earns; smaller stakes are the "
+        "plan's marginal units, whose expected value is near zero by design).",
     )
     exception_new_style_max_units: int = Field(
         0,
@@ -637,15 +646,19 @@ class ServeConfig(_Section):
         "most this many units of the style, sold none of it this season and had no approved "
         "transfer of it before, units.",
     )
-    exception_large_move_units: int = Field(
-        50, ge=1, description="A line moving at least this many units is a large move, units."
-    )
-    exception_large_move_share: float = Field(
-        0.5,
+    exception_large_move_iqr: float = Field(
+        3.0,
         gt=0.0,
-        le=1.0,
-        description="A transfer taking more than this share of the source's on hand is a "
-        "large move.",
+        description="large_move: a line is large when its units are above Q3 + this x IQR of "
+        "the run's lines of its kind (allocation or transfer). 3.0 is Tukey's 'far out' fence: "
+        "the size is unusual for this network, whatever its scale.",
+    )
+    exception_source_cover_weeks: float = Field(
+        2.0,
+        ge=0.0,
+        description="large_move: a transfer is large when the run's transfers of its SKU leave "
+        "the source with less than this many weeks of the source's own forecast demand, weeks "
+        "(2: one weekly planning cycle plus a week of lead time and safety).",
     )
     exception_late_arrival_days: int = Field(
         14,
