@@ -626,18 +626,11 @@ class ServeConfig(_Section):
         0.1,
         gt=0.0,
         lt=1.0,
-        description="low_confidence: a line that can lose money (net p10 < 0) is uncertain when "
-        "its expected net benefit is under this share of its own band (net p90 - net p10). "
-        "0.1: for a normal band this is a chance of losing money above 40 %, the threshold "
-        "planners used before, now measured on the line's own band.",
+        description="low_confidence: net p10 < 0 and net benefit under this share of the "
+        "line's band (net p90 - net p10); docs/workflow.md gives the reasons of each default.",
     )
     exception_material_loss: float = Field(
-        1.0,
-        ge=0.0,
-        description="low_confidence: an uncertain line is flagged only when its p10 loss "
-        "(-net p10) is at least this multiple of the median net benefit of the run's lines "
-        "(1.0: the bad case loses what a typical line of the run earns; smaller stakes are the "
-        "plan's marginal units, whose expected value is near zero by design).",
+        1.0, ge=0.0, description="low_confidence: p10 loss >= this x the run's median line net."
     )
     exception_new_style_max_units: int = Field(
         0,
@@ -647,18 +640,10 @@ class ServeConfig(_Section):
         "transfer of it before, units.",
     )
     exception_large_move_iqr: float = Field(
-        3.0,
-        gt=0.0,
-        description="large_move: a line is large when its units are above Q3 + this x IQR of "
-        "the run's lines of its kind (allocation or transfer). 3.0 is Tukey's 'far out' fence: "
-        "the size is unusual for this network, whatever its scale.",
+        3.0, gt=0.0, description="large_move: units above Q3 + this x IQR of the kind's lines."
     )
     exception_source_cover_weeks: float = Field(
-        2.0,
-        ge=0.0,
-        description="large_move: a transfer is large when the run's transfers of its SKU leave "
-        "the source with less than this many weeks of the source's own forecast demand, weeks "
-        "(2: one weekly planning cycle plus a week of lead time and safety).",
+        2.0, ge=0.0, description="large_move: source left under this many weeks of its demand."
     )
     exception_late_arrival_days: int = Field(
         14,
