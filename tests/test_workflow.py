@@ -213,10 +213,11 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         got[r["external_id"]] = sorted(kinds)
     assert got == {
         "X0": ["first_transfer_of_style", "low_confidence"],
+        # 60 units among 4-unit lines is far out (fence 4 + 3 x 0)
         "X1": ["first_transfer_of_style", "large_move"],
         "X2": ["first_transfer_of_style", "soft_rule"],
-        # 60 units among 4-unit lines is far out (fence 4 + 3 x 0); the 4 units of 6 on hand
-        # leave S01 2, but its demand is unknown here; ST0 went to S02 before -> not first
+        # the 4 units of 6 on hand leave S01 2, but its demand is unknown here (no forecast);
+        # ST0 went to S02 before -> not first
         "X3": [],
         "X4": [],
         "X5": [],
