@@ -267,10 +267,10 @@ def test_listing_filters_sort_page(api: Api) -> None:
     assert one["forecast"]["to"][0]["p10"] <= one["forecast"]["to"][0]["p90"]
     exc = c.get(
         f"/api/v1/runs/{api.run_id}/exceptions",
-        params={"kind": "low_confidence"},
+        params={"kind": "large_move"},
         headers=api.viewer,
     ).json()
-    assert exc["total"] > 0 and {x["kind"] for x in exc["items"]} == {"low_confidence"}
+    assert exc["total"] > 0 and {x["kind"] for x in exc["items"]} == {"large_move"}
     k = c.get(f"/api/v1/runs/{api.run_id}/kpis", headers=api.viewer).json()
     assert k["kpis"]["lanes"] == 7.0 and len(k["clusters"]) == 3
     assert 0 < k["clusters"][0]["sell_through"] < 1

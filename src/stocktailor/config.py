@@ -622,13 +622,15 @@ class ServeConfig(_Section):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite in the workspace."
     )
-    exception_loss_probability: float = Field(
-        0.4,
+    exception_band_share: float = Field(
+        0.1,
         gt=0.0,
         lt=1.0,
-        description="A line is low-confidence when the probability that its net benefit is "
-        "negative exceeds this (the plan's loss_probability; without it, a normal "
-        "approximation from the gain band p10-p90).",
+        description="low_confidence: net p10 < 0 and net benefit under this share of the "
+        "line's band (net p90 - net p10); docs/workflow.md gives the reasons of each default.",
+    )
+    exception_material_loss: float = Field(
+        1.0, ge=0.0, description="low_confidence: p10 loss >= this x the run's median line net."
     )
     exception_new_style_max_units: int = Field(
         0,
@@ -637,15 +639,11 @@ class ServeConfig(_Section):
         "most this many units of the style, sold none of it this season and had no approved "
         "transfer of it before, units.",
     )
-    exception_large_move_units: int = Field(
-        50, ge=1, description="A line moving at least this many units is a large move, units."
+    exception_large_move_iqr: float = Field(
+        3.0, gt=0.0, description="large_move: units above Q3 + this x IQR of the kind's lines."
     )
-    exception_large_move_share: float = Field(
-        0.5,
-        gt=0.0,
-        le=1.0,
-        description="A transfer taking more than this share of the source's on hand is a "
-        "large move.",
+    exception_source_cover_weeks: float = Field(
+        2.0, ge=0.0, description="large_move: source left under this many weeks of its demand."
     )
     exception_late_arrival_days: int = Field(
         14,

@@ -1,11 +1,17 @@
 """Exceptions: the few lines a planner should look at before approving.
 
-Each kind has its threshold in :class:`~stocktailor.config.ServeConfig`:
+Every rule compares a line with its own uncertainty or with the other lines of its run, so a
+flag means the same on a 12-store network as on a 2,000-store one. Thresholds are in
+:class:`~stocktailor.config.ServeConfig`:
 
-- ``low_confidence``: the probability that the line loses money (its net benefit < 0) is above
-  ``exception_loss_probability``;
-- ``large_move``: at least ``exception_large_move_units`` units, or a transfer taking more than
-  ``exception_large_move_share`` of the source's on hand;
+- ``low_confidence``: the line can lose money, its expected net benefit is small against its own
+  band, and the money at stake is material: net p10 < 0, net benefit <
+  ``exception_band_share`` x (net p90 - net p10), and the p10 loss is at least
+  ``exception_material_loss`` x the median net benefit of the run's lines;
+- ``large_move``: the line's units are far out in the run's distribution of line sizes of its
+  kind (allocation or transfer): above Q3 + ``exception_large_move_iqr`` x (Q3 - Q1); or a
+  transfer leaves its source with less than ``exception_source_cover_weeks`` of the source's
+  own forecast demand once every line of the run shipping that SKU out of it has left;
 - ``soft_rule``: a soft rule the plan reports, or arrival less than
   ``exception_late_arrival_days`` before the product's season end;
 - ``first_transfer_of_style``: a transfer of a style the destination does not carry (at most
@@ -22,32 +28,54 @@ import polars as pl
 
 from stocktailor.config import ServeConfig
 
-__all__ = ["flag_exceptions"]
+__all__ = ["flag_exceptions", "run_context"]
 
 
-def _low_confidence(r: dict[str, Any], cfg: ServeConfig) -> str | None:
-    p = r["loss_probability"]
-    if p is None or p <= cfg.exception_loss_probability:
-        return None
-    band = ""
+def _net_band(r: dict[str, Any]) -> tuple[float, float] | None:
+    """The line's net benefit p10 and p90 (currency units): the plan's net band, else its gain
+    band shifted by the line's costs; ``None`` when the plan gave neither."""
     if r["net_p10"] is not None and r["net_p90"] is not None:
-        band = f" (net benefit band {r['net_p10']:,.0f} to {r['net_p90']:,.0f})"
-    return f"{p:.0%} chance of losing money{band}, above {cfg.exception_loss_probability:.0%}"
+        return float(r["net_p10"]), float(r["net_p90"])
+    g10, g90, gain, net = r["gain_p10"], r["gain_p90"], r["expected_gain"], r["net_benefit"]
+    if None in (g10, g90, gain, net):
+        return None
+    return float(g10) + float(net) - float(gain), float(g90) + float(net) - float(gain)
+
+
+def _low_confidence(r: dict[str, Any], cfg: ServeConfig, material: float) -> str | None:
+    band = _net_band(r)
+    net = r["net_benefit"]
+    if band is None or net is None:
+        return None
+    p10, p90 = band
+    loss = -p10
+    if p10 >= 0 or net >= cfg.exception_band_share * (p90 - p10) or loss < material:
+        return None
+    p = r["loss_probability"]
+    chance = f"{p:.0%} chance of losing money; " if p is not None else ""
+    return (
+        f"{chance}net benefit {net:,.0f} is under {cfg.exception_band_share:.0%} of its band "
+        f"{p10:,.0f} to {p90:,.0f}, and the p10 loss {loss:,.0f} is at least "
+        f"{material:,.0f} ({cfg.exception_material_loss:g} x the run's median line)"
+    )
 
 
 def _large_move(r: dict[str, Any], cfg: ServeConfig) -> str | None:
-    units, src = r["units"], r["from_on_hand"]
-    if units >= cfg.exception_large_move_units:
-        return f"{units} units is at least {cfg.exception_large_move_units}"
-    if (
-        r["kind"] == "transfer"
-        and src is not None
-        and src > 0
-        and units > cfg.exception_large_move_share * src
-    ):
+    units, fence = r["units"], r["size_fence"]
+    if fence is not None and units > fence:
         return (
-            f"{units} units is more than {cfg.exception_large_move_share:.0%} "
-            f"of the {src} on hand at {r['from_id']}"
+            f"{units} units is far above this run's {r['kind']} lines "
+            f"(more than {fence:,.1f} = Q3 + {cfg.exception_large_move_iqr:g} x IQR)"
+        )
+    left, demand = r["source_left"], r["from_weekly_demand"]
+    if r["kind"] != "transfer" or left is None or demand is None or demand <= 0:
+        return None
+    cover = max(left, 0) / demand
+    if cover < cfg.exception_source_cover_weeks:
+        return (
+            f"leaves {max(left, 0)} at {r['from_id']} after this run's transfers: "
+            f"{cover:.1f} weeks of its own demand ({demand:.1f} a week), under "
+            f"{cfg.exception_source_cover_weeks:g}"
         )
     return None
 
@@ -76,23 +104,77 @@ def _new_style(r: dict[str, Any], cfg: ServeConfig) -> bool:
     return units <= cfg.exception_new_style_max_units and sold <= 0
 
 
+def run_context(lines: pl.DataFrame, cfg: ServeConfig) -> tuple[pl.DataFrame, float]:
+    """Add what the rules compare a line with: the run's size fence and the source's leftover.
+
+    Parameters
+    ----------
+    lines
+        A run's lines (``kind, sku, from_id, units, from_on_hand, net_benefit``).
+    cfg
+        Exception thresholds.
+
+    Returns
+    -------
+    tuple of (pl.DataFrame, float)
+        ``lines`` with ``size_fence`` (units above which a line of that kind is far out,
+        Q3 + ``exception_large_move_iqr`` x IQR of the run's lines of the kind) and
+        ``source_left`` (the source's on hand minus every unit the run's transfers ship out of
+        it for that SKU, units; null without a known on hand, and for allocation lines), and
+        the material loss of ``low_confidence`` (``exception_material_loss`` x the median net
+        benefit of the run's lines, currency units, at least 0).
+    """
+    fences = lines.group_by("kind").agg(
+        (
+            pl.col("units").quantile(0.75, "linear")
+            + cfg.exception_large_move_iqr
+            * (pl.col("units").quantile(0.75, "linear") - pl.col("units").quantile(0.25, "linear"))
+        ).alias("size_fence")
+    )
+    shipped = (
+        lines.filter(pl.col("kind") == "transfer")
+        .group_by("from_id", "sku")
+        .agg(pl.col("units").sum().alias("_shipped"))
+    )
+    out = (
+        lines.join(fences, on="kind", how="left")
+        .join(shipped, on=["from_id", "sku"], how="left")
+        .with_columns(
+            pl.when(pl.col("kind") == "transfer")
+            .then(pl.col("from_on_hand") - pl.col("_shipped"))
+            .otherwise(None)
+            .alias("source_left")
+        )
+        .drop("_shipped")
+        .sort("line_no")
+    )
+    median = lines["net_benefit"].median() if lines.height else None
+    typical = float(median) if isinstance(median, int | float) else 0.0
+    material = max(typical, 0.0) * cfg.exception_material_loss
+    return out, material
+
+
 def flag_exceptions(
     lines: pl.DataFrame, prior_pairs: set[tuple[str, str]], cfg: ServeConfig
 ) -> list[dict[str, Any]]:
     """Return exception rows ``{line_no, kind, detail}`` for the lines of a run.
 
     ``prior_pairs`` are the (store, style) pairs that received an approved transfer before.
+    The rules compare each line with the whole run (see :func:`run_context`), so ``lines`` is
+    every line of the run.
     """
     out: list[dict[str, Any]] = []
     seen_pairs: set[tuple[str, str]] = set()
-    for r in lines.iter_rows(named=True):
+    if lines.is_empty():
+        return out
+    ctx, material = run_context(lines, cfg)
+    for r in ctx.iter_rows(named=True):
         n = r["line_no"]
-        for kind, rule in (
-            ("low_confidence", _low_confidence),
-            ("large_move", _large_move),
-            ("soft_rule", _soft_rule),
+        for kind, detail in (
+            ("low_confidence", _low_confidence(r, cfg, material)),
+            ("large_move", _large_move(r, cfg)),
+            ("soft_rule", _soft_rule(r, cfg)),
         ):
-            detail = rule(r, cfg)
             if detail is not None:
                 out.append({"line_no": n, "kind": kind, "detail": detail})
         style = r["style"]
