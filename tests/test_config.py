@@ -72,3 +72,23 @@ def test_configuration_doc_is_current() -> None:
         "docs/configuration.md is stale: regenerate with "
         "python -c 'from stocktailor.config import settings_markdown as m; print(m(), end=\"\")'"
     )
+
+
+def test_retired_exception_keys_still_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A settings file written for the old exception rules (before issue 13's) keeps working."""
+    f = tmp_path / "old.toml"
+    f.write_text("[serve]\nexception_loss_probability = 0.4\nport = 9000\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        s = load_settings(f, environ={})
+    assert s.serve.port == 9000
+    assert "exception_loss_probability" in caplog.text
+    with pytest.raises(ConfigError, match="exception_typo"):
+        load_settings(_write(tmp_path, "exception_typo = 1"), environ={})
+
+
+def _write(tmp_path: Path, line: str) -> Path:
+    f = tmp_path / "typo.toml"
+    f.write_text(f"[serve]\n{line}\n", encoding="utf-8")
+    return f
