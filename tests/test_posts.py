@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -215,18 +215,6 @@ def test_retailer_trend_series_win_over_derived_ones(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- offline
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def refuse(*args: object, **kwargs: object) -> None:
-        msg = "network access in a test that must run offline"
-        raise OSError(msg)
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    yield
 
 
 def test_packaged_model_embeds_offline(no_network: None) -> None:

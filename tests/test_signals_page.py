@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -61,18 +59,6 @@ def _tables(tmp_path: Path, posts: str | None) -> Tables:
     else:
         tables["posts"] = posts
     return read_data_folder(write_data_folder(tmp_path / "data", tables=tables))
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def refuse(*args: object, **kwargs: object) -> None:
-        msg = "network access in a test that must run offline"
-        raise OSError(msg)
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    yield
 
 
 # --------------------------------------------------------------------------- at publish
