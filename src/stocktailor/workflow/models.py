@@ -28,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "DECISION_ACTIONS",
     "EXCEPTION_KINDS",
+    "EXECUTION_STATUSES",
+    "MEASUREMENT_METHODS",
     "RECOMMENDATION_KINDS",
     "RECOMMENDATION_STATUSES",
     "ROLES",
@@ -36,6 +38,9 @@ __all__ = [
     "AutoApprovalRuleRow",
     "Base",
     "Decision",
+    "Execution",
+    "MeasuredLine",
+    "MeasurementBatch",
     "PlanRun",
     "Recommendation",
     "RecommendationException",
@@ -49,6 +54,8 @@ RECOMMENDATION_KINDS = ("transfer", "allocation")
 RECOMMENDATION_STATUSES = ("pending", "approved", "rejected", "edited")
 DECISION_ACTIONS = ("approve", "reject", "edit")
 EXCEPTION_KINDS = ("low_confidence", "large_move", "soft_rule", "first_transfer_of_style")
+EXECUTION_STATUSES = ("in_transit", "received", "partial", "failed")
+MEASUREMENT_METHODS = ("ledger", "holdback")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -291,3 +298,72 @@ class AutoApprovalRuleRow(Base):
     created_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
     updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Execution(Base):
+    """What the warehouse system reports it did with an approved line (one row per line).
+
+    ``status``: ``in_transit`` (shipped, not yet received), ``received`` (all shipped units
+    arrived), ``partial`` (fewer units shipped or received than approved), ``failed`` (nothing
+    moved). Units are integers; a re-import replaces the line's row (``version`` counts them).
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (Index("ix_exec_run", "run_id", "status"),)
+
+    recommendation_id: Mapped[int] = mapped_column(
+        ForeignKey("recommendations.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("plan_runs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    shipped_units: Mapped[int] = mapped_column(Integer)
+    received_units: Mapped[int] = mapped_column(Integer)
+    ship_date: Mapped[dt.date | None] = mapped_column(Date)
+    receive_date: Mapped[dt.date | None] = mapped_column(Date)
+    source_file: Mapped[str | None] = mapped_column(String(200))
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    imported_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MeasurementBatch(Base):
+    """One measurement of a run's executed lines up to a date (``stocktailor measure``).
+
+    ``summary`` holds the batch's totals and, with a holdback, the holdback comparison
+    (JSON; money in currency units). ``level`` is the coverage of the intervals (0.9).
+    """
+
+    __tablename__ = "measurement_batches"
+    __table_args__ = (Index("ix_meas_run_until", "run_id", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("plan_runs.id", ondelete="CASCADE"))
+    until: Mapped[dt.date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16))
+    level: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MeasuredLine(Base):
+    """The measured value of one executed line in a batch (currency units).
+
+    ``estimated`` is the line's net benefit at approval scaled to the units that moved;
+    ``measured`` the realised incremental margin minus the transfer cost, with its interval
+    ``measured_low`` .. ``measured_high`` at the batch's ``level``.
+    """
+
+    __tablename__ = "measured_lines"
+
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("measurement_batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    recommendation_id: Mapped[int] = mapped_column(
+        ForeignKey("recommendations.id", ondelete="CASCADE"), primary_key=True
+    )
+    units: Mapped[int] = mapped_column(Integer)
+    estimated: Mapped[float] = mapped_column(Double)
+    measured: Mapped[float] = mapped_column(Double)
+    measured_low: Mapped[float] = mapped_column(Double)
+    measured_high: Mapped[float] = mapped_column(Double)
