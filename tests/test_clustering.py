@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
+from _report_pages import geo_assets, geo_maps, outside_plotlyjs, plots
 from stocktailor.clustering import (
     StoreClusterer,
     build_store_features,
@@ -453,6 +455,37 @@ def test_report_self_contained(tmp_path: Path, tiny: tuple[Tables, dict[str, int
     assert 'id="fig-map"' in text and 'id="fig-projection"' in text
     assert "Category mix" in text
     assert len(text) > 1_000_000  # plotly.js inlined
+    # the stores on a geo map over the embedded usa layer (issue 18): nothing to fetch
+    rest = outside_plotlyjs(text)
+    assert [g["scope"] for g in geo_maps(rest)] == ["usa"] and geo_assets(rest) == ["usa_110m"]
+    assert "PlotlyGeoAssets" in rest and not re.search(r"https?://", rest)
+
+
+def test_report_map_abroad_and_without_coordinates(
+    tmp_path: Path, tiny: tuple[Tables, dict[str, int]]
+) -> None:
+    tables, _ = tiny
+    cl = StoreClusterer(n_clusters=3).fit(tables, AS_OF)
+    # the same stores around Germany: the world layer around them
+    de = tables.stores.with_columns(
+        (47.5 + pl.int_range(pl.len()) * 0.3).alias("latitude"),
+        (6.0 + pl.int_range(pl.len()) * 0.5).alias("longitude"),
+    )
+    text = outside_plotlyjs(clusters_report_html(cl, de, tmp_path / "de.html").read_text())
+    (geo,) = geo_maps(text)
+    assert geo["scope"] == "world" and geo_assets(text) == ["world_110m"]
+    assert geo["lataxis"]["range"][0] < 47.5 and geo["lonaxis"]["range"][1] > 13.0
+    assert not re.search(r"https?://", text)
+    # coordinates are optional in the data contract: absent or empty, no map and no layer
+    for label, stores in (
+        ("absent", tables.stores.drop("latitude", "longitude")),
+        ("null", tables.stores.with_columns(pl.lit(None, pl.Float64).alias("latitude"))),
+    ):
+        path = clusters_report_html(cl, stores, tmp_path / f"{label}.html")
+        text = outside_plotlyjs(path.read_text())
+        assert "No store coordinates: map omitted." in text, label
+        assert geo_maps(text) == [] and len(plots(text)) == 2, label
+        assert geo_assets(text) == [] and "PlotlyGeoAssets" not in text, label
 
 
 @pytest.mark.slow

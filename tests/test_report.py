@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from _report_pages import geo_assets, geo_maps, outside_plotlyjs, plots
 from stocktailor.config import Settings
 from stocktailor.engine import LocalEngine
+from stocktailor.report import write_backtest_report
 from stocktailor.simulate.backtest import backtest
 from stocktailor.simulate.toy import ToyNetwork, toy_network
 
+GERMANY = [(52.5, 13.4), (48.1, 11.6), (53.6, 10.0)]  # Berlin, Munich, Hamburg
 
-def _factory(seed: int) -> ToyNetwork:
+
+def _factory(seed: int, coords: list[tuple[float, float]] | None = None) -> ToyNetwork:
     return toy_network(
         [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
         [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
         warehouse=[20, 20, 20],
         segments=["urban", "suburban", "urban"],
         weeks=6,
+        coords=coords,
     )
 
 
@@ -53,6 +60,10 @@ def test_backtest_writes_self_contained_report(tmp_path: Path) -> None:
     ):
         assert title in html
     assert "suburban" in html
+    # the flows on a geo map; its base layer (usa: the stores are around New York) embedded
+    rest = outside_plotlyjs(html)
+    assert [g["scope"] for g in geo_maps(rest)] == ["usa"] and geo_assets(rest) == ["usa_110m"]
+    assert "PlotlyGeoAssets" in rest and not re.search(r"https?://", rest)
     kp = pl.read_csv(tmp_path / "kpis.csv")
     assert kp.columns == ["scope", "group", "policy", "seed", "kpi", "value"]
     overall = kp.filter((pl.col("scope") == "overall") & (pl.col("kpi") == "profit"))
@@ -70,6 +81,40 @@ def test_backtest_writes_self_contained_report(tmp_path: Path) -> None:
     assert moves.filter(pl.col("policy") == "rule")["units"].sum() > 0
     table = res.kpi_table()
     assert table["policy"].to_list() == ["none", "rule"]
+
+
+def test_backtest_report_maps_a_foreign_network_on_the_world_layer(tmp_path: Path) -> None:
+    backtest(lambda seed: _factory(seed, GERMANY), [0], ["none", "rule"], Settings(), tmp_path)
+    html = outside_plotlyjs((tmp_path / "report.html").read_text(encoding="utf-8"))
+    (geo,) = geo_maps(html)
+    assert geo["scope"] == "world" and geo_assets(html) == ["world_110m"]
+    # the toy warehouse stays in New Jersey (40.5, -75.0): the map spans the Atlantic,
+    # padded by a quarter of the 88.4 degrees of longitude
+    assert geo["lataxis"]["range"] == pytest.approx([40.5 - 22.1, 53.6 + 22.1])
+    assert geo["lonaxis"]["range"] == pytest.approx([-75.0 - 22.1, 13.4 + 22.1])
+    assert not re.search(r"https?://", html)
+
+
+def test_backtest_report_without_coordinates_omits_the_map(tmp_path: Path) -> None:
+    """Coordinates are optional in the data contract: no map then, the flow tables stay."""
+    res = backtest(_factory, [0], ["none", "rule"], Settings(), None)
+    drop = pl.col("latitude", "longitude")
+    for label, fix in (
+        ("absent", lambda st: st.drop("latitude", "longitude")),
+        ("null", lambda st: st.with_columns(drop.cast(pl.Float64) * None)),
+    ):
+        results = [
+            dataclasses.replace(r, space=dataclasses.replace(r.space, stores=fix(r.space.stores)))
+            for r in res.results
+        ]
+        path = write_backtest_report(
+            dataclasses.replace(res, results=results), tmp_path / f"{label}.html"
+        )
+        html = outside_plotlyjs(path.read_text(encoding="utf-8"))
+        assert "No store coordinates: map omitted." in html, label
+        assert len(plots(html)) == 3 and geo_maps(html) == [], label
+        assert geo_assets(html) == [] and "PlotlyGeoAssets" not in html, label
+        assert "Units transferred between segments" in html, label
 
 
 def test_backtest_rejects_unknown_policy(tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ def test_a_us_network_gets_the_usa_layer_and_others_the_world_around_them() -> N
     assert us["config"] == {"topojsonURL": "/static/topojson/"}
     assert us["layout"]["geo"]["scope"] == "usa" and "lataxis" not in us["layout"]["geo"]
     assert us["data"][0]["type"] == "scattergeo" and us["data"][0]["lon"] == [-74.0, -118.2]
+    # Alaska and Hawaii are insets of the USA layer (stocktailor.basemap, as in the reports)
+    ak = map_figure([_store("NY", 40.7, -74.0), _store("ANC", 61.2, -149.9)])
+    assert ak["layout"]["geo"]["scope"] == "usa"
     # Hanoi and Ho Chi Minh City: 10.2 degrees of latitude apart, padded by a quarter (2.55)
     vn = map_figure([_store("HN", 21.0, 105.8), _store("SG", 10.8, 106.7, kind="warehouse")])
     geo = vn["layout"]["geo"]

@@ -1,9 +1,10 @@
 """The backtest report: one self-contained HTML file (Plotly's JavaScript inlined, no CDN).
 
 Sections: the KPI table (mean and 95% interval across seeds), cumulative profit by policy,
-sell-through curves, lost sales by store cluster, transfer flows on a map (longitude/latitude
-axes, no map tiles, so it works offline), and the stories in the flows (units moved between
-clusters per category, and the largest style flows between cities).
+sell-through curves, lost sales by store cluster, transfer flows on a geo map (land, countries
+and US states from the vendored topojson of :mod:`stocktailor.basemap`, embedded in the page,
+so it works offline; left out when no store has coordinates), and the stories in the flows
+(units moved between clusters per category, and the largest style flows between cities).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from stocktailor.basemap import geo_assets_html, geo_layout, topojson_name
 from stocktailor.simulate import SimResult
 from stocktailor.simulate.kpis import KPI_LABELS, KpiTables
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 class BacktestResult(Protocol):
@@ -310,13 +315,27 @@ def _frame_table(frame: pl.DataFrame, limit: int = 20) -> str:
     )
 
 
-def _flow_map(result: BacktestResult, policy: str, seed: int) -> str:
+def _flow_figure(result: BacktestResult, policy: str, seed: int) -> go.Figure | None:
+    """The policy's moves and the stores on a geo map; None when no store has coordinates.
+
+    The base layer (land, countries, US states) is the vendored topojson
+    :func:`stocktailor.basemap.geo_layout` picks; the report embeds it (no network).
+    """
     import plotly.graph_objects as go
 
     run = next(r for r in result.results if r.policy == policy and r.seed == seed)
+    st = run.space.stores
+    if not {"latitude", "longitude"} <= set(st.columns):
+        return None
+    st = st.with_columns(pl.col("latitude", "longitude").cast(pl.Float64)).drop_nulls(
+        ["latitude", "longitude"]
+    )
+    if st.is_empty():
+        return None
     m = _moves_with_geo(result, policy, seed)
     lanes = (
-        m.group_by(
+        m.drop_nulls(["from_latitude", "from_longitude", "to_latitude", "to_longitude"])
+        .group_by(
             "from_id",
             "to_id",
             "from_latitude",
@@ -353,9 +372,9 @@ def _flow_map(result: BacktestResult, policy: str, seed: int) -> str:
         cat = r["category"] or "?"
         color = palette[cats.index(cat) % len(palette)] if cat in cats else "#999"
         fig.add_trace(
-            go.Scatter(
-                x=[r["from_longitude"], r["to_longitude"]],
-                y=[r["from_latitude"], r["to_latitude"]],
+            go.Scattergeo(
+                lon=[r["from_longitude"], r["to_longitude"]],
+                lat=[r["from_latitude"], r["to_latitude"]],
                 mode="lines",
                 line={"width": 1 + 7 * r["units"] / umax, "color": color},
                 opacity=0.6,
@@ -367,7 +386,6 @@ def _flow_map(result: BacktestResult, policy: str, seed: int) -> str:
             )
         )
         shown.add(cat)
-    st = run.space.stores
     seg = result.segments
     pts = st.join(seg, on="store_id", how="left") if seg is not None else st
     label = "segment" if "segment" in pts.columns else "kind"
@@ -376,9 +394,9 @@ def _flow_map(result: BacktestResult, policy: str, seed: int) -> str:
         sub = pts.filter(pl.col(label) == g)
         text = sub["city"].to_list() if "city" in sub.columns else sub["store_id"].to_list()
         fig.add_trace(
-            go.Scatter(
-                x=sub["longitude"].to_list(),
-                y=sub["latitude"].to_list(),
+            go.Scattergeo(
+                lon=sub["longitude"].to_list(),
+                lat=sub["latitude"].to_list(),
                 mode="markers",
                 marker={"size": 8, "symbol": "square" if g == "warehouse" else "circle"},
                 name=f"stores: {g}",
@@ -389,13 +407,11 @@ def _flow_map(result: BacktestResult, policy: str, seed: int) -> str:
     fig.update_layout(
         title=f"Transfer flows of {policy}, seed {seed} "
         "(line width = units; colour = main category)",
-        xaxis_title="longitude",
-        yaxis_title="latitude",
+        geo=geo_layout(st["latitude"].to_list(), st["longitude"].to_list(), lines=True),
         height=560,
-        yaxis={"scaleanchor": "x", "scaleratio": 1.25},
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
-    return _fig_html(fig)
+    return fig
 
 
 _CSS = """
@@ -448,9 +464,15 @@ def write_backtest_report(result: BacktestResult, path: Path | str) -> Path:
         "has them.</p>" + _lost_by_cluster(result)
     )
     fp = _flow_policy(result)
+    geo_assets = ""
     if fp is not None:
         parts.append("<h2>Transfer flows</h2>")
-        parts.append(_flow_map(result, fp, seed0))
+        fig = _flow_figure(result, fp, seed0)
+        if fig is None:
+            parts.append("<p class='note'>No store coordinates: map omitted.</p>")
+        else:
+            parts.append(_fig_html(fig))
+            geo_assets = geo_assets_html(topojson_name(fig.layout.geo.scope))
         seg, city = flow_stories(result, fp, seed0)
         parts.append(
             "<h3>Units transferred between segments by category "
@@ -471,7 +493,7 @@ def write_backtest_report(result: BacktestResult, path: Path | str) -> Path:
         f"<title>stocktailor backtest: {html.escape(result.scenario)}</title>"
         f"<style>{_CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script>"
-        f"</head><body>{body}</body></html>"
+        f"{geo_assets}</head><body>{body}</body></html>"
     )
     path.write_text(doc, encoding="utf-8")
     return path

@@ -12,6 +12,7 @@ import polars as pl
 from plotly.colors import qualitative
 from sklearn.decomposition import PCA
 
+from stocktailor.basemap import geo_assets_html, geo_layout, topojson_name
 from stocktailor.clustering.model import StoreClusterer
 
 __all__ = ["clusters_report_html"]
@@ -38,7 +39,11 @@ def _table(frame: pl.DataFrame, float_fmt: str = "{:.3g}") -> str:
 
 
 def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | None:
-    """Stores on a longitude/latitude scatter (no map tiles: works offline), coloured by cluster."""
+    """Stores on a geo map (land, countries, US states), coloured by cluster.
+
+    The base layer is the vendored topojson :func:`stocktailor.basemap.geo_layout` picks; the
+    report embeds it, so nothing is fetched. None when no store has coordinates.
+    """
     if not {"latitude", "longitude"} <= set(stores.columns):
         return None
     df = clusterer.labels_.join(
@@ -67,9 +72,9 @@ def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | 
             )
         ]
         fig.add_trace(
-            go.Scatter(
-                x=sub["longitude"].to_list(),
-                y=sub["latitude"].to_list(),
+            go.Scattergeo(
+                lon=sub["longitude"].to_list(),
+                lat=sub["latitude"].to_list(),
                 mode="markers",
                 marker={"size": 9, "color": _colour(i), "line": {"width": 0.5, "color": "#333"}},
                 name=html.escape(f"{cid}: {clusterer.names_[cid]}"),
@@ -78,11 +83,10 @@ def _map_figure(clusterer: StoreClusterer, stores: pl.DataFrame) -> go.Figure | 
             )
         )
     fig.update_layout(
-        title="Stores by cluster (longitude / latitude)",
-        xaxis_title="longitude",
-        yaxis_title="latitude",
-        yaxis={"scaleanchor": "x", "scaleratio": 1.2},
+        title="Stores by cluster",
+        geo=geo_layout(df["latitude"].to_list(), df["longitude"].to_list()),
         height=520,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"font": {"size": 10}},
     )
     return fig
@@ -201,9 +205,10 @@ def clusters_report_html(
 ) -> Path:
     """Write a self-contained HTML report of a fitted clustering.
 
-    The page holds: a map of the stores coloured by cluster (a plain longitude/latitude scatter,
-    so nothing is fetched from the network), a 2-D PCA projection of the features, a heatmap of
-    the clusters' category mix vs the network, and per cluster the table of its most
+    The page holds: a map of the stores coloured by cluster (land, countries and US states from
+    the vendored topojson embedded in the page, so nothing is fetched from the network; left
+    out with a note when no store has coordinates), a 2-D PCA projection of the features, a
+    heatmap of the clusters' category mix vs the network, and per cluster the table of its most
     distinguishing features (cluster value, network average, z) and its category-mix profile.
     The Plotly JavaScript is inlined from the installed ``plotly`` package.
 
@@ -241,8 +246,11 @@ def clusters_report_html(
             + fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{name}")
             + "</section>"
         )
+    geo_assets = ""
     if fmap is None:
         parts.insert(0, "<p><em>No store coordinates: map omitted.</em></p>")
+    else:
+        geo_assets = geo_assets_html(topojson_name(fmap.layout.geo.scope))
     sections = _cluster_sections(clusterer, n_profile_rows)
     scores = _table(clusterer.scores_) if clusterer.scores_.height else ""
     page = f"""<!DOCTYPE html>
@@ -253,7 +261,7 @@ table {{ border-collapse: collapse; margin: .5rem 0 1rem; font-size: .85rem; }}
 th, td {{ border: 1px solid #ccc; padding: .2rem .5rem; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 .members {{ font-size: .8rem; color: #555; }}
-</style></head><body>
+</style>{geo_assets}</head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(clusterer.store_ids_)} stores, {clusterer.n_clusters_} clusters;
 window ending {clusterer.as_of_}; {len(clusterer.columns_)} features.</p>

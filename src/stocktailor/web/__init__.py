@@ -2,9 +2,10 @@
 
 :func:`mount_dashboard` adds the pages to the API app. JavaScript (``htmx.min.js``,
 ``plotly.min.js``) is vendored in ``static/`` so the dashboard works offline; charts are plain
-Plotly scatter/bar traces (no map tiles or topojson are fetched). Sign-in stores the token in an
-HttpOnly, SameSite=Strict cookie; writes also carry an ``X-CSRF-Token`` header derived from it
-(both rules in :mod:`stocktailor.api.security`).
+Plotly traces, the store map a ``scattergeo`` whose base layers (topojson) come from
+:mod:`stocktailor.basemap`, served at ``/static/topojson/`` (no map tiles, no CDN). Sign-in
+stores the token in an HttpOnly, SameSite=Strict cookie; writes also carry an ``X-CSRF-Token``
+header derived from it (both rules in :mod:`stocktailor.api.security`).
 
 One module per page group: ``auth`` (sign in/out), ``overview``, ``queue``, ``detail``,
 ``exceptions``, ``export``, ``rules`` (auto-approval, admins), ``signals`` (rising post
@@ -18,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from stocktailor.basemap import TOPOJSON_DIR
 from stocktailor.config import Settings
 from stocktailor.web import (
     auth,
@@ -55,6 +57,8 @@ def mount_dashboard(app: FastAPI, engine: Engine, settings: Settings) -> None:
     """
     app.state.engine = engine
     app.state.settings = settings
+    # before /static: the first matching mount serves the request
+    app.mount("/static/topojson", StaticFiles(directory=str(TOPOJSON_DIR)), name="topojson")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for router in PAGES:
         app.include_router(router)

@@ -6,6 +6,8 @@ import math
 import textwrap
 from typing import Any
 
+from stocktailor.basemap import geo_layout
+
 __all__ = [
     "LABEL_WIDTH",
     "TOPOJSON_URL",
@@ -18,17 +20,17 @@ __all__ = [
 
 
 TOPOJSON_URL = "/static/topojson/"
-"""Where plotly.js fetches its geo base layers (vendored: maps draw coastlines offline)."""
-
-_USA = (24.0, 50.0, -125.0, -66.0)  # lat min, lat max, lon min, lon max of the lower 48
+"""Where plotly.js fetches its geo base layers (``stocktailor.basemap``, served by ``web``)."""
 
 
 def map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
     """Stores by cluster on a map with coastlines, countries (and US states).
 
-    The base layers are the vendored topojson (``config.topojsonURL``): ``usa_110m`` (all the
-    states) when every location is in the lower 48 states, else ``world_110m`` around the
-    stores, padded by a quarter of their span (at least 3 degrees).
+    The base layers are the vendored topojson (``config.topojsonURL``, served from
+    :data:`stocktailor.basemap.TOPOJSON_DIR`), the scope chosen by
+    :func:`stocktailor.basemap.geo_layout`: ``usa_110m`` (all the states) when every location
+    is in the USA (lower 48, Alaska, Hawaii), else ``world_110m`` around the stores, padded by
+    a quarter of their span (at least 3 degrees). The HTML reports use the same rule.
     """
     traces: dict[str, dict[str, Any]] = {}
     for s in stores:
@@ -56,28 +58,11 @@ def map_figure(stores: list[dict[str, Any]]) -> dict[str, Any]:
         t["text"].append(label)
     lats = [y for t in traces.values() for y in t["lat"]]
     lons = [x for t in traces.values() for x in t["lon"]]
-    in_usa = bool(lats) and all(
-        _USA[0] <= y <= _USA[1] and _USA[2] <= x <= _USA[3] for y, x in zip(lats, lons, strict=True)
-    )
-    geo: dict[str, Any] = {
-        "scope": "usa" if in_usa else "world",
-        "resolution": 110,
-        "showland": True,
-        "landcolor": "#f3f1ec",
-        "showcountries": True,
-        "showsubunits": True,
-        "showlakes": False,
-    }
-    if lats and not in_usa:
-        # Padded around the stores so the country and its neighbours give the places context.
-        pad = max(3.0, 0.25 * max(max(lats) - min(lats), max(lons) - min(lons)))
-        geo["lataxis"] = {"range": [max(-90.0, min(lats) - pad), min(90.0, max(lats) + pad)]}
-        geo["lonaxis"] = {"range": [max(-180.0, min(lons) - pad), min(180.0, max(lons) + pad)]}
     return {
         "data": list(traces.values()),
         "layout": {
             "title": {"text": "Stores by cluster"},
-            "geo": geo,
+            "geo": geo_layout(lats, lons),
             "height": 420,
             "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
         },
