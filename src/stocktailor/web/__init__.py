@@ -8,8 +8,8 @@ HttpOnly, SameSite=Strict cookie; writes also carry an ``X-CSRF-Token`` header d
 
 One module per page group: ``auth`` (sign in/out), ``overview``, ``queue``, ``detail``,
 ``exceptions``, ``export``, ``rules`` (auto-approval, admins), ``signals`` (rising post
-series and the lines they touch); ``common`` (templates, user,
-CSRF, filters), ``figures``.
+series and the lines they touch), ``results`` (what approved transfers earned, as
+measured); ``common`` (templates, user, CSRF, filters), ``figures``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from stocktailor.web import (
     export,
     overview,
     queue,
+    results,
     rules,
     signals,
 )
@@ -43,6 +44,7 @@ PAGES: list[APIRouter] = [
     export.router,
     rules.router,
     signals.router,
+    results.router,
     errors.router,
 ]
 """The dashboard's page groups (a new page group adds its router here)."""
