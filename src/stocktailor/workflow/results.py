@@ -196,7 +196,7 @@ def _latest(conn: Connection, run_id: int | None) -> list[dict[str, Any]]:
     newest: dict[int, dict[str, Any]] = {}
     for row in conn.execute(query).all():
         b = dict(row._mapping)
-        b["summary"] = dict(b["summary"] or {})
+        b["summary"] = dict(b["summary"]) if isinstance(b["summary"], Mapping) else {}
         seen = newest.get(b["run_id"])
         if seen is None or _order(b) > _order(seen):
             newest[b["run_id"]] = b
