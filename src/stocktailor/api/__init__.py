@@ -7,8 +7,8 @@ bounds): anything else is answered 422 with a message. Writes need a planner or 
 without a token, 403 for a viewer); refused writes are audited.
 
 Layout: one router per resource (``runs``, ``recommendations``, ``decisions``, ``exports``,
-``users``), ``deps`` (engine, current user, planner, admin), ``schemas`` (request and response
-models), ``security`` (the cookie and CSRF rules shared with the dashboard), ``app``.
+``results``, ``users``), ``deps`` (engine, current user, planner, admin), ``schemas`` (request
+and response models), ``security`` (the cookie and CSRF rules shared with the dashboard), ``app``.
 """
 
 from __future__ import annotations

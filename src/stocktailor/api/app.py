@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stocktailor import __version__, workflow
-from stocktailor.api import decisions, exports, recommendations, rules, runs, users
+from stocktailor.api import decisions, exports, recommendations, results, rules, runs, users
 from stocktailor.api.security import security_headers
 from stocktailor.config import Settings
 
@@ -28,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     decisions.router,
     exports.router,
     rules.router,
+    results.router,
 ]
 """The API's routers, one per resource (a new resource adds its router here)."""
 

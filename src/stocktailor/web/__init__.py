@@ -9,8 +9,8 @@ header derived from it (both rules in :mod:`stocktailor.api.security`).
 
 One module per page group: ``auth`` (sign in/out), ``overview``, ``queue``, ``detail``,
 ``exceptions``, ``export``, ``rules`` (auto-approval, admins), ``signals`` (rising post
-series and the lines they touch); ``common`` (templates, user,
-CSRF, filters), ``figures``.
+series and the lines they touch), ``results`` (what approved transfers earned, as
+measured); ``common`` (templates, user, CSRF, filters), ``figures``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from stocktailor.web import (
     export,
     overview,
     queue,
+    results,
     rules,
     signals,
 )
@@ -45,6 +46,7 @@ PAGES: list[APIRouter] = [
     export.router,
     rules.router,
     signals.router,
+    results.router,
     errors.router,
 ]
 """The dashboard's page groups (a new page group adds its router here)."""

@@ -7,6 +7,7 @@ import textwrap
 from typing import Any
 
 from stocktailor.basemap import geo_layout
+from stocktailor.money import money_label
 
 __all__ = [
     "LABEL_WIDTH",
@@ -16,6 +17,7 @@ __all__ = [
     "cluster_figure",
     "map_figure",
     "nice_step",
+    "results_figure",
 ]
 
 
@@ -227,5 +229,63 @@ def band_figure(rec: dict[str, Any]) -> dict[str, Any]:
             "title": {"text": f"Weekly demand forecast of {rec['sku']} (units/week)"},
             "height": 320,
             "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+        },
+    }
+
+
+def results_figure(
+    weeks: list[dict[str, Any]], level: float | None, currency: str = "USD"
+) -> dict[str, Any]:
+    """Estimated at approval vs measured per week of the planned ship date, as grouped bars.
+
+    Parameters
+    ----------
+    weeks
+        Rows of :func:`stocktailor.workflow.results.run_results` ``weeks``: ``week_start``
+        (Monday, None for lines without a ship date), ``estimated``, ``measured``,
+        ``measured_low``, ``measured_high`` (currency units).
+    level
+        Coverage of the intervals (0.9), None when the batches differ.
+    currency
+        ISO 4217 code of the money axis.
+
+    Returns
+    -------
+    dict
+        A Plotly figure: the measured bars carry the sum of the week's line intervals as
+        asymmetric error bars (conservative: wider than the interval of the week's total).
+    """
+    x = [w["week_start"].isoformat() if w["week_start"] else "no ship date" for w in weeks]
+    meas = [w["measured"] for w in weeks]
+    coverage = "" if level is None else f"{100 * level:.0f}% "
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "estimated at approval",
+                "x": x,
+                "y": [w["estimated"] for w in weeks],
+            },
+            {
+                "type": "bar",
+                "name": f"measured ({coverage}interval: sum of the lines' intervals)",
+                "x": x,
+                "y": meas,
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [w["measured_high"] - m for w, m in zip(weeks, meas, strict=True)],
+                    "arrayminus": [m - w["measured_low"] for w, m in zip(weeks, meas, strict=True)],
+                },
+            },
+        ],
+        "layout": {
+            "title": {"text": "Estimated vs measured, by week of the planned ship date"},
+            "barmode": "group",
+            "xaxis": {"title": {"text": "week starting (Monday)"}, "type": "category"},
+            "yaxis": {"title": {"text": money_label(currency)}, "automargin": True},
+            "height": 380,
+            "margin": {"l": 60, "r": 10, "t": 60, "b": 50},
+            "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom"},
         },
     }
