@@ -59,7 +59,7 @@ PRODUCTS = pl.DataFrame(
         "full_price": [10.0, 10.0],
         "unit_cost": [4.0, 4.0],
         "salvage_value": [2.0, 2.0],
-        "season_end": [dt.date(2025, 8, 31)] * 2,
+        "season_end": [dt.date(2025, 5, 7)] * 2,  # D + 3: the measurement reaches it
     }
 )
 
@@ -221,7 +221,7 @@ def test_import_then_measure_matches_the_hand_worked_network(
         plan, text = calibrate_plan(engine, _plan(_day(7)), PRODUCTS, settings)
     finally:
         engine.dispose()
-    assert "2 measured lines (overall ratio x1.52); 0 transfer lines dropped" in text
+    assert "2 lines measured to their season end (overall ratio x1.52); 0 transfer" in text
     assert plan.transfers["net_benefit"].to_list() == pytest.approx([15 * 32 / 21, 12 * 32 / 21])
     assert plan.transfers["reason"][0].startswith(
         "B sells out; calibrated x1.52 from 2 measured lines in tops / coastal / "

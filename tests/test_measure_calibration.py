@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
-from stocktailor.measure.calibration import apply_calibration, calibration_ratios
+from stocktailor.measure.calibration import (
+    apply_calibration,
+    calibration_ratios,
+    measured_to_season_end,
+)
 
 # 4 tops lines into cluster 1, low risk: estimated 10 each, realised 6 each (raw 0.6);
 # 1 shoes line into cluster 2, high risk: estimated 10, realised 20 (raw 2.0).
@@ -115,3 +121,28 @@ def test_nothing_measured_leaves_the_plan_alone() -> None:
     )
     assert out.equals(t)
     assert dropped == 0
+
+
+def test_only_lines_measured_to_their_season_end_calibrate() -> None:
+    d = dt.date(2026, 3, 1)
+    measured = pl.DataFrame(
+        {
+            "sku": ["A", "B", "C", "C"],
+            "as_of": [d] * 4,
+            "until": [d + dt.timedelta(days=30)] * 3 + [d + dt.timedelta(days=91)],
+            "estimated": [1.0] * 4,
+            "measured": [1.0] * 4,
+        }
+    )
+    products = pl.DataFrame(
+        {
+            "sku": ["A", "B", "C"],
+            "season_end": [d + dt.timedelta(days=30), d + dt.timedelta(days=31), None],
+        }
+    )
+    kept = measured_to_season_end(measured, products)
+    # A ends on the last measured day; B a day later; C has no end: as_of + 13 weeks = 91 days
+    assert kept["sku"].to_list() == ["A", "C"]
+    assert kept["until"].to_list()[1] == d + dt.timedelta(days=91)
+    with_default = measured_to_season_end(measured, products, default_end=d + dt.timedelta(days=10))
+    assert with_default["sku"].to_list() == ["A", "C", "C"]

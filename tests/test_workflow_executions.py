@@ -18,6 +18,7 @@ from _workflow_fixtures import AS_OF, make_run
 from stocktailor import workflow
 from stocktailor.contract import ContractError
 from stocktailor.workflow.executions import import_executions, infer_status
+from stocktailor.workflow.measurements import executed_lines
 from stocktailor.workflow.models import AuditEntry, Execution, Recommendation
 
 database_url = _workflow_fixtures.database_url
@@ -171,6 +172,14 @@ def test_reimport_replaces_the_row_and_bumps_its_version(database_url: str) -> N
     )
     import_executions(engine, first, user="wms", source_file="day1.csv")
     assert _executions(engine)[r0.id].status == "in_transit"
+    # in transit: the shipped units count, arriving after the planned lead time (2 days)
+    moved = executed_lines(engine, r0.run_id).row(0, named=True)
+    assert (moved["units"], moved["ship_date"], moved["arrival_date"]) == (
+        r0.units,
+        SHIP,
+        SHIP + dt.timedelta(days=2),
+    )
+    assert moved["estimated"] == pytest.approx(r0.net_benefit)
     second = first.with_columns(
         pl.lit(r0.units).alias("received_units"),
         pl.lit(SHIP + dt.timedelta(days=2)).alias("receive_date"),
@@ -180,6 +189,16 @@ def test_reimport_replaces_the_row_and_bumps_its_version(database_url: str) -> N
     ex = _executions(engine)[r0.id]
     assert (ex.status, ex.version, ex.source_file) == ("received", 1, "day3.csv")
     assert ex.receive_date == SHIP + dt.timedelta(days=2)
+    late = second.with_columns(
+        pl.lit(1).alias("received_units"),
+        pl.lit(SHIP + dt.timedelta(days=5)).alias("receive_date"),
+    )
+    import_executions(engine, late, user="wms", source_file="day6.csv")
+    moved = executed_lines(engine).row(0, named=True)
+    assert (moved["units"], moved["arrival_date"]) == (1, SHIP + dt.timedelta(days=5))
+    assert moved["estimated"] == pytest.approx(r0.net_benefit / r0.units)
+    assert moved["cost"] == pytest.approx(r0.transfer_cost / r0.units)
+    assert _executions(engine)[r0.id].version == 2
 
 
 def test_unknown_lines_duplicates_and_missing_columns_are_errors(database_url: str) -> None:

@@ -22,6 +22,8 @@ level, so a lone group's ratio moves toward its own raw ratio faster than one ``
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "apply_calibration",
     "calibration_ratios",
     "confidence_band",
+    "measured_to_season_end",
 ]
 
 BANDS = ("low_risk", "medium_risk", "high_risk", "unknown")
@@ -93,6 +96,49 @@ def confidence_band(frame: pl.DataFrame) -> pl.Expr:
         .otherwise(pl.lit("unknown"))
         .alias("band")
     )
+
+
+def measured_to_season_end(
+    measured: pl.DataFrame,
+    products: pl.DataFrame,
+    *,
+    default_end: dt.date | None = None,
+    horizon_weeks: int = 13,
+) -> pl.DataFrame:
+    """The measured lines whose measurement reached the end of what their estimate counts.
+
+    A line's estimate is its margin to its SKU's season end; a measurement that stopped
+    earlier saw only part of it (the ledger counts the sales that differ up to its last day),
+    so its ratio would say little. Kept: lines whose ``until`` is at least the SKU's
+    ``season_end`` (``default_end`` when the product has none; without either, ``as_of`` +
+    ``horizon_weeks``, the forecast horizon of a never-ending assortment).
+
+    Parameters
+    ----------
+    measured
+        ``sku, as_of, until`` and the columns of :func:`calibration_ratios`.
+    products
+        ``sku`` and optionally ``season_end``.
+    default_end
+        ``season.end`` of the settings.
+    horizon_weeks
+        ``season.horizon_weeks``, weeks.
+    """
+    ends = products.select(
+        pl.col("sku").cast(pl.String),
+        (
+            pl.col("season_end").cast(pl.Date)
+            if "season_end" in products.columns
+            else pl.lit(None, dtype=pl.Date)
+        ).alias("_end"),
+    ).unique("sku")
+    end = pl.coalesce(
+        pl.col("_end"),
+        pl.lit(default_end, dtype=pl.Date),
+        pl.col("as_of") + pl.duration(weeks=horizon_weeks),
+    )
+    out = measured.join(ends, on="sku", how="left").filter(pl.col("until") >= end)
+    return out.drop("_end")
 
 
 def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
@@ -205,7 +251,8 @@ def _label(row: dict[str, object], names: dict[str, str]) -> str:
     if row["to_cluster"] is not None:
         bits.append(names.get(str(row["to_cluster"]), str(row["to_cluster"])))
     if row["band"] is not None:
-        bits.append(str(row["band"]).replace("_", " "))
+        band = str(row["band"])
+        bits.append("risk unknown" if band == "unknown" else band.replace("_", " "))
     return " / ".join(bits) if bits else "all categories"
 
 

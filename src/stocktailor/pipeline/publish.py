@@ -71,19 +71,34 @@ def calibrate_plan(
     """The plan with its transfer lines calibrated by what measured lines realised.
 
     The ratios come from each run's latest ledger measurement in the database
-    (:func:`stocktailor.workflow.measurements.calibration_lines`,
-    :func:`stocktailor.measure.calibration.calibration_ratios`); lines whose calibrated net
+    (:func:`stocktailor.workflow.measurements.calibration_lines`), the lines measured up to
+    their season end only (:func:`stocktailor.measure.calibration.measured_to_season_end`,
+    :func:`~stocktailor.measure.calibration.calibration_ratios`); lines whose calibrated net
     benefit is not above 0 are dropped, and the run's headline figures follow. Applied when the
     run is published, not inside the optimiser: the plan chose its lines on the uncalibrated
     figures. Returns the plan and a line saying what changed.
     """
-    from stocktailor.measure.calibration import apply_calibration, calibration_ratios
+    from stocktailor.measure.calibration import (
+        apply_calibration,
+        calibration_ratios,
+        measured_to_season_end,
+    )
     from stocktailor.workflow.measurements import calibration_lines
 
     cfg = settings.measure
-    measured = calibration_lines(engine)
+    every = calibration_lines(engine)
+    measured = measured_to_season_end(
+        every,
+        products,
+        default_end=settings.season.end,
+        horizon_weeks=settings.season.horizon_weeks,
+    )
     if measured.height == 0:
-        return result, "calibration: no measured lines yet; estimates published as planned"
+        text = (
+            f"calibration: none of {every.height:,} measured lines was measured to its season "
+            "end yet; estimates published as planned"
+        )
+        return result, text
     ratios = calibration_ratios(
         measured, strength=cfg.calibration_strength, max_ratio=cfg.calibration_max_ratio
     )
@@ -101,7 +116,7 @@ def calibrate_plan(
     kpis["calibration_dropped_lines"] = float(dropped)
     overall = ratios.filter(pl.col("level") == "all").row(0, named=True)
     text = (
-        f"calibration: {measured.height:,} measured lines (overall ratio "
+        f"calibration: {measured.height:,} lines measured to their season end (overall ratio "
         f"x{overall['ratio']:.2f}); {dropped:,} transfer lines dropped as no longer worth it"
     )
     return dataclasses.replace(result, transfers=transfers, kpis=kpis), text

@@ -10,8 +10,9 @@ against the stock-ledger counterfactual, and stores a
 What a line counts:
 
 - units: ``received_units``, or ``shipped_units`` while ``in_transit`` (they will arrive);
-- days: the execution's ``ship_date`` and ``receive_date``, else the recommendation's
-  ``ship_date`` and ``arrival_date`` (an in-transit line arrives on the planned day);
+- days: the execution's ``ship_date`` and ``receive_date``; without a ship date the
+  recommendation's, without a receive date (in transit) the ship date plus the planned lead
+  time (``arrival_date - ship_date`` of the recommendation);
 - ``estimated``: the recommendation's net benefit at approval x units moved / units approved;
   its transfer cost is scaled the same way (the measured value is net of it).
 
@@ -101,6 +102,22 @@ def _moved(status: str, shipped: int, received: int) -> int:
     return shipped if status == "in_transit" else received
 
 
+def _days(x: Any) -> tuple[dt.date | None, dt.date | None]:
+    """Ship and arrival day of an execution row: as reported, else as planned (an unreported
+    arrival keeps the planned lead time from the reported ship day)."""
+    ship = x.ship_date or x.planned_ship
+    if x.receive_date is not None:
+        return ship, x.receive_date
+    if ship is None:
+        return None, None
+    lead = (
+        x.planned_arrival - x.planned_ship
+        if x.planned_arrival is not None and x.planned_ship is not None
+        else dt.timedelta(0)
+    )
+    return ship, ship + max(lead, dt.timedelta(0))
+
+
 def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
     """Executed lines (units moved > 0) of one run, or of every run.
 
@@ -119,10 +136,10 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
             e.status,
             e.shipped_units,
             e.received_units,
-            func.coalesce(e.ship_date, r.ship_date).label("ship_date"),
-            func.coalesce(e.receive_date, r.arrival_date, e.ship_date, r.ship_date).label(
-                "arrival_date"
-            ),
+            e.ship_date,
+            e.receive_date,
+            r.ship_date.label("planned_ship"),
+            r.arrival_date.label("planned_arrival"),
             r.sku,
             r.style,
             r.from_id,
@@ -142,7 +159,8 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
     recs = []
     for x in rows:
         units = _moved(x.status, int(x.shipped_units), int(x.received_units))
-        if units <= 0 or x.ship_date is None:
+        ship, arrival = _days(x)
+        if units <= 0 or ship is None:
             continue
         share = units / max(int(x.approved_units), 1)
         recs.append(
@@ -156,8 +174,8 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
                 "to_id": x.to_id,
                 "units": units,
                 "approved_units": int(x.approved_units),
-                "ship_date": x.ship_date,
-                "arrival_date": x.arrival_date,
+                "ship_date": ship,
+                "arrival_date": arrival,
                 "cost": float(x.transfer_cost) * share,
                 "estimated": float(x.net_benefit) * share,
             }
@@ -429,13 +447,14 @@ def _store(
 
 def calibration_lines(engine: Engine) -> pl.DataFrame:
     """The measured transfer lines of each run's latest ledger batch, with what calibration
-    groups them by (:func:`stocktailor.measure.calibration.calibration_ratios`).
+    groups and filters them by (:mod:`stocktailor.measure.calibration`).
 
     Returns
     -------
     polars.DataFrame
-        ``recommendation_id, estimated, measured`` (currency), ``category, to_cluster,
-        loss_probability, net_p10``.
+        ``recommendation_id, sku, as_of`` (the run's), ``until`` (the batch's last day),
+        ``estimated, measured`` (currency), ``category, to_cluster, loss_probability,
+        net_p10``.
     """
     b, m, r = MeasurementBatch, MeasuredLine, Recommendation
     latest = (
@@ -444,6 +463,9 @@ def calibration_lines(engine: Engine) -> pl.DataFrame:
     q = (
         select(
             m.recommendation_id,
+            r.sku,
+            PlanRun.as_of,
+            b.until,
             m.estimated,
             m.measured,
             r.category,
@@ -452,13 +474,19 @@ def calibration_lines(engine: Engine) -> pl.DataFrame:
             r.net_p10,
         )
         .join(latest, latest.c.id == m.batch_id)
+        .join(b, b.id == m.batch_id)
+        .join(PlanRun, PlanRun.id == b.run_id)
         .join(r, r.id == m.recommendation_id)
         .where(r.kind == "transfer")
+        .order_by(m.recommendation_id)
     )
     with engine.connect() as conn:
         rows = conn.execute(q).all()
     schema = {
         "recommendation_id": pl.Int64,
+        "sku": pl.String,
+        "as_of": pl.Date,
+        "until": pl.Date,
         "estimated": pl.Float64,
         "measured": pl.Float64,
         "category": pl.String,
