@@ -111,9 +111,10 @@ def measure(
         workflow.upgrade(url)
         engine = workflow.connect(url)
         try:
-            n = executed_lines(engine, run).height
-            if n >= _PROGRESS_LINES:
-                with progress_bar("measuring executed lines", measurement_steps(n)) as advance:
+            lines = executed_lines(engine, run)
+            if lines.height >= _PROGRESS_LINES:
+                steps = measurement_steps(lines)
+                with progress_bar("measuring executed lines", steps) as advance:
                     res = measure_executions(
                         engine, ws, run, day, settings, user="cli", progress=advance
                     )
@@ -129,28 +130,36 @@ def measure(
 def _show(
     results: pl.DataFrame, settings: Settings, run: int, start: object, until: object
 ) -> None:
+    """The run and its style x lane groups with the largest estimates, and the run's line."""
     currency = settings.economics.currency
     level = f"{settings.measure.interval:.0%}"
-    lanes = results.filter(pl.col("level") != "line").select(
-        pl.col("level"),
-        pl.col("style").fill_null("all"),
-        pl.concat_str(
-            pl.col("from_id").fill_null(""), pl.col("to_id").fill_null(""), separator=" → "
-        ).alias("lane"),
-        "lines",
-        "units",
-        "estimated",
-        "measured",
-        pl.col("measured_low").alias(f"low ({level})"),
-        pl.col("measured_high").alias(f"high ({level})"),
+    groups = pl.concat(
+        [
+            results.filter(pl.col("level") == "run").with_columns(
+                pl.lit(f"run {run}").alias("group")
+            ),
+            results.filter(pl.col("level") == "style_lane")
+            .sort("estimated", descending=True)
+            .with_columns(
+                pl.concat_str("style", pl.lit(" "), "from_id", pl.lit("→"), "to_id").alias("group")
+            ),
+        ]
     )
-    shown = pl.concat(
-        [lanes.filter(pl.col("level") == "run"), lanes.filter(pl.col("level") != "run")]
+    whole = [pl.col(c).round(0).cast(pl.Int64) for c in ("estimated", "measured")]
+    span = [
+        pl.col(c).round(0).cast(pl.Int64).map_elements(lambda v: f"{v:,}", return_dtype=pl.String)
+        for c in ("measured_low", "measured_high")
+    ]
+    groups = groups.select(
+        "group",
+        "lines",
+        *whole,
+        pl.concat_str(*span, separator=" to ").alias(f"interval {level}"),
     )
     print_frame(
-        shown.with_columns(pl.col("lane").replace(" → ", "all lanes")),
-        f"Run {run}: measured {start} to {until} ({currency})",
-        max_rows=16,
+        groups,
+        f"Run {run} measured {start} to {until}: the run and its style x lane groups ({currency})",
+        max_rows=11,
     )
     total = results.filter(pl.col("level") == "run").row(0, named=True)
     console.print(

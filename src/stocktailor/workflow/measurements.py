@@ -277,10 +277,15 @@ def _measure(
     return pl.concat(parts)
 
 
-def measurement_steps(lines: int) -> int:
-    """Progress steps of measuring ``lines`` lines (line chunks, style x lane chunks, run)."""
-    chunks = -(-max(lines, 1) // _CHUNK)
-    return 2 * chunks + 1
+def measurement_steps(lines: pl.DataFrame) -> int:
+    """Progress steps of measuring ``lines`` (from :func:`executed_lines`): chunks of lines,
+    chunks of style x lane groups, and the run."""
+    lanes = lines.select("style", "from_id", "to_id").unique().height
+
+    def chunks(n: int) -> int:
+        return -(-max(n, 1) // _CHUNK)
+
+    return chunks(lines.height) + chunks(lanes) + 1
 
 
 def _results(
