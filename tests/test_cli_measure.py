@@ -2,14 +2,15 @@
 
 A network worked out by hand: store A holds plenty of two sizes of style ST and never sells
 out; store B holds none. Run 1 (as of D) moves 3 units of ST-M and 4 of ST-L from A to B,
-arriving the next day. B sells 1 ST-M a day for three days and 1 ST-L a day for two; only 2
-ST-L arrive (partial). B sells out with the moves and would have sold nothing without them,
-and A never sold out, so the measurement is exact: each unit B sold is worth price 10 -
-salvage 2 = 8, less the line's transfer cost (scaled to the units that moved).
+arriving the next day. B sells 1 ST-M a day for three days and 1 ST-L a day for two; all 4
+ST-L ship but only 2 arrive (partial). B sells out with the moves and would have sold nothing
+without them, and A never sold out (with or without the units that left it), so the
+measurement is exact: each unit B sold is worth price 10 - salvage 2 = 8, less the line's
+transfer cost (every shipped unit is paid for).
 
 - ST-M: 3 x 8 - 4 = 20 (estimated 15);
-- ST-L: 2 x 8 - 8 x 2/4 = 12 (estimated 12 x 2/4 = 6);
-- style x lane and run: 32 (estimated 21), intervals without width.
+- ST-L: 2 x 8 - 8 = 8 (estimated 12 x 2 arrived / 4 approved = 6);
+- style x lane and run: 28 (estimated 21), intervals without width.
 """
 
 from __future__ import annotations
@@ -194,15 +195,16 @@ def test_import_then_measure_matches_the_hand_worked_network(
     assert lines["sku"].to_list() == ["ST-M", "ST-L"]
     assert lines["units"].to_list() == [3, 2]
     assert lines["estimated"].to_list() == pytest.approx([15.0, 6.0])
-    assert lines["cost"].to_list() == pytest.approx([4.0, 4.0])
-    assert lines["measured"].to_list() == pytest.approx([20.0, 12.0])
-    assert lines["measured_low"].to_list() == pytest.approx([20.0, 12.0])
-    assert lines["measured_high"].to_list() == pytest.approx([20.0, 12.0])
+    assert lines["cost"].to_list() == pytest.approx([4.0, 8.0])
+    assert lines["measured"].to_list() == pytest.approx([20.0, 8.0])
+    assert lines["measured_low"].to_list() == pytest.approx([20.0, 8.0])
+    assert lines["measured_high"].to_list() == pytest.approx([20.0, 8.0])
     for level in ("style_lane", "run"):
         row = res.filter(pl.col("level") == level).row(0, named=True)
         assert (row["lines"], row["units"]) == (2, 5)
         assert row["estimated"] == pytest.approx(21.0)
-        assert row["measured"] == pytest.approx(32.0)
+        assert row["measured"] == pytest.approx(28.0)
+        assert row["cost"] == pytest.approx(12.0)
         assert row["run_id"] == 1
     lane = res.filter(pl.col("level") == "style_lane").row(0, named=True)
     assert (lane["style"], lane["from_id"], lane["to_id"]) == ("ST", "A", "B")
@@ -212,21 +214,21 @@ def test_import_then_measure_matches_the_hand_worked_network(
             batch = conn.execute(select(MeasurementBatch)).one()
             stored = conn.execute(select(MeasuredLine)).all()
         assert (batch.run_id, batch.until, batch.method, batch.level) == (1, _day(3), "ledger", 0.9)
-        assert batch.summary["measured"] == pytest.approx(32.0)
-        assert batch.summary["style_lanes"][0]["measured"] == pytest.approx(32.0)
+        assert batch.summary["measured"] == pytest.approx(28.0)
+        assert batch.summary["style_lanes"][0]["measured"] == pytest.approx(28.0)
         assert sorted(int(r.recommendation_id) for r in stored) == ids
-        assert sorted(float(r.measured) for r in stored) == pytest.approx([12.0, 20.0])
-        # calibration from this batch: strength 0 gives the raw ratio 32 / 21 at every level
+        assert sorted(float(r.measured) for r in stored) == pytest.approx([8.0, 20.0])
+        # calibration from this batch: strength 0 gives the raw ratio 28 / 21 at every level
         settings = Settings(measure={"calibrate": True, "calibration_strength": 0.0})
         plan, text = calibrate_plan(engine, _plan(_day(7)), PRODUCTS, settings)
     finally:
         engine.dispose()
-    assert "2 lines measured to their season end (overall ratio x1.52); 0 transfer" in text
-    assert plan.transfers["net_benefit"].to_list() == pytest.approx([15 * 32 / 21, 12 * 32 / 21])
+    assert "2 lines measured to their season end (overall ratio x1.33); 0 transfer" in text
+    assert plan.transfers["net_benefit"].to_list() == pytest.approx([15 * 28 / 21, 12 * 28 / 21])
     assert plan.transfers["reason"][0].startswith(
-        "B sells out; calibrated x1.52 from 2 measured lines in tops / coastal / "
+        "B sells out; calibrated x1.33 from 2 measured lines in tops / coastal / "
     )
-    assert plan.kpis["expected_net_benefit"] == pytest.approx(27 * 32 / 21)
+    assert plan.kpis["expected_net_benefit"] == pytest.approx(27 * 28 / 21)
 
 
 def test_reimport_replaces_and_measure_errors_are_one_line(

@@ -18,7 +18,7 @@ from _workflow_fixtures import AS_OF, make_run
 from stocktailor import workflow
 from stocktailor.contract import ContractError
 from stocktailor.workflow.executions import import_executions, infer_status
-from stocktailor.workflow.measurements import executed_lines
+from stocktailor.workflow.measurements import LOST, executed_lines, ledger_rows
 from stocktailor.workflow.models import AuditEntry, Execution, Recommendation
 
 database_url = _workflow_fixtures.database_url
@@ -197,7 +197,13 @@ def test_reimport_replaces_the_row_and_bumps_its_version(database_url: str) -> N
     moved = executed_lines(engine).row(0, named=True)
     assert (moved["units"], moved["arrival_date"]) == (1, SHIP + dt.timedelta(days=5))
     assert moved["estimated"] == pytest.approx(r0.net_benefit / r0.units)
-    assert moved["cost"] == pytest.approx(r0.transfer_cost / r0.units)
+    # every shipped unit is paid for; the ones never received leave the source all the same
+    assert moved["cost"] == pytest.approx(r0.transfer_cost)
+    assert (moved["shipped"], moved["lost"]) == (r0.units, r0.units - 1)
+    rows = ledger_rows(executed_lines(engine))
+    assert rows["to_id"].to_list() == [r0.to_id, LOST]
+    assert rows["units"].to_list() == [1, r0.units - 1]
+    assert rows["cost"].sum() == pytest.approx(r0.transfer_cost)
     assert _executions(engine)[r0.id].version == 2
 
 

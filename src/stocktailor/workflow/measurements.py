@@ -10,11 +10,13 @@ against the stock-ledger counterfactual, and stores a
 What a line counts:
 
 - units: ``received_units``, or ``shipped_units`` while ``in_transit`` (they will arrive);
+  units shipped but never received leave the source all the same (the ledger sends them to
+  :data:`LOST`);
 - days: the execution's ``ship_date`` and ``receive_date``; without a ship date the
   recommendation's, without a receive date (in transit) the ship date plus the planned lead
   time (``arrival_date - ship_date`` of the recommendation);
 - ``estimated``: the recommendation's net benefit at approval x units moved / units approved;
-  its transfer cost is scaled the same way (the measured value is net of it).
+  its transfer cost x units shipped / units approved (the measured value is net of it).
 
 The ledger opens on the day after the run's as-of date with the workspace's stock position at
 the end of that day (:func:`stocktailor.positions.position_at`, units on hand); its moves are
@@ -50,10 +52,12 @@ from stocktailor.workflow.models import (
 from stocktailor.workspace import Workspace
 
 __all__ = [
+    "LOST",
     "RESULT_COLUMNS",
     "MeasureResult",
     "calibration_lines",
     "executed_lines",
+    "ledger_rows",
     "measure_executions",
     "measurement_steps",
 ]
@@ -119,14 +123,16 @@ def _days(x: Any) -> tuple[dt.date | None, dt.date | None]:
 
 
 def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
-    """Executed lines (units moved > 0) of one run, or of every run.
+    """Executed lines (units shipped > 0) of one run, or of every run.
 
     Returns
     -------
     polars.DataFrame
-        ``recommendation_id, run_id, status, sku, style, from_id, to_id, units`` (moved),
-        ``approved_units, ship_date, arrival_date, cost, estimated`` (currency, scaled to the
-        units moved).
+        ``recommendation_id, run_id, status, sku, style, from_id, to_id, units`` (moved:
+        received, or shipped while in transit), ``shipped, lost`` (shipped but never received,
+        0 while in transit), ``approved_units, ship_date, arrival_date``, ``cost`` (the
+        transfer cost x shipped / approved units: a shipped unit is paid for) and
+        ``estimated`` (the net benefit at approval x moved / approved units), currency.
     """
     e, r = Execution, Recommendation
     q = (
@@ -160,9 +166,10 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
     for x in rows:
         units = _moved(x.status, int(x.shipped_units), int(x.received_units))
         ship, arrival = _days(x)
-        if units <= 0 or ship is None:
+        if ship is None:
             continue
-        share = units / max(int(x.approved_units), 1)
+        shipped = int(x.shipped_units)
+        approved = max(int(x.approved_units), 1)
         recs.append(
             {
                 "recommendation_id": int(x.recommendation_id),
@@ -173,11 +180,13 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
                 "from_id": x.from_id,
                 "to_id": x.to_id,
                 "units": units,
+                "shipped": shipped,
+                "lost": shipped - units,
                 "approved_units": int(x.approved_units),
                 "ship_date": ship,
                 "arrival_date": arrival,
-                "cost": float(x.transfer_cost) * share,
-                "estimated": float(x.net_benefit) * share,
+                "cost": float(x.transfer_cost) * shipped / approved,
+                "estimated": float(x.net_benefit) * units / approved,
             }
         )
     schema = {
@@ -189,6 +198,8 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
         "from_id": pl.String,
         "to_id": pl.String,
         "units": pl.Int64,
+        "shipped": pl.Int64,
+        "lost": pl.Int64,
         "approved_units": pl.Int64,
         "ship_date": pl.Date,
         "arrival_date": pl.Date,
@@ -196,6 +207,24 @@ def executed_lines(engine: Engine, run_id: int | None = None) -> pl.DataFrame:
         "estimated": pl.Float64,
     }
     return pl.DataFrame(recs, schema=schema)
+
+
+LOST = "(lost in transit)"
+"""Where the ledger sends units shipped but never received (a location without customers)."""
+
+
+def ledger_rows(lines: pl.DataFrame) -> pl.DataFrame:
+    """The ledger's moves of executed lines: each line's moved units from source to destination
+    and, for units shipped but never received, a second row of those units from the source to
+    :data:`LOST` (no cost, no estimate: the line carries both), so the source's counterfactual
+    keeps every unit that left it."""
+    lost = lines.filter(pl.col("lost") > 0).with_columns(
+        pl.lit(LOST).alias("to_id"),
+        pl.col("lost").alias("units"),
+        pl.lit(0.0).alias("cost"),
+        pl.lit(0.0).alias("estimated"),
+    )
+    return pl.concat([lines, lost])
 
 
 def _last_sales_day(ws: Workspace) -> dt.date:
@@ -256,12 +285,14 @@ def _measure(
     progress: Callable[[int], None] | None,
     seed: int,
 ) -> pl.DataFrame:
-    """:func:`ledger_uplift` by ``group``, in chunks of groups (one progress step each)."""
+    """:func:`ledger_uplift` by ``group``, in chunks of groups (one progress step each);
+    ``lines`` and ``units`` count the executed lines (not the ledger's rows of lost units)."""
     cfg = settings.measure
     keys = lines[group].unique(maintain_order=True).to_list()
+    rows = ledger_rows(lines)
     parts = []
     for i in range(0, max(len(keys), 1), _CHUNK):
-        part = lines.filter(pl.col(group).is_in(keys[i : i + _CHUNK]))
+        part = rows.filter(pl.col(group).is_in(keys[i : i + _CHUNK]))
         parts.append(
             ledger_uplift(
                 ledger,
@@ -274,7 +305,10 @@ def _measure(
         )
         if progress is not None:
             progress(1)
-    return pl.concat(parts)
+    counts = lines.group_by(group).agg(
+        pl.len().cast(pl.Int64).alias("lines"), pl.col("units").sum().cast(pl.Int64)
+    )
+    return pl.concat(parts).drop("lines", "units").join(counts, on=group, how="left")
 
 
 def measurement_steps(lines: pl.DataFrame) -> int:
@@ -377,7 +411,7 @@ def measure_executions(
         )
         raise ValueError(msg)
     skus = sorted(set(lines["sku"].to_list()))
-    moves = executed_lines(engine).filter(pl.col("sku").is_in(skus))
+    moves = ledger_rows(executed_lines(engine).filter(pl.col("sku").is_in(skus)))
     ledger = _ledger(ws, settings, moves, skus, as_of, until)
     lines = lines.with_columns(
         pl.concat_str("style", "from_id", "to_id", separator="|").alias("lane_key"),
