@@ -297,7 +297,7 @@ def _lane_premiums(pipeline: Any, ws: Any, settings: Settings, database_url: str
 def _publish_report(ws: Any, report: Any, settings: Settings, database_url: str | None) -> None:
     from stocktailor.pipeline.publish import publish_report, shown_url
 
-    run_id, url = publish_report(ws, report, settings, database_url)
+    run_id, url = publish_report(ws, report, settings, database_url, note=console.print)
     console.print(f"published run {run_id} to {shown_url(url)}")
 
 

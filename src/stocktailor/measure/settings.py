@@ -29,3 +29,18 @@ class MeasureConfig(BaseModel):
         7, ge=1, description="Smoothing window of a SKU's daily demand per store, days."
     )
     random_state: int = Field(0, description="Seeds the measurement's draws.")
+    calibrate: bool = Field(
+        False,
+        description="Scale a published run's transfer lines' net benefit by the realised / "
+        "estimated ratio of measured lines like them (stocktailor.measure.calibration); lines "
+        "the ratio takes to 0 or below are not published.",
+    )
+    calibration_strength: float = Field(
+        20.0,
+        ge=0.0,
+        description="Credibility k of the calibration: a group of n measured lines weighs "
+        "n / (n + k) against its coarser group (1 at the top), lines.",
+    )
+    calibration_max_ratio: float = Field(
+        2.0, gt=0.0, description="Largest calibration ratio (the smallest is 0)."
+    )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import polars as pl
+from sqlalchemy import Engine
 
 from stocktailor.config import Settings
 from stocktailor.pipeline.runner import RunReport, plan_result
 from stocktailor.pipeline.steps import tables_at
+from stocktailor.plan import PlanResult
 from stocktailor.posts import rising_signals
 from stocktailor.workspace import Workspace
 
-__all__ = ["lane_premiums_for", "publish_report", "shown_url"]
+__all__ = ["calibrate_plan", "lane_premiums_for", "publish_report", "shown_url"]
 
 
 def publish_report(
@@ -22,12 +25,14 @@ def publish_report(
     database_url: str | None = None,
     *,
     user: str = "cli",
+    note: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     """Store the run's lines in the workflow database; returns ``(run id, database url)``.
 
     The database is ``database_url``, else ``serve.database_url``, else the workspace's
     SQLite file. The post series rising on the run's day are computed here (embeddings from
-    the workspace's cache) and stored with the run.
+    the workspace's cache) and stored with the run. With ``measure.calibrate`` the transfer
+    lines are calibrated first (:func:`calibrate_plan`); ``note`` gets a line saying how.
     """
     from stocktailor import workflow
 
@@ -40,6 +45,10 @@ def publish_report(
     workflow.upgrade(url)
     engine = workflow.connect(url)
     try:
+        if settings.measure.calibrate:
+            result, text = calibrate_plan(engine, result, tables.products, settings)
+            if note is not None:
+                note(text)
         positions = workflow.stock_context(tables, result.as_of, settings)
         run_id: int = workflow.publish_run(
             engine,
@@ -54,6 +63,63 @@ def publish_report(
     finally:
         engine.dispose()
     return run_id, url
+
+
+def calibrate_plan(
+    engine: Engine, result: PlanResult, products: pl.DataFrame, settings: Settings
+) -> tuple[PlanResult, str]:
+    """The plan with its transfer lines calibrated by what measured lines realised.
+
+    The ratios come from each run's latest ledger measurement in the database
+    (:func:`stocktailor.workflow.measurements.calibration_lines`), the lines measured up to
+    their season end only (:func:`stocktailor.measure.calibration.measured_to_season_end`,
+    :func:`~stocktailor.measure.calibration.calibration_ratios`); lines whose calibrated net
+    benefit is not above 0 are dropped, and the run's headline figures follow. Applied when the
+    run is published, not inside the optimiser: the plan chose its lines on the uncalibrated
+    figures. Returns the plan and a line saying what changed.
+    """
+    from stocktailor.measure.calibration import (
+        apply_calibration,
+        calibration_ratios,
+        measured_to_season_end,
+    )
+    from stocktailor.workflow.measurements import calibration_lines
+
+    cfg = settings.measure
+    every = calibration_lines(engine)
+    measured = measured_to_season_end(
+        every,
+        products,
+        default_end=settings.season.end,
+        horizon_weeks=settings.season.horizon_weeks,
+    )
+    if measured.height == 0:
+        text = (
+            f"calibration: none of {every.height:,} measured lines was measured to its season "
+            "end yet; estimates published as planned"
+        )
+        return result, text
+    ratios = calibration_ratios(
+        measured, strength=cfg.calibration_strength, max_ratio=cfg.calibration_max_ratio
+    )
+    transfers, dropped = apply_calibration(result.transfers, ratios, products, result.clusters)
+    t = transfers
+    kpis = dict(result.kpis)
+    figures = {
+        "transfer_lines": float(t.height),
+        "transfer_units": float(t["units"].sum() or 0),
+        "transfer_lanes": float(t.select("from_id", "to_id").unique().height),
+        "transfer_cost": float(t["transfer_cost"].sum() or 0.0),
+        "expected_net_benefit": float(t["net_benefit"].sum() or 0.0),
+    }
+    kpis.update({k: v for k, v in figures.items() if k in kpis})
+    kpis["calibration_dropped_lines"] = float(dropped)
+    overall = ratios.filter(pl.col("level") == "all").row(0, named=True)
+    text = (
+        f"calibration: {measured.height:,} lines measured to their season end (overall ratio "
+        f"x{overall['ratio']:.2f}); {dropped:,} transfer lines dropped as no longer worth it"
+    )
+    return dataclasses.replace(result, transfers=transfers, kpis=kpis), text
 
 
 def lane_premiums_for(
