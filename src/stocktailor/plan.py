@@ -34,6 +34,7 @@ __all__ = [
     "plan_moves",
     "run_plan",
     "size_curve_step",
+    "transfer_kpis",
 ]
 
 
@@ -330,6 +331,18 @@ def _with_posts(
     return derived, rising_signals(tables, as_of, settings.posts, index=index)
 
 
+def transfer_kpis(transfers: pl.DataFrame) -> dict[str, float]:
+    """The headline figures of transfer lines: ``transfer_lines``, ``transfer_units``,
+    ``transfer_lanes``, ``transfer_cost`` and ``expected_net_benefit`` (currency)."""
+    return {
+        "transfer_lines": float(transfers.height),
+        "transfer_units": float(transfers["units"].sum() or 0),
+        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
+        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
+        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
+    }
+
+
 def headline_kpis(
     allocation: pl.DataFrame,
     transfers: pl.DataFrame,
@@ -341,11 +354,7 @@ def headline_kpis(
 ) -> dict[str, float]:
     """The plan's headline figures (``PlanResult.kpis``): lines, units, costs, net benefit."""
     return {
-        "transfer_lines": float(transfers.height),
-        "transfer_units": float(transfers["units"].sum() or 0),
-        "transfer_lanes": float(transfers.select("from_id", "to_id").unique().height),
-        "transfer_cost": float(transfers["transfer_cost"].sum() or 0.0),
-        "expected_net_benefit": float(transfers["net_benefit"].sum() or 0.0),
+        **transfer_kpis(transfers),
         "allocation_units": float(allocation["units"].sum() or 0),
         **plan_kpis,
         "forecast_units_to_season_end": forecast_units,

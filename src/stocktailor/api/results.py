@@ -7,10 +7,9 @@ import datetime as dt
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict
 
 from stocktailor.api.deps import EngineDep, Viewer
-from stocktailor.api.schemas import ERRORS, IdPath, UtcDatetime
+from stocktailor.api.schemas import ERRORS, IdPath, OutModel, UtcDatetime
 from stocktailor.workflow import NotFound
 from stocktailor.workflow.results import run_results
 
@@ -19,7 +18,6 @@ __all__ = [
     "CalibrationOut",
     "ExecutionCountOut",
     "HoldbackOut",
-    "Out",
     "ResultsOut",
     "RunResultOut",
     "SumsOut",
@@ -33,13 +31,7 @@ router = APIRouter(prefix="/api/v1", tags=["results"])
 IntervalBasis = Literal["batch", "lines", "runs"]
 
 
-class Out(BaseModel):
-    """Base of the response models (read from dicts or rows)."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-
-class BatchOut(Out):
+class BatchOut(OutModel):
     """The run's latest measurement batch; ``summary`` as stored (every key optional)."""
 
     id: int
@@ -52,7 +44,7 @@ class BatchOut(Out):
     summary: dict[str, Any]
 
 
-class SumsOut(Out):
+class SumsOut(OutModel):
     """Sums over measured lines (money in currency units); ``ratio`` = measured / estimated
     (null unless the estimate is above 0); ``measured_low``..``measured_high`` is the interval
     of ``interval``: ``batch`` (the measurement's own interval of the run total), ``lines``
@@ -99,7 +91,7 @@ class CalibrationOut(SumsOut):
     cluster_name: str | None
 
 
-class ExecutionCountOut(Out):
+class ExecutionCountOut(OutModel):
     """Lines by execution status (``not_reported``: approved, no execution imported);
     ``units`` approved, ``shipped_units`` and ``received_units`` as reported."""
 
@@ -110,7 +102,7 @@ class ExecutionCountOut(Out):
     received_units: int
 
 
-class HoldbackOut(Out):
+class HoldbackOut(OutModel):
     """The randomised holdback comparison of a batch (from its summary; money in currency
     units); ``ledger_total`` is the ledger measurement of the same run."""
 
@@ -128,7 +120,7 @@ class HoldbackOut(Out):
     ledger_total: float | None
 
 
-class ResultsOut(Out):
+class ResultsOut(OutModel):
     """Estimated at approval vs measured for a run's executed lines (``measured`` false: no
     measurement yet, then only ``executions`` has content)."""
 

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_ID",
     "MAX_PAGE_SIZE",
     "TEXT_PATTERN",
+    "OutModel",
 ]
 
 
@@ -62,7 +63,9 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
-class _Out(BaseModel):
+class OutModel(BaseModel):
+    """Base of the response models (read from dicts or ORM rows)."""
+
     model_config = ConfigDict(from_attributes=True)
 
 
@@ -95,12 +98,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class UserOut(_Out):
+class UserOut(OutModel):
     name: str
     role: str
 
 
-class RunOut(_Out):
+class RunOut(OutModel):
     id: int
     as_of: dt.date
     created_at: UtcDatetime
@@ -119,7 +122,7 @@ class RunDetailOut(RunOut):
     n_exceptions: int
 
 
-class ClusterOut(_Out):
+class ClusterOut(OutModel):
     cluster_id: str
     cluster_name: str
     stores: int
@@ -132,7 +135,7 @@ class ClusterOut(_Out):
     outbound_units: int
 
 
-class KpisOut(_Out):
+class KpisOut(OutModel):
     run_id: int
     as_of: dt.date
     kpis: dict[str, Any]
@@ -140,7 +143,7 @@ class KpisOut(_Out):
     clusters: list[ClusterOut]
 
 
-class RecommendationOut(_Out):
+class RecommendationOut(OutModel):
     id: int
     run_id: int
     kind: str
@@ -185,14 +188,14 @@ class RecommendationOut(_Out):
     exported_at: UtcDatetime | None = None
 
 
-class RecommendationPage(_Out):
+class RecommendationPage(OutModel):
     items: list[RecommendationOut]
     total: int
     page: int
     page_size: int
 
 
-class RecommendationGroupOut(_Out):
+class RecommendationGroupOut(OutModel):
     """One recommendation: the lines of one style-colour on one lane, sizes inside."""
 
     group_key: str | None
@@ -214,14 +217,14 @@ class RecommendationGroupOut(_Out):
     status: str
 
 
-class RecommendationGroupPage(_Out):
+class RecommendationGroupPage(OutModel):
     items: list[RecommendationGroupOut]
     total: int
     page: int
     page_size: int
 
 
-class BandPoint(_Out):
+class BandPoint(OutModel):
     week_start: dt.date
     mean: float
     p10: float
@@ -229,12 +232,12 @@ class BandPoint(_Out):
     p90: float
 
 
-class ExceptionBrief(_Out):
+class ExceptionBrief(OutModel):
     kind: str
     detail: str
 
 
-class DecisionRecord(_Out):
+class DecisionRecord(OutModel):
     id: int
     action: str
     units: int
@@ -271,7 +274,7 @@ class DecisionIn(BaseModel):
     )
 
 
-class DecisionOut(_Out):
+class DecisionOut(OutModel):
     recommendation_id: int
     status: str
     units: int
@@ -308,13 +311,13 @@ class BulkDecisionIn(BaseModel):
     filter: FilterIn = Field(default_factory=FilterIn)
 
 
-class BulkDecisionOut(_Out):
+class BulkDecisionOut(OutModel):
     matched: int
     applied: int
     status: str
 
 
-class ExceptionOut(_Out):
+class ExceptionOut(OutModel):
     id: int
     kind: str
     detail: str
@@ -328,7 +331,7 @@ class ExceptionOut(_Out):
     status: str
 
 
-class ExceptionPage(_Out):
+class ExceptionPage(OutModel):
     items: list[ExceptionOut]
     total: int
     page: int
@@ -344,13 +347,13 @@ class UserIn(BaseModel):
     role: Literal["viewer", "planner", "admin"]
 
 
-class NewUserOut(_Out):
+class NewUserOut(OutModel):
     name: str
     role: str
     token: str
 
 
-class SignalLineOut(_Out):
+class SignalLineOut(OutModel):
     """A line a rising post series touches (its style, into the series' scope)."""
 
     id: int
@@ -368,7 +371,7 @@ class SignalLineOut(_Out):
     status: str
 
 
-class SignalOut(_Out):
+class SignalOut(OutModel):
     """A post series (scope x attribute value) rising on the run's as-of date.
 
     ``index`` is weighted posts per day (trailing mean), ``change`` the index over the index
@@ -393,7 +396,7 @@ class SignalOut(_Out):
     lines: list[SignalLineOut]
 
 
-class RunSignalsOut(_Out):
+class RunSignalsOut(OutModel):
     """A run's rising post series; ``has_posts`` is false when its data had no posts."""
 
     run_id: int

@@ -154,6 +154,15 @@ def workspace_path(workspace: Path | None) -> Path:
     return workspace if workspace is not None else default_workspace_path()
 
 
+def workflow_url(database_url: str | None, settings: Settings, workspace: Path | None) -> str:
+    """The workflow database: ``--database-url``, else ``serve.database_url``, else the
+    workspace's SQLite file."""
+    from stocktailor.workspace import Workspace
+
+    url = database_url or settings.serve.database_url
+    return url if url is not None else Workspace(workspace_path(workspace)).database_url
+
+
 def parse_date(option: str, value: str) -> dt.date:
     """A YYYY-MM-DD option value."""
     try:

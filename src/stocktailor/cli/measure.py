@@ -18,6 +18,7 @@ from stocktailor.cli.common import (
     print_frame,
     progress_bar,
     settings_for,
+    workflow_url,
     workspace_path,
     write_frame,
 )
@@ -41,13 +42,6 @@ _PROGRESS_LINES = 100
 """Lines from which ``measure`` shows progress (fewer take well under a second)."""
 
 
-def _database_url(database_url: str | None, settings: Settings, workspace: Path | None) -> str:
-    from stocktailor.workspace import Workspace
-
-    url = database_url or settings.serve.database_url
-    return url if url is not None else Workspace(workspace_path(workspace)).database_url
-
-
 @executions_app.command("import")
 def executions_import(
     file: Annotated[Path, typer.Argument(help="The warehouse's file (.csv or .parquet).")],
@@ -66,7 +60,7 @@ def executions_import(
         if not file.is_file():
             msg = f"{file}: no such file"
             raise FileNotFoundError(msg)
-        url = _database_url(database_url, settings, workspace)
+        url = workflow_url(database_url, settings, workspace)
         workflow.upgrade(url)
         engine = workflow.connect(url)
         try:
@@ -107,19 +101,20 @@ def measure(
         if not ws.exists():
             msg = f"{ws.path}: no workspace here; run `stocktailor ingest DATA_DIR --workspace WS`"
             raise FileNotFoundError(msg)
-        url = _database_url(database_url, settings, workspace)
+        url = workflow_url(database_url, settings, workspace)
         workflow.upgrade(url)
         engine = workflow.connect(url)
         try:
-            lines = executed_lines(engine, run)
+            every = executed_lines(engine)
+            lines = every.filter(pl.col("run_id") == run)
             if lines.height >= _PROGRESS_LINES:
                 steps = measurement_steps(lines)
                 with progress_bar("measuring executed lines", steps) as advance:
                     res = measure_executions(
-                        engine, ws, run, day, settings, user="cli", progress=advance
+                        engine, ws, run, day, settings, user="cli", progress=advance, executed=every
                     )
             else:
-                res = measure_executions(engine, ws, run, day, settings, user="cli")
+                res = measure_executions(engine, ws, run, day, settings, user="cli", executed=every)
         finally:
             engine.dispose()
         write_frame(res.results, out)

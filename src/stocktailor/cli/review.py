@@ -17,7 +17,7 @@ from stocktailor.cli.common import (
     print_frame,
     progress_bar,
     settings_for,
-    workspace_path,
+    workflow_url,
     write_frame,
 )
 from stocktailor.summary import kpis_by_policy
@@ -93,12 +93,9 @@ def serve(
     with errors():
         from stocktailor import workflow
         from stocktailor.api import serve_app
-        from stocktailor.workspace import Workspace
 
         settings = settings_for(config)
-        url = database_url or settings.serve.database_url
-        if url is None:
-            url = Workspace(workspace_path(workspace)).database_url
+        url = workflow_url(database_url, settings, workspace)
         workflow.upgrade(url)
         h = host or settings.serve.host
         p = port or settings.serve.port
@@ -138,7 +135,6 @@ def export(
     with errors():
         from stocktailor import workflow
         from stocktailor.pipeline.publish import shown_url
-        from stocktailor.workspace import Workspace
 
         settings = settings_for(config)
         folder = drop_folder or settings.workflow.export_drop_folder
@@ -149,9 +145,7 @@ def export(
         if form not in ("csv", "xlsx"):
             msg = f"export: --format {form!r} is not csv or xlsx"
             raise ValueError(msg)
-        url = database_url or settings.serve.database_url
-        if url is None:
-            url = Workspace(workspace_path(workspace)).database_url
+        url = workflow_url(database_url, settings, workspace)
         workflow.upgrade(url)
         engine = workflow.connect(url)
         try:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from stocktailor.config import Settings
 from stocktailor.pipeline.runner import RunReport, plan_result
 from stocktailor.pipeline.steps import tables_at
-from stocktailor.plan import PlanResult
+from stocktailor.plan import PlanResult, transfer_kpis
 from stocktailor.posts import rising_signals
 from stocktailor.workspace import Workspace
 
@@ -103,16 +103,8 @@ def calibrate_plan(
         measured, strength=cfg.calibration_strength, max_ratio=cfg.calibration_max_ratio
     )
     transfers, dropped = apply_calibration(result.transfers, ratios, products, result.clusters)
-    t = transfers
     kpis = dict(result.kpis)
-    figures = {
-        "transfer_lines": float(t.height),
-        "transfer_units": float(t["units"].sum() or 0),
-        "transfer_lanes": float(t.select("from_id", "to_id").unique().height),
-        "transfer_cost": float(t["transfer_cost"].sum() or 0.0),
-        "expected_net_benefit": float(t["net_benefit"].sum() or 0.0),
-    }
-    kpis.update({k: v for k, v in figures.items() if k in kpis})
+    kpis.update({k: v for k, v in transfer_kpis(transfers).items() if k in kpis})
     kpis["calibration_dropped_lines"] = float(dropped)
     overall = ratios.filter(pl.col("level") == "all").row(0, named=True)
     text = (

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from stocktailor import workflow
+from stocktailor.api.schemas import MAX_ID
 from stocktailor.web.common import (
     default_currency,
     engine_of,
@@ -32,8 +33,6 @@ router = APIRouter(include_in_schema=False)
 RUN_ALL = "all"
 """The ``run_id`` value of the page over every run."""
 
-_MAX_ID = 2**31 - 1
-
 
 def _scope(request: Request) -> tuple[bool, int | None]:
     """``(all runs?, run id)`` of the request: ``run_id`` (or ``run``) = N or ``all``; none
@@ -43,7 +42,7 @@ def _scope(request: Request) -> tuple[bool, int | None]:
         return True, None
     if raw == "":
         return False, run_id_or_latest(request, None)
-    if not raw.isdecimal() or not 1 <= int(raw) <= _MAX_ID:
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_ID:
         raise HTTPException(status_code=422, detail="run_id: a run number or 'all'")
     return False, int(raw)
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 
 from stocktailor.config import Settings
 from stocktailor.measure import build_ledger, ledger_uplift
@@ -49,6 +49,7 @@ from stocktailor.workflow.models import (
     PlanRun,
     Recommendation,
 )
+from stocktailor.workflow.results import latest_batch_ids
 from stocktailor.workspace import Workspace
 
 __all__ = [
@@ -369,6 +370,7 @@ def measure_executions(
     *,
     user: str | None,
     progress: Callable[[int], None] | None = None,
+    executed: pl.DataFrame | None = None,
 ) -> MeasureResult:
     """Measure a run's executed lines up to ``until`` and store the batch.
 
@@ -388,6 +390,9 @@ def measure_executions(
         Who measured (``created_by`` and the audit log).
     progress
         Advanced by one per step (:func:`measurement_steps` steps).
+    executed
+        Every run's executed lines (:func:`executed_lines` of the engine) when the caller
+        has read them already; read here when None.
 
     Returns
     -------
@@ -403,7 +408,8 @@ def measure_executions(
     if until < start:
         msg = f"measure: --until {until} is not after run {run_id}'s as-of date {as_of}"
         raise ValueError(msg)
-    lines = executed_lines(engine, run_id)
+    every = executed_lines(engine) if executed is None else executed
+    lines = every.filter(pl.col("run_id") == run_id)
     if lines.height == 0:
         msg = (
             f"measure: run {run_id} has no executed lines; import the warehouse's file with "
@@ -411,7 +417,7 @@ def measure_executions(
         )
         raise ValueError(msg)
     skus = sorted(set(lines["sku"].to_list()))
-    moves = ledger_rows(executed_lines(engine).filter(pl.col("sku").is_in(skus)))
+    moves = ledger_rows(every.filter(pl.col("sku").is_in(skus)))
     ledger = _ledger(ws, settings, moves, skus, as_of, until)
     lines = lines.with_columns(
         pl.concat_str("style", "from_id", "to_id", separator="|").alias("lane_key"),
@@ -485,7 +491,8 @@ def _store(
 
 
 def calibration_lines(engine: Engine) -> pl.DataFrame:
-    """The measured transfer lines of each run's latest ledger batch, with what calibration
+    """The measured transfer lines of each run's newest ledger batch
+    (:func:`~stocktailor.workflow.results.latest_batch_ids`), with what calibration
     groups and filters them by (:mod:`stocktailor.measure.calibration`).
 
     Returns
@@ -496,9 +503,8 @@ def calibration_lines(engine: Engine) -> pl.DataFrame:
         net_p10``.
     """
     b, m, r = MeasurementBatch, MeasuredLine, Recommendation
-    latest = (
-        select(func.max(b.id).label("id")).where(b.method == "ledger").group_by(b.run_id)
-    ).subquery()
+    with engine.connect() as conn:
+        latest = latest_batch_ids(conn, method="ledger")
     q = (
         select(
             m.recommendation_id,
@@ -512,15 +518,14 @@ def calibration_lines(engine: Engine) -> pl.DataFrame:
             r.loss_probability,
             r.net_p10,
         )
-        .join(latest, latest.c.id == m.batch_id)
         .join(b, b.id == m.batch_id)
         .join(PlanRun, PlanRun.id == b.run_id)
         .join(r, r.id == m.recommendation_id)
-        .where(r.kind == "transfer")
+        .where(r.kind == "transfer", m.batch_id.in_(latest))
         .order_by(m.recommendation_id)
     )
     with engine.connect() as conn:
-        rows = conn.execute(q).all()
+        rows = conn.execute(q).all() if latest else []
     schema = {
         "recommendation_id": pl.Int64,
         "sku": pl.String,

@@ -48,6 +48,7 @@ __all__ = [
     "INTERVAL_BASES",
     "RESULTS_CSV_COLUMNS",
     "SUMMARY_TOTAL_KEYS",
+    "latest_batch_ids",
     "latest_batches",
     "results_csv",
     "run_results",
@@ -189,23 +190,37 @@ def _ratio(measured: float | None, estimated: float | None) -> float | None:
     return measured / estimated
 
 
-def _latest(conn: Connection, run_id: int | None) -> list[dict[str, Any]]:
-    query = select(MeasurementBatch.__table__)
+def latest_batch_ids(
+    conn: Connection, run_id: int | None = None, *, method: str | None = None
+) -> list[int]:
+    """Id of each run's newest measurement batch (of run ``run_id`` only, of ``method`` only,
+    when given), in run id order. Newest: the latest ``until``, then ``created_at``, then id;
+    only these columns are read (a batch's summary can be large)."""
+    b = MeasurementBatch
+    query = select(b.id, b.run_id, b.until, b.created_at)
     if run_id is not None:
-        query = query.where(MeasurementBatch.run_id == run_id)
-    newest: dict[int, dict[str, Any]] = {}
+        query = query.where(b.run_id == run_id)
+    if method is not None:
+        query = query.where(b.method == method)
+    newest: dict[int, tuple[dt.date, dt.datetime, int]] = {}
+    for row in conn.execute(query).all():
+        key = (row.until, row.created_at, row.id)
+        if row.run_id not in newest or key > newest[row.run_id]:
+            newest[row.run_id] = key
+    return [newest[r][2] for r in sorted(newest)]
+
+
+def _latest(conn: Connection, run_id: int | None) -> list[dict[str, Any]]:
+    ids = latest_batch_ids(conn, run_id)
+    if not ids:
+        return []
+    query = select(MeasurementBatch.__table__).where(MeasurementBatch.id.in_(ids))
+    out = []
     for row in conn.execute(query).all():
         b = dict(row._mapping)
         b["summary"] = dict(b["summary"]) if isinstance(b["summary"], Mapping) else {}
-        seen = newest.get(b["run_id"])
-        if seen is None or _order(b) > _order(seen):
-            newest[b["run_id"]] = b
-    return [newest[r] for r in sorted(newest)]
-
-
-def _order(b: Mapping[str, Any]) -> tuple[dt.date, dt.datetime, int]:
-    """Newest batch first by the day measured up to, then creation time, then id."""
-    return b["until"], b["created_at"], b["id"]
+        out.append(b)
+    return sorted(out, key=lambda b: b["run_id"])
 
 
 def latest_batches(engine: Engine, run_id: int | None = None) -> list[dict[str, Any]]:
