@@ -344,7 +344,18 @@ def solve_instance(
     # 3. every SKU on the chosen lanes, with the minimum-quantity step, then the constraints
     # that couple SKUs and the positivity of every line
     t2 = time.perf_counter()
-    results, final, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
+    results, evaluated, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
+    # the cached curves of step 1 and the flows are not needed from here on (the flows only
+    # for the MIP's lane set): freed before the lines are settled and framed
+    heuristic_objective = flow_objective(real, results)
+    use_mip = method == "mip" or (method == "auto" and inst.n_stores <= sol.mip_max_stores)
+    reduced: BoolArray | None = None
+    if use_mip and results:
+        reduced = first_lanes | _used_lanes(inst.n_stores, results.values())
+    del outs, results, first_lanes
+    choice.curves, choice.results = {}, {}
+    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
+    del evaluated
     timings["min_quantity"] = time.perf_counter() - t2
     timings["lanes"] = time.perf_counter() - t1
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
@@ -352,8 +363,7 @@ def solve_instance(
     mip_obj: float | None = None
     mip_bound: float | None = None
     t3 = time.perf_counter()
-    if (method == "mip" or (method == "auto" and inst.n_stores <= sol.mip_max_stores)) and results:
-        reduced = first_lanes | _used_lanes(inst.n_stores, results.values())
+    if reduced is not None:
         final, got, mip_obj, mip_bound = _try_mip(
             inst, settings, method, final, reduced, base_open, bonus
         )
@@ -373,7 +383,7 @@ def solve_instance(
         timings,
         mip_obj=mip_obj,
         mip_bound=mip_bound,
-        heuristic_objective=flow_objective(inst, results),
+        heuristic_objective=heuristic_objective,
     )
 
 
@@ -420,11 +430,11 @@ def _final_pass(
     outs: list[PartOut],
     base_open: BoolArray | None,
     smp: _Sample,
-) -> tuple[dict[int, SkuResult], Final, FloatArray | None]:
+) -> tuple[dict[int, SkuResult], Evaluated, FloatArray | None]:
     """Step 3: every SKU on the chosen lanes with the minimum-quantity step, in partitions
     through the engine (curves rebuilt in the workers unless the engine runs in this
-    process), then :func:`finalise`. Returns the flows, the final lines and the size-run
-    bonus."""
+    process). Returns the flows, the lines rounded to packs and the minimum with their
+    values (for :func:`finalise`) and the size-run bonus."""
     cons = settings.constraints
     pack = max(cons.pack_size, 1)
     min_units = max(cons.min_transfer_units, 1)
@@ -444,8 +454,7 @@ def _final_pass(
     results, evaluated = finish_pass(eng, inst, choice.lane_open, cols, choice.results, args)
     if smp.sampled and results and (inst.fixed_cost > 0).any():
         results, evaluated = _close_after_sample(eng, inst, choice, results, evaluated, args)
-    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
-    return results, final, bonus
+    return results, evaluated, bonus
 
 
 def _solution(
