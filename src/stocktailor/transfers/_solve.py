@@ -237,12 +237,14 @@ def _try_mip(
     settings: Settings,
     method: str,
     final: Final,
-    reduced: BoolArray,
+    reduced: BoolArray | None,
     base_open: BoolArray | None,
     bonus: FloatArray | None,
 ) -> tuple[Final, str, float | None, float | None]:
-    """The MIP on a reduced lane set for small networks, started from the finished plan;
-    its plan replaces ``final`` when worth more."""
+    """The MIP on a reduced lane set for small networks (None: not run), started from the
+    finished plan; its plan replaces ``final`` when worth more."""
+    if reduced is None:
+        return final, "", None, None
     sol = settings.solver
     mres = mip_lines(
         inst,
@@ -345,29 +347,19 @@ def solve_instance(
     # that couple SKUs and the positivity of every line
     t2 = time.perf_counter()
     results, evaluated, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
-    # the cached curves of step 1 and the flows are not needed from here on (the flows only
-    # for the MIP's lane set): freed before the lines are settled and framed
     heuristic_objective = flow_objective(real, results)
-    use_mip = method == "mip" or (method == "auto" and inst.n_stores <= sol.mip_max_stores)
-    reduced: BoolArray | None = None
-    if use_mip and results:
-        reduced = first_lanes | _used_lanes(inst.n_stores, results.values())
-    del outs, results, first_lanes
+    reduced = _mip_lanes(inst, settings, method, first_lanes, results)
+    del outs, results, first_lanes  # step 1's cached curves and the flows: freed before framing
     choice.curves, choice.results = {}, {}
     final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
     del evaluated
     timings["min_quantity"] = time.perf_counter() - t2
     timings["lanes"] = time.perf_counter() - t1
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
-    used_method = "heuristic" if has_fixed else "flow"
-    mip_obj: float | None = None
-    mip_bound: float | None = None
     t3 = time.perf_counter()
-    if reduced is not None:
-        final, got, mip_obj, mip_bound = _try_mip(
-            inst, settings, method, final, reduced, base_open, bonus
-        )
-        used_method = got or used_method
+    mres = _try_mip(inst, settings, method, final, reduced, base_open, bonus)
+    final, got, mip_obj, mip_bound = mres
+    used_method = got or ("heuristic" if has_fixed else "flow")
     timings["mip"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     if inst is not real:  # the premium chose the lanes; the lines pay the lanes' real costs
@@ -385,6 +377,21 @@ def solve_instance(
         mip_bound=mip_bound,
         heuristic_objective=heuristic_objective,
     )
+
+
+def _mip_lanes(
+    inst: TransferInstance,
+    settings: Settings,
+    method: str,
+    first_lanes: BoolArray,
+    results: dict[int, SkuResult],
+) -> BoolArray | None:
+    """The MIP's reduced lane set (step 1's lanes and the final flows'); None when the MIP
+    does not run (``method`` "heuristic", a large network under "auto", or no flows)."""
+    small = method == "auto" and inst.n_stores <= settings.solver.mip_max_stores
+    if not results or not (method == "mip" or small):
+        return None
+    return first_lanes | _used_lanes(inst.n_stores, results.values())
 
 
 def _used_lanes(n: int, results: Iterable[SkuResult]) -> BoolArray:
