@@ -392,9 +392,11 @@ def plan_moves(
         progress=progress,
         lane_premiums=lane_premiums,
     )
+    allocation, transfers, objective = plan.allocation, plan.transfers, plan.objective
+    del plan  # the array instance and solution: only the lines are needed from here on
     recs = summarise_recommendations(
-        plan.allocation,
-        plan.transfers,
+        allocation,
+        transfers,
         clusters=clusters,
         stores=tables.stores,
         size_order=tables.products.select("sku", "size_order")
@@ -402,13 +404,13 @@ def plan_moves(
         else None,
         currency=settings.economics.currency,
     )
-    lines_net = float(plan.allocation["net_benefit"].sum() or 0.0) + float(
-        plan.transfers["net_benefit"].sum() or 0.0
+    lines_net = float(allocation["net_benefit"].sum() or 0.0) + float(
+        transfers["net_benefit"].sum() or 0.0
     )
     kpis = {
-        "allocation_net_benefit": float(plan.allocation["net_benefit"].sum() or 0.0),
-        "plan_objective": plan.objective,
+        "allocation_net_benefit": float(allocation["net_benefit"].sum() or 0.0),
+        "plan_objective": objective,
         "plan_lines_net_benefit": lines_net,
         "recommendations": float(recs.height),
     }
-    return plan.allocation, plan.transfers, recs, kpis
+    return allocation, transfers, recs, kpis

@@ -202,39 +202,67 @@ def arrival_tail(
     if kmax <= 0:
         return np.zeros((n, 0), dtype=np.float64)
     xmax = int(x.max()) if n else 0
-    rest = prob_at_least(mean_rest, var_rest, xmax + kmax)  # column c -> P(D_rest >= c + 1)
     if xmax == 0:
-        return rest[:, :kmax]
+        return prob_at_least(mean_rest, var_rest, kmax)
+    rest = _rest_table(mean_rest, var_rest, x, kmax)  # column c -> P(D_rest >= c + 1)
     ml = np.maximum(np.atleast_1d(np.asarray(mean_lead, dtype=np.float64)), 0.0)
     vl = np.atleast_1d(np.asarray(var_lead, dtype=np.float64))
     lead_pmf, dcap = _lead_pmf(ml, vl, xmax - 1)  # P(D_lead = d), d = 0..dcap
     out = np.zeros((n, kmax), dtype=np.float64)
     below = np.zeros(n, dtype=np.float64)  # accumulated P(Y >= 1)
-    rows = np.arange(n)
     # P(Y = X - d) = P(D_lead = d) for d < X: the loop runs over whichever is shorter, the
-    # lead demand's support (rows gathered at their own offsets) or the stock (slices)
+    # lead demand's support (rows gathered at their own offsets) or the stock (slices). Each
+    # pass touches only the rows with mass at it (the others would add exact zeros), so every
+    # row sums the same terms in the same order as a pass over all rows
     if 2 * (dcap + 1) < xmax:
         windows = np.lib.stride_tricks.sliding_window_view(rest, kmax, axis=1)
         for d in range(dcap + 1):
-            py = np.where(d < x, lead_pmf[:, d], 0.0)
-            if not py.any():
-                continue
-            below += py
-            # P(D_rest >= Y + k) for k = 1..kmax sits in columns Y .. Y + kmax - 1
-            out += py[:, None] * windows[rows, np.maximum(x - d, 0)]
+            act = np.flatnonzero(d < x)
+            _accumulate(out, below, act, lead_pmf[act, d], windows, x[act] - d)
     else:
         for y in range(1, xmax + 1):
             lead = x - y
-            ok = (lead >= 0) & (lead <= dcap)
-            py = np.where(ok, lead_pmf[rows, np.clip(lead, 0, dcap)], 0.0)
-            if not py.any():
-                continue
-            below += py
-            out += py[:, None] * rest[:, y : y + kmax]
+            act = np.flatnonzero((lead >= 0) & (lead <= dcap))
+            _accumulate(out, below, act, lead_pmf[act, lead[act]], rest[:, y : y + kmax], None)
     p0 = np.clip(1.0 - below, 0.0, 1.0)
     out += p0[:, None] * rest[:, :kmax]
     result: FloatArray = np.minimum.accumulate(np.clip(out, 0.0, 1.0), axis=1)
     return result
+
+
+def _rest_table(mean: npt.ArrayLike, var: npt.ArrayLike, x: IntArray, kmax: int) -> FloatArray:
+    """:func:`prob_at_least` with ``x.max() + kmax`` columns, each row computed only up to
+    the columns it uses (``x + kmax``; the others are left unset): rows are grouped by the
+    power of two at or above their stock. A row's figures do not depend on the table's
+    width (each is computed along its own row, left to right)."""
+    m = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+    v = np.atleast_1d(np.asarray(var, dtype=np.float64))
+    xmax = int(x.max())
+    out = np.empty((x.shape[0], xmax + kmax), dtype=np.float64)
+    width = np.minimum(2 ** np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64), xmax) + kmax
+    for w in np.unique(width).tolist():
+        rows = np.flatnonzero(width == w)
+        out[rows, :w] = prob_at_least(m[rows], v[rows], w)
+    return out
+
+
+def _accumulate(
+    out: FloatArray,
+    below: FloatArray,
+    rows: npt.NDArray[np.intp],
+    py: FloatArray,
+    table: FloatArray,
+    col: npt.NDArray[np.int64] | None,
+) -> None:
+    """``out[r] += py * table[r, col]`` (``table[r]`` without ``col``) and ``below[r] += py``
+    for the rows ``rows`` where ``py`` (P(Y = y) of the pass) is not zero."""
+    nz = py != 0.0
+    if not nz.any():
+        return
+    rows, py = rows[nz], py[nz]
+    below[rows] += py
+    vals = table[rows] if col is None else table[rows, col[nz]]
+    out[rows] += py[:, None] * vals
 
 
 def _lead_pmf(mean: FloatArray, var: FloatArray, cap: int) -> tuple[FloatArray, int]:

@@ -116,22 +116,31 @@ def _repair_capacity(
         if over.shape[0] == 0:
             break
         per_unit = _per_unit_net(inst, LineSet(lines.sku, lines.src, lines.dst, units), bonus)
-        for j in over:
-            excess = int(net_in[j] - head[j])
-            idx = np.nonzero((lines.dst == j) & (units > 0))[0]
-            idx = idx[np.lexsort((idx, per_unit[idx]))]
-            for li in idx:
-                if excess <= 0:
-                    break
-                cut = min(int(units[li]), excess)
-                new = units[li] - cut
-                new = (new // pack) * pack
-                if new < min_units:
-                    new = 0
-                excess -= int(units[li] - new)
-                units[li] = new
+        # each store's inbound lines, least valuable per unit first (ties: line order); only
+        # the store's own lines change while it is trimmed
+        live = np.flatnonzero(units > 0)
+        live = live[np.lexsort((live, per_unit[live], lines.dst[live]))]
+        first = np.searchsorted(lines.dst[live], over, side="left")
+        last = np.searchsorted(lines.dst[live], over, side="right")
+        for j, a, b in zip(over.tolist(), first.tolist(), last.tolist(), strict=True):
+            _trim(units, live[a:b].tolist(), int(net_in[j] - head[j]), pack, min_units)
     keep = units > 0
     return LineSet(lines.sku[keep], lines.src[keep], lines.dst[keep], units[keep])
+
+
+def _trim(units: IntArray, idx: list[int], excess: int, pack: int, min_units: int) -> None:
+    """Cut ``excess`` units off the lines ``idx`` in order (in place), each left in whole
+    packs and at least ``min_units`` or dropped."""
+    for li in idx:
+        if excess <= 0:
+            break
+        cut = min(int(units[li]), excess)
+        new = units[li] - cut
+        new = (new // pack) * pack
+        if new < min_units:
+            new = 0
+        excess -= int(units[li] - new)
+        units[li] = new
 
 
 def _repair_budget(

@@ -9,6 +9,7 @@ groups the sizes of one style-colour on one lane.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,42 +155,81 @@ def _context(
     days = np.maximum(
         inst.season_days if inst.season_days is not None else np.full(inst.n_skus, 7.0), 1.0
     )
-    weekly = (inst.mean_lead + inst.mean_rest) / days[None, :] * 7.0  # units per week
-    stock = np.maximum(inst.stock, 0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cover = np.where(weekly > 1e-9, stock / weekly, np.nan)
-    n, m = inst.n_stores, inst.n_skus
-    out_tot = np.zeros((n, m), dtype=np.int64)
-    in_tot = np.zeros((n, m), dtype=np.int64)
-    np.add.at(out_tot, (lines.src, lines.sku), lines.units)
-    np.add.at(in_tot, (lines.dst, lines.sku), lines.units)
     s, d, k = lines.src, lines.dst, lines.sku
+    stock_src, week_src, cover_src = _end_figures(inst, days, s, k)
+    stock_dst, week_dst, cover_dst = _end_figures(inst, days, d, k)
     return _Context(
         item=item,
         style=style,
         color=color,
         size=size,
         names=names,
-        stock_src=stock[s, k],
-        stock_dst=stock[d, k],
-        week_src=weekly[s, k],
-        week_dst=weekly[d, k],
-        cover_src=cover[s, k],
-        cover_dst=cover[d, k],
-        out_tot=out_tot[s, k],
-        in_tot=in_tot[d, k],
-        held=np.maximum(stock - movable, 0)[s, k],
+        stock_src=stock_src,
+        stock_dst=stock_dst,
+        week_src=week_src,
+        week_dst=week_dst,
+        cover_src=cover_src,
+        cover_dst=cover_dst,
+        out_tot=_node_totals(s * inst.n_skus + k, lines.units),
+        in_tot=_node_totals(d * inst.n_skus + k, lines.units),
+        held=np.maximum(stock_src - movable[s, k], 0),
     )
+
+
+def _end_figures(
+    inst: TransferInstance, days: FloatArray, store: IntArray, sku: IntArray
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Units (on hand + in transit, at least 0), weekly demand (remaining-season average,
+    units per week) and weeks of cover (nan without demand) of ``store`` x ``sku`` pairs."""
+    stock = np.maximum(inst.stock[store, sku], 0)
+    weekly = (inst.mean_lead[store, sku] + inst.mean_rest[store, sku]) / days[sku] * 7.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cover: FloatArray = np.where(weekly > 1e-9, stock / weekly, np.nan)
+    return stock, weekly, cover
+
+
+def _node_totals(node: IntArray, units: IntArray) -> IntArray:
+    """Per line: the units of every line at its node (``node`` = location x SKU key)."""
+    _, inv = np.unique(node, return_inverse=True)
+    tot: IntArray = np.bincount(inv, weights=units).astype(np.int64)
+    return tot[inv]
 
 
 def _end_text(name: str, units: int, weekly: float, cover: float, item: str | None) -> str:
     """``name`` holds ``units`` (of ``item``): weeks of cover at its weekly demand."""
     what = f" of {item}" if item else ""
-    if not np.isfinite(cover):
+    if not math.isfinite(cover):
         return f"{name} holds {units}{what} and has no demand forecast for it this season"
     if units <= 0:
         return f"{name} is out of stock{what} and sells {weekly:.1f} a week"
     return f"{name} holds {units}{what}: {cover:.1f} weeks of cover at {weekly:.1f} a week"
+
+
+def _source_text(ctx: _Context, lines: LineSet, wh: list[bool]) -> list[str]:
+    """Per line: the source's half of the sentence (a warehouse's stock and holdback, a
+    store's cover) and what the plan ships out of it in total."""
+    out = []
+    for src, k, q, stock, held, weekly, cover, tot in zip(
+        lines.src.tolist(),
+        lines.sku.tolist(),
+        lines.units.tolist(),
+        ctx.stock_src.tolist(),
+        ctx.held.tolist(),
+        ctx.week_src.tolist(),
+        ctx.cover_src.tolist(),
+        ctx.out_tot.tolist(),
+        strict=True,
+    ):
+        if wh[src]:
+            text = f"{ctx.names[src]} has {stock} of {ctx.item[k]} in stock"
+            if held > 0:
+                text += f", {held} held back for replenishment"
+        else:
+            text = _end_text(ctx.names[src], stock, weekly, cover, ctx.item[k])
+        if tot > q:
+            text += f" and ships {tot} in this plan"
+        out.append(text)
+    return out
 
 
 def _reasons(
@@ -198,34 +238,24 @@ def _reasons(
     """One sentence per line; each end's cover figure appears once; net benefit in
     ``currency`` (ISO 4217) whole units."""
     out = []
-    for a in range(len(lines)):
-        src, dst, k = int(lines.src[a]), int(lines.dst[a]), int(lines.sku[a])
-        q = int(lines.units[a])
-        if wh[src]:
-            s_txt = f"{ctx.names[src]} has {int(ctx.stock_src[a])} of {ctx.item[k]} in stock"
-            if ctx.held[a] > 0:
-                s_txt += f", {int(ctx.held[a])} held back for replenishment"
-        else:
-            s_txt = _end_text(
-                ctx.names[src],
-                int(ctx.stock_src[a]),
-                float(ctx.week_src[a]),
-                float(ctx.cover_src[a]),
-                ctx.item[k],
-            )
-        if ctx.out_tot[a] > q:
-            s_txt += f" and ships {int(ctx.out_tot[a])} in this plan"
-        d_txt = _end_text(
-            ctx.names[dst],
-            int(ctx.stock_dst[a]),
-            float(ctx.week_dst[a]),
-            float(ctx.cover_dst[a]),
-            None,
-        )
-        if ctx.in_tot[a] > q:
-            d_txt += f", and receives {int(ctx.in_tot[a])} in this plan ({q} on this line)"
-        verb = "allocating" if wh[src] else "moving"
-        money = format_money(float(net[a]), currency, cents=False)
+    is_wh: list[bool] = wh.tolist()
+    for s_txt, src, dst, q, stock, weekly, cover, tot, value in zip(
+        _source_text(ctx, lines, is_wh),
+        lines.src.tolist(),
+        lines.dst.tolist(),
+        lines.units.tolist(),
+        ctx.stock_dst.tolist(),
+        ctx.week_dst.tolist(),
+        ctx.cover_dst.tolist(),
+        ctx.in_tot.tolist(),
+        net.tolist(),
+        strict=True,
+    ):
+        d_txt = _end_text(ctx.names[dst], stock, weekly, cover, None)
+        if tot > q:
+            d_txt += f", and receives {tot} in this plan ({q} on this line)"
+        verb = "allocating" if is_wh[src] else "moving"
+        money = format_money(value, currency, cents=False)
         out.append(f"{s_txt}; {d_txt}; {verb} {q} units adds {money} net")
     return out
 
@@ -351,7 +381,8 @@ def plan_frames(
     al_schema = {c: tr_schema[c] for c in ALLOCATION_COLUMNS} | CONTEXT_COLUMNS
     if frame.height == 0:
         return pl.DataFrame(schema=al_schema), pl.DataFrame(schema=tr_schema)
-    tr = frame.filter(~pl.col("_wh"))
+    tr, al = frame.filter(~pl.col("_wh")), frame.filter(pl.col("_wh"))
+    del frame
     tr = tr.with_columns(
         pl.format(
             "T{}-{}",
@@ -360,7 +391,7 @@ def plan_frames(
         ).alias("transfer_id")
     )
     tr = _recommendation_ids(tr, as_of, "RT")
-    al = _recommendation_ids(frame.filter(pl.col("_wh")), as_of, "RA")
+    al = _recommendation_ids(al, as_of, "RA")
     return (
         al.select(list(al_schema)).cast(al_schema),  # type: ignore[arg-type]
         tr.select(list(tr_schema)).cast(tr_schema),  # type: ignore[arg-type]

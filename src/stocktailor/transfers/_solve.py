@@ -237,12 +237,14 @@ def _try_mip(
     settings: Settings,
     method: str,
     final: Final,
-    reduced: BoolArray,
+    reduced: BoolArray | None,
     base_open: BoolArray | None,
     bonus: FloatArray | None,
 ) -> tuple[Final, str, float | None, float | None]:
-    """The MIP on a reduced lane set for small networks, started from the finished plan;
-    its plan replaces ``final`` when worth more."""
+    """The MIP on a reduced lane set for small networks (None: not run), started from the
+    finished plan; its plan replaces ``final`` when worth more."""
+    if reduced is None:
+        return final, "", None, None
     sol = settings.solver
     mres = mip_lines(
         inst,
@@ -344,20 +346,20 @@ def solve_instance(
     # 3. every SKU on the chosen lanes, with the minimum-quantity step, then the constraints
     # that couple SKUs and the positivity of every line
     t2 = time.perf_counter()
-    results, final, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
+    results, evaluated, bonus = _final_pass(eng, inst, settings, choice, outs, base_open, smp)
+    heuristic_objective = flow_objective(real, results)
+    reduced = _mip_lanes(inst, settings, method, first_lanes, results)
+    del outs, results, first_lanes  # step 1's cached curves and the flows: freed before framing
+    choice.curves, choice.results = {}, {}
+    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
+    del evaluated
     timings["min_quantity"] = time.perf_counter() - t2
     timings["lanes"] = time.perf_counter() - t1
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
-    used_method = "heuristic" if has_fixed else "flow"
-    mip_obj: float | None = None
-    mip_bound: float | None = None
     t3 = time.perf_counter()
-    if (method == "mip" or (method == "auto" and inst.n_stores <= sol.mip_max_stores)) and results:
-        reduced = first_lanes | _used_lanes(inst.n_stores, results.values())
-        final, got, mip_obj, mip_bound = _try_mip(
-            inst, settings, method, final, reduced, base_open, bonus
-        )
-        used_method = got or used_method
+    mres = _try_mip(inst, settings, method, final, reduced, base_open, bonus)
+    final, got, mip_obj, mip_bound = mres
+    used_method = got or ("heuristic" if has_fixed else "flow")
     timings["mip"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     if inst is not real:  # the premium chose the lanes; the lines pay the lanes' real costs
@@ -373,8 +375,23 @@ def solve_instance(
         timings,
         mip_obj=mip_obj,
         mip_bound=mip_bound,
-        heuristic_objective=flow_objective(inst, results),
+        heuristic_objective=heuristic_objective,
     )
+
+
+def _mip_lanes(
+    inst: TransferInstance,
+    settings: Settings,
+    method: str,
+    first_lanes: BoolArray,
+    results: dict[int, SkuResult],
+) -> BoolArray | None:
+    """The MIP's reduced lane set (step 1's lanes and the final flows'); None when the MIP
+    does not run (``method`` "heuristic", a large network under "auto", or no flows)."""
+    small = method == "auto" and inst.n_stores <= settings.solver.mip_max_stores
+    if not results or not (method == "mip" or small):
+        return None
+    return first_lanes | _used_lanes(inst.n_stores, results.values())
 
 
 def _used_lanes(n: int, results: Iterable[SkuResult]) -> BoolArray:
@@ -420,11 +437,11 @@ def _final_pass(
     outs: list[PartOut],
     base_open: BoolArray | None,
     smp: _Sample,
-) -> tuple[dict[int, SkuResult], Final, FloatArray | None]:
+) -> tuple[dict[int, SkuResult], Evaluated, FloatArray | None]:
     """Step 3: every SKU on the chosen lanes with the minimum-quantity step, in partitions
     through the engine (curves rebuilt in the workers unless the engine runs in this
-    process), then :func:`finalise`. Returns the flows, the final lines and the size-run
-    bonus."""
+    process). Returns the flows, the lines rounded to packs and the minimum with their
+    values (for :func:`finalise`) and the size-run bonus."""
     cons = settings.constraints
     pack = max(cons.pack_size, 1)
     min_units = max(cons.min_transfer_units, 1)
@@ -444,8 +461,7 @@ def _final_pass(
     results, evaluated = finish_pass(eng, inst, choice.lane_open, cols, choice.results, args)
     if smp.sampled and results and (inst.fixed_cost > 0).any():
         results, evaluated = _close_after_sample(eng, inst, choice, results, evaluated, args)
-    final = finalise(inst, evaluated.lines, settings, bonus, pre=evaluated)
-    return results, final, bonus
+    return results, evaluated, bonus
 
 
 def _solution(
