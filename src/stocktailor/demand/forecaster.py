@@ -317,8 +317,10 @@ class DemandForecaster:
                 out.append(sc)
         if not out:
             return pl.DataFrame()
-        return pl.concat(out).with_columns(
-            (pl.col("pred") - pl.col("actual")).abs().alias("abs_err")
+        return (
+            pl.concat(out)
+            .with_columns((pl.col("pred") - pl.col("actual")).abs().alias("abs_err"))
+            .sort("candidate", "origin", "store_id", "sku")
         )
 
     def _origin_predictions(

@@ -449,7 +449,9 @@ def _pair_weeks(
         )
         .join(sku_style, on="sku", how="inner")
     )
-    return sdw, pw
+    # Sorted so that every float sum over these rows adds its terms in one order: a join's
+    # row order changes from process to process (hashing), and with it the last bits.
+    return sdw.sort("store_id", "sku", "date"), pw.sort("store_id", "sku", "week")
 
 
 def _style_index(

@@ -111,9 +111,12 @@ def pair_scores(pred: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     j = truth.join(pred, on=["store_id", "sku", "week"], how="left").with_columns(
         (pl.col("mean").fill_null(0.0) * pl.col("in_days") / 7.0).alias("p")
     )
+    # Sorted and grouped in that order: every float sum adds its terms in one order, so the
+    # scores (and each choice and factor drawn from them) repeat from process to process.
     out = (
         j.filter(pl.col("in_days").sum().over("store_id", "sku") > 0)
-        .group_by("store_id", "sku")
+        .sort("store_id", "sku", "week")
+        .group_by("store_id", "sku", maintain_order=True)
         .agg(
             pl.col("p").sum().alias("pred"),
             pl.col("units_in").sum().alias("actual"),
