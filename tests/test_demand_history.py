@@ -7,7 +7,7 @@ import sys
 
 _SCRIPT = """
 import hashlib
-import polars as pl
+
 from stocktailor.demand.history import prepare_history
 from stocktailor.synth import generate
 

@@ -357,8 +357,9 @@ def solve_instance(
     timings["lanes"] = time.perf_counter() - t1
     # 4. MIP on a reduced lane set for small networks, started from the finished heuristic plan
     t3 = time.perf_counter()
-    mres = _try_mip(inst, settings, method, final, reduced, base_open, bonus)
-    final, got, mip_obj, mip_bound = mres
+    final, got, mip_obj, mip_bound = _try_mip(
+        inst, settings, method, final, reduced, base_open, bonus
+    )
     used_method = got or ("heuristic" if has_fixed else "flow")
     timings["mip"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
@@ -388,8 +389,8 @@ def _mip_lanes(
 ) -> BoolArray | None:
     """The MIP's reduced lane set (step 1's lanes and the final flows'); None when the MIP
     does not run (``method`` "heuristic", a large network under "auto", or no flows)."""
-    small = method == "auto" and inst.n_stores <= settings.solver.mip_max_stores
-    if not results or not (method == "mip" or small):
+    auto_small = method == "auto" and inst.n_stores <= settings.solver.mip_max_stores
+    if not results or not (method == "mip" or auto_small):
         return None
     return first_lanes | _used_lanes(inst.n_stores, results.values())
 
