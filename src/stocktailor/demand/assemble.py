@@ -16,6 +16,12 @@ from stocktailor.demand.history import SS, DemandHistory
 
 __all__ = ["dormant_caps", "lgbm_skus", "split_styles", "weekly_distribution"]
 
+# Forecast columns are rounded to 1e-6 units per week. Polars' group-bys pick their algorithm
+# (and so the order of a float sum) from a per-process hash, so upstream sums can differ in
+# the last bits from run to run; rounded here, the noise stays out of the plan's optimisers
+# and the same inputs give the same plan (issue 17).
+_DECIMALS = 6
+
 
 def split_styles(st: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
     """Style-week means ``mu`` -> ``store_id, sku, week, mean`` with the SKU shares."""
@@ -125,6 +131,9 @@ def weekly_distribution(
             .alias("mean")
         )
     )
+    sk = sk.sort("store_id", "sku", "week_start").with_columns(
+        pl.col("mean").round(_DECIMALS).alias("mean")
+    )
     sk = sk.with_columns(pl.col("mean").sum().over("store_id", "sku").alias("_tot"))
     m = sk["mean"].to_numpy()
     phi_l = sk["level_dispersion"].fill_null(0.25).to_numpy()
@@ -133,9 +142,9 @@ def weekly_distribution(
     q = nb_quantiles(m, m + (phi_w + phi_l) * m**2, (0.1, 0.5, 0.9))
     out = sk.select("store_id", "sku", "week_start").with_columns(
         pl.Series("mean", m),
-        pl.Series("var", var),
-        pl.Series("p10", q[0]),
-        pl.Series("p50", q[1]),
-        pl.Series("p90", q[2]),
+        pl.Series("var", np.round(var, _DECIMALS)),
+        pl.Series("p10", np.round(q[0], _DECIMALS)),
+        pl.Series("p50", np.round(q[1], _DECIMALS)),
+        pl.Series("p90", np.round(q[2], _DECIMALS)),
     )
-    return out.sort("store_id", "sku", "week_start").select(list(FORECAST_SCHEMA))
+    return out.select(list(FORECAST_SCHEMA))

@@ -103,8 +103,12 @@ def sku_shares(
     wk = hist.sku_weekly
     col_d = wk.group_by("store_id", "style", "color").agg(pl.col("demand").sum().alias("dc"))
     net_c = wk.group_by("style", "color").agg(pl.col("demand").sum().alias("nc"))
+    # Rows sorted before each windowed sum: a join's row order changes with polars' per-process
+    # hashing, and a float sum's last bits with the order (issue 17: same inputs, same plan).
     colors = pr.select("style", "color").unique()
-    net_c = colors.join(net_c, on=["style", "color"], how="left").with_columns(
+    net_c = (
+        colors.join(net_c, on=["style", "color"], how="left").sort("style", "color")
+    ).with_columns(
         (
             (pl.col("nc").fill_null(0.0) + 0.5)
             / (pl.col("nc").fill_null(0.0) + 0.5).sum().over("style")
@@ -112,8 +116,10 @@ def sku_shares(
     )
     pairs = hist.carried.select(SS)
     sc = pairs.join(net_c.select("style", "color", "net_share"), on="style", how="inner")
-    sc = sc.join(col_d, on=["store_id", "style", "color"], how="left").with_columns(
-        pl.col("dc").fill_null(0.0)
+    sc = (
+        sc.join(col_d, on=["store_id", "style", "color"], how="left")
+        .sort("store_id", "style", "color")
+        .with_columns(pl.col("dc").fill_null(0.0))
     )
     a = color_prior_units
     sc = sc.with_columns(
@@ -122,7 +128,9 @@ def sku_shares(
         )
     )
     sk = sc.join(pr, on=["style", "color"], how="inner")
-    sk = sk.join(curves.store_curves(), on=["store_id", "size_group", "size"], how="left")
+    sk = sk.join(curves.store_curves(), on=["store_id", "size_group", "size"], how="left").sort(
+        "store_id", "sku"
+    )
     sk = sk.with_columns(
         pl.col("share").fill_null(pl.col("share").mean().over(["size_group", "size"]))
     ).with_columns(pl.col("share").fill_null(1.0))
