@@ -444,7 +444,9 @@ class DemandForecaster:
 
     def _calibration(self, rows: pl.DataFrame) -> tuple[float, float, float, float]:
         """Level factor and dispersion of one group's holdout rows (pairs x origins)."""
-        by_o = rows.group_by("origin").agg(pl.col("pred").sum(), pl.col("actual").sum())
+        by_o = (
+            rows.group_by("origin").agg(pl.col("pred").sum(), pl.col("actual").sum()).sort("origin")
+        )
         b = shrunk_bias(by_o["pred"].to_numpy(), by_o["actual"].to_numpy(), self.bias_prior_units)
         m = rows["pred"].to_numpy() * b
         a = rows["actual"].to_numpy()
