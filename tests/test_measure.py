@@ -13,6 +13,7 @@ import pytest
 from stocktailor.config import Settings
 from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
 from stocktailor.simulate.backtest import backtest
+from stocktailor.simulate.measurement import MEASUREMENT_COLUMNS
 from stocktailor.simulate.toy import ToyNetwork, toy_network
 
 D0 = dt.date(2026, 3, 2)
@@ -155,16 +156,7 @@ def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Pat
     backtest(_toy, [0], ["rule"], Settings(), tmp_path, measure=["rule"])
     m = pl.read_csv(tmp_path / "uplift_measurement.csv", try_parse_dates=True)
     truth = pl.read_csv(tmp_path / "uplift_truth.csv", try_parse_dates=True)
-    assert m.columns[:8] == [
-        "decision_date",
-        "lines",
-        "units",
-        "estimated",
-        "measured",
-        "measured_low",
-        "measured_high",
-        "true",
-    ]
+    assert m.columns[:8] == list(MEASUREMENT_COLUMNS)
     assert m["decision_date"].to_list() == truth["decision_date"].to_list()
     assert m["true"].to_list() == pytest.approx(truth["true"].to_list())
     assert (m["measured_low"] <= m["measured"]).all()
