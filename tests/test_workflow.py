@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import _workflow_fixtures
-from _workflow_fixtures import AS_OF, make_run
+from _workflow_fixtures import AS_OF, FakeRun, make_run
 from stocktailor import workflow
 from stocktailor.config import ServeConfig
 from stocktailor.plan import PlanResult
@@ -47,6 +47,18 @@ def _publish(url: str, n: int = 40, **kw: Any) -> tuple[Engine, int]:
     fr = make_run(n, **kw)
     run_id = workflow.publish_run(engine, fr.plan, fr.stores, fr.products, positions=fr.positions)
     return engine, run_id
+
+
+def _transfers_only(fr: FakeRun, transfers: pl.DataFrame, **kw: Any) -> PlanResult:
+    """The fake run's plan with ``transfers`` as its only lines (``kw``: more plan fields)."""
+    return PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast,
+        allocation=fr.plan.allocation.head(0),
+        transfers=transfers,
+        **kw,
+    )
 
 
 def _decisions_per_rec(engine: Engine, run_id: int) -> Counter[int]:
@@ -572,13 +584,7 @@ def test_plan_loss_probability_and_groups_are_kept(sqlite_url: str) -> None:
         (pl.col("net_benefit") - 1.0).alias("gain_p10"),
         (pl.col("net_benefit") + 1.0).alias("gain_p90"),
     )
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast,
-        allocation=fr.plan.allocation.head(0),
-        transfers=t,
-    )
+    plan = _transfers_only(fr, t)
     engine = workflow.connect(sqlite_url)
     run_id = workflow.publish_run(engine, plan, fr.stores, fr.products, positions=fr.positions)
     items = workflow.list_recommendations(engine, run_id, sort="id", descending=False).items
@@ -682,14 +688,7 @@ def test_explanation_without_placeholders_and_in_the_run_currency(sqlite_url: st
         settings = {**fr.plan.settings}
         if currency:
             settings["economics"] = {"currency": currency}
-        plan = PlanResult(
-            as_of=AS_OF,
-            clusters=fr.plan.clusters,
-            forecast=fr.plan.forecast,
-            allocation=fr.plan.allocation.head(0),
-            transfers=line,
-            settings=settings,
-        )
+        plan = _transfers_only(fr, line, settings=settings)
         run_id = workflow.publish_run(engine, plan, fr.stores, products, positions=fr.positions)
         rec = workflow.list_recommendations(engine, run_id).items[0]
         texts[currency] = workflow.get_recommendation(engine, rec["id"])["explanation"]
