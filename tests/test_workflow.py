@@ -61,6 +61,17 @@ def _transfers_only(fr: FakeRun, transfers: pl.DataFrame, **kw: Any) -> PlanResu
     )
 
 
+def _rows_plan(fr: FakeRun, rows: list[dict[str, Any]]) -> PlanResult:
+    """The fake run's plan without its forecast and with transfer ``rows`` (its schema)."""
+    return PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast.head(0),
+        allocation=fr.plan.allocation,
+        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
+    )
+
+
 def _decisions_per_rec(engine: Engine, run_id: int) -> Counter[int]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -187,26 +198,14 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         line(5, to_id="S05", sku="ST3-S", style="ST3", net_benefit=30.0, gain_p10=-70.0),
     ]
     engine = workflow.connect(sqlite_url)
-    first = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame([line(9)], schema=fr.plan.transfers.schema),
-    )
+    first = _rows_plan(fr, [line(9)])
     run1 = workflow.publish_run(engine, first, fr.stores, fr.products)
     rec1 = workflow.list_recommendations(engine, run1).items[0]
     assert [e["kind"] for e in workflow.get_recommendation(engine, rec1["id"])["exceptions"]] == [
         "first_transfer_of_style"
     ]
     workflow.decide(engine, rec1["id"], action="approve", version=0, user="ana")
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
-    )
+    plan = _rows_plan(fr, rows)
     positions = pl.DataFrame(
         {
             "store_id": ["S01", "S04", "S05"],
@@ -621,13 +620,7 @@ def test_groups_list_sizes_and_decide_together(database_url: str) -> None:
             }
         )
     rows.append(base | {"transfer_id": "G9", "sku": "ST1-S", "style": "ST1", "net_benefit": 1.0})
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
-    )
+    plan = _rows_plan(fr, rows)
     engine = workflow.connect(database_url)
     run_id = workflow.publish_run(engine, plan, fr.stores, fr.products)
     groups = workflow.list_groups(engine, run_id).items
