@@ -12,9 +12,11 @@ by :func:`stand_in_snapshot`).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,26 @@ def write_folder(out: Path, tables: dict[str, pl.DataFrame], meta: dict[str, Any
         frame.write_parquet(out / f"{name}.parquet")
     rows = {name: frame.height for name, frame in tables.items()}
     (out / "meta.json").write_text(json.dumps({**meta, "rows": rows}, indent=2, default=str))
+
+
+def convert_main(
+    doc: str | None,
+    attribution: str,
+    add_options: Callable[[argparse.ArgumentParser], None],
+    convert: Callable[[argparse.Namespace], dict[str, pl.DataFrame]],
+) -> None:
+    """A converter's command line: ``convert --out DIR`` (plus ``add_options``) runs
+    ``convert(args)`` and prints the rows of each table it wrote."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("convert", help="write a contract data folder")
+    c.add_argument("--out", type=Path, required=True)
+    add_options(c)
+    a = ap.parse_args()
+    tables = convert(a)
+    for name, frame in tables.items():
+        print(f"{name:<11} {frame.height:>10,} rows")
+    print(f"wrote {a.out} ({attribution})")
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -63,7 +63,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from demand_freshretail import DATA, load_daily
-from real_common import contract_requires, runs_to_ranges, write_folder
+from real_common import contract_requires, convert_main, runs_to_ranges, write_folder
 
 SCALE = 10
 STOCKOUT_HOURS_EMPTY = 8
@@ -265,17 +265,12 @@ def convert(out: Path, cities: list[int] | None = None) -> dict[str, pl.DataFram
     return tables
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("convert", help="write a contract data folder")
-    c.add_argument("--out", type=Path, required=True)
+def _options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--cities", type=int, nargs="*", default=None, help="only these city_ids")
-    a = ap.parse_args()
-    tables = convert(a.out, a.cities)
-    for name, frame in tables.items():
-        print(f"{name:<11} {frame.height:>10,} rows")
-    print(f"wrote {a.out} ({ATTRIBUTION})")
+
+
+def main() -> None:
+    convert_main(__doc__, ATTRIBUTION, _options, lambda a: convert(a.out, a.cities))
 
 
 if __name__ == "__main__":

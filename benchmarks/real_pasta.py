@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_common import (
     contract_requires,
+    convert_main,
     runs_to_ranges,
     stand_in_snapshot,
     write_folder,
@@ -162,17 +163,12 @@ def convert(out: Path, raw_path: Path = RAW) -> dict[str, pl.DataFrame]:
     return tables
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("convert", help="write a contract data folder")
-    c.add_argument("--out", type=Path, required=True)
+def _options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--raw", type=Path, default=RAW)
-    a = ap.parse_args()
-    tables = convert(a.out, a.raw)
-    for name, frame in tables.items():
-        print(f"{name:<11} {frame.height:>10,} rows")
-    print(f"wrote {a.out} ({ATTRIBUTION})")
+
+
+def main() -> None:
+    convert_main(__doc__, ATTRIBUTION, _options, lambda a: convert(a.out, a.raw))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,21 @@ def loose(**solver: object) -> Settings:
     )
 
 
+def constrained(min_units: int, pack: int, lanes: int, budget: float | None) -> Settings:
+    """Settings with these constraints: minimum line units, pack size, the same lane limit out
+    of and into a store, the transfer budget; capacity respected."""
+    return Settings(
+        constraints=ConstraintsConfig(
+            min_transfer_units=min_units,
+            pack_size=pack,
+            max_outbound_lanes_per_store=lanes,
+            max_inbound_lanes_per_store=lanes,
+            respect_capacity=True,
+            transfer_budget=budget,
+        )
+    )
+
+
 def check_plan(inst: TransferInstance, s: Settings) -> None:
     sol = solve_instance(inst, s, method="heuristic")
     ln = sol.lines

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -723,6 +724,26 @@ def test_default_ignores_store_attributes(tiny: tuple[Tables, dict[str, int]]) -
     assert not on.fit(shuffled, AS_OF).labels_.equals(base.labels_)
 
 
+def _row_tables(
+    stores: list[dict[str, Any]],
+    products: pl.DataFrame,
+    sales: list[tuple[dt.date, str, str, int, float]],
+    inv: list[tuple[dt.date, str, str, int]],
+    **other: pl.DataFrame,
+) -> Tables:
+    """Tables from store dicts, ``(date, store_id, sku, units, revenue)`` sales and
+    ``(date, store_id, sku, on_hand)`` inventory rows, and ``other`` tables as they are."""
+    return Tables(
+        stores=pl.DataFrame(stores),
+        products=products,
+        sales=pl.DataFrame(
+            sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"
+        ),
+        inventory=pl.DataFrame(inv, schema=["date", "store_id", "sku", "on_hand"], orient="row"),
+        **other,
+    )
+
+
 def _segment_network(
     ratio: float, seed: int = 0, n_per: int = 8, days: int = 56
 ) -> tuple[Tables, dict[str, int]]:
@@ -768,16 +789,7 @@ def _segment_network(
                 for k in np.flatnonzero(units):
                     sales.append((date, sid, skus[k], int(units[k]), 40.0 * int(units[k])))
             inv.extend((START + dt.timedelta(days=days - 1), sid, k, 500) for k in skus)
-    tables = Tables(
-        stores=pl.DataFrame(stores),
-        products=products,
-        sales=pl.DataFrame(
-            sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"
-        ),
-        inventory=pl.DataFrame(inv, schema=["date", "store_id", "sku", "on_hand"], orient="row"),
-        weather=pl.DataFrame(weather),
-    )
-    return tables, truth
+    return _row_tables(stores, products, sales, inv, weather=pl.DataFrame(weather)), truth
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -836,15 +848,7 @@ def _apparel_chain(seed: int = 0) -> tuple[Tables, set[str]]:
                     u = int(rng.poisson(rate))
                     if u:
                         sales.append((START + dt.timedelta(days=d), sid, sku, u, 350.0 * u))
-    tables = Tables(
-        stores=pl.DataFrame(stores),
-        products=products,
-        sales=pl.DataFrame(
-            sales, schema=["date", "store_id", "sku", "units", "revenue"], orient="row"
-        ),
-        inventory=pl.DataFrame(inv, schema=["date", "store_id", "sku", "on_hand"], orient="row"),
-    )
-    return tables, women
+    return _row_tables(stores, products, sales, inv), women
 
 
 def test_women_only_stores_separate_by_their_buying() -> None:

@@ -10,10 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _toys import three_store_toy
 from stocktailor.config import Settings
 from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
 from stocktailor.simulate.backtest import backtest
-from stocktailor.simulate.toy import ToyNetwork, toy_network
+from stocktailor.simulate.measurement import MEASUREMENT_COLUMNS
 
 D0 = dt.date(2026, 3, 2)
 
@@ -141,30 +142,11 @@ def test_pair_outcomes_sum_the_two_cells_after_the_decision() -> None:
     assert out["pre"].to_list() == [2 * 8.0]
 
 
-def _toy(seed: int) -> ToyNetwork:
-    return toy_network(
-        [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
-        [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
-        warehouse=[20, 20, 20],
-        segments=["urban", "suburban", "urban"],
-        weeks=6,
-    )
-
-
 def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Path) -> None:
-    backtest(_toy, [0], ["rule"], Settings(), tmp_path, measure=["rule"])
+    backtest(three_store_toy, [0], ["rule"], Settings(), tmp_path, measure=["rule"])
     m = pl.read_csv(tmp_path / "uplift_measurement.csv", try_parse_dates=True)
     truth = pl.read_csv(tmp_path / "uplift_truth.csv", try_parse_dates=True)
-    assert m.columns[:8] == [
-        "decision_date",
-        "lines",
-        "units",
-        "estimated",
-        "measured",
-        "measured_low",
-        "measured_high",
-        "true",
-    ]
+    assert m.columns[:8] == list(MEASUREMENT_COLUMNS)
     assert m["decision_date"].to_list() == truth["decision_date"].to_list()
     assert m["true"].to_list() == pytest.approx(truth["true"].to_list())
     assert (m["measured_low"] <= m["measured"]).all()

@@ -10,30 +10,19 @@ import polars as pl
 import pytest
 
 from _report_pages import geo_assets, geo_maps, outside_plotlyjs, plots
+from _toys import three_store_toy
 from stocktailor.config import Settings
 from stocktailor.engine import LocalEngine
 from stocktailor.report import write_backtest_report
 from stocktailor.simulate.backtest import backtest
-from stocktailor.simulate.toy import ToyNetwork, toy_network
 
 GERMANY = [(52.5, 13.4), (48.1, 11.6), (53.6, 10.0)]  # Berlin, Munich, Hamburg
-
-
-def _factory(seed: int, coords: list[tuple[float, float]] | None = None) -> ToyNetwork:
-    return toy_network(
-        [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
-        [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
-        warehouse=[20, 20, 20],
-        segments=["urban", "suburban", "urban"],
-        weeks=6,
-        coords=coords,
-    )
 
 
 def test_backtest_writes_self_contained_report(tmp_path: Path) -> None:
     seen: list[int] = []
     res = backtest(
-        _factory,
+        three_store_toy,
         [0, 1],
         ["none", "rule"],
         Settings(),
@@ -84,7 +73,9 @@ def test_backtest_writes_self_contained_report(tmp_path: Path) -> None:
 
 
 def test_backtest_report_maps_a_foreign_network_on_the_world_layer(tmp_path: Path) -> None:
-    backtest(lambda seed: _factory(seed, GERMANY), [0], ["none", "rule"], Settings(), tmp_path)
+    backtest(
+        lambda seed: three_store_toy(seed, GERMANY), [0], ["none", "rule"], Settings(), tmp_path
+    )
     html = outside_plotlyjs((tmp_path / "report.html").read_text(encoding="utf-8"))
     (geo,) = geo_maps(html)
     assert geo["scope"] == "world" and geo_assets(html) == ["world_110m"]
@@ -97,7 +88,7 @@ def test_backtest_report_maps_a_foreign_network_on_the_world_layer(tmp_path: Pat
 
 def test_backtest_report_without_coordinates_omits_the_map(tmp_path: Path) -> None:
     """Coordinates are optional in the data contract: no map then, the flow tables stay."""
-    res = backtest(_factory, [0], ["none", "rule"], Settings(), None)
+    res = backtest(three_store_toy, [0], ["none", "rule"], Settings(), None)
     drop = pl.col("latitude", "longitude")
     for label, fix in (
         ("absent", lambda st: st.drop("latitude", "longitude")),
@@ -119,11 +110,11 @@ def test_backtest_report_without_coordinates_omits_the_map(tmp_path: Path) -> No
 
 def test_backtest_rejects_unknown_policy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown policy 'best'"):
-        backtest(_factory, [0], ["none", "best"], Settings(), tmp_path)
+        backtest(three_store_toy, [0], ["none", "best"], Settings(), tmp_path)
 
 
 def test_backtest_measures_the_true_value_of_executed_lines(tmp_path: Path) -> None:
-    res = backtest(_factory, [0], ["none", "rule"], Settings(), tmp_path, measure=["rule"])
+    res = backtest(three_store_toy, [0], ["none", "rule"], Settings(), tmp_path, measure=["rule"])
     truth = pl.read_csv(tmp_path / "uplift_truth.csv", try_parse_dates=True)
     assert truth.columns == [
         "decision_date",

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 
 from _report_pages import geo_assets
+from _toys import three_store_toy
 from stocktailor.clustering import StoreClusterer, clusters_report_html
 from stocktailor.config import Settings
 from stocktailor.simulate.backtest import backtest
-from stocktailor.simulate.toy import ToyNetwork, toy_network
 from stocktailor.synth import generate
 from test_web_browser import CHROMIUM, _artifacts, browser
 
@@ -27,16 +27,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent"),
 ]
-
-
-def _toy(seed: int) -> ToyNetwork:
-    return toy_network(
-        [[2.0, 3.0, 1.0], [0.2, 0.3, 0.1], [1.0, 1.0, 1.0]],
-        [[5, 5, 5], [40, 40, 40], [10, 10, 10]],
-        warehouse=[20, 20, 20],
-        segments=["urban", "suburban", "urban"],
-        weeks=6,
-    )
 
 
 def _open_offline(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
@@ -72,7 +62,7 @@ def _base_layer_drawn(page: Any, *, states: bool) -> None:
 
 
 def test_backtest_report_map_draws_offline(browser: Any, tmp_path: Path) -> None:
-    backtest(_toy, [0], ["none", "rule"], Settings(), tmp_path)
+    backtest(three_store_toy, [0], ["none", "rule"], Settings(), tmp_path)
     path = tmp_path / "report.html"
     assert geo_assets(path.read_text(encoding="utf-8")) == ["usa_110m"]
     page, blocked, errors = _open_offline(browser, path)

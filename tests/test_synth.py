@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _stock_checks import assert_snapshots_follow_sales
 from stocktailor.contract import TABLE_SPECS, Tables
 from stocktailor.synth import SCENARIOS, SyntheticNetwork, generate, nb_sample
 
@@ -170,19 +171,7 @@ def test_sales_censored_by_stock(which: str, request: pytest.FixtureRequest) -> 
     assert both["units"].null_count() == 0  # nothing sells that was never stocked
     assert (both["sold"] <= both["units"]).all()
     # every snapshot equals initial stock minus the sales up to that date
-    for day in t.inventory["date"].unique().sort().to_list():
-        snap = t.inventory.filter(pl.col("date") == day).select("store_id", "sku", "on_hand")
-        upto = (
-            t.sales.filter(pl.col("date") <= day)
-            .group_by("store_id", "sku")
-            .agg(pl.col("units").sum().alias("sold"))
-        )
-        chk = (
-            snap.join(init, on=["store_id", "sku"], how="left")
-            .join(upto, on=["store_id", "sku"], how="left")
-            .with_columns(pl.col("sold").fill_null(0))
-        )
-        assert (chk["on_hand"] == chk["units"] - chk["sold"]).all(), day
+    assert_snapshots_follow_sales(t, init, t.inventory["date"].unique().sort().to_list())
     pos = net.truth.position.join(
         t.inventory.filter(pl.col("date") == net.as_of), on=["store_id", "sku"]
     )

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _stock_checks import assert_snapshots_follow_sales
 from stocktailor.contract import validate_tables
 from stocktailor.synth import (
     FASHION_SCENARIOS,
@@ -92,19 +93,8 @@ def test_stock_accounting_with_returns() -> None:
     t = net.tables
     assert (t.sales["units"] < 0).sum() > 0  # returns show as negative net units
     init = net.truth.initial_stock
-    for day in t.inventory["date"].unique().sort().to_list()[::9]:
-        snap = t.inventory.filter(pl.col("date") == day, pl.col("store_id") != "DC-1")
-        upto = (
-            t.sales.filter(pl.col("date") <= day)
-            .group_by("store_id", "sku")
-            .agg(pl.col("units").sum().alias("net"))
-        )
-        chk = (
-            snap.join(init, on=["store_id", "sku"], how="left")
-            .join(upto, on=["store_id", "sku"], how="left")
-            .with_columns(pl.col("net").fill_null(0))
-        )
-        assert (chk["on_hand"] == chk["units"] - chk["net"]).all(), day
+    days = t.inventory["date"].unique().sort().to_list()[::9]
+    assert_snapshots_follow_sales(t, init, days, skip_store="DC-1")
     assert (t.inventory["on_hand"] >= 0).all()
     # gross sales are net + returns, returns about return_rate of what sold
     assert isinstance(net.truth, ForeignTruth)

@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from _transfer_cases import AS_OF, check_plan, loose, lp_optimum, random_instance, tiny_tables
+from _transfer_cases import (
+    AS_OF,
+    check_plan,
+    constrained,
+    loose,
+    lp_optimum,
+    random_instance,
+    tiny_tables,
+)
 from stocktailor.config import ConstraintsConfig, EngineConfig, Settings, SolverConfig
 from stocktailor.contract import FORECAST_SCHEMA
 from stocktailor.engine import LocalEngine
@@ -73,17 +81,7 @@ def test_random_networks_respect_every_constraint(
     fixed: bool,
 ) -> None:
     inst = random_instance(seed, n, m, fixed=fixed, eligible_share=elig, capacity=capacity)
-    s = Settings(
-        constraints=ConstraintsConfig(
-            min_transfer_units=min_units,
-            pack_size=pack,
-            max_outbound_lanes_per_store=lanes,
-            max_inbound_lanes_per_store=lanes,
-            respect_capacity=True,
-            transfer_budget=budget,
-        )
-    )
-    check_plan(inst, s)
+    check_plan(inst, constrained(min_units, pack, lanes, budget))
 
 
 def test_mip_path_respects_constraints_and_beats_or_matches_heuristic() -> None:

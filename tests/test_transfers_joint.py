@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from _transfer_cases import AS_OF, check_plan, loose, random_instance, tiny_tables
-from stocktailor.config import ConstraintsConfig, Settings
+from _transfer_cases import AS_OF, check_plan, constrained, loose, random_instance, tiny_tables
+from stocktailor.config import Settings
 from stocktailor.transfers import (
     LineSet,
     TransferInstance,
@@ -92,15 +92,7 @@ def test_joint_plan_feeds_each_need_once_and_its_lines_add_up(
     fixed: bool,
 ) -> None:
     inst = with_warehouse(random_instance(seed, n, m, fixed=fixed, capacity=capacity), seed)
-    s = Settings(
-        constraints=ConstraintsConfig(
-            min_transfer_units=min_units,
-            pack_size=pack,
-            max_outbound_lanes_per_store=lanes,
-            max_inbound_lanes_per_store=lanes,
-            transfer_budget=budget,
-        )
-    )
+    s = constrained(min_units, pack, lanes, budget)
     check_plan(inst, s)
     sol = solve_instance(inst, s, method="heuristic")
     ln, wh = sol.lines, inst.is_warehouse

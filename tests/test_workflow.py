@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import _workflow_fixtures
-from _workflow_fixtures import AS_OF, make_run
+from _workflow_fixtures import AS_OF, FakeRun, make_run
 from stocktailor import workflow
 from stocktailor.config import ServeConfig
 from stocktailor.plan import PlanResult
@@ -47,6 +47,29 @@ def _publish(url: str, n: int = 40, **kw: Any) -> tuple[Engine, int]:
     fr = make_run(n, **kw)
     run_id = workflow.publish_run(engine, fr.plan, fr.stores, fr.products, positions=fr.positions)
     return engine, run_id
+
+
+def _transfers_only(fr: FakeRun, transfers: pl.DataFrame, **kw: Any) -> PlanResult:
+    """The fake run's plan with ``transfers`` as its only lines (``kw``: more plan fields)."""
+    return PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast,
+        allocation=fr.plan.allocation.head(0),
+        transfers=transfers,
+        **kw,
+    )
+
+
+def _rows_plan(fr: FakeRun, rows: list[dict[str, Any]]) -> PlanResult:
+    """The fake run's plan without its forecast and with transfer ``rows`` (its schema)."""
+    return PlanResult(
+        as_of=AS_OF,
+        clusters=fr.plan.clusters,
+        forecast=fr.plan.forecast.head(0),
+        allocation=fr.plan.allocation,
+        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
+    )
 
 
 def _decisions_per_rec(engine: Engine, run_id: int) -> Counter[int]:
@@ -175,26 +198,14 @@ def test_exceptions_hand_worked(sqlite_url: str) -> None:
         line(5, to_id="S05", sku="ST3-S", style="ST3", net_benefit=30.0, gain_p10=-70.0),
     ]
     engine = workflow.connect(sqlite_url)
-    first = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame([line(9)], schema=fr.plan.transfers.schema),
-    )
+    first = _rows_plan(fr, [line(9)])
     run1 = workflow.publish_run(engine, first, fr.stores, fr.products)
     rec1 = workflow.list_recommendations(engine, run1).items[0]
     assert [e["kind"] for e in workflow.get_recommendation(engine, rec1["id"])["exceptions"]] == [
         "first_transfer_of_style"
     ]
     workflow.decide(engine, rec1["id"], action="approve", version=0, user="ana")
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
-    )
+    plan = _rows_plan(fr, rows)
     positions = pl.DataFrame(
         {
             "store_id": ["S01", "S04", "S05"],
@@ -572,13 +583,7 @@ def test_plan_loss_probability_and_groups_are_kept(sqlite_url: str) -> None:
         (pl.col("net_benefit") - 1.0).alias("gain_p10"),
         (pl.col("net_benefit") + 1.0).alias("gain_p90"),
     )
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast,
-        allocation=fr.plan.allocation.head(0),
-        transfers=t,
-    )
+    plan = _transfers_only(fr, t)
     engine = workflow.connect(sqlite_url)
     run_id = workflow.publish_run(engine, plan, fr.stores, fr.products, positions=fr.positions)
     items = workflow.list_recommendations(engine, run_id, sort="id", descending=False).items
@@ -615,13 +620,7 @@ def test_groups_list_sizes_and_decide_together(database_url: str) -> None:
             }
         )
     rows.append(base | {"transfer_id": "G9", "sku": "ST1-S", "style": "ST1", "net_benefit": 1.0})
-    plan = PlanResult(
-        as_of=AS_OF,
-        clusters=fr.plan.clusters,
-        forecast=fr.plan.forecast.head(0),
-        allocation=fr.plan.allocation,
-        transfers=pl.DataFrame(rows, schema=fr.plan.transfers.schema),
-    )
+    plan = _rows_plan(fr, rows)
     engine = workflow.connect(database_url)
     run_id = workflow.publish_run(engine, plan, fr.stores, fr.products)
     groups = workflow.list_groups(engine, run_id).items
@@ -682,14 +681,7 @@ def test_explanation_without_placeholders_and_in_the_run_currency(sqlite_url: st
         settings = {**fr.plan.settings}
         if currency:
             settings["economics"] = {"currency": currency}
-        plan = PlanResult(
-            as_of=AS_OF,
-            clusters=fr.plan.clusters,
-            forecast=fr.plan.forecast,
-            allocation=fr.plan.allocation.head(0),
-            transfers=line,
-            settings=settings,
-        )
+        plan = _transfers_only(fr, line, settings=settings)
         run_id = workflow.publish_run(engine, plan, fr.stores, products, positions=fr.positions)
         rec = workflow.list_recommendations(engine, run_id).items[0]
         texts[currency] = workflow.get_recommendation(engine, rec["id"])["explanation"]

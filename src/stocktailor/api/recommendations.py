@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import Engine
 
 from stocktailor import workflow
 from stocktailor.api.deps import EngineDep, Viewer, run_or_404
@@ -23,11 +25,39 @@ from stocktailor.api.schemas import (
     SortKey,
     Status,
 )
-from stocktailor.workflow import NotFound, RecFilter
+from stocktailor.workflow import NotFound, Page, RecFilter
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+
+
+def _page(p: Page) -> dict[str, Any]:
+    return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}
+
+
+def _sorted_page(
+    listing: Callable[..., Page],
+    engine: Engine,
+    run_id: int,
+    filters: RecFilter,
+    sort: str,
+    order: Literal["asc", "desc"],
+    page: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """One page of ``listing`` (:func:`~stocktailor.workflow.list_recommendations` or
+    :func:`~stocktailor.workflow.list_groups`) as the API returns it."""
+    p = listing(
+        engine,
+        run_id,
+        filters,
+        sort=sort,
+        descending=order == "desc",
+        page=page,
+        page_size=page_size,
+    )
+    return _page(p)
 
 
 @router.get("/recommendations", response_model=RecommendationPage, responses=ERRORS)
@@ -70,16 +100,9 @@ def recommendations(
         min_net_benefit=min_net_benefit,
         group=group,
     )
-    p = workflow.list_recommendations(
-        engine,
-        rid,
-        filters,
-        sort=sort,
-        descending=order == "desc",
-        page=page,
-        page_size=page_size,
+    return _sorted_page(
+        workflow.list_recommendations, engine, rid, filters, sort, order, page, page_size
     )
-    return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}
 
 
 @router.get("/recommendations/{rec_id}", response_model=RecommendationDetail, responses=ERRORS)
@@ -103,7 +126,7 @@ def exceptions(
     """Lines flagged for review: low confidence, large moves, soft rules, first transfers."""
     run_or_404(engine, run_id)
     p = workflow.list_exceptions(engine, run_id, kind=kind, page=page, page_size=page_size)
-    return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}
+    return _page(p)
 
 
 @router.get("/runs/{run_id}/groups", response_model=RecommendationGroupPage, responses=ERRORS)
@@ -139,13 +162,4 @@ def groups(
         style=style,
         exception=exception,
     )
-    p = workflow.list_groups(
-        engine,
-        run_id,
-        filters,
-        sort=sort,
-        descending=order == "desc",
-        page=page,
-        page_size=page_size,
-    )
-    return {"items": p.items, "total": p.total, "page": p.page, "page_size": p.page_size}
+    return _sorted_page(workflow.list_groups, engine, run_id, filters, sort, order, page, page_size)

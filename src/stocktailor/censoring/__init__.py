@@ -30,6 +30,7 @@ from stocktailor.censoring.rates import (
     expected_demand_given_at_least,
     flat_sum,
     pair_demand_rates,
+    with_cluster_id,
 )
 from stocktailor.censoring.stock import (
     first_snapshots,
@@ -54,4 +55,5 @@ __all__ = [
     "reconstruct_stock",
     "stock_events",
     "velocity_forecast",
+    "with_cluster_id",
 ]

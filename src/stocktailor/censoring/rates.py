@@ -23,6 +23,7 @@ __all__ = [
     "expected_demand_given_at_least",
     "flat_sum",
     "pair_demand_rates",
+    "with_cluster_id",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -219,17 +220,23 @@ def pair_demand_rates(
     )
 
 
+def with_cluster_id(frame: pl.DataFrame, clusters: pl.DataFrame | None) -> pl.DataFrame:
+    """Add ``cluster_id`` (String) from ``clusters`` (``store_id, cluster_id``) by
+    ``store_id``: ``"_none"`` for a store without one, ``"_all"`` everywhere when ``clusters``
+    is None."""
+    if clusters is None:
+        return frame.with_columns(pl.lit("_all").alias("cluster_id"))
+    return frame.join(
+        clusters.select("store_id", pl.col("cluster_id").cast(pl.String)),
+        on="store_id",
+        how="left",
+    ).with_columns(pl.col("cluster_id").fill_null("_none"))
+
+
 def _with_prior(pairs: pl.DataFrame, clusters: pl.DataFrame | None) -> pl.DataFrame:
     """Add ``prior_rate``: the SKU's in-stock rate in the store's group (cluster, else all
     stores), scaled by the store's in-stock selling level, units per day."""
-    if clusters is not None:
-        pairs = pairs.join(
-            clusters.select("store_id", pl.col("cluster_id").cast(pl.String)),
-            on="store_id",
-            how="left",
-        ).with_columns(pl.col("cluster_id").fill_null("_none"))
-    else:
-        pairs = pairs.with_columns(pl.lit("_all").alias("cluster_id"))
+    pairs = with_cluster_id(pairs, clusters)
     pairs = pairs.with_columns(
         (
             pl.col("u_in").sum().over(["cluster_id", "sku"])

@@ -36,6 +36,7 @@ __all__ = [
     "console",
     "err_console",
     "errors",
+    "existing_workspace",
     "fmt",
     "kpi_rows",
     "parse_date",
@@ -43,6 +44,7 @@ __all__ = [
     "progress_bar",
     "settings_for",
     "with_currency",
+    "workflow_database",
     "workspace_path",
     "write_frame",
     "write_scan",
@@ -161,6 +163,35 @@ def workflow_url(database_url: str | None, settings: Settings, workspace: Path |
 
     url = database_url or settings.serve.database_url
     return url if url is not None else Workspace(workspace_path(workspace)).database_url
+
+
+@contextlib.contextmanager
+def workflow_database(
+    database_url: str | None, settings: Settings, workspace: Path | None
+) -> Iterator[tuple[str, Any]]:
+    """The workflow database (:func:`workflow_url`) migrated to head: its URL and an engine,
+    disposed on leaving."""
+    from stocktailor import workflow
+
+    url = workflow_url(database_url, settings, workspace)
+    workflow.upgrade(url)
+    engine = workflow.connect(url)
+    try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+def existing_workspace(workspace: Path | None) -> Any:
+    """The :class:`~stocktailor.workspace.Workspace` at ``workspace``; FileNotFoundError when
+    nothing was ingested there."""
+    from stocktailor.workspace import Workspace
+
+    ws = Workspace(workspace_path(workspace))
+    if not ws.exists():
+        msg = f"{ws.path}: no workspace here; run `stocktailor ingest DATA_DIR --workspace WS`"
+        raise FileNotFoundError(msg)
+    return ws
 
 
 def parse_date(option: str, value: str) -> dt.date:

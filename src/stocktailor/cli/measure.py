@@ -14,12 +14,12 @@ from stocktailor.cli.common import (
     app,
     console,
     errors,
+    existing_workspace,
     parse_date,
     print_frame,
     progress_bar,
     settings_for,
-    workflow_url,
-    workspace_path,
+    workflow_database,
     write_frame,
 )
 from stocktailor.config import Settings
@@ -52,7 +52,6 @@ def executions_import(
     """Store what happened to approved lines: reference (or recommendation_id), shipped_units,
     received_units, ship_date, receive_date, status. All rows or none."""
     with errors():
-        from stocktailor import workflow
         from stocktailor.pipeline.publish import shown_url
         from stocktailor.workflow.executions import import_executions
 
@@ -60,13 +59,8 @@ def executions_import(
         if not file.is_file():
             msg = f"{file}: no such file"
             raise FileNotFoundError(msg)
-        url = workflow_url(database_url, settings, workspace)
-        workflow.upgrade(url)
-        engine = workflow.connect(url)
-        try:
+        with workflow_database(database_url, settings, workspace) as (url, engine):
             res = import_executions(engine, file, user="cli", source_file=file.name)
-        finally:
-            engine.dispose()
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(res.statuses.items()))
         console.print(
             f"imported {res.lines:,} executions from {file.name} ({res.new:,} new, "
@@ -87,24 +81,16 @@ def measure(
 ) -> None:
     """Measure what a run's executed lines earned up to --until (realised vs estimated)."""
     with errors():
-        from stocktailor import workflow
         from stocktailor.workflow.measurements import (
             executed_lines,
             measure_executions,
             measurement_steps,
         )
-        from stocktailor.workspace import Workspace
 
         settings = settings_for(config)
         day = parse_date("--until", until)
-        ws = Workspace(workspace_path(workspace))
-        if not ws.exists():
-            msg = f"{ws.path}: no workspace here; run `stocktailor ingest DATA_DIR --workspace WS`"
-            raise FileNotFoundError(msg)
-        url = workflow_url(database_url, settings, workspace)
-        workflow.upgrade(url)
-        engine = workflow.connect(url)
-        try:
+        ws = existing_workspace(workspace)
+        with workflow_database(database_url, settings, workspace) as (_url, engine):
             every = executed_lines(engine)
             lines = every.filter(pl.col("run_id") == run)
             if lines.height >= _PROGRESS_LINES:
@@ -115,8 +101,6 @@ def measure(
                     )
             else:
                 res = measure_executions(engine, ws, run, day, settings, user="cli", executed=every)
-        finally:
-            engine.dispose()
         write_frame(res.results, out)
         _show(res.results, settings, run, res.start, res.until)
         console.print(f"stored measurement batch {res.batch_id}; wrote {out.resolve()}")

@@ -24,12 +24,12 @@ from stocktailor.cli.common import (
     app,
     console,
     errors,
+    existing_workspace,
     parse_date,
     print_frame,
     progress_bar,
     settings_for,
     with_currency,
-    workspace_path,
     write_frame,
     write_scan,
 )
@@ -46,23 +46,13 @@ DatabaseOpt = Annotated[
 ]
 
 
-def _workspace(workspace: Path | None) -> Any:
-    from stocktailor.workspace import Workspace
-
-    ws = Workspace(workspace_path(workspace))
-    if not ws.exists():
-        msg = f"{ws.path}: no workspace here; run `stocktailor ingest DATA_DIR --workspace WS`"
-        raise FileNotFoundError(msg)
-    return ws
-
-
 @contextlib.contextmanager
 def _pipeline(workspace: Path | None, config: Path | None) -> Iterator[tuple[Any, Settings, Any]]:
     from stocktailor.engine import make_engine
     from stocktailor.pipeline import Pipeline
 
     settings = settings_for(config)
-    ws = _workspace(workspace)
+    ws = existing_workspace(workspace)
     with make_engine(settings.engine) as engine:
         yield ws, settings, Pipeline(ws, settings, engine=engine, progress_factory=progress_bar)
 
@@ -330,7 +320,7 @@ def cluster(
 
         overrides = {"clustering": {"n_clusters": k}} if k is not None else {}
         settings = settings_for(config, **overrides)
-        ws = _workspace(workspace)
+        ws = existing_workspace(workspace)
         date = _day(Pipeline(ws, settings), as_of)
         tables = tables_at(ws, date)
         moves_path = None

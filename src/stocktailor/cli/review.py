@@ -17,6 +17,7 @@ from stocktailor.cli.common import (
     print_frame,
     progress_bar,
     settings_for,
+    workflow_database,
     workflow_url,
     write_frame,
 )
@@ -145,13 +146,8 @@ def export(
         if form not in ("csv", "xlsx"):
             msg = f"export: --format {form!r} is not csv or xlsx"
             raise ValueError(msg)
-        url = workflow_url(database_url, settings, workspace)
-        workflow.upgrade(url)
-        engine = workflow.connect(url)
-        try:
+        with workflow_database(database_url, settings, workspace) as (url, engine):
             res = workflow.export_to_folder(engine, folder, form, run_id=run_id, user="cli")
-        finally:
-            engine.dispose()
         if res.path is None:
             console.print(f"nothing new to export from {shown_url(url)}")
         else:

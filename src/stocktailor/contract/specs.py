@@ -48,6 +48,11 @@ class TableSpec:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def schema(self) -> dict[str, type[pl.DataType] | pl.DataType]:
+        """Every column's name and dtype, in contract order (a polars schema)."""
+        return {c.name: c.dtype for c in self.columns}
+
 
 S, D, I, F, B = pl.String, pl.Date, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
 

@@ -13,6 +13,7 @@ import datetime as dt
 
 import polars as pl
 
+from stocktailor.censoring import with_cluster_id
 from stocktailor.demand.history import SS, DemandHistory
 from stocktailor.signals import build_features
 
@@ -62,14 +63,7 @@ def _series_state(
     )
     g = g.with_columns((pl.col("_n") - 1).clip(upper_bound=4).cast(pl.Float64).alias("_n4"))
     # Cluster (or network) mean per store-week of the style, and store level.
-    if clusters is not None:
-        g = g.join(
-            clusters.select("store_id", pl.col("cluster_id").cast(pl.String)),
-            on="store_id",
-            how="left",
-        ).with_columns(pl.col("cluster_id").fill_null("_none"))
-    else:
-        g = g.with_columns(pl.lit("_all").alias("cluster_id"))
+    g = with_cluster_id(g, clusters)
     g = g.with_columns(
         pl.col("d_m4").mean().over(["cluster_id", "style", "week"]).alias("grp_m4"),
     )

@@ -18,6 +18,7 @@ import polars as pl
 from stocktailor.contract import Tables
 
 __all__ = [
+    "SALES_COLUMNS",
     "BoolArray",
     "FloatArray",
     "History",
@@ -31,6 +32,17 @@ __all__ = [
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+SALES_COLUMNS = (
+    "demand_units",
+    "sold_units",
+    "sold_full_units",
+    "revenue",
+    "revenue_full",
+    "lost_units",
+    "lost_value",
+)
+"""Sales columns of :attr:`SimResult.by_store_week` and :attr:`SimResult.by_sku_week`."""
 
 
 class SeasonTruth(Protocol):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from stocktailor.simulate._types import SimResult
+from stocktailor.simulate._types import SALES_COLUMNS, SimResult
 
 __all__ = ["KPI_LABELS", "KpiTables", "confidence_interval", "kpis", "store_groups_for"]
 
@@ -57,16 +57,6 @@ KPI_LABELS: dict[str, str] = {
     "true_demand_uplift_share": "Share of same-optimiser-true-demand's uplift over rule",
     "initial_units": "Initial units (stores + warehouse)",
 }
-
-_SALES_COLS = (
-    "demand_units",
-    "sold_units",
-    "sold_full_units",
-    "revenue",
-    "revenue_full",
-    "lost_units",
-    "lost_value",
-)
 
 
 @dataclass(frozen=True)
@@ -170,7 +160,7 @@ def _grouped(
     r: SimResult, groups: pl.DataFrame, products: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     tag = [pl.lit(r.policy).alias("policy"), pl.lit(r.seed).alias("seed")]
-    sales_cols = [pl.col(c).sum() for c in _SALES_COLS]
+    sales_cols = [pl.col(c).sum() for c in SALES_COLUMNS]
     # by cluster
     sal_store = pl.DataFrame(
         {"store_id": list(r.space.location_ids), "salvaged_units": r.salvage_by_store}
@@ -218,7 +208,7 @@ def _grouped(
         .agg(
             pl.col("date").min().alias("week_start"),
             pl.col("price_factor").min(),
-            *[pl.col(c).sum() for c in _SALES_COLS],
+            *[pl.col(c).sum() for c in SALES_COLUMNS],
             pl.col("moved_units").sum(),
             pl.col("transfer_cost").sum(),
             pl.col("salvage_value").sum(),

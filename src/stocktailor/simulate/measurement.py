@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.config import Settings
+from stocktailor.contract import TABLE_SPECS
 from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
 from stocktailor.measure.ledger import Ledger
 from stocktailor.simulate._types import History, SimResult, SimSpace
@@ -65,15 +66,7 @@ def sales_frame(history: History, space: SimSpace) -> pl.DataFrame:
     """The history's sales as a sales table: ``date, store_id, sku, units, revenue``."""
     n_k = len(space.skus)
     if not history.sales:
-        return pl.DataFrame(
-            schema={
-                "date": pl.Date,
-                "store_id": pl.String,
-                "sku": pl.String,
-                "units": pl.Int64,
-                "revenue": pl.Float64,
-            }
-        )
+        return pl.DataFrame(schema=TABLE_SPECS["sales"].schema)
     day = np.concatenate([np.full(idx.size, i) for i, (_, idx, _, _) in enumerate(history.sales)])
     dates = [d for d, *_ in history.sales]
     idx = np.concatenate([x for _, x, _, _ in history.sales])

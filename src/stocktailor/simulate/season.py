@@ -34,6 +34,7 @@ import polars as pl
 
 from stocktailor.config import Settings
 from stocktailor.simulate._types import (
+    SALES_COLUMNS,
     BoolArray,
     FloatArray,
     History,
@@ -49,16 +50,6 @@ from stocktailor.simulate.space import SeasonCalendar, build_space
 from stocktailor.simulate.view import PolicyView
 
 __all__ = ["SALES_COLUMNS", "simulate_season"]
-
-SALES_COLUMNS = (
-    "demand_units",
-    "sold_units",
-    "sold_full_units",
-    "revenue",
-    "revenue_full",
-    "lost_units",
-    "lost_value",
-)
 
 
 @dataclass

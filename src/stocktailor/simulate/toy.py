@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stocktailor.contract import Tables
+from stocktailor.contract import TABLE_SPECS, Tables
 from stocktailor.simulate._types import FloatArray, IntArray
 
 __all__ = ["ToyNetwork", "ToyTruth", "toy_network"]
@@ -199,15 +199,7 @@ def _toy_tables(
     stores: pl.DataFrame, products: pl.DataFrame, init: pl.DataFrame, season_start: dt.date
 ) -> Tables:
     """Contract tables before the season: no sales, one snapshot of the initial stock."""
-    sales = pl.DataFrame(
-        schema={
-            "date": pl.Date,
-            "store_id": pl.String,
-            "sku": pl.String,
-            "units": pl.Int64,
-            "revenue": pl.Float64,
-        }
-    )
+    sales = pl.DataFrame(schema=TABLE_SPECS["sales"].schema)
     inventory = init.select(
         pl.lit(season_start - dt.timedelta(days=1)).alias("date"),
         "store_id",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -423,7 +425,27 @@ def _weather_frame(
     )
 
 
-def _events_frame(events: list[_Event]) -> pl.DataFrame:
+class _EventRow(Protocol):
+    """What :func:`_events_frame` reads of an event (the fashion and the foreign generators')."""
+
+    @property
+    def start(self) -> dt.date: ...
+    @property
+    def end(self) -> dt.date: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def scope_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def discount(self) -> float | None: ...
+
+
+def _events_frame(events: Sequence[_EventRow]) -> pl.DataFrame:
+    """The events table (with its ``discount``), sorted by its contract key."""
     return pl.DataFrame(
         {
             "start_date": [e.start for e in events],

@@ -24,7 +24,7 @@ import polars as pl
 from stocktailor.contract import Tables
 from stocktailor.synth._common import TREND_LEAD_DAYS
 
-__all__ = ["DemandFactors", "Truth", "nb_sample", "price_array"]
+__all__ = ["DemandFactors", "Truth", "nb_sample", "pair_index", "price_array"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -110,6 +110,16 @@ def price_array(price_factor: npt.ArrayLike | None, n_days: int, n_skus: int) ->
         msg = "price_factor must be finite and > 0"
         raise ValueError(msg)
     return pf
+
+
+def pair_index(store_idx: npt.ArrayLike, sku_idx: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+    """(store, SKU) index pairs as two int64 arrays; ValueError unless 1-d of equal length."""
+    ps = np.asarray(store_idx, dtype=np.int64)
+    pk = np.asarray(sku_idx, dtype=np.int64)
+    if ps.shape != pk.shape or ps.ndim != 1:
+        msg = f"store_idx and sku_idx must be 1-d of equal length, got {ps.shape}, {pk.shape}"
+        raise ValueError(msg)
+    return ps, pk
 
 
 @dataclass(frozen=True)
@@ -333,11 +343,7 @@ class Truth:
         if t1 < t0:
             msg = f"end {end} is before start {start}"
             raise ValueError(msg)
-        ps = np.asarray(store_idx, dtype=np.int64)
-        pk = np.asarray(sku_idx, dtype=np.int64)
-        if ps.shape != pk.shape or ps.ndim != 1:
-            msg = f"store_idx and sku_idx must be 1-d of equal length, got {ps.shape}, {pk.shape}"
-            raise ValueError(msg)
+        ps, pk = pair_index(store_idx, sku_idx)
         n = t1 - t0 + 1
         pf = price_array(price_factor, n, self.factors.n_skus)
         static = f.static_pairs(ps, pk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from collections.abc import Sequence
@@ -91,6 +92,30 @@ def _fill_risk_and_group(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _move_columns(lines: pl.DataFrame, as_of: dt.date) -> list[pl.Expr]:
+    """The lane, units, dates, transfer cost and expected gain of transfer or allocation lines
+    (ships on ``as_of`` unless a ``ship_date`` says otherwise)."""
+    return [
+        pl.col("from_id").cast(pl.String),
+        pl.col("to_id").cast(pl.String),
+        pl.col("units").cast(pl.Int64),
+        col_or(lines, "ship_date", as_of, pl.Date()).alias("ship_date"),
+        col_or(lines, "arrival_date", None, pl.Date()).alias("arrival_date"),
+        col_or(lines, "transfer_cost", 0.0, pl.Float64()).fill_null(0.0).alias("transfer_cost"),
+        pl.col("expected_gain").cast(pl.Float64),
+    ]
+
+
+def _band_columns(lines: pl.DataFrame) -> list[pl.Expr]:
+    """The gain band, the risk columns and the reason of transfer or allocation lines."""
+    return [
+        col_or(lines, "gain_p10", None, pl.Float64()).fill_nan(None).alias("gain_p10"),
+        col_or(lines, "gain_p90", None, pl.Float64()).fill_nan(None).alias("gain_p90"),
+        *_risk_columns(lines),
+        col_or(lines, "reason", "", pl.String()).fill_null("").alias("reason"),
+    ]
+
+
 def _transfer_lines(plan: PlanResult) -> pl.DataFrame:
     t = plan.transfers
     soft = next((c for c in ("soft_rules", "soft_rule", "rule_flags") if c in t.columns), None)
@@ -101,21 +126,12 @@ def _transfer_lines(plan: PlanResult) -> pl.DataFrame:
         col_or(t, "style", None, pl.String()).alias("style_t"),
         col_or(t, "color", None, pl.String()).alias("color_t"),
         col_or(t, "size", None, pl.String()).alias("size_t"),
-        pl.col("from_id").cast(pl.String),
-        pl.col("to_id").cast(pl.String),
-        pl.col("units").cast(pl.Int64),
-        col_or(t, "ship_date", plan.as_of, pl.Date()).alias("ship_date"),
-        col_or(t, "arrival_date", None, pl.Date()).alias("arrival_date"),
-        col_or(t, "transfer_cost", 0.0, pl.Float64()).fill_null(0.0).alias("transfer_cost"),
-        pl.col("expected_gain").cast(pl.Float64),
+        *_move_columns(t, plan.as_of),
         col_or(t, "expected_source_loss", 0.0, pl.Float64())
         .fill_null(0.0)
         .alias("expected_source_loss"),
         col_or(t, "net_benefit", None, pl.Float64()).alias("net_benefit"),
-        col_or(t, "gain_p10", None, pl.Float64()).fill_nan(None).alias("gain_p10"),
-        col_or(t, "gain_p90", None, pl.Float64()).fill_nan(None).alias("gain_p90"),
-        *_risk_columns(t),
-        col_or(t, "reason", "", pl.String()).fill_null("").alias("reason"),
+        *_band_columns(t),
         (pl.col(soft).cast(pl.String) if soft else pl.lit(None, dtype=pl.String)).alias(
             "soft_rules"
         ),
@@ -136,19 +152,10 @@ def _allocation_lines(plan: PlanResult) -> pl.DataFrame:
         pl.lit(None, dtype=pl.String).alias("style_t"),
         pl.lit(None, dtype=pl.String).alias("color_t"),
         pl.lit(None, dtype=pl.String).alias("size_t"),
-        pl.col("from_id").cast(pl.String),
-        pl.col("to_id").cast(pl.String),
-        pl.col("units").cast(pl.Int64),
-        col_or(a, "ship_date", plan.as_of, pl.Date()).alias("ship_date"),
-        col_or(a, "arrival_date", None, pl.Date()).alias("arrival_date"),
-        col_or(a, "transfer_cost", 0.0, pl.Float64()).fill_null(0.0).alias("transfer_cost"),
-        pl.col("expected_gain").cast(pl.Float64),
+        *_move_columns(a, plan.as_of),
         pl.lit(0.0).alias("expected_source_loss"),
         pl.lit(None, dtype=pl.Float64).alias("net_benefit"),
-        col_or(a, "gain_p10", None, pl.Float64()).fill_nan(None).alias("gain_p10"),
-        col_or(a, "gain_p90", None, pl.Float64()).fill_nan(None).alias("gain_p90"),
-        *_risk_columns(a),
-        col_or(a, "reason", "", pl.String()).fill_null("").alias("reason"),
+        *_band_columns(a),
         pl.lit(None, dtype=pl.String).alias("soft_rules"),
     ).with_columns((pl.col("expected_gain") - pl.col("transfer_cost")).alias("net_benefit"))
 

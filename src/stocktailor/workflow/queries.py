@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select, union
@@ -262,6 +262,20 @@ def check_filter(f: RecFilter) -> None:
         raise ValueError(msg)
 
 
+def _check_listing(
+    f: RecFilter, sort: str, sort_keys: Collection[str], page: int, page_size: int
+) -> None:
+    """Raise :class:`ValueError` for a bad filter, a ``sort`` not in ``sort_keys`` or a page out
+    of range (``page >= 1``, ``1 <= page_size <= 1000``)."""
+    check_filter(f)
+    if sort not in sort_keys:
+        msg = f"sort: {sort!r} is not one of {', '.join(sort_keys)}"
+        raise ValueError(msg)
+    if page < 1 or not 1 <= page_size <= 1000:
+        msg = f"page {page} / page_size {page_size}: page >= 1 and 1 <= page_size <= 1000"
+        raise ValueError(msg)
+
+
 _LIST_COLUMNS = [c for c in Recommendation.__table__.columns if c.name not in ("line_no",)]
 
 
@@ -285,13 +299,7 @@ def list_recommendations(
         1-based page number and lines per page (1 to 1000).
     """
     f = filters or RecFilter()
-    check_filter(f)
-    if sort not in SORT_KEYS:
-        msg = f"sort: {sort!r} is not one of {', '.join(SORT_KEYS)}"
-        raise ValueError(msg)
-    if page < 1 or not 1 <= page_size <= 1000:
-        msg = f"page {page} / page_size {page_size}: page >= 1 and 1 <= page_size <= 1000"
-        raise ValueError(msg)
+    _check_listing(f, sort, SORT_KEYS, page, page_size)
     clauses = filter_clause(run_id, f)
     key = SORT_KEYS[sort]
     order = [key.desc(), Recommendation.id.desc()] if descending else [key.asc(), Recommendation.id]
@@ -548,13 +556,7 @@ def list_groups(
     status when they agree, else ``"mixed"``). Filters apply to the lines.
     """
     f = filters or RecFilter()
-    check_filter(f)
-    if sort not in GROUP_SORT_KEYS:
-        msg = f"sort: {sort!r} is not one of {', '.join(GROUP_SORT_KEYS)}"
-        raise ValueError(msg)
-    if page < 1 or not 1 <= page_size <= 1000:
-        msg = f"page {page} / page_size {page_size}: page >= 1 and 1 <= page_size <= 1000"
-        raise ValueError(msg)
+    _check_listing(f, sort, GROUP_SORT_KEYS, page, page_size)
     r = Recommendation
     cols: dict[str, Any] = {
         "net_benefit": func.sum(r.net_benefit),

@@ -1,4 +1,4 @@
-"""Compatibility: the workflow's public functions, re-exported from the modules by concern.
+"""Compatibility: the workflow's public functions, re-exported from :mod:`stocktailor.workflow`.
 
 The lifecycle lives in :mod:`~stocktailor.workflow.users` (users and tokens),
 :mod:`~stocktailor.workflow.publish` (publishing a run), :mod:`~stocktailor.workflow.queries`
@@ -8,8 +8,11 @@ The lifecycle lives in :mod:`~stocktailor.workflow.users` (users and tokens),
 
 from __future__ import annotations
 
-from stocktailor.workflow.common import (
+from stocktailor.workflow import (
+    EXPORT_COLUMNS,
+    GROUP_SORT_KEYS,
     MAX_REASON_LENGTH,
+    SORT_KEYS,
     BulkResult,
     Conflict,
     DecisionResult,
@@ -17,33 +20,28 @@ from stocktailor.workflow.common import (
     Page,
     RecFilter,
     UserInfo,
-    record_attempt,
-)
-from stocktailor.workflow.decisions import bulk_decide, decide
-from stocktailor.workflow.export import EXPORT_COLUMNS, export_approved
-from stocktailor.workflow.publish import publish_run
-from stocktailor.workflow.queries import (
-    GROUP_SORT_KEYS,
-    SORT_KEYS,
     audit_entries,
+    authenticate,
+    bulk_decide,
     cluster_summary,
+    create_user,
+    decide,
+    end_session,
+    ensure_demo_user,
+    export_approved,
     filter_options,
     get_recommendation,
     get_run,
+    hash_token,
+    issue_token,
     latest_run_id,
     list_exceptions,
     list_groups,
     list_recommendations,
     list_runs,
+    publish_run,
+    record_attempt,
     run_stores,
-)
-from stocktailor.workflow.users import (
-    authenticate,
-    create_user,
-    end_session,
-    ensure_demo_user,
-    hash_token,
-    issue_token,
     start_session,
 )
 

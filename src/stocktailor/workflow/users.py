@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from stocktailor.workflow.common import NotFound, UserInfo, audit, now_utc
 from stocktailor.workflow.db import write_engine
@@ -37,26 +37,31 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _store_token(conn: Connection, name: str, token: str, label: str | None) -> None:
+    """Store ``token`` hashed for the existing user ``name``; :class:`NotFound` without one."""
+    user_id = conn.execute(select(User.id).where(User.name == name)).scalar_one_or_none()
+    if user_id is None:
+        msg = f"users: no user named {name!r}"
+        raise NotFound(msg)
+    conn.execute(
+        insert(ApiToken),
+        [
+            {
+                "user_id": user_id,
+                "token_sha256": hash_token(token),
+                "label": label,
+                "created_at": now_utc(),
+                "revoked": False,
+            }
+        ],
+    )
+
+
 def issue_token(engine: Engine, name: str, *, label: str | None = None) -> str:
     """Issue a new API token for the existing user ``name``; only its hash is stored."""
     token = "st_" + secrets.token_urlsafe(32)
     with write_engine(engine).begin() as conn:
-        user_id = conn.execute(select(User.id).where(User.name == name)).scalar_one_or_none()
-        if user_id is None:
-            msg = f"users: no user named {name!r}"
-            raise NotFound(msg)
-        conn.execute(
-            insert(ApiToken),
-            [
-                {
-                    "user_id": user_id,
-                    "token_sha256": hash_token(token),
-                    "label": label,
-                    "created_at": now_utc(),
-                    "revoked": False,
-                }
-            ],
-        )
+        _store_token(conn, name, token, label)
         audit(conn, name, "issue_token", f"user:{name}", "applied", {"label": label})
     return token
 
@@ -108,22 +113,7 @@ def start_session(engine: Engine, name: str) -> str:
     """
     session_id = "ss_" + secrets.token_urlsafe(32)
     with write_engine(engine).begin() as conn:
-        user_id = conn.execute(select(User.id).where(User.name == name)).scalar_one_or_none()
-        if user_id is None:
-            msg = f"users: no user named {name!r}"
-            raise NotFound(msg)
-        conn.execute(
-            insert(ApiToken),
-            [
-                {
-                    "user_id": user_id,
-                    "token_sha256": hash_token(session_id),
-                    "label": SESSION_LABEL,
-                    "created_at": now_utc(),
-                    "revoked": False,
-                }
-            ],
-        )
+        _store_token(conn, name, session_id, SESSION_LABEL)
         audit(conn, name, "sign_in", f"user:{name}", "applied", {})
     return session_id
 

@@ -10,9 +10,10 @@ import math
 import numpy as np
 import polars as pl
 
-from stocktailor.contract import TABLE_SPECS, Tables
+from stocktailor.contract import Tables
 from stocktailor.synth import _data as D
 from stocktailor.synth._common import FloatArray, IntArray
+from stocktailor.synth._generate import _conform, _events_frame
 from stocktailor.synth._synthetic import SyntheticNetwork, with_price_plan
 from stocktailor.synth.foreign._demand import Demand, build_demand, declared_prices
 from stocktailor.synth.foreign._history import Allocation, History, allocate, run_history
@@ -47,14 +48,6 @@ __all__ = ["generate_foreign"]
 logger = logging.getLogger(__name__)
 
 FORECAST_DAYS = 10  # days of weather forecast after the as-of date
-
-
-def _conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
-    spec = TABLE_SPECS[name]
-    cols = [c for c in spec.column_names if c in frame.columns]
-    extra = [c for c in frame.columns if c not in cols]
-    casts = [pl.col(c.name).cast(c.dtype) for c in spec.columns if c.name in frame.columns]
-    return frame.with_columns(casts).select(cols + extra)
 
 
 def _dates(start: dt.date, idx: IntArray) -> pl.Series:
@@ -217,27 +210,7 @@ def _weather_table(
 
 
 def _events_table(events: list[Event]) -> pl.DataFrame:
-    return _conform(
-        "events",
-        pl.DataFrame(
-            {
-                "start_date": [e.start for e in events],
-                "end_date": [e.end for e in events],
-                "scope": [e.scope for e in events],
-                "scope_id": [e.scope_id for e in events],
-                "name": [e.name for e in events],
-                "kind": [e.kind for e in events],
-            },
-            schema={
-                "start_date": pl.Date,
-                "end_date": pl.Date,
-                "scope": pl.String,
-                "scope_id": pl.String,
-                "name": pl.String,
-                "kind": pl.String,
-            },
-        ).sort("start_date", "scope", "scope_id", "name"),
-    )
+    return _conform("events", _events_frame(events).drop("discount"))
 
 
 def _history_tables(

@@ -18,7 +18,7 @@ import polars as pl
 
 from stocktailor.contract import Tables
 from stocktailor.synth._common import FloatArray, IntArray
-from stocktailor.synth._model import price_array
+from stocktailor.synth._model import pair_index, price_array
 
 __all__ = ["BASKET_MEAN", "SHOCK_CV", "ForeignTruth", "draw_baskets", "price_multiplier"]
 
@@ -168,11 +168,7 @@ class ForeignTruth:
         price_factor: npt.ArrayLike | None = None,
     ) -> FloatArray:
         """True mean demand, units per day, ``(days, pairs)`` for (store, SKU) index pairs."""
-        ps = np.asarray(store_idx, dtype=np.int64)
-        pk = np.asarray(sku_idx, dtype=np.int64)
-        if ps.shape != pk.shape or ps.ndim != 1:
-            msg = f"store_idx and sku_idx must be 1-d of equal length, got {ps.shape}, {pk.shape}"
-            raise ValueError(msg)
+        ps, pk = pair_index(store_idx, sku_idx)
         t0, t1 = self._window(start, end)
         out: FloatArray = self.rate[t0 : t1 + 1][:, ps, pk]
         pf = price_array(price_factor, t1 - t0 + 1, len(self.skus))

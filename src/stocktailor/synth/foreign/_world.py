@@ -17,6 +17,7 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.synth import _data as D
+from stocktailor.synth._catalog import _size_run
 from stocktailor.synth._common import FloatArray, IntArray
 from stocktailor.synth.foreign._spec import ForeignSpec
 
@@ -249,18 +250,6 @@ def _templates(spec: ForeignSpec, rng: np.random.Generator) -> list[D.StyleTempl
             if pools[g]:
                 chosen.append(pools[g].pop())
     return chosen
-
-
-def _size_run(t: D.StyleTemplate, gender: str) -> tuple[str, ...]:
-    if t.size_group == "apparel":
-        return D.APPAREL_SIZES
-    if t.size_group == "belt":
-        return D.BELT_SIZES
-    if gender == "W":
-        return D.FOOTWEAR_SIZES[:7]
-    if gender == "M":
-        return D.FOOTWEAR_SIZES[3:]
-    return D.FOOTWEAR_SIZES
 
 
 def build_catalogue(spec: ForeignSpec, seed: int) -> Catalogue:
