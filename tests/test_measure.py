@@ -13,6 +13,7 @@ import pytest
 from _toys import three_store_toy
 from stocktailor.config import Settings
 from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
+from stocktailor.measure.censored_demand import sku_rate
 from stocktailor.simulate.backtest import backtest
 from stocktailor.simulate.measurement import MEASUREMENT_COLUMNS
 
@@ -151,3 +152,73 @@ def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Pat
     assert m["true"].to_list() == pytest.approx(truth["true"].to_list())
     assert (m["measured_low"] <= m["measured"]).all()
     assert (m["measured"] <= m["measured_high"]).all()
+
+
+def _two_moves(second_from: str, *, units: int, requested: int) -> pl.DataFrame:
+    """A -> B, 3 units on day 0 (group 1, cost 4), then ``second_from`` -> C on day 1 (group 2,
+    cost 2): ``units`` shipped of ``requested``; no lead time."""
+    return pl.DataFrame(
+        {
+            "ship_date": [D0, _day(1)],
+            "arrival_date": [D0, _day(1)],
+            "sku": ["K", "K"],
+            "from_id": ["A", second_from],
+            "to_id": ["B", "C"],
+            "units": [3, units],
+            "requested": [3, requested],
+            "cost": [4.0, 2.0],
+            "estimated": [15.0, 1.0],
+            "group": [1, 2],
+        }
+    )
+
+
+def test_a_later_move_the_group_made_possible_is_cut_in_the_counterfactual() -> None:
+    """A -> B (3 units, day 0) made B -> C (3 units, day 1) possible; C sells them on days
+    1-3. Without the group B has nothing to send: C sells nothing and the second move costs
+    nothing. Run minus counterfactual: 3 units x (10 - 2) - 2 (B -> C) - 4 (A -> B) = 18,
+    what a replay of the season without the group gives. Kept as they were, the later moves
+    leave C untouched and the group measures -4."""
+    moves = _two_moves("B", units=3, requested=3)
+    stock = pl.DataFrame({"store_id": ["A"], "sku": ["K"], "units": [10]})
+    sales = _sales([(i, "A", 1) for i in range(4)] + [(i, "C", 1) for i in (1, 2, 3)])
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B", "C"], D0, _day(3))
+    group1 = moves.filter(pl.col("group") == 1)
+    out = ledger_uplift(led, group1, replicates=50, propagate=True).row(0, named=True)
+    assert out["measured"] == pytest.approx(18.0)
+    assert out["measured_low"] == pytest.approx(18.0) == out["measured_high"]
+    kept = ledger_uplift(led, group1, replicates=50).row(0, named=True)
+    assert kept["measured"] == pytest.approx(-4.0)
+
+
+def test_a_later_move_cut_for_want_of_stock_ships_in_full_without_the_group() -> None:
+    """A -> B (3 units, day 0) left A short: A -> C asked 5 on day 1 and got 2. Without the
+    group A ships all 5 to C. B sold 1 a day (days 0-2); C sold 1 (day 1) and kept 1 unsold
+    on day 2, so its demand is known and the 3 more units sell nothing; A sold nothing. Run
+    minus counterfactual: B's 3 sales (3 x (10 - 2) = 24), plus the cost C's move would
+    have had for 3 more units (3 x 2 / 2 = 3), minus the group's 4: exactly 23. Kept as it
+    was, the later move leaves A 3 more units on days it had none, whose demand is drawn."""
+    moves = _two_moves("A", units=2, requested=5)
+    stock = pl.DataFrame({"store_id": ["A"], "sku": ["K"], "units": [5]})
+    sales = _sales([(0, "B", 1), (1, "B", 1), (2, "B", 1), (1, "C", 1)])
+    led = build_ledger(moves, sales, stock, PRODUCTS, ["A", "B", "C"], D0, _day(2))
+    assert led.censored[led.cell_index()[("C", "K")]].tolist() == [True, False, False]
+    group1 = moves.filter(pl.col("group") == 1)
+    out = ledger_uplift(led, group1, replicates=400, propagate=True).row(0, named=True)
+    assert out["measured_low"] == pytest.approx(23.0) == out["measured_high"]
+    kept = ledger_uplift(led, group1, replicates=400).row(0, named=True)
+    assert kept["measured_high"] <= 20.0 + 1e-9
+    assert kept["measured_high"] - kept["measured_low"] > 0.0
+
+
+def test_a_sold_out_sku_takes_the_day_factor_of_the_others() -> None:
+    """SKU 1 sold out on days 2-3 while SKU 0's sales doubled: its rate on those days is its
+    season rate (1) times the day's factor over the SKUs still in stock (2 / 1.5), not its
+    season rate alone. Day 0 (window of one day, prior weight 28 cell-days): its one sale
+    shrunk toward 1 x 0.8 (2 units sold where 2.5 were expected)."""
+    sold = np.array([[1, 1, 2, 2], [1, 1, 0, 0]], dtype=np.int64)
+    unc = np.array([[True] * 4, [True, True, False, False]])
+    rate = sku_rate(sold, unc, np.array([0, 1], dtype=np.int64), 2, 1, prior_cell_days=28.0)
+    assert rate[1, 2] == pytest.approx(4.0 / 3.0)
+    assert rate[1, 3] == pytest.approx(4.0 / 3.0)
+    assert rate[1, 0] == pytest.approx((1.0 + 28.0 * 0.8) / 29.0)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import stats
+
+from stocktailor.measure.censored_demand import conditional_mean, demand_model
 
 __all__ = ["LEDGER_COLUMNS", "Ledger", "build_ledger", "ledger_uplift"]
 
@@ -48,6 +49,34 @@ LEDGER_COLUMNS = (
     "measured_high",
     "measured_sd",
 )
+
+
+@dataclass(frozen=True)
+class MoveLog:
+    """Every move of the ledger's SKUs in the order they were served (one row per move).
+
+    Attributes
+    ----------
+    ship, arrive
+        Day positions of the ship and arrival dates (may fall outside the ledger's days).
+    src, dst
+        Cell of the source and the destination (``-1``: not a cell of the ledger).
+    units, requested
+        Units shipped, and units asked for (more when the source ran short).
+    unit_cost
+        Transfer cost per unit of the move, currency per unit.
+    keys
+        ``(ship_date, sku, from_id, to_id)`` of each move, to find a group's lines in the log.
+    """
+
+    ship: IntArray
+    arrive: IntArray
+    src: IntArray
+    dst: IntArray
+    units: IntArray
+    requested: IntArray
+    unit_cost: FloatArray
+    keys: tuple[tuple[dt.date, str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,8 @@ class Ledger:
         The SKU's daily demand per store ``m``, units per day, ``(cells, days)``.
     theta_shape, theta_rate
         Gamma posterior of each cell's demand level ``theta`` (demand = theta x rate).
+    moves
+        The move log (later moves of a counterfactual are served again from its stock).
     """
 
     days: tuple[dt.date, ...]
@@ -92,6 +123,7 @@ class Ledger:
     rate: FloatArray
     theta_shape: FloatArray
     theta_rate: FloatArray
+    moves: MoveLog | None = None
 
     def cell_index(self) -> dict[tuple[str, str], int]:
         return {
@@ -153,91 +185,15 @@ def _prices(
     return price
 
 
-def _moving_sum(x: FloatArray, window: int) -> FloatArray:
-    """Centred moving sum along the days (``window`` days, truncated at the edges)."""
-    n = x.shape[1]
-    c = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    lo = np.clip(np.arange(n) - window // 2, 0, n)
-    hi = np.clip(np.arange(n) - window // 2 + window, 0, n)
-    out: FloatArray = c[:, hi] - c[:, lo]
-    return out
-
-
-def _sku_rate(
-    sold: IntArray, uncensored: npt.NDArray[np.bool_], sku: IntArray, n_skus: int, window: int
+def _margins(
+    sales: pl.DataFrame, products: pl.DataFrame, keep: list[str], start: dt.date, n_days: int
 ) -> FloatArray:
-    """Daily demand per store of each SKU (uncensored cell-days), smoothed over ``window`` days."""
-    n_days = sold.shape[1]
-    num = np.zeros((n_skus, n_days))
-    den = np.zeros((n_skus, n_days))
-    np.add.at(num, sku, np.where(uncensored, sold, 0).astype(np.float64))
-    np.add.at(den, sku, uncensored.astype(np.float64))
-    num_s = _moving_sum(num, window)
-    den_s = _moving_sum(den, window)
-    total = num.sum(axis=1, keepdims=True) / np.maximum(den.sum(axis=1, keepdims=True), 1.0)
-    rate = np.where(den_s > 0, num_s / np.maximum(den_s, 1e-12), total)
-    return np.maximum(rate, 1e-6)
-
-
-def _theta(
-    ledger_sold: IntArray,
-    censored: npt.NDArray[np.bool_],
-    selling: npt.NDArray[np.bool_],
-    rate: FloatArray,
-    prior_mean: FloatArray,
-    prior_strength: float,
-    iterations: int = 25,
-) -> tuple[FloatArray, FloatArray]:
-    """Gamma posterior ``(shape, rate)`` of each cell's demand level by EM over censored days.
-
-    Demand of a cell-day is Poisson(theta x rate); a sold-out day says only demand >= sales, so
-    its expected demand given theta replaces the sales (E-step) before theta is re-estimated
-    (M-step, with a gamma prior of mean ``prior_mean`` worth ``prior_strength`` units).
-    """
-    m = np.where(selling, rate, 0.0)
-    exposure = m.sum(axis=1)
-    a0 = prior_strength
-    b0 = prior_strength / np.maximum(prior_mean, 1e-6)
-    theta = np.maximum(prior_mean, 1e-6)
-    s = ledger_sold.astype(np.float64)
-    cen = censored & selling
-    for _ in range(iterations):
-        lam = theta[:, None] * m
-        # E[D | D >= s] for Poisson(lam): lam * P(D >= s-1) / P(D >= s)
-        tail_s = stats.poisson.sf(s - 1, lam)
-        tail_s1 = stats.poisson.sf(s - 2, lam)
-        cond = np.where(tail_s > 1e-300, lam * tail_s1 / np.maximum(tail_s, 1e-300), s)
-        demand = np.where(cen, np.maximum(cond, s), np.where(selling, s, 0.0))
-        theta = (a0 + demand.sum(axis=1)) / (b0 + exposure)
-    lam = theta[:, None] * m
-    tail_s = stats.poisson.sf(s - 1, lam)
-    tail_s1 = stats.poisson.sf(s - 2, lam)
-    cond = np.where(tail_s > 1e-300, lam * tail_s1 / np.maximum(tail_s, 1e-300), s)
-    demand = np.where(cen, np.maximum(cond, s), np.where(selling, s, 0.0))
-    return a0 + demand.sum(axis=1), b0 + exposure
-
-
-def _demand_model(
-    sold: IntArray,
-    censored: npt.NDArray[np.bool_],
-    selling: npt.NDArray[np.bool_],
-    loc_i: IntArray,
-    sku_i: IntArray,
-    prior_strength: float,
-    window: int,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Per cell-day SKU rate ``m`` and the gamma posterior ``(shape, rate)`` of cell levels."""
-    uncensored = selling & ~censored
-    rate = _sku_rate(sold, uncensored, sku_i, int(sku_i.max()) + 1, window)[sku_i]
-    # the store's level: its uncensored sales over the SKUs' rates on the same cell-days
-    n_locs = int(loc_i.max()) + 1
-    num = np.zeros(n_locs)
-    den = np.zeros(n_locs)
-    np.add.at(num, loc_i, np.where(uncensored, sold, 0).sum(axis=1))
-    np.add.at(den, loc_i, np.where(uncensored, rate, 0.0).sum(axis=1))
-    store_level = np.where(den > 0, (num + 1.0) / (den + 1.0), 1.0)[loc_i]
-    shape, rate_post = _theta(sold, censored, selling, rate, store_level, prior_strength)
-    return rate, shape, rate_post
+    """Price of the day minus salvage value per SKU and day, currency per unit."""
+    price = _prices(sales, products, tuple(keep), start, n_days)
+    salv = dict(zip(products["sku"].to_list(), products["salvage_value"].to_list(), strict=True))
+    salvage = np.array([float(salv.get(k) or 0.0) for k in keep])
+    out: FloatArray = np.maximum(price - salvage[:, None], 0.0)
+    return out
 
 
 def _end_positions(
@@ -254,6 +210,35 @@ def _end_positions(
     return end_pos
 
 
+def _stock_and_sales(
+    moves: pl.DataFrame,
+    sales: pl.DataFrame,
+    stock: pl.DataFrame,
+    cells: dict[tuple[str, str], int],
+    start: dt.date,
+    n_days: int,
+) -> tuple[IntArray, IntArray]:
+    """Units on the shelf after each day's moves (at least the day's sales) and units sold,
+    ``(cells, days)``."""
+    opening = _dense(
+        stock.with_columns(pl.lit(start).alias("date")),
+        "store_id",
+        "units",
+        "date",
+        cells,
+        start,
+        n_days,
+    )[:, 0]
+    mv = moves.filter(pl.col("units") > 0)
+    arrive = _dense(mv, "to_id", "units", "arrival_date", cells, start, n_days)
+    depart = _dense(mv, "from_id", "units", "ship_date", cells, start, n_days)
+    sold = np.maximum(_dense(sales, "store_id", "units", "date", cells, start, n_days), 0)
+    # available at opening of day t = opening + arrivals(<=t) - departures(<=t) - sales(<t)
+    cum_sold_before = np.cumsum(sold, axis=1) - sold
+    available = opening[:, None] + np.cumsum(arrive - depart, axis=1) - cum_sold_before
+    return np.maximum(available, sold).astype(np.int64), sold
+
+
 def build_ledger(
     moves: pl.DataFrame,
     sales: pl.DataFrame,
@@ -266,6 +251,7 @@ def build_ledger(
     skus: list[str] | None = None,
     prior_strength: float = 2.0,
     rate_window_days: int = 7,
+    rate_prior_cell_days: float = 28.0,
 ) -> Ledger:
     """The daily ledger of every (location, SKU) cell of ``skus`` from ``start`` to ``until``.
 
@@ -291,6 +277,8 @@ def build_ledger(
         Weight of the store-level prior of a cell's demand level, units.
     rate_window_days
         Smoothing window of the SKU's daily demand per store, days.
+    rate_prior_cell_days
+        Weight of the day's factor over every SKU in a SKU's daily rate, cell-days.
     """
     if until < start:
         msg = f"measurement: until {until} is before the start {start}"
@@ -308,35 +296,30 @@ def build_ledger(
     cells = {(a, k): i for i, (a, k) in enumerate((a, k) for a in locs for k in keep)}
     loc_i = np.repeat(np.arange(len(locs), dtype=np.int64), len(keep))
     sku_i = np.tile(np.arange(len(keep), dtype=np.int64), len(locs))
-    opening = _dense(
-        stock.with_columns(pl.lit(start).alias("date")),
-        "store_id",
-        "units",
-        "date",
+    available, sold = _stock_and_sales(
+        moves.filter(pl.col("sku").is_in(keep)),
+        sales.filter(pl.col("sku").is_in(keep)),
+        stock,
         cells,
         start,
         n_days,
-    )[:, 0]
-    mv = moves.filter(pl.col("sku").is_in(keep), pl.col("units") > 0)
-    arrive = _dense(mv, "to_id", "units", "arrival_date", cells, start, n_days)
-    depart = _dense(mv, "from_id", "units", "ship_date", cells, start, n_days)
-    sale = sales.filter(pl.col("sku").is_in(keep))
-    sold = np.maximum(_dense(sale, "store_id", "units", "date", cells, start, n_days), 0)
-    # available at opening of day t = opening + arrivals(<=t) - departures(<=t) - sales(<t)
-    cum_sold_before = np.cumsum(sold, axis=1) - sold
-    available = opening[:, None] + np.cumsum(arrive - depart, axis=1) - cum_sold_before
-    available = np.maximum(available, sold)
+    )
     is_store = np.array([locs[int(a)] in store_set for a in loc_i], dtype=bool)
     end_pos = _end_positions(products, keep, start, n_days)
     selling = is_store[:, None] & (np.arange(n_days)[None, :] <= end_pos[sku_i][:, None])
     censored = selling & (sold >= available)
-    price = _prices(sales, products, tuple(keep), start, n_days)
-    salv = dict(zip(products["sku"].to_list(), products["salvage_value"].to_list(), strict=True))
-    salvage = np.array([float(salv.get(k) or 0.0) for k in keep])
-    margin = np.maximum(price - salvage[:, None], 0.0)[sku_i]
-    rate, shape, rate_post = _demand_model(
-        sold, censored, selling, loc_i, sku_i, prior_strength, rate_window_days
+    margin = _margins(sales, products, keep, start, n_days)[sku_i]
+    rate, shape, rate_post = demand_model(
+        sold,
+        censored,
+        selling,
+        loc_i,
+        sku_i,
+        prior_strength,
+        rate_window_days,
+        rate_prior_cell_days,
     )
+    log = _move_log(moves.filter(pl.col("sku").is_in(keep)), cells, start)
     return Ledger(
         days=days,
         locations=tuple(locs),
@@ -351,6 +334,40 @@ def build_ledger(
         rate=rate,
         theta_shape=shape,
         theta_rate=rate_post,
+        moves=log,
+    )
+
+
+def _move_log(moves: pl.DataFrame, cells: dict[tuple[str, str], int], start: dt.date) -> MoveLog:
+    """The ledger's moves in their order (rows asked for but not shipped kept: a
+    counterfactual with more stock at their source ships them)."""
+    req = pl.col("requested") if "requested" in moves.columns else pl.col("units")
+    cost = pl.col("cost") if "cost" in moves.columns else pl.lit(0.0)
+    mv = moves.select(
+        "ship_date",
+        "arrival_date",
+        pl.col("sku").cast(pl.String),
+        pl.col("from_id").cast(pl.String),
+        pl.col("to_id").cast(pl.String),
+        pl.col("units").cast(pl.Int64).clip(lower_bound=0),
+        pl.max_horizontal(req.cast(pl.Int64), pl.col("units").cast(pl.Int64)).alias("requested"),
+        cost.cast(pl.Float64).fill_null(0.0).alias("cost"),
+    ).filter(pl.col("requested") > 0)
+    units = mv["units"].to_numpy().astype(np.int64)
+    costs = mv["cost"].to_numpy().astype(np.float64)
+    shipped = units > 0
+    mean_cost = float(costs[shipped].sum() / units[shipped].sum()) if shipped.any() else 0.0
+    unit_cost = np.where(shipped, costs / np.maximum(units, 1), mean_cost)
+    skus, src_ids, dst_ids = mv["sku"].to_list(), mv["from_id"].to_list(), mv["to_id"].to_list()
+    return MoveLog(
+        ship=_day_pos(mv["ship_date"], start),
+        arrive=_day_pos(mv["arrival_date"], start),
+        src=np.array([cells.get(k, -1) for k in zip(src_ids, skus, strict=True)], dtype=np.int64),
+        dst=np.array([cells.get(k, -1) for k in zip(dst_ids, skus, strict=True)], dtype=np.int64),
+        units=units,
+        requested=mv["requested"].to_numpy().astype(np.int64),
+        unit_cost=unit_cost.astype(np.float64),
+        keys=tuple(zip(mv["ship_date"].to_list(), skus, src_ids, dst_ids, strict=True)),
     )
 
 
@@ -414,8 +431,7 @@ def _run_cells(
             lo = np.broadcast_to(s, gap.shape)[more]
             # demand given demand >= sales: the sales plus a Poisson excess with the
             # conditional mean's excess (E[D | D >= s] = lam P(D >= s-1) / P(D >= s))
-            tail = stats.poisson.sf(lo - 1, lam)
-            cond = np.where(tail > 1e-300, lam * stats.poisson.sf(lo - 2, lam) / tail, lo)
+            cond = conditional_mean(lo, lam)
             demand[more] = lo + rng.poisson(np.maximum(cond - lo, 0.0))
         cf_sold = np.where(sell[:, t][None, :], np.minimum(demand, cf_avail), 0.0)
         diff = s[None, :] - cf_sold
@@ -451,6 +467,171 @@ def _simulate_group(
     return value
 
 
+def _match_rows(
+    log: MoveLog, lines: pl.DataFrame, index: dict[tuple[dt.date, str, str, str], list[int]]
+) -> tuple[IntArray, pl.DataFrame]:
+    """Rows of the move log that are the group's lines, and the lines not found there."""
+    used: set[int] = set()
+    rows: list[int] = []
+    missing: list[int] = []
+    keys = zip(
+        lines["ship_date"].to_list(),
+        lines["sku"].cast(pl.String).to_list(),
+        lines["from_id"].cast(pl.String).to_list(),
+        lines["to_id"].cast(pl.String).to_list(),
+        lines["units"].to_list(),
+        strict=True,
+    )
+    for i, (d, k, a, b, u) in enumerate(keys):
+        cand = [r for r in index.get((d, k, a, b), []) if r not in used]
+        same = [r for r in cand if int(log.units[r]) == int(u)]
+        pick = same or cand
+        if pick and int(u) > 0:
+            used.add(pick[0])
+            rows.append(pick[0])
+        elif int(u) > 0:
+            missing.append(i)
+    return np.array(sorted(rows), dtype=np.int64), lines[missing]
+
+
+def _propagated_group(
+    ledger: Ledger,
+    lines: pl.DataFrame,
+    replicates: int,
+    rng: np.random.Generator,
+    index: dict[tuple[dt.date, str, str, str], list[int]],
+) -> FloatArray:
+    """Margin of the group over its counterfactual, with every later move served again.
+
+    Without the group, a destination has fewer units and a source more; each later move of
+    the same SKUs ships what its source has in the counterfactual (``min(requested,
+    stock)``, rows in their logged order), so a move the group's units made possible is cut
+    and one its departure cut ships in full, and the difference travels on to that move's
+    destination. Cost follows the shipped units (per unit). One value per replicate.
+    """
+    log = ledger.moves
+    assert log is not None
+    n_days = len(ledger.days)
+    group_rows, missing = _match_rows(log, lines, index)
+    sku_ids = np.unique(
+        np.concatenate(
+            [
+                ledger.sku[log.src[group_rows][log.src[group_rows] >= 0]],
+                ledger.sku[log.dst[group_rows][log.dst[group_rows] >= 0]],
+                _missing_skus(ledger, missing),
+            ]
+        )
+    )
+    if sku_ids.size == 0:
+        return np.zeros(replicates)
+    sub = np.flatnonzero(np.isin(ledger.sku, sku_ids))
+    local = np.full(ledger.sku.size, -1, dtype=np.int64)
+    local[sub] = np.arange(sub.size)
+    n = sub.size
+    # the lines the log does not hold shift their cells' stock as fixed moves
+    inc = np.zeros((n, n_days + 1), dtype=np.int64)
+    t0 = n_days
+    if missing.height:
+        cells, first, delta = _group_shifts(ledger, missing)
+        np.add.at(inc, (local[cells], np.clip(first, 0, n_days)), delta)
+        t0 = min(t0, int(max(0, first.min())) if first.size else n_days)
+    in_group = np.zeros(log.units.size, dtype=bool)
+    in_group[group_rows] = True
+    if group_rows.size:
+        t0 = min(t0, int(max(0, log.ship[group_rows].min())))
+    src_l = np.where(log.src >= 0, local[np.maximum(log.src, 0)], -1)
+    dst_l = np.where(log.dst >= 0, local[np.maximum(log.dst, 0)], -1)
+    todo = np.flatnonzero(((src_l >= 0) | (dst_l >= 0)) & (log.ship >= t0) & (log.ship < n_days))
+    todo = todo[np.argsort(log.ship[todo], kind="stable")]
+    by_day = np.split(todo, np.flatnonzero(np.diff(log.ship[todo])) + 1) if todo.size else []
+    rows_of = {int(log.ship[r[0]]): r for r in by_day if r.size}
+    avail = ledger.available[sub]
+    sold = ledger.sold[sub].astype(np.float64)
+    cen, sell, margin, rate = (
+        ledger.censored[sub],
+        ledger.selling[sub],
+        ledger.margin[sub],
+        ledger.rate[sub],
+    )
+    theta = rng.gamma(ledger.theta_shape[sub], 1.0 / ledger.theta_rate[sub], (replicates, n))
+    dl = np.zeros((replicates, n))  # counterfactual stock minus real stock, units
+    pending: dict[int, list[tuple[int, FloatArray]]] = {}
+    value = np.zeros(replicates)
+    for t in range(t0, n_days):
+        moved = np.flatnonzero(inc[:, t])
+        if moved.size:
+            dl[:, moved] += inc[moved, t]
+        for c, diff in pending.pop(t, []):
+            dl[:, c] += diff
+        rows = rows_of.get(t)
+        if rows is not None:
+            value -= _serve_again(log, rows, in_group, src_l, dst_l, avail, dl, t, pending)
+        touched = np.flatnonzero((dl != 0.0).any(axis=0) & sell[:, t])
+        if touched.size == 0:
+            continue
+        cf_avail = np.maximum(avail[touched, t] + dl[:, touched], 0.0)
+        s = sold[touched, t]
+        demand = np.broadcast_to(s, cf_avail.shape).copy()
+        more = cen[touched, t][None, :] & (cf_avail > s[None, :])
+        if more.any():
+            lam = (theta[:, touched] * rate[touched, t][None, :])[more]
+            lo = np.broadcast_to(s, cf_avail.shape)[more]
+            cond = conditional_mean(lo, lam)
+            demand[more] = lo + rng.poisson(np.maximum(cond - lo, 0.0))
+        diff = s[None, :] - np.minimum(demand, cf_avail)
+        dl[:, touched] += diff
+        value += diff @ margin[touched, t]
+    return value
+
+
+def _missing_skus(ledger: Ledger, missing: pl.DataFrame) -> IntArray:
+    if missing.height == 0:
+        return np.zeros(0, dtype=np.int64)
+    cells, _, _ = _group_shifts(ledger, missing)
+    return ledger.sku[cells] if cells.size else np.zeros(0, dtype=np.int64)
+
+
+def _serve_again(
+    log: MoveLog,
+    rows: IntArray,
+    in_group: npt.NDArray[np.bool_],
+    src_l: IntArray,
+    dst_l: IntArray,
+    avail: IntArray,
+    dl: FloatArray,
+    t: int,
+    pending: dict[int, list[tuple[int, FloatArray]]],
+) -> FloatArray:
+    """Serve day ``t``'s moves again from the counterfactual stock of their sources (in
+    place: ``dl`` and ``pending`` arrivals); returns the real transfer cost above the
+    counterfactual's (currency per replicate: positive when the counterfactual ships less)."""
+    cost = np.zeros(dl.shape[0])
+    src = src_l[rows]
+    for x in np.unique(src[src >= 0]):
+        mine = rows[src == x]
+        if not in_group[mine].any() and not dl[:, x].any():
+            continue
+        # stock before the day's departures: after them (the ledger) plus what left
+        rem = np.maximum(avail[x, t] + log.units[mine].sum() + dl[:, x], 0.0)
+        for r in mine:
+            cf = np.zeros_like(rem) if in_group[r] else np.minimum(float(log.requested[r]), rem)
+            rem -= cf
+            diff = cf - float(log.units[r])
+            if not diff.any():
+                continue
+            dl[:, x] -= diff
+            if not in_group[r]:
+                cost -= diff * float(log.unit_cost[r])
+            y = int(dst_l[r])
+            if y < 0:
+                continue
+            if int(log.arrive[r]) <= t:
+                dl[:, y] += diff
+            else:
+                pending.setdefault(int(log.arrive[r]), []).append((y, diff))
+    return cost
+
+
 def ledger_uplift(
     ledger: Ledger,
     lines: pl.DataFrame,
@@ -459,6 +640,7 @@ def ledger_uplift(
     replicates: int = 200,
     level: float = 0.9,
     random_state: int = 0,
+    propagate: bool = False,
 ) -> pl.DataFrame:
     """Measured value of each group of executed lines against its counterfactual.
 
@@ -478,6 +660,9 @@ def ledger_uplift(
         Coverage of the interval (0.9: the 5th to 95th percentile).
     random_state
         Seeds the draws.
+    propagate
+        Serve the later moves again from the counterfactual stock (see
+        :func:`_propagated_group`); False (the default) keeps them as they were.
 
     Returns
     -------
@@ -489,8 +674,17 @@ def ledger_uplift(
     rng = np.random.default_rng(random_state)
     rows = []
     lo_q, hi_q = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
+    log = ledger.moves if propagate else None
+    index: dict[tuple[dt.date, str, str, str], list[int]] = {}
+    if log is not None:
+        for r, k in enumerate(log.keys):
+            index.setdefault(k, []).append(r)
     for (key,), part in lines.sort(group).group_by(group, maintain_order=True):
-        draws = _simulate_group(ledger, part, replicates, rng)
+        draws = (
+            _propagated_group(ledger, part, replicates, rng, index)
+            if log is not None
+            else _simulate_group(ledger, part, replicates, rng)
+        )
         cost = float(part["cost"].sum())
         est = part["estimated"]
         net = draws - cost

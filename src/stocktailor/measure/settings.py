@@ -28,6 +28,18 @@ class MeasureConfig(BaseModel):
     rate_window_days: int = Field(
         7, ge=1, description="Smoothing window of a SKU's daily demand per store, days."
     )
+    rate_prior_cell_days: float = Field(
+        28.0,
+        ge=0.0,
+        description="Weight of the day's factor over every SKU in a SKU's daily rate (its own "
+        "in-stock cell-days of the window count one each), cell-days.",
+    )
+    propagate_moves: bool = Field(
+        False,
+        description="Serve the later moves again from the counterfactual stock (a move the "
+        "measured lines made possible is cut; one they cut ships in full). Off by default: "
+        "see docs/measurement.md, 'Later moves served again'.",
+    )
     random_state: int = Field(0, description="Seeds the measurement's draws.")
     calibrate: bool = Field(
         False,

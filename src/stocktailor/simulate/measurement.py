@@ -130,6 +130,7 @@ def run_ledger(
         skus=skus,
         prior_strength=cfg.prior_strength,
         rate_window_days=cfg.rate_window_days,
+        rate_prior_cell_days=cfg.rate_prior_cell_days,
     )
 
 
@@ -165,6 +166,7 @@ def measure_run(
         replicates=cfg.replicates,
         level=cfg.interval,
         random_state=cfg.random_state,
+        propagate=cfg.propagate_moves,
     )
     if truth is not None and truth.height:
         m = m.join(truth.select("decision_date", "true"), on="decision_date", how="left")

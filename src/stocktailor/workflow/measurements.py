@@ -275,6 +275,7 @@ def _ledger(
         skus=skus,
         prior_strength=cfg.prior_strength,
         rate_window_days=cfg.rate_window_days,
+        rate_prior_cell_days=cfg.rate_prior_cell_days,
     )
 
 
@@ -302,6 +303,7 @@ def _measure(
                 replicates=cfg.replicates,
                 level=cfg.interval,
                 random_state=cfg.random_state + seed + i,
+                propagate=cfg.propagate_moves,
             )
         )
         if progress is not None:
