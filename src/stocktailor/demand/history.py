@@ -32,7 +32,6 @@ from stocktailor.signals import SignalWeeks, week_of
 __all__ = [
     "SS",
     "DemandHistory",
-    "canonical_order",
     "censored_weekly_demand",
     "demand_view",
     "events_until",
@@ -118,10 +117,11 @@ class DemandHistory:
         keep = pl.col("week") >= -n
         wk = self.sku_weekly.filter(keep)
         launch = wk.group_by("style").agg(pl.col("week").min().alias("launch_week"))
-        info = canonical_order(
+        info = (
             self.style_info.drop("launch_week")
             .join(launch, on="style", how="left")
             .with_columns(pl.col("launch_week").fill_null(0))
+            .sort("style")
         )
         return DemandHistory(
             tables=self.tables,
@@ -227,18 +227,6 @@ def with_backcast_snapshots(tables: Tables, as_of: dt.date) -> Tables:
     return tables.replace(inventory=merged.sort("date", "store_id", "sku"))
 
 
-def canonical_order(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` sorted by its key columns (every column that is not a float or a list).
-
-    A join's or group-by's row order changes with polars' per-process hashing, and a float sum
-    over those rows changes in its last bits with the order; the optimiser then breaks ties
-    differently. Frames handed down to sums are put in this order so that the same inputs
-    give the same plan in every process.
-    """
-    keys = [c for c, t in frame.schema.items() if not (t.is_float() or isinstance(t, pl.List))]
-    return frame.sort(keys) if keys else frame
-
-
 def history_start(tables: Tables, as_of: dt.date, history_days: int) -> tuple[dt.date, int]:
     """First day and number of whole weeks of the window ending at ``as_of``.
 
@@ -302,7 +290,10 @@ def prepare_history(
         events=events,
     )
     prods = tables.products.select("sku", "style", "color", "size")
-    wk = canonical_order(wk.join(prods, on="sku", how="inner"))
+    # Every frame handed down is sorted by its key: a join's or group-by's row order changes
+    # with polars' per-process hashing, and a float sum's last bits with the order, so the
+    # same inputs would not give the same plan in every process.
+    wk = wk.join(prods, on="sku", how="inner").sort("store_id", "sku", "week")
     carried = _carried(tables, as_of, wk, n_weeks)
     return DemandHistory(
         tables=tables,
@@ -311,13 +302,13 @@ def prepare_history(
         n_weeks=n_weeks,
         clusters=clusters,
         events=events,
-        rates=canonical_order(rates),
+        rates=rates.sort("store_id", "sku"),
         sku_weekly=wk,
         phi_daily=_phi_daily(events, rates),
         carried=carried,
         grid=_style_grid(carried, wk),
-        price=canonical_order(price_weekly(tables, as_of, start)),
-        style_info=canonical_order(_style_info(tables, wk)),
+        price=price_weekly(tables, as_of, start).sort("style", "week"),
+        style_info=_style_info(tables, wk).sort("style"),
         signals=SignalWeeks(tables, as_of),
     )
 
