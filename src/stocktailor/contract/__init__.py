@@ -17,6 +17,7 @@ from __future__ import annotations
 from stocktailor.contract.price_plan import PRICE_PLAN_RESOLVED, resolve_price_plan
 from stocktailor.contract.sizes import size_order
 from stocktailor.contract.specs import (
+    FORECAST_DECIMALS,
     FORECAST_SCHEMA,
     KINDS,
     OPTIONAL_TABLES,
@@ -33,6 +34,7 @@ from stocktailor.contract.tables import ContractError, Tables
 from stocktailor.contract.validate import validate_tables
 
 __all__ = [
+    "FORECAST_DECIMALS",
     "FORECAST_SCHEMA",
     "KINDS",
     "OPTIONAL_TABLES",

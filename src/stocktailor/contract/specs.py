@@ -232,6 +232,12 @@ FORECAST_SCHEMA: dict[str, Any] = {
 }
 """forecast.parquet: units per week; ``var`` (added) lets a negative binomial be fitted."""
 
+FORECAST_DECIMALS = 6
+"""Decimals the forecast's figures are rounded to (1e-6 units per week), and the demand
+windows the optimisers read from it. Polars picks a group-by's algorithm, and so the order
+of a float sum, from a per-process hash: upstream sums can differ in their last bits from run
+to run, and rounded here that noise cannot flip an optimiser tie (same inputs, same plan)."""
+
 TRANSFERS_SCHEMA: dict[str, Any] = {
     "transfer_id": pl.String,
     "sku": pl.String,

@@ -8,19 +8,13 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from stocktailor.contract import FORECAST_SCHEMA
+from stocktailor.contract import FORECAST_DECIMALS, FORECAST_SCHEMA
 from stocktailor.demand.candidates import YEAR, dense_series
 from stocktailor.demand.distribution import nb_quantiles
 from stocktailor.demand.features import week_start_expr
 from stocktailor.demand.history import SS, DemandHistory
 
 __all__ = ["dormant_caps", "lgbm_skus", "split_styles", "weekly_distribution"]
-
-# Forecast columns are rounded to 1e-6 units per week. Polars' group-bys pick their algorithm
-# (and so the order of a float sum) from a per-process hash, so upstream sums can differ in
-# the last bits from run to run; rounded here, the noise stays out of the plan's optimisers
-# and the same inputs give the same plan (issue 17).
-_DECIMALS = 6
 
 
 def split_styles(st: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
@@ -132,7 +126,7 @@ def weekly_distribution(
         )
     )
     sk = sk.sort("store_id", "sku", "week_start").with_columns(
-        pl.col("mean").round(_DECIMALS).alias("mean")
+        pl.col("mean").round(FORECAST_DECIMALS).alias("mean")
     )
     sk = sk.with_columns(pl.col("mean").sum().over("store_id", "sku").alias("_tot"))
     m = sk["mean"].to_numpy()
@@ -142,9 +136,9 @@ def weekly_distribution(
     q = nb_quantiles(m, m + (phi_w + phi_l) * m**2, (0.1, 0.5, 0.9))
     out = sk.select("store_id", "sku", "week_start").with_columns(
         pl.Series("mean", m),
-        pl.Series("var", np.round(var, _DECIMALS)),
-        pl.Series("p10", np.round(q[0], _DECIMALS)),
-        pl.Series("p50", np.round(q[1], _DECIMALS)),
-        pl.Series("p90", np.round(q[2], _DECIMALS)),
+        pl.Series("var", np.round(var, FORECAST_DECIMALS)),
+        pl.Series("p10", np.round(q[0], FORECAST_DECIMALS)),
+        pl.Series("p50", np.round(q[1], FORECAST_DECIMALS)),
+        pl.Series("p90", np.round(q[2], FORECAST_DECIMALS)),
     )
     return out.select(list(FORECAST_SCHEMA))

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import polars as pl
 
 from stocktailor.config import Settings
-from stocktailor.contract import ContractError, Tables
+from stocktailor.contract import FORECAST_DECIMALS, ContractError, Tables
 from stocktailor.positions import core_sizes, lane_matrices, position_at
 from stocktailor.transfers._instance import TransferInstance, destination_lead_days
 from stocktailor.valuation import window_share
@@ -216,9 +216,8 @@ def _windows(
     out = []
     for col in ("ml", "vl", "mr", "vr"):
         a = np.zeros((n, m))
-        # The streaming group-by adds a pair's weeks in a per-run order: rounded to 1e-6
-        # units, the last-bit noise never reaches the optimiser (same inputs, same plan).
-        a[r, c] = np.round(w[col].to_numpy(), 6)
+        # the streaming group-by adds a pair's weeks in a per-run order
+        a[r, c] = np.round(w[col].to_numpy(), FORECAST_DECIMALS)
         out.append(np.maximum(a, 0.0))
     return out[0], out[1], out[2], out[3]
 
