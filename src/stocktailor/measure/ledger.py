@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +78,14 @@ class MoveLog:
     requested: IntArray
     unit_cost: FloatArray
     keys: tuple[tuple[dt.date, str, str, str], ...]
+
+    @cached_property
+    def rows_by_key(self) -> dict[tuple[dt.date, str, str, str], list[int]]:
+        """The log's rows of each ``(ship_date, sku, from_id, to_id)``, in order."""
+        out: dict[tuple[dt.date, str, str, str], list[int]] = {}
+        for r, k in enumerate(self.keys):
+            out.setdefault(k, []).append(r)
+        return out
 
 
 @dataclass(frozen=True)
@@ -398,6 +407,31 @@ def _group_shifts(ledger: Ledger, lines: pl.DataFrame) -> tuple[IntArray, IntArr
     )
 
 
+def _counterfactual_sold(
+    cf_avail: FloatArray,
+    s: FloatArray,
+    censored: npt.NDArray[np.bool_],
+    theta: FloatArray,
+    rate: FloatArray,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Units the counterfactual cells sell on one day, ``(replicates, cells)``.
+
+    ``min(demand, cf_avail)``: demand is the day's sales ``s`` except where the cell sold out
+    (``censored``) and the counterfactual has more stock; there it is the sales plus a Poisson
+    excess with the excess of ``E[D | D >= s]`` under Poisson(``theta x rate``).
+    """
+    demand = np.broadcast_to(s, cf_avail.shape).copy()
+    more = censored[None, :] & (cf_avail > s[None, :])
+    if more.any():
+        lam = (theta * rate[None, :])[more]
+        lo = np.broadcast_to(s, cf_avail.shape)[more]
+        cond = conditional_mean(lo, lam)
+        demand[more] = lo + rng.poisson(np.maximum(cond - lo, 0.0))
+    out: FloatArray = np.minimum(demand, cf_avail)
+    return out
+
+
 def _run_cells(
     ledger: Ledger,
     uniq: IntArray,
@@ -424,17 +458,8 @@ def _run_cells(
         cf_avail = np.maximum(avail[:, t] + shift[:, t] + gap, 0.0)
         s = sold[:, t]
         need = cen[:, t] & sell[:, t]
-        demand = np.broadcast_to(s, gap.shape).copy()
-        more = need[None, :] & (cf_avail > s[None, :])
-        if more.any():
-            lam = theta[more] * np.broadcast_to(ledger.rate[uniq, t], gap.shape)[more]
-            lo = np.broadcast_to(s, gap.shape)[more]
-            # demand given demand >= sales: the sales plus a Poisson excess with the
-            # conditional mean's excess (E[D | D >= s] = lam P(D >= s-1) / P(D >= s))
-            cond = conditional_mean(lo, lam)
-            demand[more] = lo + rng.poisson(np.maximum(cond - lo, 0.0))
-        cf_sold = np.where(sell[:, t][None, :], np.minimum(demand, cf_avail), 0.0)
-        diff = s[None, :] - cf_sold
+        cf_sold = _counterfactual_sold(cf_avail, s, need, theta, ledger.rate[uniq, t], rng)
+        diff = s[None, :] - np.where(sell[:, t][None, :], cf_sold, 0.0)
         gap += diff
         value += diff @ margin[:, t]
     return value
@@ -467,9 +492,7 @@ def _simulate_group(
     return value
 
 
-def _match_rows(
-    log: MoveLog, lines: pl.DataFrame, index: dict[tuple[dt.date, str, str, str], list[int]]
-) -> tuple[IntArray, pl.DataFrame]:
+def _match_rows(log: MoveLog, lines: pl.DataFrame) -> tuple[IntArray, pl.DataFrame]:
     """Rows of the move log that are the group's lines, and the lines not found there."""
     used: set[int] = set()
     rows: list[int] = []
@@ -483,7 +506,7 @@ def _match_rows(
         strict=True,
     )
     for i, (d, k, a, b, u) in enumerate(keys):
-        cand = [r for r in index.get((d, k, a, b), []) if r not in used]
+        cand = [r for r in log.rows_by_key.get((d, k, a, b), []) if r not in used]
         same = [r for r in cand if int(log.units[r]) == int(u)]
         pick = same or cand
         if pick and int(u) > 0:
@@ -499,7 +522,6 @@ def _propagated_group(
     lines: pl.DataFrame,
     replicates: int,
     rng: np.random.Generator,
-    index: dict[tuple[dt.date, str, str, str], list[int]],
 ) -> FloatArray:
     """Margin of the group over its counterfactual, with every later move served again.
 
@@ -512,29 +534,21 @@ def _propagated_group(
     log = ledger.moves
     assert log is not None
     n_days = len(ledger.days)
-    group_rows, missing = _match_rows(log, lines, index)
-    sku_ids = np.unique(
-        np.concatenate(
-            [
-                ledger.sku[log.src[group_rows][log.src[group_rows] >= 0]],
-                ledger.sku[log.dst[group_rows][log.dst[group_rows] >= 0]],
-                _missing_skus(ledger, missing),
-            ]
-        )
-    )
+    group_rows, missing = _match_rows(log, lines)
+    # the lines the log does not hold shift their cells' stock as fixed moves
+    empty = np.zeros(0, dtype=np.int64)
+    cells, first, delta = _group_shifts(ledger, missing) if missing.height else (empty,) * 3
+    ends = np.concatenate([log.src[group_rows], log.dst[group_rows], cells])
+    sku_ids = np.unique(ledger.sku[ends[ends >= 0]])
     if sku_ids.size == 0:
         return np.zeros(replicates)
     sub = np.flatnonzero(np.isin(ledger.sku, sku_ids))
     local = np.full(ledger.sku.size, -1, dtype=np.int64)
     local[sub] = np.arange(sub.size)
     n = sub.size
-    # the lines the log does not hold shift their cells' stock as fixed moves
     inc = np.zeros((n, n_days + 1), dtype=np.int64)
-    t0 = n_days
-    if missing.height:
-        cells, first, delta = _group_shifts(ledger, missing)
-        np.add.at(inc, (local[cells], np.clip(first, 0, n_days)), delta)
-        t0 = min(t0, int(max(0, first.min())) if first.size else n_days)
+    np.add.at(inc, (local[cells], np.clip(first, 0, n_days)), delta)
+    t0 = int(max(0, first.min())) if first.size else n_days
     in_group = np.zeros(log.units.size, dtype=bool)
     in_group[group_rows] = True
     if group_rows.size:
@@ -571,24 +585,13 @@ def _propagated_group(
             continue
         cf_avail = np.maximum(avail[touched, t] + dl[:, touched], 0.0)
         s = sold[touched, t]
-        demand = np.broadcast_to(s, cf_avail.shape).copy()
-        more = cen[touched, t][None, :] & (cf_avail > s[None, :])
-        if more.any():
-            lam = (theta[:, touched] * rate[touched, t][None, :])[more]
-            lo = np.broadcast_to(s, cf_avail.shape)[more]
-            cond = conditional_mean(lo, lam)
-            demand[more] = lo + rng.poisson(np.maximum(cond - lo, 0.0))
-        diff = s[None, :] - np.minimum(demand, cf_avail)
+        cf_sold = _counterfactual_sold(
+            cf_avail, s, cen[touched, t], theta[:, touched], rate[touched, t], rng
+        )
+        diff = s[None, :] - cf_sold
         dl[:, touched] += diff
         value += diff @ margin[touched, t]
     return value
-
-
-def _missing_skus(ledger: Ledger, missing: pl.DataFrame) -> IntArray:
-    if missing.height == 0:
-        return np.zeros(0, dtype=np.int64)
-    cells, _, _ = _group_shifts(ledger, missing)
-    return ledger.sku[cells] if cells.size else np.zeros(0, dtype=np.int64)
 
 
 def _serve_again(
@@ -675,13 +678,9 @@ def ledger_uplift(
     rows = []
     lo_q, hi_q = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
     log = ledger.moves if propagate else None
-    index: dict[tuple[dt.date, str, str, str], list[int]] = {}
-    if log is not None:
-        for r, k in enumerate(log.keys):
-            index.setdefault(k, []).append(r)
     for (key,), part in lines.sort(group).group_by(group, maintain_order=True):
         draws = (
-            _propagated_group(ledger, part, replicates, rng, index)
+            _propagated_group(ledger, part, replicates, rng)
             if log is not None
             else _simulate_group(ledger, part, replicates, rng)
         )
