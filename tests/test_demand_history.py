@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from _processes import outputs_in_processes
 
 _SCRIPT = """
 import hashlib
@@ -25,10 +24,5 @@ print(digest.hexdigest())
 def test_two_processes_prepare_the_same_history() -> None:
     # A join's row order changes with each process's hash seed; float sums over those rows
     # then differed in the last bits, and the optimiser broke ties differently (issue 17).
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for _ in range(3)
-    ]
+    runs = outputs_in_processes(_SCRIPT, 3)
     assert len(set(runs)) == 1, runs

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from _processes import outputs_in_processes
 
 _SCRIPT = """
 import hashlib
@@ -28,16 +27,5 @@ def test_three_processes_make_the_same_plan() -> None:
     # per process; float sums over those rows differed in the last bits, which moved the
     # transfer figures and flipped optimiser ties. Before the fix, four processes printed
     # four digests.
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _SCRIPT],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outs = [p.communicate() for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
-    digests = {out.strip() for out, _ in outs}
+    digests = set(outputs_in_processes(_SCRIPT, 3))
     assert len(digests) == 1, digests
