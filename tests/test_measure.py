@@ -15,7 +15,7 @@ from stocktailor.config import Settings
 from stocktailor.measure import build_ledger, holdback_estimate, ledger_uplift, pair_outcomes
 from stocktailor.measure.censored_demand import sku_rate
 from stocktailor.simulate.backtest import backtest
-from stocktailor.simulate.measurement import MEASUREMENT_COLUMNS
+from stocktailor.simulate.measurement import CATEGORY_MEASUREMENT_COLUMNS, MEASUREMENT_COLUMNS
 
 D0 = dt.date(2026, 3, 2)
 
@@ -152,6 +152,28 @@ def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Pat
     assert m["true"].to_list() == pytest.approx(truth["true"].to_list())
     assert (m["measured_low"] <= m["measured"]).all()
     assert (m["measured"] <= m["measured_high"]).all()
+    # each day's lines of a category measured together: the day's counts and estimates split
+    est = {"estimated": pl.Float64}  # the rule policy estimates nothing: empty columns
+    c = pl.read_csv(
+        tmp_path / "uplift_by_category.csv", try_parse_dates=True, schema_overrides=est
+    )
+    assert c.columns[:8] == list(CATEGORY_MEASUREMENT_COLUMNS)
+    per_day = c.group_by("decision_date").agg(
+        pl.col("lines", "units", "estimated").sum(), pl.len().alias("groups")
+    )
+    j = m.cast(est).join(per_day, on="decision_date", suffix="_c")
+    assert j.height == m.height
+    assert j["lines"].to_list() == j["lines_c"].to_list()
+    assert j["units"].to_list() == j["units_c"].to_list()
+    assert j["estimated"].fill_null(0.0).to_list() == pytest.approx(
+        j["estimated_c"].fill_null(0.0).to_list()
+    )
+    # a day whose lines are all of one category is the same group, measured the same way
+    single = j.filter(pl.col("groups") == 1).join(
+        c.select("decision_date", pl.col("measured").alias("measured_c")), on="decision_date"
+    )
+    assert single.height > 0
+    assert single["measured"].to_list() == pytest.approx(single["measured_c"].to_list())
 
 
 def _two_moves(second_from: str, *, units: int, requested: int) -> pl.DataFrame:

@@ -146,3 +146,22 @@ def test_only_lines_measured_to_their_season_end_calibrate() -> None:
     assert kept["until"].to_list()[1] == d + dt.timedelta(days=91)
     with_default = measured_to_season_end(measured, products, default_end=d + dt.timedelta(days=10))
     assert with_default["sku"].to_list() == ["A", "C", "C"]
+
+
+def test_rows_of_grouped_lines_weigh_by_their_line_count() -> None:
+    # the 4 tops lines as one row of 4 lines (estimated 40, measured 24): same ratios
+    grouped = pl.concat(
+        [
+            MEASURED.head(1).with_columns(
+                pl.lit(40.0).alias("estimated"), pl.lit(24.0).alias("measured")
+            ),
+            MEASURED.tail(1),
+        ]
+    ).with_columns(pl.Series("lines", [4, 1]))
+    by_line = calibration_ratios(MEASURED, strength=4.0, max_ratio=5.0)
+    by_group = calibration_ratios(grouped, strength=4.0, max_ratio=5.0)
+    assert by_group["lines"].to_list() == by_line["lines"].to_list()
+    assert by_group["ratio"].to_list() == pytest.approx(by_line["ratio"].to_list())
+    assert _ratio(by_group, "category", category="tops") == pytest.approx(
+        0.5 * 0.6 + 0.5 * 8.4 / 9
+    )

@@ -46,7 +46,8 @@ def backtest(
         typer.Option(
             "--measure",
             help="Measure the stocktailor runs' executed transfers against the true replay "
-            "(uplift_measurement.csv; with simulation.holdback_share, holdback_estimate.csv).",
+            "(uplift_measurement.csv, uplift_by_category.csv; with simulation.holdback_share, "
+            "holdback_estimate.csv).",
         ),
     ] = False,
 ) -> None:

@@ -164,7 +164,9 @@ def calibration_ratios(
     measured
         One row per measured line: ``estimated`` and ``measured`` (currency), ``category``,
         ``to_cluster`` and ``loss_probability`` or ``net_p10`` (for the band; see
-        :func:`confidence_band`).
+        :func:`confidence_band`). A row may also be a group of lines measured together (e.g.
+        a decision day's lines of one category, as the simulator measures them): its
+        ``lines`` column (a count) then says how many lines it holds.
     strength
         ``k`` of the credibility weight ``n / (n + k)``, lines.
     max_ratio
@@ -196,7 +198,13 @@ def calibration_ratios(
     if measured.height == 0:
         return pl.DataFrame(schema=schema)
     lines = _keyed(measured).with_columns(
-        pl.col("estimated").cast(pl.Float64), pl.col("measured").cast(pl.Float64)
+        pl.col("estimated").cast(pl.Float64),
+        pl.col("measured").cast(pl.Float64),
+        (
+            pl.col("lines").cast(pl.Int64)
+            if "lines" in measured.columns
+            else pl.lit(1, dtype=pl.Int64)
+        ).alias("_n"),
     )
     parts: list[pl.DataFrame] = []
     parent: pl.DataFrame | None = None
@@ -204,13 +212,13 @@ def calibration_ratios(
         keys = list(_LEVEL_KEYS[level])
         agg = (
             lines.group_by(keys).agg(
-                pl.len().cast(pl.Int64).alias("lines"),
+                pl.col("_n").sum().alias("lines"),
                 pl.col("estimated").sum(),
                 pl.col("measured").sum(),
             )
             if keys
             else lines.select(
-                pl.len().cast(pl.Int64).alias("lines"),
+                pl.col("_n").sum().alias("lines"),
                 pl.col("estimated").sum(),
                 pl.col("measured").sum(),
             )

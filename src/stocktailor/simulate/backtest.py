@@ -217,7 +217,10 @@ def backtest(
         ``simulation.holdback_share`` go to ``held_back.csv``. The runs are also measured as a
         retailer would (:mod:`stocktailor.simulate.measurement`): ``uplift_measurement.csv``
         (``decision_date, lines, units, estimated, measured, measured_low, measured_high,
-        true, seed, policy``) and, with a holdback, ``holdback_estimate.csv``.
+        true, seed, policy``), ``uplift_by_category.csv`` (``decision_date, category, lines,
+        units, estimated, measured, measured_low, measured_high, seed, policy``: each day's
+        lines of a category measured together, what calibration learns from) and, with a
+        holdback, ``holdback_estimate.csv``.
     """
     from stocktailor.engine import LocalEngine
 
@@ -293,6 +296,7 @@ def _write_measurement(results: Sequence[SimResult], d: Path) -> dict[str, Path]
         ("uplift_truth", "uplift_truth.csv"),
         ("held_back", "held_back.csv"),
         ("uplift_measurement", "uplift_measurement.csv"),
+        ("uplift_by_category", "uplift_by_category.csv"),
         ("holdback_estimate", "holdback_estimate.csv"),
     ):
         parts = [

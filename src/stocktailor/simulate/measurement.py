@@ -5,8 +5,10 @@ sales table holds); :func:`measure_run` builds the stock ledger of the run from 
 stock, moves and sales, measures each decision day's executed transfer lines with the
 ledger counterfactual (:mod:`stocktailor.measure`) and joins the truth of
 :func:`~stocktailor.simulate.replay.true_uplift_by_decision`: the rows of
-``uplift_measurement.csv``. With a holdback, :func:`holdback_run` compares the executed lines
-with the held-back ones.
+``uplift_measurement.csv``. :func:`measure_by_category` measures each decision day's lines of
+one category together (``uplift_by_category.csv``: what calibration learns from, one season to
+the next). With a holdback, :func:`holdback_run` compares the executed lines with the
+held-back ones.
 """
 
 from __future__ import annotations
@@ -26,13 +28,26 @@ from stocktailor.simulate.decisions import Decisions, Policy
 from stocktailor.simulate.view import PolicyView
 
 __all__ = [
+    "CATEGORY_MEASUREMENT_COLUMNS",
     "MEASUREMENT_COLUMNS",
     "SalesRecorder",
     "holdback_run",
+    "measure_by_category",
     "measure_run",
     "run_ledger",
     "sales_frame",
 ]
+
+CATEGORY_MEASUREMENT_COLUMNS = (
+    "decision_date",
+    "category",
+    "lines",
+    "units",
+    "estimated",
+    "measured",
+    "measured_low",
+    "measured_high",
+)
 
 MEASUREMENT_COLUMNS = (
     "decision_date",
@@ -134,6 +149,57 @@ def run_ledger(
     )
 
 
+def _executed_lines(result: SimResult) -> pl.DataFrame:
+    return result.moves.filter(pl.col("kind") == "transfer", pl.col("units") > 0).with_columns(
+        pl.col("ship_date").alias("decision_date")
+    )
+
+
+def measure_by_category(
+    result: SimResult,
+    sales: pl.DataFrame,
+    settings: Settings,
+    season_start: dt.date,
+    season_end: dt.date,
+    *,
+    ledger: Ledger | None = None,
+) -> pl.DataFrame:
+    """Per decision day and product category: the executed transfer lines' estimate and
+    measurement (each day's lines of a category removed together from the ledger).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`CATEGORY_MEASUREMENT_COLUMNS` (currency; ``lines`` counts the group's lines).
+    """
+    categories = result.space.products.select(
+        pl.col("sku").cast(pl.String), pl.col("category").cast(pl.String).fill_null("-")
+    ).unique("sku")
+    lines = _executed_lines(result).join(categories, on="sku", how="left")
+    lines = lines.with_columns(
+        pl.col("category").fill_null("-"),
+        pl.concat_str(pl.col("decision_date").cast(pl.String), pl.lit("|"), "category").alias(
+            "_group"
+        ),
+    )
+    if ledger is None:
+        ledger = run_ledger(
+            result, sales, settings, season_start, season_end, lines["sku"].unique().to_list()
+        )
+    cfg = settings.measure
+    m = ledger_uplift(
+        ledger,
+        lines,
+        group="_group",
+        replicates=cfg.replicates,
+        level=cfg.interval,
+        random_state=cfg.random_state,
+        propagate=cfg.propagate_moves,
+    )
+    keys = lines.select("_group", "decision_date", "category").unique("_group")
+    return m.join(keys, on="_group", how="left").select(CATEGORY_MEASUREMENT_COLUMNS)
+
+
 def measure_run(
     result: SimResult,
     sales: pl.DataFrame,
@@ -151,9 +217,7 @@ def measure_run(
     polars.DataFrame
         :data:`MEASUREMENT_COLUMNS` (currency; ``true`` null without ``truth``).
     """
-    lines = result.moves.filter(pl.col("kind") == "transfer", pl.col("units") > 0).with_columns(
-        pl.col("ship_date").alias("decision_date")
-    )
+    lines = _executed_lines(result)
     if ledger is None:
         ledger = run_ledger(
             result, sales, settings, season_start, season_end, lines["sku"].unique().to_list()
@@ -224,18 +288,23 @@ def measure_season(
     network: Any, settings: Settings, result: SimResult, policy: Any
 ) -> dict[str, pl.DataFrame | None]:
     """The measurement of a backtest run: ``uplift_measurement`` (per decision day, see
-    :func:`measure_run`) and ``holdback_estimate`` (one row; None without held-back lines).
+    :func:`measure_run`), ``uplift_by_category`` (per decision day and category, see
+    :func:`measure_by_category`) and ``holdback_estimate`` (one row; None without held-back
+    lines).
 
     ``policy`` is the run's :class:`SalesRecorder`; ``result.info["uplift_truth"]`` the truth.
     """
     history = getattr(policy, "history_", None)
     if not isinstance(history, History):
-        return {"uplift_measurement": None, "holdback_estimate": None}
+        return {"uplift_measurement": None, "uplift_by_category": None, "holdback_estimate": None}
     sales = sales_frame(history, result.space)
     start = network.season_start
     end = network.season_end
     truth = result.info.get("uplift_truth")
-    m = measure_run(result, sales, truth, settings, start, end)
+    skus = _executed_lines(result)["sku"].unique().to_list()
+    ledger = run_ledger(result, sales, settings, start, end, skus)
+    m = measure_run(result, sales, truth, settings, start, end, ledger=ledger)
+    by_category = measure_by_category(result, sales, settings, start, end, ledger=ledger)
     held = result.info.get("held_back")
     hb = None
     if isinstance(held, pl.DataFrame) and held.height:
@@ -247,4 +316,4 @@ def measure_season(
                 dtype=pl.Float64,
             ).alias("true_total"),
         )
-    return {"uplift_measurement": m, "holdback_estimate": hb}
+    return {"uplift_measurement": m, "uplift_by_category": by_category, "holdback_estimate": hb}
