@@ -154,9 +154,7 @@ def test_backtest_measure_writes_the_measurement_next_to_the_truth(tmp_path: Pat
     assert (m["measured"] <= m["measured_high"]).all()
     # each day's lines of a category measured together: the day's counts and estimates split
     est = {"estimated": pl.Float64}  # the rule policy estimates nothing: empty columns
-    c = pl.read_csv(
-        tmp_path / "uplift_by_category.csv", try_parse_dates=True, schema_overrides=est
-    )
+    c = pl.read_csv(tmp_path / "uplift_by_category.csv", try_parse_dates=True, schema_overrides=est)
     assert c.columns[:8] == list(CATEGORY_MEASUREMENT_COLUMNS)
     per_day = c.group_by("decision_date").agg(
         pl.col("lines", "units", "estimated").sum(), pl.len().alias("groups")

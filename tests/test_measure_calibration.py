@@ -162,6 +162,4 @@ def test_rows_of_grouped_lines_weigh_by_their_line_count() -> None:
     by_group = calibration_ratios(grouped, strength=4.0, max_ratio=5.0)
     assert by_group["lines"].to_list() == by_line["lines"].to_list()
     assert by_group["ratio"].to_list() == pytest.approx(by_line["ratio"].to_list())
-    assert _ratio(by_group, "category", category="tops") == pytest.approx(
-        0.5 * 0.6 + 0.5 * 8.4 / 9
-    )
+    assert _ratio(by_group, "category", category="tops") == pytest.approx(0.5 * 0.6 + 0.5 * 8.4 / 9)
