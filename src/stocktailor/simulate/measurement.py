@@ -38,27 +38,13 @@ __all__ = [
     "sales_frame",
 ]
 
-CATEGORY_MEASUREMENT_COLUMNS = (
-    "decision_date",
-    "category",
-    "lines",
-    "units",
-    "estimated",
-    "measured",
-    "measured_low",
-    "measured_high",
-)
+_MEASURED = ("lines", "units", "estimated", "measured", "measured_low", "measured_high")
 
-MEASUREMENT_COLUMNS = (
-    "decision_date",
-    "lines",
-    "units",
-    "estimated",
-    "measured",
-    "measured_low",
-    "measured_high",
-    "true",
-)
+CATEGORY_MEASUREMENT_COLUMNS = ("decision_date", "category", *_MEASURED)
+"""Columns of ``uplift_by_category.csv`` (before ``seed, policy``)."""
+
+MEASUREMENT_COLUMNS = ("decision_date", *_MEASURED, "true")
+"""Columns of ``uplift_measurement.csv`` (before ``seed, policy``)."""
 
 
 class SalesRecorder:
@@ -155,6 +141,31 @@ def _executed_lines(result: SimResult) -> pl.DataFrame:
     )
 
 
+def _measure_groups(
+    result: SimResult,
+    sales: pl.DataFrame,
+    settings: Settings,
+    season: tuple[dt.date, dt.date],
+    lines: pl.DataFrame,
+    group: str,
+    ledger: Ledger | None,
+) -> pl.DataFrame:
+    """``ledger_uplift`` of ``lines`` by ``group`` on the run's ledger (built when None)."""
+    if ledger is None:
+        skus = lines["sku"].unique().to_list()
+        ledger = run_ledger(result, sales, settings, season[0], season[1], skus)
+    cfg = settings.measure
+    return ledger_uplift(
+        ledger,
+        lines,
+        group=group,
+        replicates=cfg.replicates,
+        level=cfg.interval,
+        random_state=cfg.random_state,
+        propagate=cfg.propagate_moves,
+    )
+
+
 def measure_by_category(
     result: SimResult,
     sales: pl.DataFrame,
@@ -182,19 +193,8 @@ def measure_by_category(
             "_group"
         ),
     )
-    if ledger is None:
-        ledger = run_ledger(
-            result, sales, settings, season_start, season_end, lines["sku"].unique().to_list()
-        )
-    cfg = settings.measure
-    m = ledger_uplift(
-        ledger,
-        lines,
-        group="_group",
-        replicates=cfg.replicates,
-        level=cfg.interval,
-        random_state=cfg.random_state,
-        propagate=cfg.propagate_moves,
+    m = _measure_groups(
+        result, sales, settings, (season_start, season_end), lines, "_group", ledger
     )
     keys = lines.select("_group", "decision_date", "category").unique("_group")
     return m.join(keys, on="_group", how="left").select(CATEGORY_MEASUREMENT_COLUMNS)
@@ -218,20 +218,8 @@ def measure_run(
         :data:`MEASUREMENT_COLUMNS` (currency; ``true`` null without ``truth``).
     """
     lines = _executed_lines(result)
-    if ledger is None:
-        ledger = run_ledger(
-            result, sales, settings, season_start, season_end, lines["sku"].unique().to_list()
-        )
-    cfg = settings.measure
-    m = ledger_uplift(
-        ledger,
-        lines,
-        group="decision_date",
-        replicates=cfg.replicates,
-        level=cfg.interval,
-        random_state=cfg.random_state,
-        propagate=cfg.propagate_moves,
-    )
+    season = (season_start, season_end)
+    m = _measure_groups(result, sales, settings, season, lines, "decision_date", ledger)
     if truth is not None and truth.height:
         m = m.join(truth.select("decision_date", "true"), on="decision_date", how="left")
     else:
