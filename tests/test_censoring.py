@@ -90,6 +90,31 @@ def test_unrecorded_receipt_makes_stock_unknown() -> None:
     assert r["censored"].to_list() == [False, False, False, False]
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 30),
+    st.lists(st.integers(0, 4), min_size=8, max_size=30),
+)
+def test_weekly_counts_rebuild_the_daily_stock(opening: int, demand: list[int]) -> None:
+    # Without a receipt the data does not show, a count every 7 days (and at the as-of day)
+    # and the daily sales give the same daily stock and censoring as a count every day.
+    start = D(2024, 1, 1)
+    stock, sales, daily = opening, [], [(start, "A", "x", opening)]
+    for i, d in enumerate(demand, start=1):
+        sold = min(d, stock)
+        stock -= sold
+        day = start + dt.timedelta(days=i)
+        if sold:
+            sales.append((day, "A", "x", sold))
+        daily.append((day, "A", "x", stock))
+    as_of = daily[-1][0]
+    weekly = [row for i, row in enumerate(daily) if i % 7 == 0 or row[0] == as_of]
+    by_day = reconstruct_stock(_tables(sales, daily), as_of)
+    by_week = reconstruct_stock(_tables(sales, weekly), as_of)
+    assert by_week.equals(by_day)
+    assert by_day["opening_stock"].null_count() == 0
+
+
 def test_threshold_marks_nearly_out() -> None:
     t = _tables([(D(2024, 1, 2), "A", "x", 3)], [(D(2024, 1, 1), "A", "x", 4)])
     r0 = reconstruct_stock(t, D(2024, 1, 2), threshold_units=0)
