@@ -145,6 +145,31 @@ def test_snapshot_modes() -> None:
     assert single.truth.position.equals(daily.truth.position)
 
 
+def test_unrecorded_receipts_top_up_on_wednesdays_and_only_counts_show_them() -> None:
+    kw = {"n_stores": 5, "n_sku_sizes": 30}
+    weekly = generate("foreign-weekly-snapshots", 3, **kw)
+    topped = generate("foreign-weekly-receipts", 3, **kw)
+    # the same counts calendar; more stock, so more sales
+    assert (
+        topped.tables.inventory["date"]
+        .unique()
+        .sort()
+        .equals(weekly.tables.inventory["date"].unique().sort())
+    )
+    assert topped.tables.sales["units"].sum() > weekly.tables.sales["units"].sum()
+    # a count after a Wednesday can exceed the previous count less the sales in between
+    inv = topped.tables.inventory.sort("store_id", "sku", "date")
+    sold = topped.tables.sales.group_by("store_id", "sku").agg(pl.col("units").sum())
+    first, last = (
+        inv.group_by("store_id", "sku").agg(pl.col("on_hand").first().alias("first")),
+        inv.group_by("store_id", "sku").agg(pl.col("on_hand").last().alias("last")),
+    )
+    j = first.join(last, on=["store_id", "sku"]).join(sold, on=["store_id", "sku"], how="left")
+    received = j["last"] - (j["first"] - j["units"].fill_null(0))
+    assert (received > 0).any()
+    assert (received >= 0).all()
+
+
 def test_price_response_is_linear_not_a_power_law(base: SyntheticNetwork) -> None:
     tr = base.truth
     assert isinstance(tr, ForeignTruth)

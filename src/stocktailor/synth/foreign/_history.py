@@ -107,6 +107,8 @@ def run_history(
             days.append(np.full(nz.size, t, dtype=np.int64))
             pairs.append(nz.astype(np.int64))
             units.append(net[nz])
+        if spec.unrecorded_receipts and (spec.season_start + dt.timedelta(days=t)).weekday() == 2:
+            np.maximum(stock, (alloc.units + 1) // 2, out=stock)
         if _is_snapshot(spec, t):
             snap_days.append(t)
             snap_stock.append(stock.copy())

@@ -36,6 +36,10 @@ class ForeignSpec:
     snapshots
         Inventory snapshots: ``daily`` (every evening and the opening), ``weekly`` (Sunday
         evenings, the opening and the as-of date) or ``single`` (the as-of date only).
+    unrecorded_receipts
+        Every Wednesday evening each stocked store x SKU is topped up to half its opening
+        units by a delivery no table records (only later inventory counts show it), as when
+        a chain's replenishment is not in its export.
     stock_cover
         The buy per SKU as a multiple of its expected demand over the whole window.
     warehouse_share
@@ -75,6 +79,7 @@ class ForeignSpec:
     effects: Literal["multiplicative", "additive"] = "multiplicative"
     lifecycle: Literal["mixed", "flat", "declining"] = "mixed"
     snapshots: Literal["daily", "weekly", "single"] = "daily"
+    unrecorded_receipts: bool = False
     stock_cover: float = 1.15
     warehouse_share: float = 0.2
     cold_snap: bool = False
@@ -136,6 +141,9 @@ _SPECS: dict[str, ForeignSpec] = {
         _BASE, season_start=dt.date(2025, 8, 25), history_days=56
     ),
     "foreign-weekly-snapshots": dataclasses.replace(_BASE, snapshots="weekly"),
+    "foreign-weekly-receipts": dataclasses.replace(
+        _BASE, snapshots="weekly", unrecorded_receipts=True
+    ),
     "foreign-understocked": dataclasses.replace(_BASE, stock_cover=0.75, warehouse_share=0.1),
     "foreign-cold-snap": dataclasses.replace(_BASE, cold_snap=True, cooling_c_per_week=0.4),
     "foreign-independent-attributes": dataclasses.replace(_BASE, independent_attributes=True),
