@@ -322,20 +322,35 @@ def _forecast(
 
 def _plan(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]) -> None:
     """Allocation and transfers: one optimisation of warehouse and store stock (the joint plan)."""
-    from stocktailor.plan import plan_moves
+    from stocktailor.plan import plan_summary
+    from stocktailor.transfers import build_instance, plan_network
 
     tables = ctx.tables(ctx.day)
     clusters = read_output(up["clusters"], "labels.parquet")
+    forecast = forecast_scan(up["forecast"])
     with ctx.progress("planning allocation and transfers", None) as advance:
-        allocation, transfers, recommendations, kpis = plan_moves(
+        # plan_moves, with the instance built here: the solve and what follows read only
+        # products and stores, so the sales and inventory (1.5 GB resident at 1,000 stores x
+        # 20,000 SKU-sizes) are dropped before the solve, and the instance after it
+        instance = build_instance(tables, ctx.day, forecast, ctx.settings)
+        tables = tables.replace(sales=tables.sales.clear(), inventory=tables.inventory.clear())
+        ctx.release()
+        plan = plan_network(
             tables,
             ctx.day,
-            forecast_scan(up["forecast"]),
+            forecast,
             ctx.settings,
             clusters=clusters,
             engine=ctx.engine,
             progress=advance,
             lane_premiums=ctx.lane_premiums,
+            instance=instance,
+        )
+        del instance
+        allocation, transfers, objective = plan.allocation, plan.transfers, plan.objective
+        del plan
+        recommendations, kpis = plan_summary(
+            allocation, transfers, objective, tables, ctx.settings, clusters=clusters
         )
     if ctx.lane_premiums is not None and ctx.lane_premiums.height:
         on_lane = pl.concat(
