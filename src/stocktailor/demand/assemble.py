@@ -54,8 +54,8 @@ def dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
     start = start.filter(pl.col("w0") <= -dormant_weeks)
     if start.is_empty() or hist.n_weeks < dormant_weeks:
         return pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "cap": pl.Float64})
-    # One (pairs x weeks) matrix at a time, each reduced before the next is built: at 1,000
-    # stores x 20,000 SKU-sizes each is ~0.6 GB.
+    # One (pairs x weeks) matrix at a time, each reduced before the next is built: the three
+    # held together set the demand step's peak at 1,000 stores x 20,000 SKU-sizes.
     _, u = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="units")
     recent = np.nansum(u[:, n - dormant_weeks :], axis=1)
     sold = np.nansum(u, axis=1)
