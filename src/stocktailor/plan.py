@@ -32,6 +32,7 @@ __all__ = [
     "forecast_step",
     "headline_kpis",
     "plan_moves",
+    "plan_summary",
     "run_plan",
     "size_curve_step",
     "transfer_kpis",
@@ -380,7 +381,7 @@ def plan_moves(
     ``lane_premiums`` (``from_id, to_id, premium``, currency per shipment) raises those lanes'
     fixed costs while the plan is chosen (:func:`stocktailor.transfers.plan_network`).
     """
-    from stocktailor.transfers import plan_network, summarise_recommendations
+    from stocktailor.transfers import plan_network
 
     plan = plan_network(
         tables,
@@ -394,6 +395,26 @@ def plan_moves(
     )
     allocation, transfers, objective = plan.allocation, plan.transfers, plan.objective
     del plan  # the array instance and solution: only the lines are needed from here on
+    recs, kpis = plan_summary(allocation, transfers, objective, tables, settings, clusters=clusters)
+    return allocation, transfers, recs, kpis
+
+
+def plan_summary(
+    allocation: pl.DataFrame,
+    transfers: pl.DataFrame,
+    objective: float,
+    tables: Tables,
+    settings: Settings,
+    *,
+    clusters: pl.DataFrame,
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The recommendations and figures of a joint plan's lines (the end of :func:`plan_moves`).
+
+    Reads only the stores and products of ``tables``; ``objective`` is the plan's
+    (:attr:`stocktailor.transfers.NetworkPlan.objective`).
+    """
+    from stocktailor.transfers import summarise_recommendations
+
     recs = summarise_recommendations(
         allocation,
         transfers,
@@ -413,4 +434,4 @@ def plan_moves(
         "plan_lines_net_benefit": lines_net,
         "recommendations": float(recs.height),
     }
-    return allocation, transfers, recs, kpis
+    return recs, kpis

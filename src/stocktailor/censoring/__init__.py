@@ -22,7 +22,7 @@ in stock (``opening_stock`` null, ``censored`` false).
 
 from __future__ import annotations
 
-from stocktailor.censoring.anchors import backcast_pairs
+from stocktailor.censoring.anchors import backcast_pairs, clear_memos
 from stocktailor.censoring.netdemand import NetDemand, demand_tables, net_daily_demand
 from stocktailor.censoring.pooled import pooled_expected_demand
 from stocktailor.censoring.rates import (
@@ -44,6 +44,7 @@ __all__ = [
     "NetDemand",
     "backcast_pairs",
     "censored_poisson_rate",
+    "clear_memos",
     "demand_tables",
     "expected_demand_given_at_least",
     "first_snapshots",

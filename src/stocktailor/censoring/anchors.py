@@ -22,13 +22,14 @@ import logging
 
 import polars as pl
 
-from stocktailor.censoring.netdemand import net_daily_demand
+from stocktailor.censoring.netdemand import clear_memo, net_daily_demand
 from stocktailor.contract import Tables
 
 __all__ = [
     "KEYS",
     "anchors",
     "backcast_pairs",
+    "clear_memos",
     "has_backcast",
     "has_returns",
     "memo_get",
@@ -48,6 +49,18 @@ KEYS = ["store_id", "sku"]
 _MEMO: dict[str, tuple[tuple[object, ...], pl.DataFrame]] = {}
 # (sales, inventory) frames whose back-cast was already reported in the log.
 _REPORTED: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+
+
+def clear_memos() -> None:
+    """Forget every memoised frame of this package (and the source frames the memos hold).
+
+    A memo entry holds its source tables, so it keeps a whole date's sales and inventory
+    alive after their reader has dropped them: a caller done with a set of tables (a plan
+    run's step) clears the memos to give that memory back.
+    """
+    _MEMO.clear()
+    _REPORTED.clear()
+    clear_memo()
 
 
 def memo_get(name: str, key: tuple[object, ...]) -> pl.DataFrame | None:

@@ -64,6 +64,11 @@ class NetDemand:
 _MEMO: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
 
+def clear_memo() -> None:
+    """Forget the memoised view (and the sales frame it holds)."""
+    _MEMO.clear()
+
+
 def _full_view(sales: pl.DataFrame) -> pl.DataFrame:
     if _MEMO and _MEMO[0][0] is sales:
         return _MEMO[0][1]

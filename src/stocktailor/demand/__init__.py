@@ -26,6 +26,7 @@ from stocktailor.demand.forecaster import CANDIDATES, DemandForecaster
 from stocktailor.demand.history import (
     DemandHistory,
     censored_weekly_demand,
+    clear_memos,
     pair_expected_demand,
     prepare_history,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "DemandModel",
     "baseline_forecast",
     "censored_weekly_demand",
+    "clear_memos",
     "forecast",
     "forecast_parts",
     "future_prices",

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from stocktailor.contract import FORECAST_DECIMALS, FORECAST_SCHEMA
-from stocktailor.demand.candidates import YEAR, dense_series
+from stocktailor.demand.candidates import YEAR, dense_series, row_nanmean, row_nanquantile
 from stocktailor.demand.distribution import nb_quantiles
 from stocktailor.demand.features import week_start_expr
 from stocktailor.demand.history import SS, DemandHistory
@@ -54,19 +54,23 @@ def dormant_caps(hist: DemandHistory, dormant_weeks: int) -> pl.DataFrame:
     start = start.filter(pl.col("w0") <= -dormant_weeks)
     if start.is_empty() or hist.n_weeks < dormant_weeks:
         return pl.DataFrame(schema={"store_id": pl.String, "sku": pl.String, "cap": pl.Float64})
-    keys, d = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n)
+    # One (pairs x weeks) matrix at a time, each reduced before the next is built: the three
+    # held together set the demand step's peak at 1,000 stores x 20,000 SKU-sizes.
     _, u = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="units")
-    _, out = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="out_days")
     recent = np.nansum(u[:, n - dormant_weeks :], axis=1)
     sold = np.nansum(u, axis=1)
+    del u
+    _, out = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n, value="out_days")
+    empty = np.nan_to_num(out[:, n - dormant_weeks :], nan=0.0) >= 7.0
+    del out
     # Dormant: it sold before, and not in the last weeks (a pair that never sold is not yet
     # selling, e.g. a season's style ahead of its weather; the model forecasts it).
     dormant = (recent <= 0) & (sold > 0)
-    empty = np.nan_to_num(out[:, n - dormant_weeks :], nan=0.0) >= 7.0
     unranged = (sold <= 0) & empty.all(axis=1)
+    keys, d = dense_series(hist.sku_weekly, ["store_id", "sku"], start, n)
     with np.errstate(all="ignore"):
-        q90 = np.nan_to_num(np.nanquantile(d, 0.9, axis=1), nan=0.0)
-        mean = np.nan_to_num(np.nanmean(d, axis=1), nan=0.0)
+        q90 = np.nan_to_num(row_nanquantile(d, 0.9), nan=0.0)
+        mean = np.nan_to_num(row_nanmean(d), nan=0.0)
     cap = np.where(unranged, 0.0, np.maximum(q90, mean))
     return keys.with_columns(pl.Series("cap", cap)).filter(pl.Series(dormant | unranged))
 

@@ -26,6 +26,7 @@ at a million series; they are the models of statsforecast's ``SimpleExponentialS
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ __all__ = [
     "SimpleCandidate",
     "croston_sba",
     "dense_series",
+    "row_nanmean",
+    "row_nanquantile",
     "ses",
     "tsb",
 ]
@@ -79,6 +82,57 @@ def dense_series(
     w0 = np.clip(ids["w0"].to_numpy() + n_weeks, 0, n_weeks)
     y[np.arange(n_weeks)[None, :] < w0[:, None]] = np.nan
     return ids.drop("_i", "w0"), y
+
+
+def row_nanquantile(y: FloatArray, q: float, rows_per_chunk: int = 1 << 18) -> FloatArray:
+    """Per row of ``y``, ``np.nanquantile(y, q, axis=1)`` (linear method) bit for bit.
+
+    NumPy computes a NaN-aware quantile along an axis one row at a time (``apply_along_axis``),
+    minutes on millions of rows; this sorts the rows in chunks and interpolates the same way
+    (same virtual index, same neighbours, same ``_lerp`` formula). A row without values gives
+    NaN.
+    """
+    out = np.empty(y.shape[0])
+    qf = np.float64(q)
+    for lo in range(0, y.shape[0], rows_per_chunk):
+        part = y[lo : lo + rows_per_chunk]
+        n = np.count_nonzero(~np.isnan(part), axis=1)
+        srt = np.sort(part, axis=1)  # NaN last: the first n values of a row are its values
+        virtual = (n - 1) * qf
+        prev = np.floor(virtual)
+        nxt = prev + 1.0
+        # numpy marks an index past the last value -1 (the last value) and one before the first 0
+        above = virtual >= n - 1
+        prev[above], nxt[above] = -1.0, -1.0
+        below = virtual < 0
+        prev[below], nxt[below] = 0.0, 0.0
+        gamma = virtual - prev
+        last = np.maximum(n - 1, 0)
+        rows = np.arange(part.shape[0])
+        a = srt[rows, np.where(prev < 0, last, prev).astype(np.intp)]
+        b = srt[rows, np.where(nxt < 0, last, nxt).astype(np.intp)]
+        diff = b - a
+        res = a + diff * gamma
+        hi = gamma >= 0.5
+        res[hi] = b[hi] - diff[hi] * (1.0 - gamma[hi])
+        res[n == 0] = np.nan
+        out[lo : lo + part.shape[0]] = res
+    return out
+
+
+def row_nanmean(y: FloatArray, rows_per_chunk: int = 1 << 18) -> FloatArray:
+    """``np.nanmean(y, axis=1)`` a chunk of rows at a time (each row's mean is computed alone,
+    so it is the same), without NumPy's NaN-free copy of the whole matrix."""
+    if y.shape[0] == 0:
+        return np.empty(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row without values: NaN
+        return np.concatenate(
+            [
+                np.nanmean(y[lo : lo + rows_per_chunk], axis=1)
+                for lo in range(0, y.shape[0], rows_per_chunk)
+            ]
+        )
 
 
 def ses(y: FloatArray, alphas: FloatArray = _SES_ALPHAS) -> FloatArray:

@@ -19,6 +19,9 @@ import numpy as np
 import polars as pl
 
 from stocktailor.censoring import (
+    clear_memos as clear_censoring_memos,
+)
+from stocktailor.censoring import (
     demand_tables,
     expected_demand_given_at_least,
     first_snapshots,
@@ -33,6 +36,7 @@ __all__ = [
     "SS",
     "DemandHistory",
     "censored_weekly_demand",
+    "clear_memos",
     "demand_view",
     "events_until",
     "history_start",
@@ -145,6 +149,16 @@ class DemandHistory:
 # reused while it lives): every reader of one plan run asks for the same view, and the stock
 # memos of stocktailor.censoring are keyed by the identity of its frames.
 _VIEW: list[tuple[tuple[pl.DataFrame, ...], tuple[pl.DataFrame, ...]]] = []
+
+
+def clear_memos() -> None:
+    """Forget the memoised demand view and the memos of :mod:`stocktailor.censoring`.
+
+    They hold the tables they were built from (a date's sales and inventory, and their
+    sorted copies): call this when done with those tables, e.g. after a plan run's step.
+    """
+    _VIEW.clear()
+    clear_censoring_memos()
 
 
 def _frames(tables: Tables) -> tuple[pl.DataFrame, ...]:

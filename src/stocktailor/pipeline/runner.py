@@ -35,6 +35,7 @@ from stocktailor.pipeline.steps import (
     Step,
     forecast_scan,
     read_output,
+    release_memos,
 )
 from stocktailor.pipeline.store import OutputStore, StoredOutput
 from stocktailor.plan import PlanResult, ProgressFactory, headline_kpis
@@ -299,7 +300,12 @@ class Pipeline:
         upstream = {n: outputs[n] for n in step.needs}
         with self.store.put(step.name, state.as_of, state.key) as (folder, meta):
             meta["inputs"] = {n: o.key for n, o in upstream.items()}
-            step.compute(ctx, upstream, folder, meta)
+            try:
+                step.compute(ctx, upstream, folder, meta)
+            finally:
+                # the step's memos hold its tables and their copies; later steps rebuild
+                # what they need
+                release_memos()
             meta["seconds"] = round(time.perf_counter() - t0, 3)
         stored = self.store.get(step.name, state.as_of, state.key)
         assert stored is not None

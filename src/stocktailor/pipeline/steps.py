@@ -49,6 +49,7 @@ __all__ = [
     "Step",
     "forecast_scan",
     "read_output",
+    "release_memos",
     "tables_at",
 ]
 
@@ -124,7 +125,7 @@ class Context:
     def tables(self, at: dt.date) -> Tables:
         """The tables as known on ``at`` (one date is held at a time)."""
         if self._tables is None or self._tables[0] != at:
-            self._tables = None  # free the other date's tables before reading
+            self.release()  # free the other date's tables before reading
             weather = self.settings.pipeline.weather_forecast_days
             tables = tables_at(self.ws, at, weather)
             # posts become derived trend series (embeddings cached in the workspace)
@@ -134,8 +135,21 @@ class Context:
         return self._tables[1]
 
     def release(self) -> None:
-        """Drop the tables held."""
+        """Drop the tables held, and the memos built from them."""
         self._tables = None
+        release_memos()
+
+
+def release_memos() -> None:
+    """Forget the memos of the demand view and the stock reconstruction.
+
+    They hold the tables they were built from (a date's sales and inventory and sorted
+    copies, over 1 GB at 1,000 stores x 20,000 SKU-sizes), so a memo left by one step would
+    keep them alive through the next steps.
+    """
+    from stocktailor.demand import clear_memos
+
+    clear_memos()
 
 
 Compute = Callable[[Context, Mapping[str, StoredOutput], Path, dict[str, Any]], None]
@@ -239,7 +253,16 @@ def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[
             size_curves=curves,
             history=history,
         )
-        del history
+        # The model is fitted and ``parts`` predicts with a slim copy: keep only what is
+        # stored, so that the history, the tables and the fitted model's copies of them
+        # (several GB at 1,000 stores x 20,000 SKU-sizes) are freed before predicting.
+        slim: Any = None
+        validation: Any = None
+        if model is not None and hasattr(model, "for_prediction"):
+            slim = model.for_prediction()
+            validation = getattr(model, "validation_", None)
+        del history, curves, tables, model
+        ctx.release()
         scan = write_parts(parts, out / "forecast")
     meta["rows"] = int(scan.select(pl.len()).collect().item())
     if meta["rows"] == 0:
@@ -249,9 +272,8 @@ def _demand(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[
             "or sale on or before it); the plan of this run moves nothing",
             day,
         )
-    if model is not None and hasattr(model, "for_prediction"):
-        _pickle(model.for_prediction(), out / "model.pkl")
-        validation = getattr(model, "validation_", None)
+    if slim is not None:
+        _pickle(slim, out / "model.pkl")
         if isinstance(validation, pl.DataFrame):
             validation.write_parquet(out / "validation.parquet")
 
@@ -300,20 +322,35 @@ def _forecast(
 
 def _plan(ctx: Context, up: Mapping[str, StoredOutput], out: Path, meta: dict[str, Any]) -> None:
     """Allocation and transfers: one optimisation of warehouse and store stock (the joint plan)."""
-    from stocktailor.plan import plan_moves
+    from stocktailor.plan import plan_summary
+    from stocktailor.transfers import build_instance, plan_network
 
     tables = ctx.tables(ctx.day)
     clusters = read_output(up["clusters"], "labels.parquet")
+    forecast = forecast_scan(up["forecast"])
     with ctx.progress("planning allocation and transfers", None) as advance:
-        allocation, transfers, recommendations, kpis = plan_moves(
+        # plan_moves, with the instance built here: the solve and what follows read only
+        # products and stores, so the sales and inventory (1.5 GB resident at 1,000 stores x
+        # 20,000 SKU-sizes) are dropped before the solve, and the instance after it
+        instance = build_instance(tables, ctx.day, forecast, ctx.settings)
+        tables = tables.replace(sales=tables.sales.clear(), inventory=tables.inventory.clear())
+        ctx.release()
+        plan = plan_network(
             tables,
             ctx.day,
-            forecast_scan(up["forecast"]),
+            forecast,
             ctx.settings,
             clusters=clusters,
             engine=ctx.engine,
             progress=advance,
             lane_premiums=ctx.lane_premiums,
+            instance=instance,
+        )
+        del instance
+        allocation, transfers, objective = plan.allocation, plan.transfers, plan.objective
+        del plan
+        recommendations, kpis = plan_summary(
+            allocation, transfers, objective, tables, ctx.settings, clusters=clusters
         )
     if ctx.lane_premiums is not None and ctx.lane_premiums.height:
         on_lane = pl.concat(

@@ -91,6 +91,7 @@ def plan_network(
     progress: Callable[[int], None] | None = None,
     method: str | None = None,
     lane_premiums: pl.DataFrame | None = None,
+    instance: TransferInstance | None = None,
 ) -> NetworkPlan:
     """The joint plan for ``as_of``: warehouse stock and store stock in one optimisation.
 
@@ -117,6 +118,11 @@ def plan_network(
         ``from_id, to_id, premium``: currency per shipment added to those lanes' fixed costs
         while the plan is chosen (lanes planners keep rejecting), so such a lane carries lines
         only when together they clear the premium too; the lines report the real lane costs.
+    instance
+        The array problem when already built (:func:`build_instance` of these tables, date,
+        forecast and settings): only products and stores are then read from ``tables``, so a
+        caller may drop the sales and inventory before the solve (1.5 GB of resident memory
+        at 1,000 stores x 20,000 SKU-sizes).
 
     Returns
     -------
@@ -125,19 +131,26 @@ def plan_network(
         plan. No store both receives and ships a SKU.
     """
     settings = settings or Settings()
-    fc: pl.LazyFrame = forecast.lazy()
-    if size_curves is not None:
-        fc = resplit_sizes(fc, tables.products, size_curves, clusters)
-    inst, sol = solve_transfers(
-        tables,
-        as_of,
-        fc,
-        settings,
-        engine=engine,
-        progress=progress,
-        method=method,
-        lane_premiums=lane_premiums,
-    )
+    if instance is None:
+        fc: pl.LazyFrame = forecast.lazy()
+        if size_curves is not None:
+            fc = resplit_sizes(fc, tables.products, size_curves, clusters)
+        inst, sol = solve_transfers(
+            tables,
+            as_of,
+            fc,
+            settings,
+            engine=engine,
+            progress=progress,
+            method=method,
+            lane_premiums=lane_premiums,
+        )
+    else:
+        inst = instance
+        premium = lane_premium_matrix(inst.store_ids, lane_premiums)
+        sol = solve_instance(
+            inst, settings, engine=engine, method=method, progress=progress, lane_premium=premium
+        )
     allocation, transfers = plan_frames(
         inst, sol, as_of, tables.products, tables.stores, currency=settings.economics.currency
     )
