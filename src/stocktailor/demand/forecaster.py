@@ -292,15 +292,18 @@ class DemandForecaster:
         styles = self._sample_styles(hist)
         events = hist.events
         skus: pl.DataFrame | None = None
-        if styles is None:
-            # A single snapshot at as_of: the origins track the back-cast positions.
-            vt = with_backcast_snapshots(tables, hist.as_of)
-        else:
+        vt = tables
+        if styles is not None:
             skus = tables.products.filter(pl.col("style").is_in(styles)).select("sku")
             vt = tables.replace(
                 sales=tables.sales.join(skus, on="sku", how="semi"),
                 inventory=tables.inventory.join(skus, on="sku", how="semi"),
             )
+        # A single snapshot at as_of: the origins track the back-cast positions (of the
+        # sampled SKUs only when the styles are sampled: a pair's back-cast is its own).
+        vt = with_backcast_snapshots(vt, hist.as_of)
+        if styles is not None:
+            assert skus is not None
             events = (
                 events[0].join(skus, on="sku", how="semi"),
                 events[1].join(skus, on="sku", how="semi"),
