@@ -299,15 +299,13 @@ class DemandForecaster:
                 sales=tables.sales.join(skus, on="sku", how="semi"),
                 inventory=tables.inventory.join(skus, on="sku", how="semi"),
             )
-        # A single snapshot at as_of: the origins track the back-cast positions (of the
-        # sampled SKUs only when the styles are sampled: a pair's back-cast is its own).
-        vt = with_backcast_snapshots(vt, hist.as_of)
-        if styles is not None:
-            assert skus is not None
             events = (
                 events[0].join(skus, on="sku", how="semi"),
                 events[1].join(skus, on="sku", how="semi"),
             )
+        # A single snapshot at as_of: the origins track the back-cast positions (of the
+        # sampled SKUs only when the styles are sampled: a pair's back-cast is its own).
+        vt = with_backcast_snapshots(vt, hist.as_of)
         out = []
         for k in self.origins_:
             origin = hist.as_of - dt.timedelta(days=7 * k)

@@ -238,8 +238,8 @@ def holdback_run(
     """The executed / held-back comparison of a run's transfer lines (see
     :func:`stocktailor.measure.holdback_estimate`)."""
     days = result.daily["date"].to_list()
-    ex = result.moves.filter(pl.col("kind") == "transfer", pl.col("units") > 0).select(
-        pl.col("ship_date").alias("decision_date"),
+    ex = _executed_lines(result).select(
+        "decision_date",
         "sku",
         "from_id",
         "to_id",
