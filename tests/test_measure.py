@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -242,3 +244,44 @@ def test_a_sold_out_sku_takes_the_day_factor_of_the_others() -> None:
     assert rate[1, 2] == pytest.approx(4.0 / 3.0)
     assert rate[1, 3] == pytest.approx(4.0 / 3.0)
     assert rate[1, 0] == pytest.approx((1.0 + 28.0 * 0.8) / 29.0)
+
+
+def _two_category_toy(seed: int) -> Any:
+    """The three-store toy with its first SKU in another category (the rule ignores it)."""
+    net = three_store_toy(seed)
+    first = net.tables.products["sku"][0]
+    products = net.tables.products.with_columns(
+        pl.when(pl.col("sku") == first)
+        .then(pl.lit("coats"))
+        .otherwise("category")
+        .alias("category")
+    )
+    truth = dataclasses.replace(
+        net.truth, season_tables=net.truth.season_tables.replace(products=products)
+    )
+    return dataclasses.replace(net, tables=net.tables.replace(products=products), truth=truth)
+
+
+def test_category_measurement_splits_each_day_by_category(tmp_path: Path) -> None:
+    backtest(_two_category_toy, [0], ["rule"], Settings(), tmp_path, measure=["rule"])
+    m = pl.read_csv(tmp_path / "uplift_measurement.csv", try_parse_dates=True)
+    c = pl.read_csv(tmp_path / "uplift_by_category.csv", try_parse_dates=True)
+    moves = pl.read_csv(tmp_path / "moves.csv", try_parse_dates=True).filter(
+        pl.col("kind") == "transfer", pl.col("units") > 0
+    )
+    first = _two_category_toy(0).tables.products["sku"][0]
+    want = (
+        moves.with_columns(
+            pl.when(pl.col("sku") == first)
+            .then(pl.lit("coats"))
+            .otherwise(pl.lit("tops"))
+            .alias("category")
+        )
+        .group_by(pl.col("ship_date").alias("decision_date"), "category")
+        .agg(pl.len().cast(pl.Int64).alias("lines"), pl.col("units").sum())
+        .sort("decision_date", "category")
+    )
+    got = c.select("decision_date", "category", "lines", "units").sort("decision_date", "category")
+    assert got.equals(want.select(got.columns))
+    assert c.group_by("decision_date").len()["len"].max() == 2  # some day moves both categories
+    assert c["lines"].sum() == m["lines"].sum()
